@@ -1,0 +1,2 @@
+/* calendar.c: see calendar.h.  (being written) */
+#include "calendar.h"

@@ -1,0 +1,2 @@
+/* person.c: see person.h.  (being written) */
+#include "person.h"

@@ -1,0 +1,30 @@
+/* person.h: person ids - Danish CPR numbers and Norwegian national identity
+ * numbers (fødselsnummer) and D-numbers.
+ *
+ * CPR: DDMMYY-SSSS or DDMMYYSSSS; the date must be real; the century follows
+ * from the 7th digit and the year (CPR office rules); no modulus-11 check (it
+ * stopped holding in 2007).  Norway: 11 digits DDMMYYIIIKK, both mod-11
+ * control digits must hold; a D-number has 4 added to the first digit.
+ * Nothing here logs or copies the id.
+ */
+#ifndef CF_PERSON_H
+#define CF_PERSON_H
+
+#include <stddef.h>
+
+typedef enum {
+    CF_PID_INVALID = 0,
+    CF_PID_DK_CPR,
+    CF_PID_NO_FNR,
+    CF_PID_NO_DNR,
+} cf_pid_kind_t;
+
+/* What kind of person id s[0..len) is, or CF_PID_INVALID. */
+cf_pid_kind_t cf_pid_check(const char *s, size_t len);
+
+/* The canonical form of a valid id: CPR without the dash (10 digits),
+ * Norwegian ids as given (11 digits).  out must hold 12 bytes.  0 or
+ * CF_EBADREQ. */
+int cf_pid_canonical(const char *s, size_t len, char out[12]);
+
+#endif

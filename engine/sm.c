@@ -1,0 +1,2 @@
+/* sm.c: see sm.h.  (being written) */
+#include "sm.h"

@@ -1,0 +1,2 @@
+/* workflow.c: see workflow.h.  (being written) */
+#include "workflow.h"
