@@ -14,13 +14,30 @@ typedef struct {
 static const s_command_t s_commands[] = {
     {"workflow", cf_cmd_workflow, "validate, show or draw workflow definitions"},
     {"calendar", cf_cmd_calendar, "public holidays and business-day arithmetic"},
+    {"queue", cf_cmd_queue, "open claims, most urgent first (breached SLAs, then soonest due)"},
+    {"show", cf_cmd_show, "one claim: data, state, flags, timers, documents, last events"},
+    {"history", cf_cmd_history, "a claim's whole history, one event a line"},
+    {"approve", cf_cmd_decide, "approve a claim in review (decision.approved)"},
+    {"deny", cf_cmd_decide, "deny a claim in review, with a reason (decision.denied)"},
+    {"request-info", cf_cmd_decide, "ask the member for more information (info.requested)"},
+    {"guarantee", cf_cmd_decide, "issue a payment guarantee (guarantee.issued)"},
+    {"refer-network", cf_cmd_decide, "refer to a network provider (network.referred)"},
+    {"answer", cf_cmd_decide, "answer an inquiry (inquiry.answered)"},
+    {"uphold", cf_cmd_decide, "uphold a complaint (complaint.upheld)"},
+    {"reject", cf_cmd_decide, "reject a complaint, with a reason (complaint.rejected)"},
+    {"send", cf_cmd_send, "send any event to a claim, with KEY=VALUE data"},
+    {"timers", cf_cmd_timers, "pending timers, soonest first"},
+    {"stats", cf_cmd_stats, "claims per state, breached SLAs, pending timers"},
+    {"watch", cf_cmd_watch, "print transitions live as they are committed"},
+    {"export", cf_cmd_export, "every claim as JSON lines"},
+    {"backup", cf_cmd_backup, "a consistent, compacted copy of the live store"},
 };
 
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: claimctl COMMAND [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+        fprintf(out, "  %-14s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\n'claimctl COMMAND --help' describes a command's options.\n");
 }
 

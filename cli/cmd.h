@@ -12,4 +12,17 @@ enum { CF_EXIT_OK = 0, CF_EXIT_REFUSED = 1, CF_EXIT_USAGE = 2, CF_EXIT_CONNECT =
 int cf_cmd_workflow(int argc, char **argv);   /* cmd_workflow.c */
 int cf_cmd_calendar(int argc, char **argv);   /* cmd_calendar.c */
 
+int cf_cmd_queue(int argc, char **argv);      /* cmd_ops.c */
+int cf_cmd_show(int argc, char **argv);
+int cf_cmd_history(int argc, char **argv);
+int cf_cmd_timers(int argc, char **argv);
+int cf_cmd_stats(int argc, char **argv);
+int cf_cmd_export(int argc, char **argv);
+/* approve, deny, request-info, guarantee, refer-network, answer, uphold,
+ * reject: argv[0] says which. */
+int cf_cmd_decide(int argc, char **argv);     /* cmd_decide.c */
+int cf_cmd_send(int argc, char **argv);
+int cf_cmd_watch(int argc, char **argv);      /* cmd_watch.c */
+int cf_cmd_backup(int argc, char **argv);     /* backup.c */
+
 #endif

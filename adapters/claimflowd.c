@@ -1,0 +1,808 @@
+/* claimflowd.c: the ZeroMQ front of the claims engine.
+ *
+ * One thread, one loop.  Two ROUTER sockets (portal, operator) take requests,
+ * a PUB socket publishes committed events, and a self-pipe carries
+ * SIGTERM/SIGINT into the same zmq_poll:
+ *
+ *   poll (timeout: until the next timer is due, at most 1 s)
+ *   -> drain up to 256 waiting requests from both ROUTERs, one from each in
+ *      turn, into a batch
+ *   -> cf_engine_run: the whole batch in one LMDB transaction, one fsync
+ *   -> send every reply with the envelope its request came with
+ *   -> publish what the batch committed
+ *   -> fire timers that are due, publish what they committed
+ *
+ * Group commit is why the loop batches: one fsync per batch, not per request,
+ * and replies are sent only after the commit, so `ok: true` is durable.  The
+ * alternative, a thread per socket feeding a writer thread, was rejected: the
+ * engine is single-threaded by contract and one loop needs no locks, and
+ * zmq_poll already multiplexes everything we wait on.
+ *
+ * Framing (docs/protocol.md): frame 0 is the ROUTER's peer identity; if an
+ * empty delimiter follows somewhere (REQ, or a DEALER imitating one), every
+ * frame up to and including it is envelope; the next frame is the request,
+ * and any frame after that makes the message a bad_request.  The transport
+ * decides bad_request (framing) and too_large (over --max-frame) itself,
+ * without giving the frame to the engine; those replies keep their place in
+ * the batch, so one client's replies still come back in the order it sent.
+ *
+ * The daemon never blocks on a client: every send is ZMQ_DONTWAIT and
+ * ROUTER_MANDATORY is off, so a reply to a peer that went away or stopped
+ * reading is dropped (and counted) rather than stalling everyone else.
+ *
+ * Logging: one line at start, one at stop, one per daemon-level error, on
+ * stderr.  Never a request's contents: errors name codes and op names, and
+ * an op name is logged only if it looks like one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "engine.h"
+
+#ifndef CF_VERSION
+#define CF_VERSION "0.0.0"
+#endif
+
+#define CFD_BATCH_MAX      256              /* requests per engine run */
+#define CFD_BATCH_BYTES    (64u << 20)      /* stop draining past this */
+#define CFD_HARD_MAX_MSG   (64 << 20)       /* ZMQ_MAXMSGSIZE: libzmq drops the peer */
+#define CFD_MAX_FRAME      (16u << 20)      /* default --max-frame */
+#define CFD_ENV_MAX        16               /* envelope frames kept per request */
+#define CFD_KEEP_FRAMES    (CFD_ENV_MAX + 2)
+#define CFD_TICK_MS        1000             /* longest poll */
+#define CFD_FIRE_MAX       256              /* timers per fire transaction */
+#define CFD_ROUTER_HWM     10000
+#define CFD_PUB_HWM        100000
+#define CFD_LINGER_MS      100
+
+#define CFD_EXIT_RUNTIME   1
+#define CFD_EXIT_USAGE     2
+
+/* --------------------------------------------------------------- flags --- */
+typedef struct {
+    const char *data_dir;
+    const char *workflows_dir;
+    const char *config_path;
+    const char *portal_ep;
+    const char *operator_ep;
+    const char *events_ep;
+    bool manual_clock;
+    cf_time_t manual_start;
+    size_t max_frame;              /* 0: not given */
+    size_t map_size;
+    bool no_grow;
+} s_flags_t;
+
+enum {
+    OPT_DATA = 256, OPT_WORKFLOWS, OPT_CONFIG, OPT_PORTAL, OPT_OPERATOR,
+    OPT_EVENTS, OPT_CLOCK, OPT_MAX_FRAME, OPT_MAP_SIZE, OPT_NO_GROW,
+    OPT_VERSION, OPT_HELP,
+};
+
+static const struct option s_longopts[] = {
+    {"data",      required_argument, NULL, OPT_DATA},
+    {"workflows", required_argument, NULL, OPT_WORKFLOWS},
+    {"config",    required_argument, NULL, OPT_CONFIG},
+    {"portal",    required_argument, NULL, OPT_PORTAL},
+    {"operator",  required_argument, NULL, OPT_OPERATOR},
+    {"events",    required_argument, NULL, OPT_EVENTS},
+    {"clock",     required_argument, NULL, OPT_CLOCK},
+    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+    {"map-size",  required_argument, NULL, OPT_MAP_SIZE},
+    {"no-grow",   no_argument,       NULL, OPT_NO_GROW},
+    {"version",   no_argument,       NULL, OPT_VERSION},
+    {"help",      no_argument,       NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static const char s_usage[] =
+    "usage: claimflowd [--data DIR] [--workflows DIR] [--config FILE]\n"
+    "                  [--portal EP] [--operator EP] [--events EP]\n"
+    "                  [--clock real|manual:RFC3339] [--max-frame BYTES]\n"
+    "                  [--map-size BYTES] [--no-grow] [--version] [--help]\n"
+    "\n"
+    "  --data DIR        LMDB store directory, created if missing (./var)\n"
+    "  --workflows DIR   workflow and calendar YAML (./workflows)\n"
+    "  --config FILE     operators roster and limits (docs/operations.md);\n"
+    "                    without it no operator is known\n"
+    "  --portal EP       portal ROUTER (tcp://127.0.0.1:7401)\n"
+    "  --operator EP     operator ROUTER (tcp://127.0.0.1:7402)\n"
+    "  --events EP       events PUB (tcp://127.0.0.1:7403)\n"
+    "  --clock SPEC      real (default), or manual:2026-11-24T09:00:00Z for\n"
+    "                    tests (time moves only by clock.advance/clock.set)\n"
+    "  --max-frame BYTES largest request frame (16M; at most 64M)\n"
+    "  --map-size BYTES  initial LMDB map size (64M)\n"
+    "  --no-grow         never grow the map: full means `unavailable`\n"
+    "BYTES takes a K, M or G suffix (powers of 1024).\n"
+    "Runs in the foreground until SIGTERM or SIGINT.\n";
+
+/* One line on stderr, then exit 2: the contract for bad flags and files. */
+static void s_usage_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void s_usage_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("claimflowd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (see claimflowd --help)\n", stderr);
+    va_end(ap);
+    exit(CFD_EXIT_USAGE);
+}
+
+/* Decimal bytes with an optional K/M/G suffix (1024-based). */
+static int s_parse_bytes(const char *s, uint64_t max, uint64_t *ret)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    unsigned shift = 0;
+    switch (*p) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    default: return -1;
+    }
+    if (*p != '\0' || v == 0 || v > (max >> shift))
+        return -1;
+    *ret = v << shift;
+    return 0;
+}
+
+static void s_parse_flags(int argc, char **argv, s_flags_t *f)
+{
+    *f = (s_flags_t){
+        .data_dir = "./var",
+        .workflows_dir = "./workflows",
+        .portal_ep = "tcp://127.0.0.1:7401",
+        .operator_ep = "tcp://127.0.0.1:7402",
+        .events_ep = "tcp://127.0.0.1:7403",
+    };
+    opterr = 0;
+    int c;
+    uint64_t u;
+    while ((c = getopt_long(argc, argv, ":h", s_longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DATA:      f->data_dir = optarg; break;
+        case OPT_WORKFLOWS: f->workflows_dir = optarg; break;
+        case OPT_CONFIG:    f->config_path = optarg; break;
+        case OPT_PORTAL:    f->portal_ep = optarg; break;
+        case OPT_OPERATOR:  f->operator_ep = optarg; break;
+        case OPT_EVENTS:    f->events_ep = optarg; break;
+        case OPT_NO_GROW:   f->no_grow = true; break;
+        case OPT_CLOCK:
+            if (strcmp(optarg, "real") == 0) {
+                f->manual_clock = false;
+            } else if (strncmp(optarg, "manual:", 7) == 0 &&
+                       cf_time_parse(optarg + 7, strlen(optarg + 7),
+                                     &f->manual_start) == 0) {
+                f->manual_clock = true;
+            } else {
+                s_usage_fail("--clock: expected 'real' or 'manual:' and an RFC 3339 "
+                             "time, e.g. manual:2026-11-24T09:00:00Z");
+            }
+            break;
+        case OPT_MAX_FRAME:
+            if (s_parse_bytes(optarg, CFD_HARD_MAX_MSG, &u) < 0)
+                s_usage_fail("--max-frame: expected a byte count from 1 to 64M");
+            f->max_frame = (size_t)u;
+            break;
+        case OPT_MAP_SIZE:
+            if (s_parse_bytes(optarg, (uint64_t)1 << 40, &u) < 0 || u < (1u << 20))
+                s_usage_fail("--map-size: expected a byte count from 1M to 1024G");
+            f->map_size = (size_t)u;
+            break;
+        case OPT_VERSION:
+            printf("claimflowd %s\n", CF_VERSION);
+            exit(0);
+        case 'h':
+        case OPT_HELP:
+            fputs(s_usage, stdout);
+            exit(0);
+        case ':':
+            s_usage_fail("flag '%s' needs a value", argv[optind - 1]);
+        default:
+            s_usage_fail("unknown flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        s_usage_fail("unexpected argument '%s'", argv[optind]);
+}
+
+/* ------------------------------------------------------------- signals --- */
+static volatile sig_atomic_t s_stop_signal;
+static int s_sigpipe[2] = {-1, -1};
+
+static void s_on_signal(int sig)
+{
+    int saved = errno;
+    s_stop_signal = sig;
+    /* Wakes zmq_poll even if the signal lands between the flag check and
+     * the poll; a full pipe already holds a wake-up. */
+    ssize_t w = write(s_sigpipe[1], "x", 1);
+    (void)w;
+    errno = saved;
+}
+
+static int s_signals_install(void)
+{
+    if (pipe2(s_sigpipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;                 /* no SA_RESTART: zmq_poll gets EINTR */
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* -------------------------------------------------------------- daemon --- */
+/* One request of a batch, with everything needed to answer it. */
+typedef struct {
+    void *sock;
+    cf_endpoint_t ep;
+    zmq_msg_t env[CFD_ENV_MAX];
+    size_t nenv;
+    zmq_msg_t req;
+    bool has_req;
+    int refuse;              /* the transport's verdict: 0 or a CF_E* */
+    const char *refuse_msg;
+    size_t eng;              /* index into the engine's batch when !refuse */
+} s_slot_t;
+
+typedef struct {
+    cf_engine_t *engine;
+    void *ctx;
+    void *portal, *operator, *events;
+    size_t max_frame;
+    bool manual;
+    s_slot_t *slots;                     /* CFD_BATCH_MAX */
+    cf_request_t *reqs;                  /* CFD_BATCH_MAX */
+    cf_reply_t *replies;                 /* CFD_BATCH_MAX, engine's */
+    cf_reply_t *refusals;                /* CFD_BATCH_MAX, transport's */
+    uint64_t nrequests;
+    uint64_t ndropped;                   /* replies not delivered */
+    bool commit_failing;
+    uint64_t nfailed_commits;
+    int64_t fire_retry_ms;               /* don't retry a failed fire before */
+} s_daemon_t;
+
+static int64_t s_real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The op of a request frame, if it has one that looks like an op name
+ * (a-z, '.', '_'; at most 32): safe to log.  "?" otherwise. */
+static void s_op_name(const void *frame, size_t len, char out[33])
+{
+    strcpy(out, "?");
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, frame, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 2 ||
+                memcmp(k->via.str.ptr, "op", 2) != 0 ||
+                v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+                v->via.str.size > 32)
+                continue;
+            bool clean = true;
+            for (uint32_t j = 0; j < v->via.str.size; j++) {
+                char ch = v->via.str.ptr[j];
+                if (!((ch >= 'a' && ch <= 'z') || ch == '.' || ch == '_'))
+                    clean = false;
+            }
+            if (clean) {
+                memcpy(out, v->via.str.ptr, v->via.str.size);
+                out[v->via.str.size] = '\0';
+            }
+            break;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
+/* ---------------------------------------------------------- receiving --- */
+static void s_slot_clear(s_slot_t *s)
+{
+    for (size_t i = 0; i < s->nenv; i++)
+        zmq_msg_close(&s->env[i]);
+    s->nenv = 0;
+    if (s->has_req)
+        zmq_msg_close(&s->req);
+    s->has_req = false;
+    s->refuse = 0;
+    s->refuse_msg = NULL;
+}
+
+/* Read one whole message from sock into s.  1: a request (perhaps refused by
+ * the transport, see s->refuse); 0: nothing waiting; -1: a socket error. */
+static int s_recv_one(s_daemon_t *d, void *sock, cf_endpoint_t ep, s_slot_t *s)
+{
+    zmq_msg_t parts[CFD_KEEP_FRAMES];
+    size_t kept = 0, total = 0;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+            int err = zmq_errno();
+            zmq_msg_close(&m);
+            if (total == 0 && (err == EAGAIN || err == EINTR))
+                return 0;
+            /* Parts of a message arrive together: a failure mid-message is
+             * a libzmq error, not a client's. */
+            for (size_t i = 0; i < kept; i++)
+                zmq_msg_close(&parts[i]);
+            fprintf(stderr, "claimflowd: error: receive failed: %s\n",
+                    zmq_strerror(err));
+            return -1;
+        }
+        bool more = zmq_msg_more(&m);
+        total++;
+        if (kept < CFD_KEEP_FRAMES) {
+            zmq_msg_init(&parts[kept]);
+            zmq_msg_move(&parts[kept], &m);
+            kept++;
+        }
+        zmq_msg_close(&m);
+        if (!more)
+            break;
+    }
+
+    /* Frame 0 is the peer identity; an empty frame after it ends the
+     * envelope. */
+    size_t delim = 0;
+    for (size_t i = 1; i < kept && !delim; i++)
+        if (zmq_msg_size(&parts[i]) == 0)
+            delim = i;
+
+    s->sock = sock;
+    s->ep = ep;
+    s->refuse = 0;
+    size_t nenv = 1, reqi;
+    if (total > kept || delim >= CFD_ENV_MAX) {
+        s->refuse = CF_EBADREQ;
+        s->refuse_msg = "a request is one frame after the envelope; the message "
+                        "has too many frames";
+        reqi = 0;
+    } else {
+        if (delim)
+            nenv = delim + 1;
+        reqi = nenv;
+        if (reqi >= total) {
+            s->refuse = CF_EBADREQ;
+            s->refuse_msg = "the message has no request frame";
+        } else if (total > reqi + 1) {
+            s->refuse = CF_EBADREQ;
+            s->refuse_msg = "a request is one frame after the envelope; the "
+                            "message has more";
+        } else if (zmq_msg_size(&parts[reqi]) > d->max_frame) {
+            s->refuse = CF_ETOOLARGE;
+            s->refuse_msg = "the request frame is larger than the daemon's "
+                            "max_frame";
+        }
+    }
+
+    s->nenv = 0;
+    for (size_t i = 0; i < nenv; i++) {
+        zmq_msg_init(&s->env[i]);
+        zmq_msg_move(&s->env[i], &parts[i]);
+        s->nenv++;
+    }
+    s->has_req = false;
+    if (!s->refuse) {
+        zmq_msg_init(&s->req);
+        zmq_msg_move(&s->req, &parts[reqi]);
+        s->has_req = true;
+    }
+    for (size_t i = 0; i < kept; i++)
+        zmq_msg_close(&parts[i]);
+    return 1;
+}
+
+/* ------------------------------------------------------------ sending --- */
+static void s_send_reply(s_daemon_t *d, s_slot_t *s, const cf_reply_t *r)
+{
+    if (r->body.size == 0) {                   /* out of memory building it */
+        d->ndropped++;
+        return;
+    }
+    for (size_t i = 0; i < s->nenv; i++)
+        if (zmq_msg_send(&s->env[i], s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            d->ndropped++;
+            return;
+        }
+    if (zmq_send(s->sock, r->body.data, r->body.size, ZMQ_DONTWAIT) < 0)
+        d->ndropped++;
+}
+
+static void s_publish(s_daemon_t *d)
+{
+    const cf_pub_t *p;
+    size_t n = cf_engine_published(d->engine, &p);
+    for (size_t i = 0; i < n; i++) {
+        /* PUB never blocks: a slow subscriber loses messages at its HWM. */
+        if (zmq_send(d->events, p[i].topic, strlen(p[i].topic),
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            continue;
+        zmq_send(d->events, p[i].body, p[i].body_len, ZMQ_DONTWAIT);
+    }
+}
+
+/* ------------------------------------------------------------- serving --- */
+static void s_commit_result(s_daemon_t *d, int rc, const char *what)
+{
+    if (rc < 0) {
+        d->nfailed_commits++;
+        if (!d->commit_failing)
+            fprintf(stderr, "claimflowd: error: %s could not commit: %s "
+                            "(writes are refused until the store takes them)\n",
+                    what, cf_errname(rc));
+        d->commit_failing = true;
+    } else if (d->commit_failing) {
+        fprintf(stderr, "claimflowd: store commits again after %" PRIu64
+                        " failed\n", d->nfailed_commits);
+        d->commit_failing = false;
+        d->nfailed_commits = 0;
+    }
+}
+
+/* Drain a batch from both sockets, run it, answer it.  Returns the number of
+ * requests served, or -1 on a socket error. */
+static int s_serve(s_daemon_t *d)
+{
+    void *socks[2] = {d->portal, d->operator};
+    cf_endpoint_t eps[2] = {CF_EP_PORTAL, CF_EP_OPERATOR};
+    bool open[2] = {true, true};
+    size_t n = 0, neng = 0, bytes = 0;
+    int result = 0;
+
+    /* One from each socket in turn, so a busy portal cannot starve the
+     * operators (or the other way round). */
+    while (n < CFD_BATCH_MAX && bytes < CFD_BATCH_BYTES && (open[0] || open[1])) {
+        for (int k = 0; k < 2 && n < CFD_BATCH_MAX; k++) {
+            if (!open[k])
+                continue;
+            int rc = s_recv_one(d, socks[k], eps[k], &d->slots[n]);
+            if (rc < 0) {
+                result = -1;
+                open[k] = false;
+            } else if (rc == 0) {
+                open[k] = false;
+            } else {
+                s_slot_t *s = &d->slots[n];
+                if (!s->refuse) {
+                    s->eng = neng;
+                    d->reqs[neng] = (cf_request_t){
+                        .endpoint = s->ep,
+                        .auth_actor = NULL,   /* no CURVE yet */
+                        .frame = zmq_msg_data(&s->req),
+                        .len = zmq_msg_size(&s->req),
+                    };
+                    bytes += d->reqs[neng].len;
+                    neng++;
+                }
+                n++;
+            }
+        }
+    }
+    if (n == 0)
+        return result;
+
+    for (size_t i = 0; i < neng; i++)
+        cf_reply_init(&d->replies[i]);
+    if (neng > 0) {
+        int rc = cf_engine_run(d->engine, d->reqs, neng, d->replies);
+        s_commit_result(d, rc, "a request batch");
+    }
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *s = &d->slots[i];
+        if (s->refuse) {
+            cf_reply_init(&d->refusals[i]);
+            cf_reply_error(&d->refusals[i], s->refuse, s->refuse_msg);
+            s_send_reply(d, s, &d->refusals[i]);
+            cf_reply_fini(&d->refusals[i]);
+        } else {
+            const cf_reply_t *r = &d->replies[s->eng];
+            if (r->code == CF_EINTERNAL) {
+                char opname[33];
+                s_op_name(d->reqs[s->eng].frame, d->reqs[s->eng].len, opname);
+                fprintf(stderr, "claimflowd: error: internal error answering "
+                                "op %s on the %s endpoint\n", opname,
+                        s->ep == CF_EP_PORTAL ? "portal" : "operator");
+            }
+            s_send_reply(d, s, r);
+        }
+        s_slot_clear(s);
+    }
+    for (size_t i = 0; i < neng; i++)
+        cf_reply_fini(&d->replies[i]);
+    d->nrequests += n;
+    s_publish(d);
+    return result < 0 ? -1 : (int)n;
+}
+
+/* Fire the timers that are due now, if any; publish what they committed. */
+static void s_fire(s_daemon_t *d)
+{
+    cf_time_t due = cf_engine_next_due(d->engine);
+    if (due == 0 || due > cf_engine_now(d->engine))
+        return;
+    if (d->fire_retry_ms && s_mono_ms() < d->fire_retry_ms)
+        return;
+    size_t fired = 0;
+    int rc = cf_engine_fire_due(d->engine, CFD_FIRE_MAX, &fired);
+    s_publish(d);
+    s_commit_result(d, rc, "firing timers");
+    /* A failed fire leaves the timers due: back off rather than spin. */
+    d->fire_retry_ms = rc < 0 ? s_mono_ms() + CFD_TICK_MS : 0;
+}
+
+/* How long zmq_poll may sleep: until the next timer, at most a tick. */
+static long s_poll_timeout(s_daemon_t *d)
+{
+    if (d->manual)                  /* only requests move a manual clock */
+        return CFD_TICK_MS;
+    cf_time_t due = cf_engine_next_due(d->engine);
+    if (due == 0)
+        return CFD_TICK_MS;
+    if (d->fire_retry_ms) {
+        int64_t wait = d->fire_retry_ms - s_mono_ms();
+        return wait <= 0 ? 0 : wait > CFD_TICK_MS ? CFD_TICK_MS : (long)wait;
+    }
+    int64_t wait = (int64_t)due * 1000 - s_real_ms();
+    if (wait <= 0)
+        return 0;
+    return wait > CFD_TICK_MS ? CFD_TICK_MS : (long)wait;
+}
+
+/* --------------------------------------------------------------- setup --- */
+static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
+                      size_t rlen, const char *name)
+{
+    void *s = zmq_socket(ctx, type);
+    if (!s) {
+        fprintf(stderr, "claimflowd: cannot create the %s socket: %s\n", name,
+                zmq_strerror(zmq_errno()));
+        return NULL;
+    }
+    int linger = CFD_LINGER_MS, zero = 0;
+    int hwm = type == ZMQ_PUB ? CFD_PUB_HWM : CFD_ROUTER_HWM;
+    int64_t maxmsg = CFD_HARD_MAX_MSG;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (type == ZMQ_ROUTER)
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof zero);
+    if (zmq_bind(s, ep) < 0) {
+        fprintf(stderr, "claimflowd: cannot bind the %s socket to %s: %s\n",
+                name, ep, zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    size_t len = rlen;
+    if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, resolved, &len) < 0)
+        snprintf(resolved, rlen, "%s", ep);
+    return s;
+}
+
+/* The number of workflows the engine loaded, from its own ping reply (the
+ * engine has no other way to say), or -1. */
+static int s_workflow_count(cf_engine_t *e)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "ping", 4);
+    cf_request_t req = {.endpoint = CF_EP_PORTAL, .frame = sb.data, .len = sb.size};
+    cf_reply_t rep;
+    cf_reply_init(&rep);
+    int count = -1;
+    if (cf_engine_run(e, &req, 1, &rep) == 0 && rep.code == 0) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        if (msgpack_unpack_next(&u, rep.body.data, rep.body.size, NULL) ==
+                MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+            const msgpack_object_map *m = &u.data.via.map;
+            for (uint32_t i = 0; i < m->size; i++)
+                if (m->ptr[i].key.type == MSGPACK_OBJECT_STR &&
+                    m->ptr[i].key.via.str.size == 9 &&
+                    memcmp(m->ptr[i].key.via.str.ptr, "workflows", 9) == 0 &&
+                    m->ptr[i].val.type == MSGPACK_OBJECT_ARRAY)
+                    count = (int)m->ptr[i].val.via.array.size;
+        }
+        msgpack_unpacked_destroy(&u);
+    }
+    cf_reply_fini(&rep);
+    msgpack_sbuffer_destroy(&sb);
+    return count;
+}
+
+static void s_close(s_daemon_t *d)
+{
+    /* Linger was set small at creation: queued replies get that long. */
+    if (d->portal)
+        zmq_close(d->portal);
+    if (d->operator)
+        zmq_close(d->operator);
+    if (d->events)
+        zmq_close(d->events);
+    d->portal = d->operator = d->events = NULL;
+    if (d->ctx)
+        zmq_ctx_term(d->ctx);
+    d->ctx = NULL;
+    cf_engine_destroy(&d->engine);
+    free(d->slots);
+    free(d->reqs);
+    free(d->replies);
+    free(d->refusals);
+}
+
+static const char *s_signame(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
+}
+
+int main(int argc, char **argv)
+{
+    s_flags_t f;
+    s_parse_flags(argc, argv, &f);
+
+    cf_config_t *cfg = NULL;
+    if (f.config_path) {
+        cf_error_t cerr = {0};
+        if (cf_config_load(f.config_path, &cfg, &cerr) < 0) {
+            fprintf(stderr, "claimflowd: %s\n", cerr.message);
+            return CFD_EXIT_USAGE;
+        }
+    }
+    size_t max_frame = f.max_frame ? f.max_frame
+                     : cfg && cfg->max_frame ? cfg->max_frame : CFD_MAX_FRAME;
+
+    if (s_signals_install() < 0) {
+        fprintf(stderr, "claimflowd: cannot install signal handlers: %s\n",
+                strerror(errno));
+        cf_config_destroy(&cfg);
+        return CFD_EXIT_RUNTIME;
+    }
+
+    s_daemon_t d = {.max_frame = max_frame, .manual = f.manual_clock};
+    cf_engine_opts_t eo = {
+        .data_dir = f.data_dir,
+        .workflows_dir = f.workflows_dir,
+        .map_size = f.map_size,
+        .no_grow = f.no_grow,
+        .idem_retention = cfg ? cfg->idem_retention : 0,
+        .max_document = cfg ? cfg->max_document : 0,
+        .manual_clock = f.manual_clock,
+        .manual_start = f.manual_start,
+        .operators = cfg ? cfg->operators : NULL,
+        .noperators = cfg ? cfg->noperators : 0,
+    };
+    size_t noperators = eo.noperators;
+    cf_diags_t diags = {0};
+    int rc = cf_engine_open(&eo, &d.engine, &diags);
+    cf_config_destroy(&cfg);              /* the engine copied the roster */
+    if (rc < 0) {
+        cf_diags_print(&diags, stderr);
+        cf_diags_clear(&diags);
+        fprintf(stderr, "claimflowd: cannot open the store in %s with the "
+                        "workflows of %s: %s\n",
+                f.data_dir, f.workflows_dir, cf_errname(rc));
+        return CFD_EXIT_USAGE;
+    }
+    cf_diags_clear(&diags);
+    int nworkflows = s_workflow_count(d.engine);
+
+    d.slots = calloc(CFD_BATCH_MAX, sizeof *d.slots);
+    d.reqs = calloc(CFD_BATCH_MAX, sizeof *d.reqs);
+    d.replies = calloc(CFD_BATCH_MAX, sizeof *d.replies);
+    d.refusals = calloc(CFD_BATCH_MAX, sizeof *d.refusals);
+    d.ctx = zmq_ctx_new();
+    if (!d.slots || !d.reqs || !d.replies || !d.refusals || !d.ctx) {
+        fprintf(stderr, "claimflowd: out of memory\n");
+        s_close(&d);
+        return CFD_EXIT_RUNTIME;
+    }
+    char portal_ep[256], operator_ep[256], events_ep[256];
+    d.portal = s_socket(d.ctx, ZMQ_ROUTER, f.portal_ep, portal_ep,
+                        sizeof portal_ep, "portal");
+    d.operator = d.portal ? s_socket(d.ctx, ZMQ_ROUTER, f.operator_ep,
+                                     operator_ep, sizeof operator_ep, "operator")
+                          : NULL;
+    d.events = d.operator ? s_socket(d.ctx, ZMQ_PUB, f.events_ep, events_ep,
+                                     sizeof events_ep, "events")
+                          : NULL;
+    if (!d.events) {
+        s_close(&d);
+        return CFD_EXIT_USAGE;
+    }
+
+    if (!f.config_path)
+        fprintf(stderr, "claimflowd: warning: no --config: the operator "
+                        "endpoint knows no operator, every operator request "
+                        "is forbidden\n");
+
+    /* Timers that fell due while the daemon was down fire now, late. */
+    s_fire(&d);
+
+    char clockbuf[CF_TIME_BUFLEN];
+    fprintf(stderr, "claimflowd: started version %s portal=%s operator=%s "
+                    "events=%s data=%s workflows=%d operators=%zu clock=%s%s\n",
+            CF_VERSION, portal_ep, operator_ep, events_ep, f.data_dir,
+            nworkflows, noperators, f.manual_clock ? "manual:" : "real",
+            f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "");
+
+    zmq_pollitem_t items[3] = {
+        {.socket = d.portal, .events = ZMQ_POLLIN},
+        {.socket = d.operator, .events = ZMQ_POLLIN},
+        {.socket = NULL, .fd = s_sigpipe[0], .events = ZMQ_POLLIN},
+    };
+    int exit_code = 0;
+    while (!s_stop_signal) {
+        if (zmq_poll(items, 3, s_poll_timeout(&d)) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            fprintf(stderr, "claimflowd: error: poll failed: %s\n",
+                    zmq_strerror(zmq_errno()));
+            exit_code = CFD_EXIT_RUNTIME;
+            break;
+        }
+        if (s_serve(&d) < 0) {
+            exit_code = CFD_EXIT_RUNTIME;
+            break;
+        }
+        s_fire(&d);
+    }
+    /* Answer what libzmq has already taken in, then stop. */
+    if (exit_code == 0)
+        while (s_serve(&d) > 0)
+            ;
+
+    fprintf(stderr, "claimflowd: stopped (%s) requests=%" PRIu64
+                    " dropped_replies=%" PRIu64 "\n",
+            exit_code ? "error" : s_signame((int)s_stop_signal), d.nrequests,
+            d.ndropped);
+    s_close(&d);
+    close(s_sigpipe[0]);
+    close(s_sigpipe[1]);
+    return exit_code;
+}

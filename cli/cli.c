@@ -1,0 +1,559 @@
+/* cli.c: the shared plumbing of claimctl's daemon commands.
+ *
+ * Options come from tables (the command's own, then the common groups it
+ * asked for), so parsing, `--help` and the usage printed on a usage error are
+ * generated from the same list and cannot drift apart.  Parsing is by hand
+ * rather than getopt_long: getopt permutes argv and keeps global state, and
+ * claimctl wants only long options, `--name VALUE` or `--name=VALUE`, with
+ * positional arguments anywhere.
+ *
+ * Environment defaults (CLAIMFLOW_ENDPOINT, ...) are applied before the
+ * command line, so an option always wins.  Output helpers never let a byte
+ * of claim data reach the terminal as a control character.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+
+/* -------------------------------------------------------------- options --- */
+/* The common groups' options; targets are filled per parse (s_common). */
+typedef struct {
+    unsigned group;
+    cf_opt_t opt;
+} s_common_opt_t;
+
+static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
+{
+    const s_common_opt_t all[] = {
+        {CF_CO_ID, {"id", "ID", "idempotency key: retrying with the same ID has no second effect (default: random)", CF_OPT_STR, &cli->id, false}},
+        {CF_CO_JSON, {"json", NULL, "print JSON (the protocol's field names) instead of a table", CF_OPT_FLAG, &cli->json, false}},
+        {CF_CO_LOCAL, {"workflows", "DIR", "where calendars.yaml is, for local time (CLAIMFLOW_WORKFLOWS; default ./workflows)", CF_OPT_STR, &cli->workflows, false}},
+        {CF_CO_LOCAL, {"calendar", "NAME", "the calendar whose time zone times are shown in (default dk; UTC if none loads)", CF_OPT_STR, &cli->calendar, false}},
+        {CF_CO_DAEMON, {"endpoint", "URL", "claimflowd's operator endpoint (CLAIMFLOW_ENDPOINT; default " CF_CLI_DEFAULT_ENDPOINT ")", CF_OPT_STR, &cli->endpoint, false}},
+        {CF_CO_DAEMON, {"as", "OPERATOR", "your operator id in the daemon's roster (CLAIMFLOW_OPERATOR)", CF_OPT_STR, &cli->actor, false}},
+        {CF_CO_EVENTS, {"events", "URL", "claimflowd's events endpoint (CLAIMFLOW_EVENTS; default " CF_CLI_DEFAULT_EVENTS ")", CF_OPT_STR, &cli->events, false}},
+        {CF_CO_DAEMON | CF_CO_EVENTS, {"timeout", "SECONDS", "wait at most this long for claimflowd (default 5)", CF_OPT_STR, &cli->timeout_arg, false}},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i].group & groups)
+            out[n++] = all[i].opt;
+    return n;
+}
+
+#define S_MAXCOMMON 8
+
+void cf_cli_usage(const cf_cli_t *cli, FILE *out)
+{
+    const cf_cmd_spec_t *sp = cli->spec;
+    cf_opt_t common[S_MAXCOMMON];
+    size_t ncommon = s_common((cf_cli_t *)cli, sp->common, common);
+
+    fprintf(out, "usage: claimctl %s", sp->name);
+    if (sp->args && *sp->args)
+        fprintf(out, " %s", sp->args);
+    for (size_t i = 0; i < cli->nopts; i++)
+        if (cli->opts[i].required)
+            fprintf(out, " --%s %s", cli->opts[i].name, cli->opts[i].metavar);
+    fprintf(out, " [OPTIONS]\n\n%s\n\noptions:\n", sp->summary);
+    for (int pass = 0; pass < 2; pass++) {
+        const cf_opt_t *o = pass == 0 ? cli->opts : common;
+        size_t n = pass == 0 ? cli->nopts : ncommon;
+        for (size_t i = 0; i < n; i++) {
+            char left[48];
+            snprintf(left, sizeof left, "--%s%s%s", o[i].name, o[i].metavar ? " " : "",
+                     o[i].metavar ? o[i].metavar : "");
+            fprintf(out, "  %-20s %s%s\n", left, o[i].help,
+                    o[i].required ? " (required)" : "");
+        }
+    }
+    fprintf(out, "  %-20s %s\n", "-h, --help", "show this help");
+    if (sp->details)
+        fprintf(out, "\n%s", sp->details);
+    fprintf(out, "\nexit codes: 0 done, 1 claimflowd refused, 2 usage error, "
+                 "3 cannot reach claimflowd\n");
+}
+
+int cf_cli_usage_error(const cf_cli_t *cli, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "claimctl: %s: ", cli->spec->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n", stderr);
+    cf_cli_usage(cli, stderr);
+    return CF_EXIT_USAGE;
+}
+
+int cf_cli_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("claimctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n", stderr);
+    return code;
+}
+
+/* Store value into o's target.  0, or -1 when it does not parse. */
+static int s_set(const cf_opt_t *o, const char *value)
+{
+    switch (o->kind) {
+    case CF_OPT_FLAG:
+        *(bool *)o->target = true;
+        return 0;
+    case CF_OPT_STR:
+        *(const char **)o->target = value;
+        return 0;
+    case CF_OPT_COUNT: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < 1 || value[0] == '+' || value[0] == ' ')
+            return -1;
+        *(long *)o->target = v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static const char *s_env(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+/* Load the calendars for local time.  A failure falls back to UTC quietly
+ * unless the calendar was asked for by name (then it is a usage error). */
+static int s_load_calendar(cf_cli_t *cli, bool asked)
+{
+    char path[PATH_MAX];
+    cf_diags_t diags = {0};
+    snprintf(path, sizeof path, "%s/calendars.yaml", cli->workflows);
+    if (cf_cal_set_load_file(path, &cli->cals, &diags) != 0) {
+        if (asked) {
+            cf_diags_print(&diags, stderr);
+            cf_diags_clear(&diags);
+            return cf_cli_usage_error(cli, "cannot load calendars from %s", path);
+        }
+        cf_diags_clear(&diags);
+        return -1;
+    }
+    cf_diags_clear(&diags);
+    cli->cal = cf_cal_find(cli->cals, cli->calendar);
+    if (!cli->cal) {
+        if (asked)
+            return cf_cli_usage_error(cli, "no calendar '%s' in %s", cli->calendar, path);
+        cf_cal_set_destroy(&cli->cals);
+    }
+    return -1;
+}
+
+int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
+                 size_t nopts, int argc, char **argv)
+{
+    memset(cli, 0, sizeof *cli);
+    cli->spec = spec;
+    cli->opts = opts;
+    cli->nopts = nopts;
+    cli->endpoint = s_env("CLAIMFLOW_ENDPOINT", CF_CLI_DEFAULT_ENDPOINT);
+    cli->events = s_env("CLAIMFLOW_EVENTS", CF_CLI_DEFAULT_EVENTS);
+    cli->actor = s_env("CLAIMFLOW_OPERATOR", NULL);
+    cli->workflows = s_env("CLAIMFLOW_WORKFLOWS", "./workflows");
+    cli->calendar = CF_CLI_DEFAULT_CALENDAR;
+    cli->timeout = CF_CLI_DEFAULT_TIMEOUT;
+    cli->color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
+    
+    cf_opt_t common[S_MAXCOMMON];
+    size_t ncommon = s_common(cli, spec->common, common);
+    bool given[64] = {false};
+    int rc = CF_EXIT_USAGE;
+
+    if (!(cli->args = calloc((size_t)argc + 1, sizeof *cli->args)))
+        return cf_cli_fail(CF_EXIT_REFUSED, "out of memory");
+    bool only_args = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            cli->args[cli->nargs++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_args = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cf_cli_usage(cli, stdout);
+            rc = CF_EXIT_OK;
+            goto out_free;
+        }
+        if (a[1] != '-') {
+            rc = cf_cli_usage_error(cli, "unknown option '%s'", a);
+            goto out_free;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const cf_opt_t *o = NULL;
+        size_t idx = 0;
+        for (size_t j = 0; j < nopts + ncommon && !o; j++) {
+            const cf_opt_t *c = j < nopts ? &opts[j] : &common[j - nopts];
+            if (strlen(c->name) == nlen && strncmp(c->name, name, nlen) == 0)
+                o = c, idx = j;
+        }
+        if (!o) {
+            rc = cf_cli_usage_error(cli, "unknown option '--%.*s'", (int)nlen, name);
+            goto out_free;
+        }
+        const char *value = NULL;
+        if (o->kind == CF_OPT_FLAG) {
+            if (eq) {
+                rc = cf_cli_usage_error(cli, "--%s takes no value", o->name);
+                goto out_free;
+            }
+        } else if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            rc = cf_cli_usage_error(cli, "--%s needs a value (%s)", o->name, o->metavar);
+            goto out_free;
+        }
+        if (s_set(o, value) != 0) {
+            rc = cf_cli_usage_error(cli, "--%s: '%s' is not a positive integer", o->name, value);
+            goto out_free;
+        }
+        if (idx < sizeof given / sizeof given[0])
+            given[idx] = true;
+    }
+    for (size_t j = 0; j < nopts; j++)
+        if (opts[j].required && !given[j]) {
+            rc = cf_cli_usage_error(cli, "--%s is required", opts[j].name);
+            goto out_free;
+        }
+    if (cli->nargs < spec->min_args ||
+        (spec->max_args >= 0 && cli->nargs > spec->max_args)) {
+        if (cli->nargs < spec->min_args)
+            rc = cf_cli_usage_error(cli, "missing argument (%s)", spec->args);
+        else
+            rc = cf_cli_usage_error(cli, "unexpected argument '%s'", cli->args[spec->max_args]);
+        goto out_free;
+    }
+    if (cli->timeout_arg) {
+        char *end;
+        double t = strtod(cli->timeout_arg, &end);
+        if (end == cli->timeout_arg || *end || !(t > 0) || t > 86400) {
+            rc = cf_cli_usage_error(cli, "--timeout: '%s' is not a number of seconds (0 < s <= 86400)",
+                                    cli->timeout_arg);
+            goto out_free;
+        }
+        cli->timeout = t;
+    }
+    if ((spec->common & CF_CO_DAEMON) && !cli->actor) {
+        rc = cf_cli_usage_error(cli, "who are you? give --as OPERATOR or set CLAIMFLOW_OPERATOR");
+        goto out_free;
+    }
+    if (cli->id && (strlen(cli->id) < 1 || strlen(cli->id) > 128)) {
+        rc = cf_cli_usage_error(cli, "--id must be 1 to 128 bytes");
+        goto out_free;
+    }
+    if (spec->common & CF_CO_LOCAL) {
+        bool asked = false;
+        for (size_t j = 0; j < ncommon; j++)
+            if (strcmp(common[j].name, "calendar") == 0 && given[nopts + j])
+                asked = true;
+        if ((rc = s_load_calendar(cli, asked)) >= 0)
+            goto out_free;
+    }
+    return -1;
+
+out_free:
+    cf_cli_fini(cli);
+    return rc;
+}
+
+void cf_cli_fini(cf_cli_t *cli)
+{
+    cf_client_destroy(&cli->client);
+    cf_cal_set_destroy(&cli->cals);
+    cli->cal = NULL;
+    free(cli->args);
+    cli->args = NULL;
+    cli->nargs = 0;
+}
+
+/* --------------------------------------------------------------- daemon --- */
+int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
+{
+    if (!cli->client) {
+        int ms = (int)ceil(cli->timeout * 1000.0);
+        cli->client = cf_client_new(cli->endpoint, cli->actor, ms > 0 ? ms : 1);
+        if (!cli->client) {
+            if (errno == EINVAL || errno == EPROTONOSUPPORT)
+                return cf_cli_fail(CF_EXIT_USAGE, "'%s' is not a ZeroMQ endpoint "
+                                   "(e.g. " CF_CLI_DEFAULT_ENDPOINT ")", cli->endpoint);
+            return cf_cli_fail(CF_EXIT_CONNECT, "cannot reach claimflowd at %s (%s)",
+                               cli->endpoint, strerror(errno));
+        }
+    }
+    cf_client_error_t err;
+    int rc = cf_client_call(cli->client, req, reply, &err);
+    switch (rc) {
+    case 0:
+        return CF_EXIT_OK;
+    case CF_CLIENT_EREFUSED:
+        return cf_cli_fail(CF_EXIT_REFUSED, "%s: %s", err.code, err.message);
+    case CF_CLIENT_EUNREACHABLE:
+        return cf_cli_fail(CF_EXIT_CONNECT, "cannot reach claimflowd at %s (is it running?)",
+                           cli->endpoint);
+    case CF_CLIENT_ETIMEOUT:
+        cf_client_destroy(&cli->client);
+        return cf_cli_fail(CF_EXIT_CONNECT, "no reply from claimflowd at %s within %g s",
+                           cli->endpoint, cli->timeout);
+    case CF_CLIENT_EPROTO:
+        return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s sent a reply that is not "
+                           "a protocol map", cli->endpoint);
+    default:
+        return cf_cli_fail(CF_EXIT_CONNECT, "cannot talk to claimflowd at %s (%s)",
+                           cli->endpoint, strerror(errno));
+    }
+}
+
+const char *cf_cli_request_id(const cf_cli_t *cli, char *buf)
+{
+    return cli->id ? cli->id : cf_client_new_id(buf);
+}
+
+/* --------------------------------------------------------------- output --- */
+char *cf_cli_time_at(const cf_cli_t *cli, cf_time_t t, char *buf)
+{
+    char iso[CF_TIME_BUFLEN];
+    if (cli->cal) {
+        cf_cal_format_local(cli->cal, t, iso);          /* ...T10:15:00+01:00 */
+        snprintf(buf, CF_CLI_TIMELEN, "%.10s %.5s", iso, iso + 11);
+    } else {
+        cf_time_format(t, iso);                          /* ...T09:15:00Z */
+        snprintf(buf, CF_CLI_TIMELEN, "%.10s %.5sZ", iso, iso + 11);
+    }
+    return buf;
+}
+
+char *cf_cli_time(const cf_cli_t *cli, const msgpack_object *t, char *buf)
+{
+    cf_time_t at;
+    if (!t || t->type == MSGPACK_OBJECT_NIL) {
+        snprintf(buf, CF_CLI_TIMELEN, "-");
+        return buf;
+    }
+    if (t->type != MSGPACK_OBJECT_STR || cf_time_parse(t->via.str.ptr, t->via.str.size, &at) != 0)
+        return cf_cli_text(t, buf, CF_CLI_TIMELEN);
+    return cf_cli_time_at(cli, at, buf);
+}
+
+char *cf_cli_text(const msgpack_object *o, char *buf, size_t len)
+{
+    if (!o || o->type == MSGPACK_OBJECT_NIL) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR: {
+        size_t n = 0;
+        uint32_t i = 0;
+        const unsigned char *s = (const unsigned char *)o->via.str.ptr;
+        for (; i < o->via.str.size && n + 1 < len; i++) {
+            unsigned char c = s[i];
+            /* C0, DEL, and C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F) */
+            if (c == 0xc2 && i + 1 < o->via.str.size && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f) {
+                buf[n++] = '?';
+                i++;
+                continue;
+            }
+            buf[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        }
+        if (i < o->via.str.size) {
+            /* Truncated: drop what may be half a UTF-8 sequence. */
+            while (n > 0 && ((unsigned char)buf[n - 1] & 0xc0) == 0x80)
+                n--;
+            if (n > 0 && ((unsigned char)buf[n - 1] & 0xc0) == 0xc0)
+                n--;
+        }
+        buf[n] = '\0';
+        return buf;
+    }
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        snprintf(buf, len, "%llu", (unsigned long long)o->via.u64);
+        return buf;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        snprintf(buf, len, "%lld", (long long)o->via.i64);
+        return buf;
+    case MSGPACK_OBJECT_BOOLEAN:
+        snprintf(buf, len, "%s", o->via.boolean ? "true" : "false");
+        return buf;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        snprintf(buf, len, "%g", o->via.f64);
+        return buf;
+    case MSGPACK_OBJECT_ARRAY:
+        snprintf(buf, len, "[%u items]", (unsigned)o->via.array.size);
+        return buf;
+    case MSGPACK_OBJECT_MAP:
+        snprintf(buf, len, "{%u keys}", (unsigned)o->via.map.size);
+        return buf;
+    case MSGPACK_OBJECT_BIN:
+        snprintf(buf, len, "(%u bytes)", (unsigned)o->via.bin.size);
+        return buf;
+    default:
+        snprintf(buf, len, "?");
+        return buf;
+    }
+}
+
+char *cf_cli_age(long long s, char *buf, size_t len)
+{
+    if (s < 0)
+        snprintf(buf, len, "-");
+    else if (s >= 86400)
+        snprintf(buf, len, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        snprintf(buf, len, "%lldh %lldm", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        snprintf(buf, len, "%lldm", s / 60);
+    else
+        snprintf(buf, len, "%llds", s);
+    return buf;
+}
+
+const char *cf_cli_color(const cf_cli_t *cli, cf_color_t c)
+{
+    static const char *const codes[] = {
+        [CF_C_RESET] = "\033[0m", [CF_C_BOLD] = "\033[1m",   [CF_C_DIM] = "\033[2m",
+        [CF_C_RED] = "\033[31m",  [CF_C_YELLOW] = "\033[33m", [CF_C_GREEN] = "\033[32m",
+        [CF_C_CYAN] = "\033[36m",
+    };
+    return cli->color ? codes[c] : "";
+}
+
+cf_color_t cf_cli_flag_color(const char *flag)
+{
+    size_t n = strlen(flag);
+    if (n >= 9 && strcmp(flag + n - 9, ".breached") == 0)
+        return CF_C_RED;
+    if (n >= 8 && strcmp(flag + n - 8, ".warning") == 0)
+        return CF_C_YELLOW;
+    return CF_C_RESET;
+}
+
+void cf_cli_json(const msgpack_object *o)
+{
+    cf_json_print(stdout, o, 2);
+    fputc('\n', stdout);
+}
+
+void cf_cli_progress(const char *fmt, ...)
+{
+    if (!isatty(STDERR_FILENO))
+        return;
+    if (!fmt) {
+        fputs("\n", stderr);
+        return;
+    }
+    va_list ap;
+    fputs("\r", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\033[K", stderr);
+    fflush(stderr);
+}
+
+/* ---------------------------------------------------------------- table --- */
+void cf_table_init(cf_table_t *t, size_t ncols, const char *const *head)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols < CF_TABLE_MAXCOLS ? ncols : CF_TABLE_MAXCOLS;
+    for (size_t i = 0; i < t->ncols; i++)
+        t->head[i] = head[i];
+}
+
+int cf_table_add(cf_table_t *t, const char *const *cells, const cf_color_t *colors)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        char **c = realloc(t->cells, cap * t->ncols * sizeof *c);
+        if (!c)
+            return CF_EINTERNAL;
+        t->cells = c;
+        cf_color_t *k = realloc(t->colors, cap * t->ncols * sizeof *k);
+        if (!k)
+            return CF_EINTERNAL;
+        t->colors = k;
+        t->cap = cap;
+    }
+    size_t base = t->nrows * t->ncols;
+    for (size_t i = 0; i < t->ncols; i++) {
+        if (!(t->cells[base + i] = strdup(cells[i] ? cells[i] : "-"))) {
+            while (i-- > 0)
+                free(t->cells[base + i]);
+            return CF_EINTERNAL;
+        }
+        t->colors[base + i] = colors ? colors[i] : CF_C_RESET;
+    }
+    t->nrows++;
+    return 0;
+}
+
+/* Characters, not bytes: UTF-8 continuation bytes do not count. */
+static size_t s_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+void cf_table_print(const cf_table_t *t, const cf_cli_t *cli)
+{
+    size_t width[CF_TABLE_MAXCOLS];
+    for (size_t c = 0; c < t->ncols; c++) {
+        width[c] = s_width(t->head[c]);
+        for (size_t r = 0; r < t->nrows; r++) {
+            size_t w = s_width(t->cells[r * t->ncols + c]);
+            if (w > width[c])
+                width[c] = w;
+        }
+    }
+    for (size_t r = 0; r <= t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *s = r == 0 ? t->head[c] : t->cells[(r - 1) * t->ncols + c];
+            cf_color_t k = r == 0 ? CF_C_BOLD : t->colors[(r - 1) * t->ncols + c];
+            bool last = c + 1 == t->ncols;
+            if (k != CF_C_RESET)
+                printf("%s%s%s", cf_cli_color(cli, k), s, cf_cli_color(cli, CF_C_RESET));
+            else
+                fputs(s, stdout);
+            if (!last)
+                printf("%*s", (int)(width[c] - s_width(s) + 2), "");
+        }
+        fputc('\n', stdout);
+    }
+}
+
+void cf_table_fini(cf_table_t *t)
+{
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    free(t->colors);
+    memset(t, 0, sizeof *t);
+}

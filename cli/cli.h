@@ -1,0 +1,170 @@
+/* cli.h: what every claimctl command that talks to claimflowd shares - its
+ * options (parsed from one table, which also writes --help), the
+ * connection, how a failure becomes a message and an exit code, local time,
+ * colour, aligned tables.
+ *
+ * A command declares a cf_cmd_spec_t (name, positional arguments, which
+ * common option groups it takes) and its own cf_opt_t table, then:
+ *
+ *     cf_cli_t cli;
+ *     int rc = cf_cli_parse(&cli, &spec, opts, n, argc, argv);
+ *     if (rc >= 0) return rc;           // --help (0) or usage error (2)
+ *     ... cf_cli_call(&cli, &req, &reply) ...
+ *     cf_cli_fini(&cli);
+ */
+#ifndef CF_CLI_CLI_H
+#define CF_CLI_CLI_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "calendar.h"
+#include "cf_time.h"
+#include "client.h"
+#include "cmd.h"
+
+#define CF_CLI_DEFAULT_ENDPOINT "tcp://127.0.0.1:7402"
+#define CF_CLI_DEFAULT_EVENTS   "tcp://127.0.0.1:7403"
+#define CF_CLI_DEFAULT_CALENDAR "dk"
+#define CF_CLI_DEFAULT_TIMEOUT  5.0
+
+/* --------------------------------------------------------------- options --- */
+typedef enum {
+    CF_OPT_FLAG,    /* --json: target is bool * */
+    CF_OPT_STR,     /* --reason TEXT: target is const char ** (argv's string) */
+    CF_OPT_COUNT,   /* --limit N: target is long *, N in 1..LONG_MAX */
+} cf_opt_kind_t;
+
+typedef struct {
+    const char *name;      /* without "--" */
+    const char *metavar;   /* "TEXT"; NULL for a flag */
+    const char *help;      /* one line */
+    cf_opt_kind_t kind;
+    void *target;
+    bool required;         /* a usage error when not given */
+} cf_opt_t;
+
+/* Common option groups a command takes (cf_cmd_spec_t.common). */
+enum {
+    CF_CO_DAEMON = 1u << 0,   /* --endpoint, --as, --timeout */
+    CF_CO_JSON   = 1u << 1,   /* --json */
+    CF_CO_LOCAL  = 1u << 2,   /* --workflows, --calendar: times in local time */
+    CF_CO_ID     = 1u << 3,   /* --id: idempotency key of a writing command */
+    CF_CO_EVENTS = 1u << 4,   /* --events, --timeout */
+};
+
+typedef struct {
+    const char *name;       /* "deny" */
+    const char *args;       /* positional synopsis, "CLAIM"; "" for none */
+    const char *summary;    /* one line for 'claimctl help' and --help */
+    const char *details;    /* more lines for --help (examples), or NULL */
+    unsigned common;        /* CF_CO_* */
+    int min_args, max_args; /* positional arguments; max -1 for any number */
+} cf_cmd_spec_t;
+
+typedef struct {
+    const cf_cmd_spec_t *spec;
+    const cf_opt_t *opts;
+    size_t nopts;
+
+    /* Common options, after the environment's defaults. */
+    const char *endpoint, *events, *actor, *workflows, *calendar, *id;
+    const char *timeout_arg;   /* --timeout as given */
+    double timeout;            /* seconds */
+    bool json;
+    bool color;                /* stdout is a terminal and NO_COLOR is unset */
+
+    char **args;               /* positional arguments (borrowed strings) */
+    int nargs;
+
+    cf_cal_set_t *cals;        /* NULL: times shown in UTC */
+    const cf_cal_t *cal;
+    cf_client_t *client;       /* connected on the first cf_cli_call */
+} cf_cli_t;
+
+/* Parse argv (argv[0] is the command's name) against opts[0..nopts) and the
+ * spec's common groups; fill cli.  Returns -1 when the command should run
+ * (then call cf_cli_fini when done), or the exit code to return at once:
+ * CF_EXIT_OK after --help (usage on stdout), CF_EXIT_USAGE after a usage
+ * error (message and usage on stderr). */
+int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
+                 size_t nopts, int argc, char **argv);
+void cf_cli_fini(cf_cli_t *cli);
+
+/* The command's usage: synopsis, summary, every option with its help. */
+void cf_cli_usage(const cf_cli_t *cli, FILE *out);
+
+/* Print "claimctl: NAME: message" and the usage on stderr; CF_EXIT_USAGE. */
+int cf_cli_usage_error(const cf_cli_t *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print "claimctl: message" on stderr; returns code. */
+int cf_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- daemon --- */
+/* Send req to claimflowd and wait for the reply (in *reply, initialised by
+ * the caller, destroyed by the caller even on failure).  Returns the exit
+ * code, having printed on stderr what went wrong:
+ *   CF_EXIT_OK       ok: true;
+ *   CF_EXIT_REFUSED  ok: false: "claimctl: <code>: <message>";
+ *   CF_EXIT_CONNECT  "claimctl: cannot reach claimflowd at <endpoint> (is it
+ *                    running?)", or no reply within the timeout. */
+int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply);
+
+/* A request id: --id when given, else a fresh random one in buf (>= 33). */
+const char *cf_cli_request_id(const cf_cli_t *cli, char *buf);
+
+/* ---------------------------------------------------------------- output --- */
+#define CF_CLI_TIMELEN 40
+
+/* A protocol time (RFC 3339 string) for a person: "2026-11-24 10:15" in the
+ * calendar's zone, or "2026-11-24 09:15Z" when no calendar is loaded; "-"
+ * when t is NULL or nil; the string as it is when it does not parse. */
+char *cf_cli_time(const cf_cli_t *cli, const msgpack_object *t, char *buf);
+char *cf_cli_time_at(const cf_cli_t *cli, cf_time_t t, char *buf);
+
+/* A scalar for a table cell or a line: strings with control characters
+ * replaced by '?' (member-supplied text must not drive the terminal),
+ * integers, booleans; "-" for NULL or nil; "[...]" / "{...}" for containers. */
+char *cf_cli_text(const msgpack_object *o, char *buf, size_t len);
+
+/* A duration in seconds as "3d 4h", "5h 10m", "12m", "40s"; "-" if < 0. */
+char *cf_cli_age(long long seconds, char *buf, size_t len);
+
+/* ANSI colours, or "" when cli->color is off. */
+typedef enum { CF_C_RESET, CF_C_BOLD, CF_C_DIM, CF_C_RED, CF_C_YELLOW, CF_C_GREEN,
+               CF_C_CYAN } cf_color_t;
+const char *cf_cli_color(const cf_cli_t *cli, cf_color_t c);
+/* The colour for a flag: red for *.breached, yellow for *.warning. */
+cf_color_t cf_cli_flag_color(const char *flag);
+
+/* Print o as one pretty JSON document and a newline on stdout. */
+void cf_cli_json(const msgpack_object *o);
+
+/* Progress on stderr, rewriting one line, only when stderr is a terminal;
+ * fmt NULL ends the line. */
+void cf_cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ----------------------------------------------------------------- table --- */
+/* Rows of cells, printed with every column as wide as its widest cell
+ * (counted in characters, not bytes).  Cells are copied. */
+#define CF_TABLE_MAXCOLS 8
+
+typedef struct {
+    size_t ncols;
+    const char *head[CF_TABLE_MAXCOLS];
+    char **cells;              /* nrows * ncols */
+    cf_color_t *colors;        /* one per cell; CF_C_RESET = none */
+    size_t nrows, cap;
+} cf_table_t;
+
+void cf_table_init(cf_table_t *t, size_t ncols, const char *const *head);
+/* Add a row of ncols cells; colors may be NULL.  0 or CF_EINTERNAL (OOM). */
+int cf_table_add(cf_table_t *t, const char *const *cells, const cf_color_t *colors);
+/* Print the header (bold when colour is on) and the rows to stdout. */
+void cf_table_print(const cf_table_t *t, const cf_cli_t *cli);
+void cf_table_fini(cf_table_t *t);
+
+#endif

@@ -1,0 +1,99 @@
+/* client.h: claimctl's side of the protocol (docs/protocol.md) - build one
+ * request map, send it to claimflowd over a DEALER socket, wait a bounded
+ * time for the reply, hand back the decoded map.
+ *
+ * The client never prints: it returns what happened and the CLI (cli.h)
+ * decides what a person sees.  It never hangs either: the socket has
+ * ZMQ_LINGER 0 and ZMQ_IMMEDIATE, so a daemon that is not there shows up as
+ * a socket that never becomes writable, and every wait is a zmq_poll bounded
+ * by the timeout given to cf_client_new.
+ */
+#ifndef CF_CLI_CLIENT_H
+#define CF_CLI_CLIENT_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* -------------------------------------------------------------- requests --- */
+/* A request map under construction: string keys pointing at borrowed values.
+ * Every string (keys, values) must outlive the cf_client_call that sends it;
+ * argv strings and literals do.  Adding more than CF_REQ_MAX keys is a
+ * programmer error (assert). */
+#define CF_REQ_MAX 16
+
+typedef struct {
+    msgpack_object_kv kv[CF_REQ_MAX];
+    uint32_t n;
+} cf_req_t;
+
+/* Start a request {op: op}. */
+void cf_req_init(cf_req_t *r, const char *op);
+void cf_req_str(cf_req_t *r, const char *key, const char *val);
+void cf_req_int(cf_req_t *r, const char *key, int64_t val);
+void cf_req_bool(cf_req_t *r, const char *key, bool val);
+/* Any object, e.g. a map built by the caller (borrowed likewise). */
+void cf_req_obj(cf_req_t *r, const char *key, msgpack_object val);
+
+/* msgpack_object views of a string or an integer, for building maps. */
+msgpack_object cf_mp_str(const char *s);
+msgpack_object cf_mp_int(int64_t v);
+msgpack_object cf_mp_bool(bool v);
+
+/* ----------------------------------------------------- reading replies --- */
+/* The value of key in map, or NULL when map is not a map or has no such key.
+ * Borrowed: lives as long as the msgpack_unpacked it came from. */
+const msgpack_object *cf_mp_get(const msgpack_object *map, const char *key);
+/* The string at key as a NUL-terminated copy in buf (truncated to len-1), or
+ * NULL when absent or not a string. */
+const char *cf_mp_get_str(const msgpack_object *map, const char *key, char *buf,
+                          size_t len);
+/* True when o is a string equal to s. */
+bool cf_mp_eq(const msgpack_object *o, const char *s);
+
+/* ---------------------------------------------------------------- client --- */
+typedef struct cf_client cf_client_t;
+
+/* What cf_client_call can return besides 0.  Outside CF_ERRNO_MAP's range:
+ * these are the transport's failures, not the daemon's answers. */
+enum {
+    CF_CLIENT_EREFUSED    = -100, /* ok: false; *reterr holds code and message */
+    CF_CLIENT_EUNREACHABLE = -101, /* no connection within the timeout */
+    CF_CLIENT_ETIMEOUT    = -102, /* sent, but no reply within the timeout */
+    CF_CLIENT_EPROTO      = -103, /* the reply is not a msgpack map with ok */
+    CF_CLIENT_ESYS        = -104, /* a ZeroMQ call failed (errno kept) */
+};
+
+typedef struct {
+    char code[48];        /* the protocol's error code, "not_found" */
+    char message[320];
+} cf_client_error_t;
+
+/* A client for endpoint (copied).  actor (copied; NULL for none) is added to
+ * every request but ping; timeout_ms bounds each call's wait (> 0).  NULL when
+ * ZeroMQ cannot make the socket or endpoint is not a valid ZeroMQ endpoint
+ * (errno says which: EINVAL for a bad endpoint). */
+cf_client_t *cf_client_new(const char *endpoint, const char *actor, int timeout_ms);
+
+/* Close the socket and context.  Accepts NULL; sets *self_p to NULL. */
+void cf_client_destroy(cf_client_t **self_p);
+
+/* The endpoint this client talks to (for messages).  Borrowed. */
+const char *cf_client_endpoint(const cf_client_t *self);
+
+/* Send req and wait for its reply.  0: *ret (initialised by the caller with
+ * msgpack_unpacked_init, destroyed by the caller with
+ * msgpack_unpacked_destroy) holds the reply map, whose `ok` is true.
+ * CF_CLIENT_EREFUSED: the daemon said ok: false; *reterr (may be NULL) has
+ * the error's code and message, and *ret the whole reply.
+ * CF_CLIENT_EUNREACHABLE, CF_CLIENT_ETIMEOUT, CF_CLIENT_EPROTO,
+ * CF_CLIENT_ESYS as above.  After ETIMEOUT the client must not be used again
+ * (a late reply would answer the wrong request). */
+int cf_client_call(cf_client_t *self, const cf_req_t *req, msgpack_unpacked *ret,
+                   cf_client_error_t *reterr);
+
+/* A fresh random request id (32 lowercase hex digits) into buf (>= 33). */
+char *cf_client_new_id(char *buf);
+
+#endif

@@ -1,0 +1,774 @@
+/* cmd_ops.c: claimctl's read commands - queue, show, history, timers,
+ * stats, export.  Each is one or a few protocol reads and a way to show the
+ * reply: an aligned table in local time for a person, or the reply's own
+ * objects as JSON (--json) for a program.
+ *
+ * `queue` sorts client-side: the daemon's `query` returns claims oldest
+ * first, and urgency (breached first, then the soonest pending timer) is a
+ * view, not an index.  It therefore pages through every open claim matching
+ * the filters, up to S_QUEUE_CAP, keeping each page's reply alive because the
+ * sorted pointers point into them.  A server-side "urgent first" order was
+ * rejected for now: the timers index cannot be joined with the filters in
+ * one LMDB scan without a second index.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "json.h"
+
+#define S_PAGE 1000            /* query's largest page */
+#define S_QUEUE_CAP 20000      /* open claims queue reads at most */
+#define S_SHOW_EVENTS 10
+
+/* ----------------------------------------------------------------- paging --- */
+/* Called with each page's reply; may take the page (copy *page and
+ * msgpack_unpacked_init it) to keep its objects alive.  Returns 0 to go on. */
+typedef int s_page_fn(void *ctx, msgpack_unpacked *page, const msgpack_object *claims);
+
+/* Page through `query` with base's filters until the end or cap claims.
+ * Returns the exit code; *truncated when cap stopped it. */
+static int s_query_pages(cf_cli_t *cli, const cf_req_t *base, size_t cap, s_page_fn *fn,
+                         void *ctx, bool *truncated)
+{
+    msgpack_unpacked prev, page;
+    msgpack_unpacked_init(&prev);
+    msgpack_unpacked_init(&page);
+    const msgpack_object *next = NULL;
+    size_t seen = 0;
+    int rc = CF_EXIT_OK;
+    *truncated = false;
+    for (;;) {
+        cf_req_t req = *base;
+        cf_req_int(&req, "limit", S_PAGE);
+        if (next)
+            cf_req_obj(&req, "after", *next);
+        if ((rc = cf_cli_call(cli, &req, &page)) != CF_EXIT_OK)
+            break;
+        /* The cursor we sent lived in prev; done with it now. */
+        msgpack_unpacked_destroy(&prev);
+        msgpack_unpacked_init(&prev);
+        const msgpack_object *claims = cf_mp_get(&page.data, "claims");
+        if (!claims || claims->type != MSGPACK_OBJECT_ARRAY) {
+            rc = cf_cli_fail(CF_EXIT_CONNECT, "query reply without a claims list");
+            break;
+        }
+        seen += claims->via.array.size;
+        const msgpack_object *nx = cf_mp_get(&page.data, "next");
+        bool more = nx && nx->type != MSGPACK_OBJECT_NIL;
+        if (more && seen >= cap) {
+            *truncated = true;
+            more = false;
+        }
+        /* The callback may take the page; keep a copy of the cursor's page
+         * only when it did not (otherwise the cursor lives in the taken page,
+         * which stays alive until the command ends). */
+        msgpack_zone *before = page.zone;
+        if ((rc = fn(ctx, &page, claims)) != 0)
+            break;
+        if (!more)
+            break;
+        next = nx;
+        if (page.zone == before) {
+            prev = page;
+            msgpack_unpacked_init(&page);
+        }
+    }
+    msgpack_unpacked_destroy(&page);
+    msgpack_unpacked_destroy(&prev);
+    return rc;
+}
+
+/* -------------------------------------------------------------- helpers --- */
+static bool s_has_breach(const msgpack_object *claim)
+{
+    const msgpack_object *flags = cf_mp_get(claim, "flags");
+    if (!flags || flags->type != MSGPACK_OBJECT_ARRAY)
+        return false;
+    for (uint32_t i = 0; i < flags->via.array.size; i++) {
+        const msgpack_object *f = &flags->via.array.ptr[i];
+        if (f->type == MSGPACK_OBJECT_STR && f->via.str.size >= 9 &&
+            memcmp(f->via.str.ptr + f->via.str.size - 9, ".breached", 9) == 0)
+            return true;
+    }
+    return false;
+}
+
+static cf_time_t s_parse_time(const msgpack_object *o)
+{
+    cf_time_t t;
+    if (o && o->type == MSGPACK_OBJECT_STR && cf_time_parse(o->via.str.ptr, o->via.str.size, &t) == 0)
+        return t;
+    return INT64_MAX;
+}
+
+/* The soonest due_at of the claim's pending timers; INT64_MAX when none. */
+static cf_time_t s_next_due(const msgpack_object *claim)
+{
+    cf_time_t best = INT64_MAX;
+    const msgpack_object *timers = cf_mp_get(claim, "timers");
+    if (!timers || timers->type != MSGPACK_OBJECT_ARRAY)
+        return best;
+    for (uint32_t i = 0; i < timers->via.array.size; i++) {
+        cf_time_t t = s_parse_time(cf_mp_get(&timers->via.array.ptr[i], "due_at"));
+        if (t < best)
+            best = t;
+    }
+    return best;
+}
+
+/* The flags joined by ",", and the colour of the most alarming one. */
+static cf_color_t s_flags(const msgpack_object *claim, char *buf, size_t len)
+{
+    const msgpack_object *flags = cf_mp_get(claim, "flags");
+    cf_color_t color = CF_C_RESET;
+    size_t n = 0;
+    buf[0] = '\0';
+    if (flags && flags->type == MSGPACK_OBJECT_ARRAY)
+        for (uint32_t i = 0; i < flags->via.array.size && n + 1 < len; i++) {
+            char f[128];
+            cf_cli_text(&flags->via.array.ptr[i], f, sizeof f);
+            cf_color_t c = cf_cli_flag_color(f);
+            if (c == CF_C_RED || (c == CF_C_YELLOW && color == CF_C_RESET))
+                color = c;
+            int w = snprintf(buf + n, len - n, "%s%s", i ? "," : "", f);
+            n = w < 0 || (size_t)w >= len - n ? len - 1 : n + (size_t)w;
+        }
+    if (!buf[0])
+        snprintf(buf, len, "-");
+    return color;
+}
+
+/* "from → to" of an event; "→ to" for claim.created. */
+static char *s_move(const msgpack_object *ev, char *buf, size_t len)
+{
+    char from[64], to[64];
+    const msgpack_object *f = cf_mp_get(ev, "from");
+    cf_cli_text(cf_mp_get(ev, "to"), to, sizeof to);
+    if (!f || f->type == MSGPACK_OBJECT_NIL)
+        snprintf(buf, len, "→ %s", to);
+    else
+        snprintf(buf, len, "%s → %s", cf_cli_text(f, from, sizeof from), to);
+    return buf;
+}
+
+/* Print the reply's payload as JSON: every key but ok and id. */
+static void s_json_payload(const msgpack_object *reply)
+{
+    msgpack_object_kv kv[32];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < reply->via.map.size && n < 32; i++) {
+        const msgpack_object *k = &reply->via.map.ptr[i].key;
+        if (!cf_mp_eq(k, "ok") && !cf_mp_eq(k, "id"))
+            kv[n++] = reply->via.map.ptr[i];
+    }
+    msgpack_object m;
+    memset(&m, 0, sizeof m);
+    m.type = MSGPACK_OBJECT_MAP;
+    m.via.map.size = n;
+    m.via.map.ptr = kv;
+    cf_cli_json(&m);
+}
+
+/* A JSON document {key: value}. */
+static void s_json_one(const char *key, msgpack_object value)
+{
+    msgpack_object_kv kv = {cf_mp_str(key), value};
+    msgpack_object m;
+    memset(&m, 0, sizeof m);
+    m.type = MSGPACK_OBJECT_MAP;
+    m.via.map.size = 1;
+    m.via.map.ptr = &kv;
+    cf_cli_json(&m);
+}
+
+static msgpack_object s_array(const msgpack_object *ptr, uint32_t n)
+{
+    msgpack_object a;
+    memset(&a, 0, sizeof a);
+    a.type = MSGPACK_OBJECT_ARRAY;
+    a.via.array.size = n;
+    a.via.array.ptr = (msgpack_object *)ptr;
+    return a;
+}
+
+/* A table of events: seq, time, event, from → to, actor. */
+static void s_print_events(const cf_cli_t *cli, const msgpack_object *ev, uint32_t n)
+{
+    static const char *const head[] = {"SEQ", "TIME", "EVENT", "FROM → TO", "ACTOR"};
+    cf_table_t t;
+    cf_table_init(&t, 5, head);
+    for (uint32_t i = 0; i < n; i++) {
+        char seq[24], at[CF_CLI_TIMELEN], event[128], move[160], actor[96];
+        const char *cells[] = {
+            cf_cli_text(cf_mp_get(&ev[i], "seq"), seq, sizeof seq),
+            cf_cli_time(cli, cf_mp_get(&ev[i], "at"), at),
+            cf_cli_text(cf_mp_get(&ev[i], "event"), event, sizeof event),
+            s_move(&ev[i], move, sizeof move),
+            cf_cli_text(cf_mp_get(&ev[i], "actor"), actor, sizeof actor),
+        };
+        cf_color_t colors[] = {CF_C_DIM, CF_C_RESET, CF_C_CYAN, CF_C_RESET, CF_C_RESET};
+        if (cf_table_add(&t, cells, colors) != 0)
+            break;
+    }
+    cf_table_print(&t, cli);
+    cf_table_fini(&t);
+}
+
+/* ------------------------------------------------------------------ queue --- */
+typedef struct {
+    const msgpack_object *claim;
+    bool breached;
+    cf_time_t due;
+} s_qitem_t;
+
+typedef struct {
+    msgpack_unpacked *pages;
+    size_t npages, cap;
+    s_qitem_t *items;
+    size_t nitems, icap;
+} s_queue_t;
+
+static int s_queue_page(void *ctx, msgpack_unpacked *page, const msgpack_object *claims)
+{
+    s_queue_t *q = ctx;
+    if (q->npages == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        msgpack_unpacked *p = realloc(q->pages, cap * sizeof *p);
+        if (!p)
+            return cf_cli_fail(CF_EXIT_REFUSED, "out of memory");
+        q->pages = p, q->cap = cap;
+    }
+    if (q->nitems + claims->via.array.size > q->icap) {
+        size_t cap = (q->nitems + claims->via.array.size) * 2;
+        s_qitem_t *it = realloc(q->items, cap * sizeof *it);
+        if (!it)
+            return cf_cli_fail(CF_EXIT_REFUSED, "out of memory");
+        q->items = it, q->icap = cap;
+    }
+    for (uint32_t i = 0; i < claims->via.array.size; i++) {
+        const msgpack_object *c = &claims->via.array.ptr[i];
+        q->items[q->nitems++] = (s_qitem_t){c, s_has_breach(c), s_next_due(c)};
+    }
+    q->pages[q->npages++] = *page;     /* take it: the items point into it */
+    msgpack_unpacked_init(page);
+    return 0;
+}
+
+static int s_cmp_str(const msgpack_object *a, const msgpack_object *b)
+{
+    if (!a || a->type != MSGPACK_OBJECT_STR || !b || b->type != MSGPACK_OBJECT_STR)
+        return 0;
+    uint32_t n = a->via.str.size < b->via.str.size ? a->via.str.size : b->via.str.size;
+    int c = memcmp(a->via.str.ptr, b->via.str.ptr, n);
+    return c ? c : (a->via.str.size > b->via.str.size) - (a->via.str.size < b->via.str.size);
+}
+
+/* Breached first, then the soonest due timer, then the oldest claim (ids
+ * sort by creation time). */
+static int s_urgency(const void *pa, const void *pb)
+{
+    const s_qitem_t *a = pa, *b = pb;
+    if (a->breached != b->breached)
+        return a->breached ? -1 : 1;
+    if (a->due != b->due)
+        return a->due < b->due ? -1 : 1;
+    return s_cmp_str(cf_mp_get(a->claim, "id"), cf_mp_get(b->claim, "id"));
+}
+
+int cf_cmd_queue(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "queue", "", "Open claims, most urgent first: breached SLAs, then the soonest due timer.",
+        "examples:\n"
+        "  claimctl queue --as hanne\n"
+        "  claimctl queue --workflow health_claim --flag sla.breached --limit 20\n"
+        "  claimctl queue --state in_review --json | jq -r '.claims[].id'\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_LOCAL, 0, 0};
+    const char *workflow = NULL, *state = NULL, *flag = NULL;
+    long limit = 100;
+    const cf_opt_t opts[] = {
+        {"workflow", "W", "only claims of workflow W (health_claim, inquiry, ...)", CF_OPT_STR, &workflow, false},
+        {"state", "S", "only claims in state S", CF_OPT_STR, &state, false},
+        {"flag", "F", "only claims with flag F (e.g. sla.breached)", CF_OPT_STR, &flag, false},
+        {"limit", "N", "show at most N claims (default 100)", CF_OPT_COUNT, &limit, false},
+    };
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
+    if (rc >= 0)
+        return rc;
+
+    cf_req_t req;
+    cf_req_init(&req, "query");
+    cf_req_bool(&req, "open", true);
+    if (workflow)
+        cf_req_str(&req, "workflow", workflow);
+    if (state)
+        cf_req_str(&req, "state", state);
+    if (flag)
+        cf_req_str(&req, "flag", flag);
+    s_queue_t q = {0};
+    bool truncated;
+    if ((rc = s_query_pages(&cli, &req, S_QUEUE_CAP, s_queue_page, &q, &truncated)) != 0)
+        goto out;
+    if (truncated)
+        fprintf(stderr, "claimctl: queue: more than %d open claims match; sorted the "
+                        "first %d only (narrow with --workflow/--state/--flag)\n",
+                S_QUEUE_CAP, S_QUEUE_CAP);
+    qsort(q.items, q.nitems, sizeof *q.items, s_urgency);
+    size_t shown = q.nitems < (size_t)limit ? q.nitems : (size_t)limit;
+
+    if (cli.json) {
+        msgpack_object *arr = calloc(shown ? shown : 1, sizeof *arr);
+        if (!arr) {
+            rc = cf_cli_fail(CF_EXIT_REFUSED, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < shown; i++)
+            arr[i] = *q.items[i].claim;
+        s_json_one("claims", s_array(arr, (uint32_t)shown));
+        free(arr);
+        goto out;
+    }
+    static const char *const head[] = {"ID", "STATE", "TREATMENT", "AGE", "NEXT DUE", "FLAGS"};
+    cf_table_t t;
+    cf_table_init(&t, 6, head);
+    cf_time_t now = cf_time_now();
+    for (size_t i = 0; i < shown; i++) {
+        const msgpack_object *c = q.items[i].claim;
+        char id[64], st[64], what[64], age[32], due[CF_CLI_TIMELEN], flags[256];
+        const msgpack_object *tr = cf_mp_get(cf_mp_get(c, "data"), "treatment");
+        if (tr)
+            cf_cli_text(tr, what, sizeof what);
+        else /* an inquiry has no treatment: say what it is */
+            snprintf(what, sizeof what, "(%s)", cf_cli_text(cf_mp_get(c, "workflow"), id, sizeof id));
+        cf_time_t created = s_parse_time(cf_mp_get(c, "created_at"));
+        cf_color_t fc = s_flags(c, flags, sizeof flags);
+        const char *cells[] = {
+            cf_cli_text(cf_mp_get(c, "id"), id, sizeof id),
+            cf_cli_text(cf_mp_get(c, "state"), st, sizeof st),
+            what,
+            created == INT64_MAX ? "-" : cf_cli_age((long long)(now - created), age, sizeof age),
+            q.items[i].due == INT64_MAX ? "-" : cf_cli_time_at(&cli, q.items[i].due, due),
+            flags,
+        };
+        cf_color_t colors[] = {CF_C_RESET, CF_C_RESET, CF_C_RESET, CF_C_DIM,
+                               q.items[i].due < now ? CF_C_RED : CF_C_RESET, fc};
+        if (cf_table_add(&t, cells, colors) != 0)
+            break;
+    }
+    if (q.nitems == 0)
+        printf("no open claims%s\n", workflow || state || flag ? " match" : "");
+    else
+        cf_table_print(&t, &cli);
+    if (shown < q.nitems)
+        printf("... and %zu more (--limit)\n", q.nitems - shown);
+    cf_table_fini(&t);
+
+out:
+    for (size_t i = 0; i < q.npages; i++)
+        msgpack_unpacked_destroy(&q.pages[i]);
+    free(q.pages);
+    free(q.items);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- show --- */
+static void s_show_claim(const cf_cli_t *cli, const msgpack_object *c)
+{
+    char a[256], b[CF_CLI_TIMELEN], w[64];
+    const char *bold = cf_cli_color(cli, CF_C_BOLD), *reset = cf_cli_color(cli, CF_C_RESET);
+    printf("%sclaim%s      %s\n", bold, reset, cf_cli_text(cf_mp_get(c, "id"), a, sizeof a));
+    printf("workflow   %s v%s\n", cf_cli_text(cf_mp_get(c, "workflow"), a, sizeof a),
+           cf_cli_text(cf_mp_get(c, "version"), w, sizeof w));
+    printf("state      %s%s%s\n", bold, cf_cli_text(cf_mp_get(c, "state"), a, sizeof a), reset);
+    cf_color_t fc = s_flags(c, a, sizeof a);
+    printf("flags      %s%s%s\n", cf_cli_color(cli, fc), a, fc == CF_C_RESET ? "" : reset);
+    if (cf_mp_get(c, "parent"))
+        printf("parent     %s\n", cf_cli_text(cf_mp_get(c, "parent"), a, sizeof a));
+    printf("created    %s\n", cf_cli_time(cli, cf_mp_get(c, "created_at"), b));
+    printf("updated    %s\n", cf_cli_time(cli, cf_mp_get(c, "updated_at"), b));
+
+    const msgpack_object *data = cf_mp_get(c, "data");
+    printf("\n%sdata%s\n", bold, reset);
+    if (data && data->type == MSGPACK_OBJECT_MAP && data->via.map.size) {
+        static const char *const head[] = {"FIELD", "VALUE"};
+        cf_table_t t;
+        cf_table_init(&t, 2, head);
+        for (uint32_t i = 0; i < data->via.map.size; i++) {
+            char k[128], v[512];
+            const char *cells[] = {cf_cli_text(&data->via.map.ptr[i].key, k, sizeof k),
+                                   cf_cli_text(&data->via.map.ptr[i].val, v, sizeof v)};
+            cf_table_add(&t, cells, NULL);
+        }
+        cf_table_print(&t, cli);
+        cf_table_fini(&t);
+    } else {
+        printf("(none)\n");
+    }
+
+    const msgpack_object *timers = cf_mp_get(c, "timers");
+    printf("\n%stimers%s\n", bold, reset);
+    if (timers && timers->type == MSGPACK_OBJECT_ARRAY && timers->via.array.size) {
+        static const char *const head[] = {"TIMER", "DUE"};
+        cf_table_t t;
+        cf_table_init(&t, 2, head);
+        cf_time_t now = cf_time_now();
+        for (uint32_t i = 0; i < timers->via.array.size; i++) {
+            const msgpack_object *tm = &timers->via.array.ptr[i];
+            char n[128], d[CF_CLI_TIMELEN];
+            const char *cells[] = {cf_cli_text(cf_mp_get(tm, "name"), n, sizeof n),
+                                   cf_cli_time(cli, cf_mp_get(tm, "due_at"), d)};
+            cf_color_t colors[] = {CF_C_RESET,
+                                   s_parse_time(cf_mp_get(tm, "due_at")) < now ? CF_C_RED : CF_C_RESET};
+            cf_table_add(&t, cells, colors);
+        }
+        cf_table_print(&t, cli);
+        cf_table_fini(&t);
+    } else {
+        printf("(none pending)\n");
+    }
+
+    const msgpack_object *docs = cf_mp_get(c, "documents");
+    printf("\n%sdocuments%s\n", bold, reset);
+    if (docs && docs->type == MSGPACK_OBJECT_ARRAY && docs->via.array.size) {
+        static const char *const head[] = {"KIND", "SIZE", "SHA256"};
+        cf_table_t t;
+        cf_table_init(&t, 3, head);
+        for (uint32_t i = 0; i < docs->via.array.size; i++) {
+            const msgpack_object *d = &docs->via.array.ptr[i];
+            char k[64], s[32], h[80];
+            const char *cells[] = {cf_cli_text(cf_mp_get(d, "kind"), k, sizeof k),
+                                   cf_cli_text(cf_mp_get(d, "size"), s, sizeof s),
+                                   cf_cli_text(cf_mp_get(d, "sha256"), h, sizeof h)};
+            cf_table_add(&t, cells, NULL);
+        }
+        cf_table_print(&t, cli);
+        cf_table_fini(&t);
+    } else {
+        printf("(none)\n");
+    }
+}
+
+int cf_cmd_show(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "show", "CLAIM", "A claim: data, state, flags, timers (local time), documents and its last 10 events.",
+        "examples:\n"
+        "  claimctl show 01JDX3M4QK8Z6V1N2B3C4D5E6F --as hanne\n"
+        "  claimctl show 01JDX3M4QK8Z6V1N2B3C4D5E6F --json   # {\"claim\": {...}, \"events\": [...]}\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_LOCAL, 1, 1};
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
+    if (rc >= 0)
+        return rc;
+    msgpack_unpacked got, hist;
+    msgpack_unpacked_init(&got);
+    msgpack_unpacked_init(&hist);
+    cf_req_t req;
+    cf_req_init(&req, "get");
+    cf_req_str(&req, "claim", cli.args[0]);
+    if ((rc = cf_cli_call(&cli, &req, &got)) != 0)
+        goto out;
+    cf_req_init(&req, "history");
+    cf_req_str(&req, "claim", cli.args[0]);
+    if ((rc = cf_cli_call(&cli, &req, &hist)) != 0)
+        goto out;
+
+    const msgpack_object *claim = cf_mp_get(&got.data, "claim");
+    const msgpack_object *events = cf_mp_get(&hist.data, "events");
+    if (!claim || claim->type != MSGPACK_OBJECT_MAP || !events ||
+        events->type != MSGPACK_OBJECT_ARRAY) {
+        rc = cf_cli_fail(CF_EXIT_CONNECT, "show: claimflowd's reply has no claim or events");
+        goto out;
+    }
+    uint32_t n = events->via.array.size;
+    uint32_t first = n > S_SHOW_EVENTS ? n - S_SHOW_EVENTS : 0;
+    if (cli.json) {
+        msgpack_object_kv kv[2] = {
+            {cf_mp_str("claim"), *claim},
+            {cf_mp_str("events"), s_array(events->via.array.ptr + first, n - first)},
+        };
+        msgpack_object m;
+        memset(&m, 0, sizeof m);
+        m.type = MSGPACK_OBJECT_MAP;
+        m.via.map.size = 2;
+        m.via.map.ptr = kv;
+        cf_cli_json(&m);
+        goto out;
+    }
+    s_show_claim(&cli, claim);
+    printf("\n%slast events%s (%u of %u)\n", cf_cli_color(&cli, CF_C_BOLD),
+           cf_cli_color(&cli, CF_C_RESET), n - first, n);
+    s_print_events(&cli, events->via.array.ptr + first, n - first);
+out:
+    msgpack_unpacked_destroy(&hist);
+    msgpack_unpacked_destroy(&got);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- history --- */
+int cf_cmd_history(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "history", "CLAIM", "A claim's whole history, one event a line: seq, time, event, from → to, actor.",
+        "examples:\n"
+        "  claimctl history 01JDX3M4QK8Z6V1N2B3C4D5E6F --as aud\n"
+        "  claimctl history 01JDX3M4QK8Z6V1N2B3C4D5E6F --json   # {\"events\": [...]}\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_LOCAL, 1, 1};
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
+    if (rc >= 0)
+        return rc;
+    msgpack_unpacked hist;
+    msgpack_unpacked_init(&hist);
+    cf_req_t req;
+    cf_req_init(&req, "history");
+    cf_req_str(&req, "claim", cli.args[0]);
+    if ((rc = cf_cli_call(&cli, &req, &hist)) != 0)
+        goto out;
+    const msgpack_object *events = cf_mp_get(&hist.data, "events");
+    if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
+        rc = cf_cli_fail(CF_EXIT_CONNECT, "history: claimflowd's reply has no events");
+        goto out;
+    }
+    if (cli.json)
+        s_json_one("events", *events);
+    else
+        s_print_events(&cli, events->via.array.ptr, events->via.array.size);
+out:
+    msgpack_unpacked_destroy(&hist);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- timers --- */
+int cf_cmd_timers(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "timers", "", "Pending timers (SLA warnings and deadlines, complaint windows), soonest first.",
+        "DUR is a duration as in the workflows: 30m, 2h, 1d, 1w, 2bd (business days\n"
+        "of the --calendar).  Without --due-within or --due-before: every pending timer.\n\n"
+        "examples:\n"
+        "  claimctl timers --due-within 1d --as hanne\n"
+        "  claimctl timers --due-before 2026-11-27T00:00:00Z --json\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_LOCAL, 0, 0};
+    const char *within = NULL, *before = NULL;
+    long limit = 100;
+    const cf_opt_t opts[] = {
+        {"due-within", "DUR", "only timers due before now + DUR", CF_OPT_STR, &within, false},
+        {"due-before", "TIME", "only timers due before TIME (RFC 3339)", CF_OPT_STR, &before, false},
+        {"limit", "N", "at most N timers (default 100, at most 1000)", CF_OPT_COUNT, &limit, false},
+    };
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
+    if (rc >= 0)
+        return rc;
+    msgpack_unpacked rep;
+    msgpack_unpacked_init(&rep);
+    char due_before[CF_TIME_BUFLEN];
+    cf_time_t now = cf_time_now(), until;
+    cf_req_t req;
+    cf_req_init(&req, "timers");
+    if (within && before) {
+        rc = cf_cli_usage_error(&cli, "give --due-within or --due-before, not both");
+        goto out;
+    }
+    if (limit > 1000) {
+        rc = cf_cli_usage_error(&cli, "--limit: at most 1000");
+        goto out;
+    }
+    if (within) {
+        cf_dur_t d;
+        if (cf_dur_parse(within, &d) != 0) {
+            rc = cf_cli_usage_error(&cli, "--due-within: '%s' is not a duration (30m, 2h, 1d, 1w, 2bd)", within);
+            goto out;
+        }
+        if (cli.cal) {
+            if (cf_cal_add(cli.cal, now, d, &until) != 0) {
+                rc = cf_cli_usage_error(&cli, "--due-within: '%s' is too far", within);
+                goto out;
+            }
+        } else if (d.unit == CF_DUR_BDAYS || d.unit == CF_DUR_YEARS) {
+            rc = cf_cli_usage_error(&cli, "--due-within %s needs a calendar (--workflows DIR)", within);
+            goto out;
+        } else {
+            static const int64_t unit[] = {[CF_DUR_MINUTES] = 60, [CF_DUR_HOURS] = 3600,
+                                           [CF_DUR_DAYS] = 86400, [CF_DUR_WEEKS] = 7 * 86400};
+            until = now + d.n * unit[d.unit];
+        }
+        cf_req_str(&req, "due_before", cf_time_format(until, due_before));
+    } else if (before) {
+        if (cf_time_parse(before, strlen(before), &until) != 0) {
+            rc = cf_cli_usage_error(&cli, "--due-before: '%s' is not an RFC 3339 time", before);
+            goto out;
+        }
+        cf_req_str(&req, "due_before", cf_time_format(until, due_before));
+    }
+    cf_req_int(&req, "limit", limit);
+    if ((rc = cf_cli_call(&cli, &req, &rep)) != 0)
+        goto out;
+    const msgpack_object *timers = cf_mp_get(&rep.data, "timers");
+    if (!timers || timers->type != MSGPACK_OBJECT_ARRAY) {
+        rc = cf_cli_fail(CF_EXIT_CONNECT, "timers: claimflowd's reply has no timers");
+        goto out;
+    }
+    if (cli.json) {
+        s_json_one("timers", *timers);
+        goto out;
+    }
+    if (timers->via.array.size == 0) {
+        printf("no pending timers%s\n", within || before ? " due by then" : "");
+        goto out;
+    }
+    static const char *const head[] = {"DUE", "CLAIM", "WORKFLOW", "STATE", "TIMER", "EVENT"};
+    cf_table_t t;
+    cf_table_init(&t, 6, head);
+    for (uint32_t i = 0; i < timers->via.array.size; i++) {
+        const msgpack_object *tm = &timers->via.array.ptr[i];
+        char due[CF_CLI_TIMELEN], c[64], w[64], s[64], n[64], e[64];
+        const char *cells[] = {
+            cf_cli_time(&cli, cf_mp_get(tm, "due_at"), due),
+            cf_cli_text(cf_mp_get(tm, "claim"), c, sizeof c),
+            cf_cli_text(cf_mp_get(tm, "workflow"), w, sizeof w),
+            cf_cli_text(cf_mp_get(tm, "state"), s, sizeof s),
+            cf_cli_text(cf_mp_get(tm, "name"), n, sizeof n),
+            cf_cli_text(cf_mp_get(tm, "event"), e, sizeof e),
+        };
+        cf_color_t colors[] = {s_parse_time(cf_mp_get(tm, "due_at")) < now ? CF_C_RED : CF_C_RESET,
+                               CF_C_RESET, CF_C_RESET, CF_C_RESET, CF_C_RESET, CF_C_CYAN};
+        cf_table_add(&t, cells, colors);
+    }
+    cf_table_print(&t, &cli);
+    cf_table_fini(&t);
+out:
+    msgpack_unpacked_destroy(&rep);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ stats --- */
+int cf_cmd_stats(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "stats", "", "Counts: claims per workflow and state, flags (breached SLAs), pending and overdue timers.",
+        "examples:\n"
+        "  claimctl stats --as sofie\n"
+        "  claimctl stats --json | jq '.timers.overdue'\n",
+        CF_CO_DAEMON | CF_CO_JSON, 0, 0};
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
+    if (rc >= 0)
+        return rc;
+    msgpack_unpacked rep;
+    msgpack_unpacked_init(&rep);
+    cf_req_t req;
+    cf_req_init(&req, "stats");
+    if ((rc = cf_cli_call(&cli, &req, &rep)) != 0)
+        goto out;
+    if (cli.json) {
+        s_json_payload(&rep.data);
+        goto out;
+    }
+    char a[64], b[64];
+    const msgpack_object *timers = cf_mp_get(&rep.data, "timers");
+    const char *bold = cf_cli_color(&cli, CF_C_BOLD), *reset = cf_cli_color(&cli, CF_C_RESET);
+    printf("%sclaims%s  %s\n", bold, reset, cf_cli_text(cf_mp_get(&rep.data, "claims"), a, sizeof a));
+    printf("%stimers%s  %s pending, %s overdue\n", bold, reset,
+           cf_cli_text(cf_mp_get(timers, "pending"), a, sizeof a),
+           cf_cli_text(cf_mp_get(timers, "overdue"), b, sizeof b));
+
+    const msgpack_object *states = cf_mp_get(&rep.data, "states");
+    if (states && states->type == MSGPACK_OBJECT_ARRAY && states->via.array.size) {
+        static const char *const head[] = {"WORKFLOW", "STATE", "COUNT"};
+        cf_table_t t;
+        cf_table_init(&t, 3, head);
+        for (uint32_t i = 0; i < states->via.array.size; i++) {
+            const msgpack_object *s = &states->via.array.ptr[i];
+            char w[64], st[64], n[32];
+            const char *cells[] = {cf_cli_text(cf_mp_get(s, "workflow"), w, sizeof w),
+                                   cf_cli_text(cf_mp_get(s, "state"), st, sizeof st),
+                                   cf_cli_text(cf_mp_get(s, "count"), n, sizeof n)};
+            cf_table_add(&t, cells, NULL);
+        }
+        printf("\n");
+        cf_table_print(&t, &cli);
+        cf_table_fini(&t);
+    }
+    const msgpack_object *flags = cf_mp_get(&rep.data, "flags");
+    if (flags && flags->type == MSGPACK_OBJECT_ARRAY && flags->via.array.size) {
+        static const char *const head[] = {"FLAG", "COUNT"};
+        cf_table_t t;
+        cf_table_init(&t, 2, head);
+        for (uint32_t i = 0; i < flags->via.array.size; i++) {
+            const msgpack_object *f = &flags->via.array.ptr[i];
+            char fl[64], n[32];
+            const char *cells[] = {cf_cli_text(cf_mp_get(f, "flag"), fl, sizeof fl),
+                                   cf_cli_text(cf_mp_get(f, "count"), n, sizeof n)};
+            cf_color_t colors[] = {cf_cli_flag_color(fl), CF_C_RESET};
+            cf_table_add(&t, cells, colors);
+        }
+        printf("\n");
+        cf_table_print(&t, &cli);
+        cf_table_fini(&t);
+    }
+out:
+    msgpack_unpacked_destroy(&rep);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- export --- */
+typedef struct {
+    size_t n;
+} s_export_t;
+
+static int s_export_page(void *ctx, msgpack_unpacked *page, const msgpack_object *claims)
+{
+    s_export_t *x = ctx;
+    (void)page;
+    for (uint32_t i = 0; i < claims->via.array.size; i++) {
+        cf_json_print(stdout, &claims->via.array.ptr[i], 0);
+        fputc('\n', stdout);
+    }
+    x->n += claims->via.array.size;
+    cf_cli_progress("claimctl: export: %zu claims", x->n);
+    if (ferror(stdout))
+        return cf_cli_fail(CF_EXIT_REFUSED, "export: cannot write the output");
+    return 0;
+}
+
+int cf_cmd_export(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "export", "", "Every claim (open and closed), one JSON object a line, oldest first, for reports.",
+        "examples:\n"
+        "  claimctl export --as aud > claims.jsonl\n"
+        "  claimctl export --workflow inquiry --as aud | jq -r 'select(.state==\"open\") | .id'\n",
+        CF_CO_DAEMON, 0, 0};
+    const char *workflow = NULL;
+    const cf_opt_t opts[] = {
+        {"workflow", "W", "only claims of workflow W", CF_OPT_STR, &workflow, false},
+    };
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
+    if (rc >= 0)
+        return rc;
+    cf_req_t req;
+    cf_req_init(&req, "query");
+    if (workflow)
+        cf_req_str(&req, "workflow", workflow);
+    s_export_t x = {0};
+    bool truncated;
+    rc = s_query_pages(&cli, &req, SIZE_MAX, s_export_page, &x, &truncated);
+    if (x.n)
+        cf_cli_progress(NULL);
+    if (rc == 0 && fflush(stdout) != 0)
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "export: cannot write the output");
+    cf_cli_fini(&cli);
+    return rc;
+}

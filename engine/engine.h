@@ -1,0 +1,137 @@
+/* engine.h: the claims engine - one object that owns the store, the compiled
+ * workflows and calendars, and the clock, and applies requests in batches.
+ *
+ * A request is one protocol frame (a msgpack map, docs/protocol.md) plus where
+ * it came from.  cf_engine_run applies a batch of requests in ONE LMDB write
+ * transaction and commits it with one fsync (group commit); each request is
+ * validated completely before it writes anything, so a request that fails
+ * leaves no trace and does not disturb the others in its batch.  When the run
+ * returns, every reply with ok: true is durable.  If the commit itself fails
+ * (disk full), every reply of the batch that wrote is replaced by an
+ * `unavailable` error and nothing of the batch is stored.
+ *
+ * The engine is not thread-safe: one thread drives it (claimflowd's main
+ * loop, a test, the benchmark).  It never logs or prints.
+ */
+#ifndef CF_ENGINE_H
+#define CF_ENGINE_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cf_err.h"
+#include "cf_time.h"
+#include "diag.h"
+
+typedef struct cf_engine cf_engine_t;
+
+/* One operator of the roster (claimflowd's --config `operators:`). */
+typedef struct {
+    const char *id;        /* operator id, 1..64 bytes [A-Za-z0-9._@-] */
+    unsigned role;         /* one CF_ROLE_* bit: handler, supervisor or auditor */
+    const char *key;       /* Z85 CURVE public key, or NULL */
+} cf_operator_t;
+
+typedef struct {
+    const char *data_dir;        /* LMDB directory; created if missing */
+    const char *workflows_dir;   /* workflow *.yaml and calendars.yaml */
+    size_t map_size;             /* initial map size; 0 = 64 MiB */
+    size_t map_max;              /* the map never grows past this; 0 = no limit */
+    bool no_grow;                /* never grow: a full map is `unavailable` */
+    int64_t idem_retention;      /* seconds an idempotency entry is kept; 0 = 7 days */
+    size_t max_document;         /* largest document body; 0 = 10 MiB */
+    bool manual_clock;           /* time moves only by clock.set/advance */
+    cf_time_t manual_start;      /* the manual clock's first reading */
+    const cf_operator_t *operators;  /* copied */
+    size_t noperators;
+} cf_engine_opts_t;
+
+/* Open (or create) the store in opts->data_dir, load the workflows and
+ * calendars of opts->workflows_dir, check them against the definitions the
+ * store already holds.  0 and a new engine (free with cf_engine_destroy), or:
+ * CF_EBADREQ  a workflow or calendar file is invalid, a workflow names an
+ *             unknown calendar, or a file changed under a version the store
+ *             already has (each problem appended to *reterr);
+ * CF_EUNAVAIL the store cannot be opened or was written by a newer format
+ *             (one diagnostic saying which);
+ * CF_EINTERNAL out of memory. */
+int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *reterr);
+
+/* Close the store.  Accepts NULL; sets *e_p to NULL. */
+void cf_engine_destroy(cf_engine_t **e_p);
+
+/* ------------------------------------------------------------ requests --- */
+typedef enum {
+    CF_EP_PORTAL,     /* the portal backend: acts as role member */
+    CF_EP_OPERATOR,   /* operators: `actor` names one in the roster */
+} cf_endpoint_t;
+
+typedef struct {
+    cf_endpoint_t endpoint;
+    /* The operator id proven by the transport (CURVE key), or NULL when the
+     * transport proves none; when set, a request's `actor` must equal it. */
+    const char *auth_actor;
+    const void *frame;        /* the request frame; borrowed for the call */
+    size_t len;
+} cf_request_t;
+
+typedef struct {
+    msgpack_sbuffer body;     /* the reply frame; owned, see cf_reply_fini */
+    int code;                 /* 0 when ok: true, else the CF_E* of the error */
+    bool wrote;               /* the request changed the store */
+} cf_reply_t;
+
+void cf_reply_init(cf_reply_t *r);
+void cf_reply_fini(cf_reply_t *r);
+
+/* Make r an error reply {ok: false, error: {code, message}} (for a transport
+ * that refuses a frame before the engine sees it, e.g. too_large).  0 or
+ * CF_EINTERNAL. */
+int cf_reply_error(cf_reply_t *r, int code, const char *message);
+
+/* Apply reqs[0..n) in one transaction; replies[i] (initialised by the caller
+ * with cf_reply_init; previous contents are replaced) answers reqs[i].
+ * Returns 0, or CF_EUNAVAIL when the batch could not be committed (the
+ * writing replies then say `unavailable`); the replies are always filled. */
+int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n,
+                  cf_reply_t *replies);
+
+/* ----------------------------------------------------- published events --- */
+/* Events committed by the last cf_engine_run or cf_engine_fire_due, in commit
+ * order, for the events socket: topic "<workflow>/<event>" and the event map.
+ * Borrowed; valid until the next run, fire or destroy. */
+typedef struct {
+    const char *topic;
+    const char *body;
+    size_t body_len;
+} cf_pub_t;
+
+size_t cf_engine_published(const cf_engine_t *e, const cf_pub_t **ret);
+
+/* -------------------------------------------------------- clock, timers --- */
+/* The engine's clock: real, or manual (opts.manual_clock). */
+cf_time_t cf_engine_now(const cf_engine_t *e);
+bool cf_engine_clock_is_manual(const cf_engine_t *e);
+
+/* The due time of the earliest pending timer, or 0 when none. */
+cf_time_t cf_engine_next_due(cf_engine_t *e);
+
+/* Fire every timer due at the engine's now, in due order, each exactly once,
+ * in batches of at most `max` per transaction; *fired (may be NULL) counts
+ * them.  A timer that fell due while the daemon was down fires late, its
+ * lateness in seconds in the event's data.  0, or CF_EUNAVAIL. */
+int cf_engine_fire_due(cf_engine_t *e, size_t max, size_t *fired);
+
+/* ------------------------------------------------------------ maintenance --- */
+/* Copy the live store, compacted, to the empty or new directory dir while
+ * the engine keeps serving (LMDB's copy API).  0, or CF_EUNAVAIL. */
+int cf_engine_backup(cf_engine_t *e, const char *dir, cf_error_t *reterr);
+
+/* claimflow's version string ("0.1.0"). */
+const char *cf_engine_version(void);
+
+/* The LMDB environment path, for tools (mdb_stat). */
+const char *cf_engine_data_dir(const cf_engine_t *e);
+
+#endif
