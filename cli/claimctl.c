@@ -1,6 +1,7 @@
 /* claimctl: the operators' command line.  A table of commands; each command
  * parses its own options (cmd_*.c) and returns the exit code. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -33,16 +34,62 @@ static const s_command_t s_commands[] = {
     {"backup", cf_cmd_backup, "a consistent, compacted copy of the live store"},
 };
 
+/* Options before the command set the environment the commands take their
+ * defaults from, so `claimctl --as hanne queue` and `CLAIMFLOW_OPERATOR=hanne
+ * claimctl queue` are one thing, and an option after the command wins. */
+static const struct {
+    const char *opt, *env;
+} s_globals[] = {
+    {"endpoint", "CLAIMFLOW_ENDPOINT"},   {"events", "CLAIMFLOW_EVENTS"},
+    {"as", "CLAIMFLOW_OPERATOR"},         {"workflows", "CLAIMFLOW_WORKFLOWS"},
+    {"calendar", "CLAIMFLOW_CALENDAR"},   {"timeout", "CLAIMFLOW_TIMEOUT"},
+};
+
+/* Consume leading --name VALUE / --name=VALUE global options; the index of
+ * the first other argument, or -1 after a usage error. */
+static int s_globals_apply(int argc, char **argv)
+{
+    int i = 1;
+    while (i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]) {
+        const char *name = argv[i] + 2, *eq = strchr(name, '=');
+        size_t n = eq ? (size_t)(eq - name) : strlen(name);
+        size_t g = 0;
+        while (g < sizeof s_globals / sizeof s_globals[0] &&
+               !(strlen(s_globals[g].opt) == n && strncmp(s_globals[g].opt, name, n) == 0))
+            g++;
+        if (g == sizeof s_globals / sizeof s_globals[0])
+            break;                      /* --help, or not a global option */
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+        if (!value) {
+            fprintf(stderr, "claimctl: --%s needs a value\n", s_globals[g].opt);
+            return -1;
+        }
+        setenv(s_globals[g].env, value, 1);
+        i += eq ? 1 : 2;
+    }
+    return i;
+}
+
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: claimctl COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(out, "usage: claimctl [GLOBAL OPTIONS] COMMAND [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-14s %s\n", s_commands[i].name, s_commands[i].summary);
-    fprintf(out, "\n'claimctl COMMAND --help' describes a command's options.\n");
+    fprintf(out, "\nglobal options (before COMMAND; the same option after COMMAND wins):\n"
+                 "  --endpoint URL --events URL --as OPERATOR --timeout SECONDS\n"
+                 "  --workflows DIR --calendar NAME\n"
+                 "\n'claimctl COMMAND --help' describes a command's options.\n");
 }
 
 int main(int argc, char **argv)
 {
+    int first = s_globals_apply(argc, argv);
+    if (first < 0) {
+        s_usage(stderr);
+        return CF_EXIT_USAGE;
+    }
+    argc -= first - 1;
+    argv += first - 1;
     if (argc < 2) {
         s_usage(stderr);
         return CF_EXIT_USAGE;

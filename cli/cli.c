@@ -51,6 +51,16 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
 
 #define S_MAXCOMMON 8
 
+/* Characters, not bytes: UTF-8 continuation bytes do not count. */
+static size_t s_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+
 void cf_cli_usage(const cf_cli_t *cli, FILE *out)
 {
     const cf_cmd_spec_t *sp = cli->spec;
@@ -64,18 +74,22 @@ void cf_cli_usage(const cf_cli_t *cli, FILE *out)
         if (cli->opts[i].required)
             fprintf(out, " --%s %s", cli->opts[i].name, cli->opts[i].metavar);
     fprintf(out, " [OPTIONS]\n\n%s\n\noptions:\n", sp->summary);
-    for (int pass = 0; pass < 2; pass++) {
-        const cf_opt_t *o = pass == 0 ? cli->opts : common;
-        size_t n = pass == 0 ? cli->nopts : ncommon;
-        for (size_t i = 0; i < n; i++) {
-            char left[48];
-            snprintf(left, sizeof left, "--%s%s%s", o[i].name, o[i].metavar ? " " : "",
-                     o[i].metavar ? o[i].metavar : "");
-            fprintf(out, "  %-20s %s%s\n", left, o[i].help,
-                    o[i].required ? " (required)" : "");
+    /* Two passes over both lists: measure the left column, then print. */
+    size_t col = 10;
+    for (int print = 0; print < 2; print++)
+        for (size_t i = 0; i < cli->nopts + ncommon; i++) {
+            const cf_opt_t *o = i < cli->nopts ? &cli->opts[i] : &common[i - cli->nopts];
+            char left[64];
+            snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+                     o->metavar ? o->metavar : "");
+            size_t w = s_width(left);
+            if (!print)
+                col = w > col ? w : col;
+            else
+                fprintf(out, "  %s%*s  %s%s\n", left, (int)(col - w), "", o->help,
+                        o->required ? " (required)" : "");
         }
-    }
-    fprintf(out, "  %-20s %s\n", "-h, --help", "show this help");
+    fprintf(out, "  %-*s  %s\n", (int)col, "-h, --help", "show this help");
     if (sp->details)
         fprintf(out, "\n%s", sp->details);
     fprintf(out, "\nexit codes: 0 done, 1 claimflowd refused, 2 usage error, "
@@ -171,7 +185,8 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
     cli->events = s_env("CLAIMFLOW_EVENTS", CF_CLI_DEFAULT_EVENTS);
     cli->actor = s_env("CLAIMFLOW_OPERATOR", NULL);
     cli->workflows = s_env("CLAIMFLOW_WORKFLOWS", "./workflows");
-    cli->calendar = CF_CLI_DEFAULT_CALENDAR;
+    cli->calendar = s_env("CLAIMFLOW_CALENDAR", CF_CLI_DEFAULT_CALENDAR);
+    cli->timeout_arg = s_env("CLAIMFLOW_TIMEOUT", NULL);
     cli->timeout = CF_CLI_DEFAULT_TIMEOUT;
     cli->color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
     
@@ -268,7 +283,7 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
         goto out_free;
     }
     if (spec->common & CF_CO_LOCAL) {
-        bool asked = false;
+        bool asked = s_env("CLAIMFLOW_CALENDAR", NULL) != NULL;
         for (size_t j = 0; j < ncommon; j++)
             if (strcmp(common[j].name, "calendar") == 0 && given[nopts + j])
                 asked = true;
@@ -511,15 +526,6 @@ int cf_table_add(cf_table_t *t, const char *const *cells, const cf_color_t *colo
     }
     t->nrows++;
     return 0;
-}
-
-/* Characters, not bytes: UTF-8 continuation bytes do not count. */
-static size_t s_width(const char *s)
-{
-    size_t w = 0;
-    for (; *s; s++)
-        w += ((unsigned char)*s & 0xc0) != 0x80;
-    return w;
 }
 
 void cf_table_print(const cf_table_t *t, const cf_cli_t *cli)

@@ -97,6 +97,7 @@ static int s_open(const char *file, const char *name, cf_cal_set_t **set,
                   const cf_cal_t **cal)
 {
     char path[4096];
+    const bool by_default = !file;
     if (!file) {
         const char *dir = getenv("CLAIMFLOW_WORKFLOWS");
         snprintf(path, sizeof path, "%s/calendars.yaml", dir && *dir ? dir : "./workflows");
@@ -110,7 +111,8 @@ static int s_open(const char *file, const char *name, cf_cal_set_t **set,
             if (d->line)
                 fprintf(stderr, "claimctl: %s:%u:%u: %s\n", d->file, d->line, d->col, d->message);
             else
-                fprintf(stderr, "claimctl: %s: %s\n", d->file, d->message);
+                fprintf(stderr, "claimctl: %s: %s%s\n", d->file, d->message,
+                        by_default ? " (pass --calendars FILE or set CLAIMFLOW_WORKFLOWS)" : "");
         }
         if (diags.n == 0)
             fprintf(stderr, "claimctl: %s: %s\n", file, cf_strerror(rc));

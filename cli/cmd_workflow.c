@@ -311,10 +311,26 @@ static int s_dot(int argc, char **argv)
                 printf("\\n[consent_valid]");
             printf("\"];\n");
         }
+        /* events that stay share one loop, so their labels do not overlap */
+        bool stays = false;
         for (size_t i = 0; i < st->nevents; i++) {
             previous = previous || st->events[i].to == CF_WF_PREVIOUS;
-            s_dot_edge(wf, st->name, &st->events[i]);
+            if (st->events[i].to != CF_WF_STAY)
+                s_dot_edge(wf, st->name, &st->events[i]);
         }
+        for (size_t i = 0; i < st->nevents; i++) {
+            const cf_wf_event_t *ev = &st->events[i];
+            if (ev->to != CF_WF_STAY)
+                continue;
+            char roles[96];
+            s_roles_str(ev->roles, roles, sizeof roles);
+            if (!stays)
+                printf("  \"%s\" -> \"%s\" [style=dotted, label=\"", st->name, st->name);
+            printf("%s%s (%s)", stays ? "\\n" : "", ev->name, roles);
+            stays = true;
+        }
+        if (stays)
+            printf("\"];\n");
     }
     if (wf->nany) {
         printf("  \"__any\" [label=\"any non-final state\", style=\"rounded,dashed\"];\n");

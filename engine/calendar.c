@@ -412,6 +412,22 @@ static int s_node_add(s_node_t *parent, s_node_t *kid)
     return 0;
 }
 
+/* Line and column (1-based, in characters as libyaml counts them) of byte
+ * offset off in buf. */
+static void s_position(const char *buf, size_t off, uint32_t *line, uint32_t *col)
+{
+    size_t i = off >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0; /* BOM */
+    *line = *col = 1;
+    for (; i < off; i++) {
+        if (buf[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
+            ++*col;
+        }
+    }
+}
+
 /* Parse buf into a tree.  Returns the root (NULL for an empty stream) and
  * sets *syntax when the tree is incomplete (a syntax error, too deep, more
  * than one document); every such problem is already reported. */
@@ -434,6 +450,11 @@ static s_node_t *s_parse(s_ctx_t *cx, const char *buf, size_t len, bool *syntax)
         if (!yaml_parser_parse(&p, &ev)) {
             if (p.error == YAML_MEMORY_ERROR) {
                 cx->oom = true;
+            } else if (p.error == YAML_READER_ERROR) {
+                /* bad encoding: libyaml gives a byte offset, not a mark */
+                uint32_t line, col;
+                s_position(buf, p.problem_offset < len ? p.problem_offset : len, &line, &col);
+                s_err(cx, line, col, "bad character: %s", p.problem ? p.problem : "unknown");
             } else {
                 s_err(cx, (uint32_t)p.problem_mark.line + 1, (uint32_t)p.problem_mark.column + 1,
                       "YAML syntax error: %s%s%s", p.problem ? p.problem : "unknown",
@@ -926,12 +947,14 @@ int cf_cal_set_load_buffer(const char *file, const char *buf, size_t len,
     /* Tabs: YAML forbids them in indentation and libyaml's message for that
      * is cryptic.  Report each line's first tab, then parse a copy with
      * spaces so the rest of the file is still checked. */
-    uint32_t line = 1, col = 1;
     bool line_reported = false;
     for (size_t i = 0; i < len; i++) {
         if (buf[i] == '\t') {
-            if (!line_reported)
+            if (!line_reported) {
+                uint32_t line, col;
+                s_position(buf, i, &line, &col);
                 s_err(&cx, line, col, "tab character (YAML is indented with spaces)");
+            }
             line_reported = true;
             if (!copy) {
                 if (!(copy = malloc(len))) {
@@ -942,13 +965,8 @@ int cf_cal_set_load_buffer(const char *file, const char *buf, size_t len,
             }
             copy[i] = ' ';
         }
-        if (buf[i] == '\n') {
-            line++;
-            col = 1;
+        if (buf[i] == '\n')
             line_reported = false;
-        } else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
-            col++; /* libyaml counts characters, not bytes */
-        }
     }
     root = s_parse(&cx, copy ? copy : (buf ? buf : ""), len, &syntax);
     if (!syntax && !cx.oom)

@@ -111,6 +111,19 @@ static void s_expect_days(const char *cal, int year, const char *const *want, si
         s_expect_days(cal, year, w_, sizeof w_ / sizeof w_[0]);                \
     } while (0)
 
+/* Output buffers on the heap: gcc's -Wformat-truncation would otherwise
+ * weigh their full size against cf_test.h's 1 KiB message buffer. */
+#define S_BUFLEN 16384
+static char *s_out, *s_errout, *s_diag;
+
+/* Long texts: both shown, each cut to fit cf_test.h's message buffer. */
+#define S_ASSERT_TEXT(got, want)                                               \
+    do {                                                                       \
+        const char *g_ = (got), *w_ = (want);                                  \
+        if (strcmp(g_, w_) != 0)                                               \
+            CF_FAILF_("texts differ\n--- got:\n%.450s\n--- want:\n%.450s", g_, w_); \
+    } while (0)
+
 /* Load buf; 0 or the error code, diagnostics joined as "line:col: msg\n". */
 static int s_load(const char *buf, size_t len, char *out, size_t cap)
 {
@@ -133,9 +146,8 @@ static int s_load(const char *buf, size_t len, char *out, size_t cap)
 
 static void s_expect_error(const char *yaml, const char *want)
 {
-    static char out[8192];
-    CF_ASSERT_INT_EQ(s_load(yaml, strlen(yaml), out, sizeof out), CF_EBADREQ);
-    CF_ASSERT_STR_HAS(out, want);
+    CF_ASSERT_INT_EQ(s_load(yaml, strlen(yaml), s_diag, S_BUFLEN), CF_EBADREQ);
+    CF_ASSERT_STR_HAS(s_diag, want);
 }
 
 static unsigned char *s_read(const char *path, size_t *len)
@@ -535,8 +547,7 @@ static void test_tz_names_and_tzdir(void)
                                "  b:\n"
                                "    country: no\n"
                                "    timezone: Nordic/Oslo\n";
-    char out[2048];
-    int rc_yaml = s_load(yaml, sizeof yaml - 1, out, sizeof out);
+    int rc_yaml = s_load(yaml, sizeof yaml - 1, s_diag, S_BUFLEN);
     unsetenv("TZDIR");
     remove(path);
     remove(broken);
@@ -546,10 +557,10 @@ static void test_tz_names_and_tzdir(void)
     CF_ASSERT_INT_EQ(rc_good, 0);
     CF_ASSERT_INT_EQ(rc_sys, CF_ENOTFOUND);
     CF_ASSERT_INT_EQ(rc_bad, CF_EBADREQ);
-    CF_ASSERT_STR_HAS(why, "not a TZif file");
+    CF_ASSERT(strstr(why, "not a TZif file") != NULL);
     CF_ASSERT_INT_EQ(rc_yaml, CF_EBADREQ);
-    CF_ASSERT_STR_HAS(out, "t.yaml:4:15: cannot read time zone 'Nordic/Broken': not a TZif file\n");
-    CF_ASSERT(strstr(out, "Nordic/Oslo") == NULL);
+    CF_ASSERT_STR_HAS(s_diag, "t.yaml:4:15: cannot read time zone 'Nordic/Broken': not a TZif file\n");
+    CF_ASSERT(strstr(s_diag, "Nordic/Oslo") == NULL);
 }
 
 /* -------------------------------------------------- duration arithmetic --- */
@@ -768,20 +779,22 @@ static void test_loader_errors(void)
     s_expect_error("calendars: \"abc\n", "t.yaml:");
     s_expect_error("calendars:\n- a\n  b: c\n", "YAML syntax error:");
     s_expect_error("calendars: {}\n---\ncalendars: {}\n", "t.yaml:2:1: only one YAML document is allowed");
-    s_expect_error("calendars: \"\xff\xfe\"\n", "YAML syntax error");
+    s_expect_error("calendars:\n  dk: \"\xc3\xa6\xff\xfe\"\n", "t.yaml:2:9: bad character: invalid leading UTF-8 octet");
+    s_expect_error("\xef\xbb\xbf" "calendars:\n  dk:\n    country: dk\n\t\n", "t.yaml:4:1: tab character");
+    s_expect_error("\xef\xbb\xbf" "x: \t1\n", "t.yaml:1:4: tab character");
     s_expect_error("calendars: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
                    "nested too deeply");
 }
 
 static void test_loader_reports_every_error(void)
 {
-    char path[4096], out[8192];
+    char path[4096];
     snprintf(path, sizeof path, "%s/tests/data/calendars/many_errors.yaml", cf_test_srcdir());
     size_t len;
     unsigned char *buf = s_read(path, &len);
-    CF_ASSERT_INT_EQ(s_load((const char *)buf, len, out, sizeof out), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(s_load((const char *)buf, len, s_diag, S_BUFLEN), CF_EBADREQ);
     free(buf);
-    CF_ASSERT_STR_EQ(out,
+    S_ASSERT_TEXT(s_diag,
                      "t.yaml:6:14: unknown country 'se' (expected dk or no)\n"
                      "t.yaml:7:15: unknown time zone 'Europe/Stockholmx'\n"
                      "t.yaml:8:26: bad weekday 'thur' (expected mon, tue, wed, thu, fri, sat or sun)\n"
@@ -797,7 +810,7 @@ static void test_loader_reports_every_error(void)
     CF_ASSERT_INT_EQ(cf_cal_set_load_file(path, &set, &d), CF_EBADREQ);
     CF_ASSERT(set == NULL);
     CF_ASSERT_INT_EQ(d.n, 8);
-    CF_ASSERT_STR_EQ(d.v[0].file, path);
+    CF_ASSERT(strcmp(d.v[0].file, path) == 0);
     CF_ASSERT_INT_EQ(d.v[0].line, 6);
     CF_ASSERT_INT_EQ(d.v[0].col, 14);
     cf_diags_clear(&d);
@@ -846,7 +859,7 @@ static void test_loader_files(void)
 static void test_loader_mutations(void)
 {
     const size_t len = strlen(s_test_yaml);
-    char *buf = malloc(len + 1), out[8192];
+    char *buf = malloc(len + 1);
     CF_ASSERT(buf != NULL);
     static const char pool[] = " \t\n:-[]{}&*!|>'\"#%@`,?0aZ\\";
     uint32_t seed = 7;
@@ -863,7 +876,7 @@ static void test_loader_mutations(void)
             default: buf[at] = (char)(seed >> 24); break;
             }
         }
-        int rc = s_load(buf, n, out, sizeof out);
+        int rc = s_load(buf, n, s_diag, S_BUFLEN);
         CF_ASSERT(rc == 0 || rc == CF_EBADREQ);
         loaded += rc == 0;
     }
@@ -873,7 +886,6 @@ static void test_loader_mutations(void)
 
 /* ------------------------------------------------------------------ CLI --- */
 
-static char s_out[16384], s_errout[16384];
 
 static void s_slurp(FILE *f, char *buf, size_t cap)
 {
@@ -912,8 +924,8 @@ static int s_cli(const char *a1, ...)
     dup2(se, 2);
     close(so);
     close(se);
-    s_slurp(fo, s_out, sizeof s_out);
-    s_slurp(fe, s_errout, sizeof s_errout);
+    s_slurp(fo, s_out, S_BUFLEN);
+    s_slurp(fe, s_errout, S_BUFLEN);
     return rc;
 }
 
@@ -929,7 +941,7 @@ static void test_cli_holidays(void)
 {
     const char *f = s_fixture_path();
     CF_ASSERT_INT_EQ(s_cli("holidays", "--calendars", f, "--calendar", "dk", "--year", "2026", NULL), 0);
-    CF_ASSERT_STR_EQ(s_out,
+    S_ASSERT_TEXT(s_out,
                      "2026-01-01  Nytårsdag\n2026-04-02  Skærtorsdag\n2026-04-03  Langfredag\n"
                      "2026-04-05  Påskedag\n2026-04-06  2. påskedag\n2026-05-14  Kristi himmelfartsdag\n"
                      "2026-05-24  Pinsedag\n2026-05-25  2. pinsedag\n2026-06-05  closing day\n"
@@ -937,7 +949,7 @@ static void test_cli_holidays(void)
                      "2026-12-28  closing day\n2026-12-31  closing day\n");
     CF_ASSERT_STR_EQ(s_errout, "");
     CF_ASSERT_INT_EQ(s_cli("holidays", "--calendars", f, "--calendar=no", "--year=2027", "--json", NULL), 0);
-    CF_ASSERT_STR_EQ(s_out,
+    S_ASSERT_TEXT(s_out,
                      "[\n  {\"date\": \"2027-01-01\", \"name\": \"1. nyttårsdag\"},\n"
                      "  {\"date\": \"2027-03-25\", \"name\": \"Skjærtorsdag\"},\n"
                      "  {\"date\": \"2027-03-26\", \"name\": \"Langfredag\"},\n"
@@ -1045,6 +1057,11 @@ static void test_cli_usage_and_errors(void)
 
 int main(void)
 {
+    s_out = malloc(S_BUFLEN);
+    s_errout = malloc(S_BUFLEN);
+    s_diag = malloc(S_BUFLEN);
+    if (!s_out || !s_errout || !s_diag)
+        return 1;
     CF_RUN(test_dk_2023_store_bededag);
     CF_RUN(test_dk_2024_leap_year_no_store_bededag);
     CF_RUN(test_dk_early_and_late_easter);
@@ -1076,5 +1093,8 @@ int main(void)
     CF_RUN(test_cli_is_business_day);
     CF_RUN(test_cli_usage_and_errors);
     cf_cal_set_destroy(&s_set);
+    free(s_out);
+    free(s_errout);
+    free(s_diag);
     return cf_test_done();
 }
