@@ -393,16 +393,14 @@ static int s_recv_one(s_daemon_t *d, void *sock, cf_endpoint_t ep, s_slot_t *s)
     s->sock = sock;
     s->ep = ep;
     s->refuse = 0;
-    size_t nenv = 1, reqi;
+    /* An envelope too long to keep is answered to the identity alone. */
+    size_t nenv = delim && delim < CFD_ENV_MAX ? delim + 1 : 1;
+    size_t reqi = nenv;
     if (total > kept || delim >= CFD_ENV_MAX) {
         s->refuse = CF_EBADREQ;
         s->refuse_msg = "a request is one frame after the envelope; the message "
                         "has too many frames";
-        reqi = 0;
     } else {
-        if (delim)
-            nenv = delim + 1;
-        reqi = nenv;
         if (reqi >= total) {
             s->refuse = CF_EBADREQ;
             s->refuse_msg = "the message has no request frame";
@@ -464,18 +462,20 @@ static void s_publish(s_daemon_t *d)
 }
 
 /* ------------------------------------------------------------- serving --- */
-static void s_commit_result(s_daemon_t *d, int rc, const char *what)
+/* The store's health, as the replies show it: log once when writes start
+ * failing (`unavailable`: disk or map full) and once when they succeed
+ * again, not once per refused request. */
+static void s_store_health(s_daemon_t *d, bool failed, bool wrote, const char *what)
 {
-    if (rc < 0) {
+    if (failed) {
         d->nfailed_commits++;
         if (!d->commit_failing)
-            fprintf(stderr, "claimflowd: error: %s could not commit: %s "
-                            "(writes are refused until the store takes them)\n",
-                    what, cf_errname(rc));
+            fprintf(stderr, "claimflowd: error: %s: the store refuses writes: "
+                            "unavailable (disk or map full?)\n", what);
         d->commit_failing = true;
-    } else if (d->commit_failing) {
-        fprintf(stderr, "claimflowd: store commits again after %" PRIu64
-                        " failed\n", d->nfailed_commits);
+    } else if (wrote && d->commit_failing) {
+        fprintf(stderr, "claimflowd: the store takes writes again after %" PRIu64
+                        " refused batches\n", d->nfailed_commits);
         d->commit_failing = false;
         d->nfailed_commits = 0;
     }
@@ -527,7 +527,12 @@ static int s_serve(s_daemon_t *d)
         cf_reply_init(&d->replies[i]);
     if (neng > 0) {
         int rc = cf_engine_run(d->engine, d->reqs, neng, d->replies);
-        s_commit_result(d, rc, "a request batch");
+        bool failed = rc < 0, wrote = false;
+        for (size_t i = 0; i < neng; i++) {
+            failed |= d->replies[i].code == CF_EUNAVAIL;
+            wrote |= d->replies[i].wrote && d->replies[i].code == 0;
+        }
+        s_store_health(d, failed, wrote, "request batch");
     }
     for (size_t i = 0; i < n; i++) {
         s_slot_t *s = &d->slots[i];
@@ -567,7 +572,7 @@ static void s_fire(s_daemon_t *d)
     size_t fired = 0;
     int rc = cf_engine_fire_due(d->engine, CFD_FIRE_MAX, &fired);
     s_publish(d);
-    s_commit_result(d, rc, "firing timers");
+    s_store_health(d, rc < 0, fired > 0, "firing timers");
     /* A failed fire leaves the timers due: back off rather than spin. */
     d->fire_retry_ms = rc < 0 ? s_mono_ms() + CFD_TICK_MS : 0;
 }

@@ -269,8 +269,8 @@ static int s_read_file(const char *path, char **ret, size_t *ret_len,
 
 int cf_config_load(const char *path, cf_config_t **ret, cf_error_t *reterr)
 {
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     int rc = s_read_file(path, &buf, &len, reterr);
     if (rc < 0)
         return rc;

@@ -300,24 +300,59 @@ int cf_cmd_queue(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    cf_req_t req;
-    cf_req_init(&req, "query");
-    cf_req_bool(&req, "open", true);
-    if (workflow)
-        cf_req_str(&req, "workflow", workflow);
-    if (state)
-        cf_req_str(&req, "state", state);
-    if (flag)
-        cf_req_str(&req, "flag", flag);
+    /* `query` takes a state only with its workflow (the index is workflow,
+     * state, claim): without --workflow, ask each workflow the daemon runs. */
     s_queue_t q = {0};
-    bool truncated;
-    if ((rc = s_query_pages(&cli, &req, S_QUEUE_CAP, s_queue_page, &q, &truncated)) != 0)
-        goto out;
+    bool truncated = false;
+    msgpack_unpacked ping;
+    msgpack_unpacked_init(&ping);
+    const msgpack_object *wfs = NULL;
+    if (state && !workflow) {
+        cf_req_t req;
+        cf_req_init(&req, "ping");
+        if ((rc = cf_cli_call(&cli, &req, &ping)) != 0)
+            goto out;
+        wfs = cf_mp_get(&ping.data, "workflows");
+        if (!wfs || wfs->type != MSGPACK_OBJECT_ARRAY) {
+            rc = cf_cli_fail(CF_EXIT_CONNECT, "queue: claimflowd's ping reply has no workflows");
+            goto out;
+        }
+    }
+    for (uint32_t w = 0; w < (wfs ? wfs->via.array.size : 1); w++) {
+        char name[128];
+        const char *wf = workflow;
+        if (wfs) {
+            /* One query per name: the list has a row per version. */
+            char other[128];
+            bool seen = false;
+            if (!(wf = cf_mp_get_str(&wfs->via.array.ptr[w], "name", name, sizeof name)))
+                continue;
+            for (uint32_t k = 0; k < w && !seen; k++)
+                seen = cf_mp_get_str(&wfs->via.array.ptr[k], "name", other, sizeof other) &&
+                       strcmp(other, name) == 0;
+            if (seen)
+                continue;
+        }
+        cf_req_t req;
+        cf_req_init(&req, "query");
+        cf_req_bool(&req, "open", true);
+        if (wf)
+            cf_req_str(&req, "workflow", wf);
+        if (state)
+            cf_req_str(&req, "state", state);
+        if (flag)
+            cf_req_str(&req, "flag", flag);
+        bool cut;
+        if ((rc = s_query_pages(&cli, &req, S_QUEUE_CAP, s_queue_page, &q, &cut)) != 0)
+            goto out;
+        truncated |= cut;
+    }
     if (truncated)
         fprintf(stderr, "claimctl: queue: more than %d open claims match; sorted the "
                         "first %d only (narrow with --workflow/--state/--flag)\n",
                 S_QUEUE_CAP, S_QUEUE_CAP);
-    qsort(q.items, q.nitems, sizeof *q.items, s_urgency);
+    if (q.nitems)
+        qsort(q.items, q.nitems, sizeof *q.items, s_urgency);
     size_t shown = q.nitems < (size_t)limit ? q.nitems : (size_t)limit;
 
     if (cli.json) {
@@ -368,6 +403,7 @@ int cf_cmd_queue(int argc, char **argv)
     cf_table_fini(&t);
 
 out:
+    msgpack_unpacked_destroy(&ping);
     for (size_t i = 0; i < q.npages; i++)
         msgpack_unpacked_destroy(&q.pages[i]);
     free(q.pages);

@@ -201,12 +201,12 @@ static int s_show(int argc, char **argv)
         printf("\ndata:\n");
         for (size_t i = 0; i < wf->nfields; i++) {
             const cf_wf_field_t *f = &wf->fields[i];
-            printf("  %-16s %-10s %-9s", f->name, s_ftype_name(f->type),
+            printf("  %-16s %-10s %s", f->name, s_ftype_name(f->type),
                    f->required ? "required" : "optional");
             if (f->type == CF_FT_STRING)
-                printf(" max %u", (unsigned)f->max_len);
+                printf(", max %u bytes", (unsigned)f->max_len);
             for (size_t j = 0; j < f->nvalues; j++)
-                printf("%s%s", j ? "|" : " ", f->values[j]);
+                printf("%s%s", j ? "|" : ", one of ", f->values[j]);
             printf("\n");
         }
     }

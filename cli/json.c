@@ -5,7 +5,9 @@
  * put in them: invalid sequences, overlong forms and surrogates become
  * U+FFFD.  Control characters - C0, DEL and C1 - are written as \u escapes,
  * which also keeps terminal escape sequences in member-supplied text from
- * reaching an operator's terminal raw.  Recursion follows the object's depth,
+ * reaching an operator's terminal raw; so are U+2028/U+2029, which many line
+ * splitters (Python's splitlines, JavaScript) take for line ends and would
+ * break a JSON line apart.  Recursion follows the object's depth,
  * which msgpack-c's unpacker already bounds.
  */
 #include "json.h"
@@ -69,7 +71,7 @@ void cf_json_print_str(FILE *out, const char *str, size_t len)
         case '\r': fputs("\\r", out); break;
         case '\t': fputs("\\t", out); break;
         default:
-            if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029)
                 fprintf(out, "\\u%04x", (unsigned)cp);
             else
                 fwrite(s + i, 1, n, out);

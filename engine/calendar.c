@@ -465,7 +465,7 @@ static s_node_t *s_parse(s_ctx_t *cx, const char *buf, size_t len, bool *syntax)
         }
         const uint32_t line = (uint32_t)ev.start_mark.line + 1;
         const uint32_t col = (uint32_t)ev.start_mark.column + 1;
-        const yaml_char_t *anchor = NULL;
+        bool anchored = false;
         s_node_t *node = NULL;
         s_kind_t kind = S_BAD;
         switch (ev.type) {
@@ -484,7 +484,7 @@ static s_node_t *s_parse(s_ctx_t *cx, const char *buf, size_t len, bool *syntax)
             node = calloc(1, sizeof *node);
             break;
         case YAML_SCALAR_EVENT:
-            anchor = ev.data.scalar.anchor;
+            anchored = ev.data.scalar.anchor != NULL;
             kind = S_SCALAR;
             node = calloc(1, sizeof *node);
             if (node) {
@@ -501,12 +501,12 @@ static s_node_t *s_parse(s_ctx_t *cx, const char *buf, size_t len, bool *syntax)
             }
             break;
         case YAML_SEQUENCE_START_EVENT:
-            anchor = ev.data.sequence_start.anchor;
+            anchored = ev.data.sequence_start.anchor != NULL;
             kind = S_SEQ;
             node = calloc(1, sizeof *node);
             break;
         case YAML_MAPPING_START_EVENT:
-            anchor = ev.data.mapping_start.anchor;
+            anchored = ev.data.mapping_start.anchor != NULL;
             kind = S_MAP;
             node = calloc(1, sizeof *node);
             break;
@@ -522,7 +522,7 @@ static s_node_t *s_parse(s_ctx_t *cx, const char *buf, size_t len, bool *syntax)
                                 ev.type == YAML_SEQUENCE_START_EVENT ||
                                 ev.type == YAML_MAPPING_START_EVENT;
         yaml_event_delete(&ev);
-        if (anchor)
+        if (anchored)
             s_err(cx, line, col, "anchors (&name) are not allowed");
         if (!wants_node)
             continue;

@@ -327,6 +327,63 @@ out:
     return result;
 }
 
+/* ============================================================== audit === */
+
+static int s_audit_seq_load(cf_engine_t *e)
+{
+    MDB_txn *txn;
+    int rc = cf_store_begin(e->store, true, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, cf_store_dbi(e->store, CF_DB_AUDIT), &cur)) == 0) {
+        MDB_val k, v;
+        if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 16)
+            e->audit_seq = cf_be64_get((unsigned char *)k.mv_data + 8);
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return cf_store_err(rc);
+}
+
+int cf_engine_audit(cf_engine_t *e, const char *actor, const char *opname,
+                    const char *const *claims, size_t n)
+{
+    /* Key: at + sequence, so the log reads in time order; two indexes find
+     * the entries of one claim or one actor. */
+    unsigned char key[16];
+    cf_be64_put(key, (uint64_t)e->now);
+    cf_be64_put(key + 8, ++e->audit_seq);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int64(&pk, e->now);
+    cf_pack_str(&pk, actor);
+    cf_pack_str(&pk, opname);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        cf_pack_strn(&pk, claims[i], CF_ID_LEN);
+    int rc = sb.data ? cf_engine_put(e, CF_DB_AUDIT, key, sizeof key, sb.data, sb.size)
+                     : CF_EINTERNAL;
+    msgpack_sbuffer_destroy(&sb);
+    unsigned char k[CF_NAME_MAX + 1 + 16 + CF_ID_LEN];
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        memcpy(k, claims[i], CF_ID_LEN);
+        memcpy(k + CF_ID_LEN, key, 16);
+        rc = cf_engine_put(e, CF_DB_AUDIT_CLAIM, k, CF_ID_LEN + 16, "", 0);
+    }
+    size_t al = strlen(actor);
+    if (rc == 0 && al <= CF_NAME_MAX) {
+        memcpy(k, actor, al);
+        k[al] = 0;
+        memcpy(k + al + 1, key, 16);
+        rc = cf_engine_put(e, CF_DB_AUDIT_ACTOR, k, al + 17, "", 0);
+    }
+    return rc;
+}
+
 /* =============================================================== open === */
 
 int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *reterr)
@@ -337,6 +394,7 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     msgpack_sbuffer_init(&e->scratch);
     e->idem_retention = opts->idem_retention > 0 ? opts->idem_retention : 7 * 86400;
     e->max_document = opts->max_document ? opts->max_document : (size_t)10 << 20;
+    e->purge_after = opts->purge_after;
     e->manual = opts->manual_clock;
     e->manual_now = opts->manual_start;
     e->data_dir = strdup(opts->data_dir ? opts->data_dir : "./var");
@@ -365,6 +423,10 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     if ((rc = s_load_workflows(e, opts->workflows_dir ? opts->workflows_dir : "./workflows",
                                reterr)) != 0)
         goto fail;
+    if ((rc = s_audit_seq_load(e)) != 0) {
+        cf_diag_add(reterr, e->data_dir, 0, 0, "cannot read the access log");
+        goto fail;
+    }
     *ret = e;
     return 0;
 fail:
@@ -1102,6 +1164,13 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
             result = CF_EUNAVAIL;
         }
         break;
+    }
+    if (e->compact_pending) {
+        /* A purge committed: rewrite the file so the erased bytes, which
+         * LMDB's freed pages still hold, are gone from it. */
+        cf_error_t err;
+        e->compact_pending = false;
+        cf_store_compact(e->store, e->data_dir, &err);
     }
     free(forced);
     return result;

@@ -43,6 +43,8 @@ typedef struct {
     size_t max_document;         /* largest document body; 0 = 10 MiB */
     bool manual_clock;           /* time moves only by clock.set/advance */
     cf_time_t manual_start;      /* the manual clock's first reading */
+    int64_t purge_after;         /* purge without a date: claims closed longer ago
+                                    than this many seconds; 0 = a date is needed */
     const cf_operator_t *operators;  /* copied */
     size_t noperators;
 } cf_engine_opts_t;

@@ -57,6 +57,10 @@ struct cf_engine {
     cf_pub_t *pub_view;
     size_t npubs, cappubs;
     msgpack_sbuffer scratch;
+    /* access audit: the last key's sequence number */
+    uint64_t audit_seq;
+    int64_t purge_after;        /* default retention for purge, seconds; 0 none */
+    bool compact_pending;       /* a purge committed: compact the file */
 };
 
 /* One request being applied. */
@@ -90,6 +94,9 @@ typedef struct {
     const char *const *keys;/* allowed request keys beyond op/id/actor/member */
 } cf_op_def_t;
 const cf_op_def_t *cf_op_find(const char *name, size_t len);
+/* privacy.c */
+int cf_op_audit(cf_op_t *op);
+int cf_op_purge(cf_op_t *op);
 
 /* engine.c: helpers for ops */
 void cf_op_key(cf_op_t *op, const char *key);         /* next reply field */
@@ -123,6 +130,11 @@ int cf_engine_fanout(cf_engine_t *e, const unsigned char *hash, const char *even
                      msgpack_packer *moved, uint32_t *nmoved);
 int cf_engine_publish(cf_engine_t *e, const char *workflow, const char *event,
                       const char *body, size_t len);
+
+/* Record an access to claims[0..n) (each CF_ID_LEN bytes) by actor with op,
+ * in the current transaction (the access log, docs/SECURITY.md). */
+int cf_engine_audit(cf_engine_t *e, const char *actor, const char *opname,
+                    const char *const *claims, size_t n);
 
 /* timers.c */
 size_t cf_timer_key(unsigned char *k, cf_time_t due, char kind, const void *target,

@@ -101,6 +101,18 @@ static void s_sm_fail(cf_op_t *op, const cf_error_t *err)
     op->err = *err;
 }
 
+/* Record an operator's read of one claim's personal data. */
+static int s_audit_one(cf_op_t *op, const char *opname, const cf_claim_t *c)
+{
+    if (op->ep != CF_EP_OPERATOR)
+        return 0;
+    const char *ids[1] = {c->id};
+    int rc = cf_engine_audit(op->e, op->actor, opname, ids, 1);
+    if (rc == 0)
+        op->wrote = true;
+    return rc;
+}
+
 /* Pack a msgpack object (event data) for the history, or NULL/0 when none. */
 static void s_pack_obj(msgpack_sbuffer *sb, const msgpack_object *o)
 {
@@ -362,8 +374,14 @@ static int s_attach(cf_op_t *op)
     msgpack_sbuffer_destroy(&sb);
     if (rc == 0) {
         MDB_val v;
-        int g = cf_engine_get(e, CF_DB_DOCS, d->sha, 32, &v);
-        if (g == CF_ENOTFOUND) {
+        uint32_t refs = 0;
+        if (cf_engine_get(e, CF_DB_DOC_REFS, d->sha, 32, &v) == 0 && v.mv_size == 4)
+            refs = cf_be32_get(v.mv_data);
+        unsigned char rb[4];
+        cf_be32_put(rb, refs + 1);
+        rc = cf_engine_put(e, CF_DB_DOC_REFS, d->sha, 32, rb, 4);
+        int g = rc == 0 ? cf_engine_get(e, CF_DB_DOCS, d->sha, 32, &v) : 0;
+        if (rc == 0 && g == CF_ENOTFOUND) {
             /* [content_type, body] */
             msgpack_sbuffer db;
             msgpack_sbuffer_init(&db);
@@ -376,7 +394,7 @@ static int s_attach(cf_op_t *op)
             rc = db.data ? cf_engine_put(e, CF_DB_DOCS, d->sha, 32, db.data, db.size)
                          : CF_EINTERNAL;
             msgpack_sbuffer_destroy(&db);
-        } else if (g != 0) {
+        } else if (rc == 0 && g != 0) {
             rc = g;
         }
     }
@@ -445,6 +463,11 @@ static int s_document(cf_op_t *op)
         cf_claim_fini(&c);
         return cf_op_fail(op, rc == CF_ENOTFOUND ? CF_ENOTFOUND : CF_EINTERNAL,
                           "the document cannot be read");
+    }
+    if ((rc = s_audit_one(op, "document", &c)) != 0) {
+        msgpack_unpacked_destroy(&up);
+        cf_claim_fini(&c);
+        return rc;
     }
     cf_op_key(op, "document");
     msgpack_pack_map(&op->pk, 5);
@@ -552,6 +575,10 @@ static int s_get(cf_op_t *op)
     int rc = s_load(op, &c);
     if (rc != 0)
         return rc;
+    if ((rc = s_audit_one(op, "get", &c)) != 0) {
+        cf_claim_fini(&c);
+        return rc;
+    }
     cf_op_key(op, "claim");
     cf_claim_pack_reply(&op->pk, &c);
     cf_claim_fini(&c);
@@ -564,6 +591,10 @@ static int s_history(cf_op_t *op)
     int rc = s_load(op, &c);
     if (rc != 0)
         return rc;
+    if ((rc = s_audit_one(op, "history", &c)) != 0) {
+        cf_claim_fini(&c);
+        return rc;
+    }
     cf_op_key(op, "events");
     msgpack_pack_array(&op->pk, c.seq);
     unsigned char k[CF_ID_LEN + 4];
@@ -660,6 +691,13 @@ static int s_query(cf_op_t *op)
     uint32_t count = 0;
     size_t scanned = 0;
     bool more = false;
+    /* The ids returned, for the access log. */
+    char (*ids)[CF_ID_LEN] = malloc((size_t)limit * CF_ID_LEN);
+    if (!ids) {
+        mdb_cursor_close(cur);
+        msgpack_sbuffer_destroy(&list);
+        return cf_op_fail(op, CF_EINTERNAL, "out of memory");
+    }
     unsigned char last[512];
     size_t lastlen = 0;
     MDB_val k = {startlen, start}, v;
@@ -693,6 +731,7 @@ static int s_query(cf_op_t *op)
             }
             if (ok) {
                 cf_claim_pack_reply(&lp, &c);
+                memcpy(ids[count], c.id, CF_ID_LEN);
                 count++;
             }
             cf_claim_fini(&c);
@@ -704,6 +743,24 @@ static int s_query(cf_op_t *op)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
+    rc = 0;
+    if (op->ep == CF_EP_OPERATOR && count) {
+        const char **idv = malloc(count * sizeof *idv);
+        if (!idv) {
+            rc = CF_EINTERNAL;
+        } else {
+            for (uint32_t i = 0; i < count; i++)
+                idv[i] = ids[i];
+            rc = cf_engine_audit(e, op->actor, "query", idv, count);
+            free(idv);
+            op->wrote = rc == 0;
+        }
+    }
+    free(ids);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy(&list);
+        return cf_op_fail(op, rc, "the access log cannot be written");
+    }
     cf_op_key(op, "claims");
     msgpack_pack_array(&op->pk, count);
     if (list.size)
@@ -951,6 +1008,8 @@ static const char *const k_query[] = {"workflow", "state", "flag", "open", "limi
 static const char *const k_timers[] = {"due_before", "limit", NULL};
 static const char *const k_advance[] = {"seconds", NULL};
 static const char *const k_set[] = {"at", NULL};
+static const char *const k_audit[] = {"claim", "operator", "limit", "after", NULL};
+static const char *const k_purge[] = {"closed_before", NULL};
 
 /* name, fn, endpoints, roles (0: anyone, no actor needed), writes,
  * portal needs member, keys */
@@ -969,6 +1028,9 @@ static const cf_op_def_t s_ops[] = {
     {"stats", s_stats, CF_OPEP_OPERATOR, R_ANY_OP, false, false, NULL},
     {"clock.advance", s_clock_advance, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_advance},
     {"clock.set", s_clock_set, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_set},
+    {"audit", cf_op_audit, CF_OPEP_OPERATOR, CF_ROLE_AUDITOR | CF_ROLE_SUPERVISOR, false, false,
+     k_audit},
+    {"purge", cf_op_purge, CF_OPEP_OPERATOR, CF_ROLE_SUPERVISOR, true, false, k_purge},
 };
 
 const cf_op_def_t *cf_op_find(const char *name, size_t len)

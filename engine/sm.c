@@ -66,7 +66,8 @@ static int s_guards_hold(unsigned guards, const cf_sm_ctx_t *ctx, cf_error_t *re
 
 static bool s_str_is(const msgpack_object_str *s, const char *name)
 {
-    return strlen(name) == s->size && memcmp(s->ptr, name, s->size) == 0;
+    /* an empty msgpack string may carry a NULL ptr */
+    return strlen(name) == s->size && (s->size == 0 || memcmp(s->ptr, name, s->size) == 0);
 }
 
 static bool s_is_none(const msgpack_object *data)
@@ -79,7 +80,7 @@ static int s_check_value(const cf_wf_field_t *f, const msgpack_object *v, cf_err
 {
     const char *name = f->name;
     bool is_str = v->type == MSGPACK_OBJECT_STR;
-    const char *s = is_str ? v->via.str.ptr : NULL;
+    const char *s = is_str && v->via.str.ptr ? v->via.str.ptr : "";
     size_t len = is_str ? v->via.str.size : 0;
 
     switch (f->type) {
@@ -160,7 +161,7 @@ int cf_sm_check_data(const cf_wf_field_t *fields, size_t nfields,
                 if ((unsigned char)k->via.str.ptr[j] < 0x20 || k->via.str.ptr[j] == '\0')
                     show = j;
             return cf_error_set(reterr, CF_EBADREQ, "unknown field '%.*s'%s", show,
-                                k->via.str.ptr, nfields ? "" : " (this takes no data)");
+                                show ? k->via.str.ptr : "", nfields ? "" : " (this takes no data)");
         }
         for (size_t j = 0; j < i; j++)
             if (kv[j].key.type == MSGPACK_OBJECT_STR && s_str_is(&kv[j].key.via.str, f->name))

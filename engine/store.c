@@ -17,7 +17,9 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct cf_store {
     MDB_env *env;
@@ -130,6 +132,31 @@ fail:
                         mdb_strerror(rc));
 }
 
+/* Create and open the environment handle (no transaction). */
+static int s_env_open(cf_store_t *s, const char *dir)
+{
+    int rc = mdb_env_create(&s->env);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_env_set_maxdbs(s->env, CF_DB__COUNT + 2)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, 126)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, s->map_size)) != 0 ||
+        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    return rc;
+}
+
+/* Open every named database (creating the missing ones). */
+static int s_dbis_open(cf_store_t *s, MDB_txn *txn)
+{
+    int rc = 0;
+    for (int i = 0; i < CF_DB__COUNT && rc == 0; i++)
+        rc = mdb_dbi_open(txn, s_db_names[i], MDB_CREATE, &s->dbi[i]);
+    return rc;
+}
+
 int cf_store_open(const char *dir, const cf_store_opts_t *opts, cf_store_t **ret,
                   cf_error_t *reterr)
 {
@@ -146,24 +173,17 @@ int cf_store_open(const char *dir, const cf_store_opts_t *opts, cf_store_t **ret
     s->no_grow = opts && opts->no_grow;
 
     MDB_txn *txn = NULL;
-    int rc = mdb_env_create(&s->env);
+    int rc = s_env_open(s, dir);
     if (rc != 0)
         goto out_free;
-    if ((rc = mdb_env_set_maxdbs(s->env, CF_DB__COUNT + 2)) != 0 ||
-        (rc = mdb_env_set_maxreaders(s->env, 126)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, s->map_size)) != 0)
-        goto out_close;
-    if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0)
-        goto out_close;
     /* A store that grew earlier keeps its size. */
     MDB_envinfo info;
     if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_size)
         s->map_size = info.me_mapsize;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         goto out_close;
-    for (int i = 0; i < CF_DB__COUNT; i++)
-        if ((rc = mdb_dbi_open(txn, s_db_names[i], MDB_CREATE, &s->dbi[i])) != 0)
-            goto out_abort;
+    if ((rc = s_dbis_open(s, txn)) != 0)
+        goto out_abort;
     int err = s_meta_init(s, txn, reterr);
     if (err != 0) {
         mdb_txn_abort(txn);
@@ -257,5 +277,38 @@ int cf_store_backup(cf_store_t *s, const char *dir, cf_error_t *reterr)
     int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
     if (rc != 0)
         return cf_error_set(reterr, CF_EUNAVAIL, "backup failed: %s", mdb_strerror(rc));
+    return 0;
+}
+
+int cf_store_compact(cf_store_t *s, const char *dir, cf_error_t *reterr)
+{
+    char tmp[2048], from[2100], to[2100];
+    snprintf(tmp, sizeof tmp, "%s/.compact", dir);
+    snprintf(from, sizeof from, "%s/data.mdb", tmp);
+    snprintf(to, sizeof to, "%s/data.mdb", dir);
+    unlink(from);
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return cf_error_set(reterr, CF_EUNAVAIL, "cannot create %s: %s", tmp, strerror(errno));
+    int rc = mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT);
+    if (rc != 0) {
+        unlink(from);
+        rmdir(tmp);
+        return cf_error_set(reterr, CF_EUNAVAIL, "compaction failed: %s", mdb_strerror(rc));
+    }
+    /* The copy is complete and synced; swap it in with no handle open. */
+    mdb_env_close(s->env);
+    s->env = NULL;
+    int moved = rename(from, to);
+    rmdir(tmp);
+    MDB_txn *txn;
+    if ((rc = s_env_open(s, dir)) != 0 || (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return cf_error_set(reterr, CF_EUNAVAIL, "cannot reopen the store after compaction: %s",
+                            mdb_strerror(rc));
+    if ((rc = s_dbis_open(s, txn)) != 0 || (rc = mdb_txn_commit(txn)) != 0)
+        return cf_error_set(reterr, CF_EUNAVAIL, "cannot reopen the store after compaction: %s",
+                            mdb_strerror(rc));
+    if (moved != 0)
+        return cf_error_set(reterr, CF_EUNAVAIL, "cannot swap in the compacted store: %s",
+                            strerror(errno));
     return 0;
 }

@@ -33,7 +33,10 @@
     XX(MEMBERS,    "members")    /* member hash(16) -> consent record */      \
     XX(DOCS,       "docs")       /* sha256(32) -> document record */          \
     XX(WORKFLOWS,  "workflows")  /* name@version -> YAML source */            \
-    XX(AUDIT,      "audit")      /* at(be64) + seq(be32) -> access record */
+    XX(DOC_REFS,   "doc_refs")   /* sha256(32) -> claims holding it (be32) */ \
+    XX(AUDIT,      "audit")      /* at(be64) + seq(be64) -> access record */  \
+    XX(AUDIT_CLAIM, "audit_claim") /* claim id + audit key -> "" */          \
+    XX(AUDIT_ACTOR, "audit_actor") /* actor\0 + audit key -> "" */
 
 typedef enum {
 #define CF_XX(s, name) CF_DB_##s,
@@ -88,6 +91,12 @@ int cf_store_put(cf_store_t *s, MDB_txn *txn, cf_db_t db, const void *key,
                  size_t klen, const void *val, size_t vlen);
 /* del: 0 also when the key was absent. */
 int cf_store_del(cf_store_t *s, MDB_txn *txn, cf_db_t db, const void *key, size_t klen);
+
+/* Rewrite the environment in place, compacted: a compacting copy (free
+ * pages left out, so bytes of deleted records are not carried over) is
+ * swapped in for data.mdb and the environment reopened.  No transaction may
+ * be open.  0 or CF_EUNAVAIL (the old file is then still in use). */
+int cf_store_compact(cf_store_t *s, const char *dir, cf_error_t *reterr);
 
 /* Copy the environment, compacted, to dir (created if missing; must hold no
  * data.mdb).  0 or CF_EUNAVAIL with the reason. */

@@ -530,6 +530,112 @@ static void test_map_growth_and_full(void)
     s_rmrf(s_tmp);
 }
 
+static void test_roles_and_audit(void)
+{
+    cf_engine_t *e = s_open();
+    s_call(e, P, "{'op':'consent.give','id':'c1','member':'%s'}", CPR_B);
+    char claim[32];
+    snprintf(claim, sizeof claim, "%s", s_create(e, CPR_B, "chiropractic"));
+    /* An auditor reads and never writes. */
+    const msgpack_object *r = s_call(e, O, "{'op':'send','id':'a','actor':'aud','claim':'%s','event':'decision.approved'}", claim);
+    ASSERT_ERR(r, "forbidden");
+    ASSERT_OK(s_call(e, O, "{'op':'send','id':'d','actor':'hanne','claim':'%s','event':'decision.denied','data':{'reason':'r'}}", claim));
+    ASSERT_OK(s_call(e, P, "{'op':'send','id':'f','member':'%s','claim':'%s','event':'complaint.filed','data':{'text':'t'}}", CPR_B, claim));
+    /* A handler cannot uphold a complaint; a supervisor can. */
+    r = s_call(e, O, "{'op':'send','id':'u1','actor':'hanne','claim':'%s','event':'complaint.upheld'}", claim);
+    ASSERT_ERR(r, "forbidden");
+    CF_ASSERT_STR_HAS(S(r, "error.message"), "handler");
+    ASSERT_OK(s_call(e, O, "{'op':'send','id':'u2','actor':'sofie','claim':'%s','event':'complaint.upheld'}", claim));
+
+    /* Every operator read is logged, once; portal reads (the member's own) are not. */
+    ASSERT_OK(s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", claim));
+    ASSERT_OK(s_call(e, O, "{'op':'history','actor':'hanne','claim':'%s'}", claim));
+    ASSERT_OK(s_call(e, O, "{'op':'query','actor':'aud','workflow':'health_claim'}"));
+    ASSERT_OK(s_call(e, P, "{'op':'get','member':'%s','claim':'%s'}", CPR_B, claim));
+    r = s_call(e, O, "{'op':'audit','actor':'aud','claim':'%s'}", claim);
+    ASSERT_OK(r);
+    const msgpack_object *en = cf_mp_path(r, "entries");
+    CF_ASSERT_INT_EQ(en->via.array.size, 3);
+    CF_ASSERT_STR_EQ(S(r, "entries.0.op"), "get");
+    CF_ASSERT_STR_EQ(S(r, "entries.0.actor"), "hanne");
+    CF_ASSERT_STR_EQ(S(r, "entries.0.claims.0"), claim);
+    CF_ASSERT_STR_EQ(S(r, "entries.1.op"), "history");
+    CF_ASSERT_STR_EQ(S(r, "entries.2.op"), "query");
+    CF_ASSERT_STR_EQ(S(r, "entries.2.actor"), "aud");
+    r = s_call(e, O, "{'op':'audit','actor':'sofie','operator':'hanne'}");
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 2);
+    /* The log itself is for auditors and supervisors only. */
+    r = s_call(e, O, "{'op':'audit','actor':'hanne','claim':'%s'}", claim);
+    ASSERT_ERR(r, "forbidden");
+    s_close(&e);
+}
+
+static bool s_file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    CF_ASSERT(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    CF_ASSERT(buf && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    bool found = memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+    free(buf);
+    return found;
+}
+
+static void test_purge(void)
+{
+    cf_engine_t *e = s_open();
+    const char *gone = "150583-1234", *kept = "0303754321";
+    static const char pdf[] = "%PDF-1.4 SECRET-REFERRAL-MARKER-7f3a";
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%s", s_create(e, gone, "scan"));
+    ASSERT_OK(s_attach(e, gone, a, "referral", "application/pdf", pdf, sizeof pdf - 1));
+    ASSERT_OK(s_call(e, P, "{'op':'consent.give','id':'c1','member':'%s'}", gone));
+    ASSERT_OK(s_call(e, O, "{'op':'send','id':'d','actor':'hanne','claim':'%s','event':'decision.denied','data':{'reason':'REASON-TEXT-91'}}", a));
+    ASSERT_OK(s_call(e, P, "{'op':'send','id':'w','member':'%s','claim':'%s','event':'complaint.filed','data':{'text':'t'}}", gone, a));
+    ASSERT_OK(s_call(e, O, "{'op':'send','id':'x','actor':'sofie','claim':'%s','event':'complaint.rejected','data':{'reason':'r'}}", a));
+    snprintf(b, sizeof b, "%s", s_create(e, kept, "chiropractic"));
+    ASSERT_OK(s_call(e, O, "{'op':'clock.advance','actor':'hanne','seconds':86400}"));
+
+    /* Only a supervisor purges. */
+    const msgpack_object *r = s_call(e, O, "{'op':'purge','id':'p0','actor':'hanne','closed_before':'2026-11-25'}");
+    ASSERT_ERR(r, "forbidden");
+    r = s_call(e, O, "{'op':'purge','id':'p1','actor':'sofie','closed_before':'2026-11-25'}");
+    ASSERT_OK(r);
+    CF_ASSERT_STR_EQ(S(r, "purged"), "1");
+    r = s_call(e, O, "{'op':'get','actor':'aud','claim':'%s'}", a);
+    ASSERT_OK(r);
+    CF_ASSERT_STR_EQ(S(r, "claim.state"), "closed");
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "claim.data")->via.map.size, 0);
+    CF_ASSERT(cf_mp_path(r, "claim.documents.0") == NULL);
+    r = s_call(e, O, "{'op':'history','actor':'aud','claim':'%s'}", a);
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "events")->via.array.size, 6);
+    CF_ASSERT_STR_EQ(S(r, "events.2.event"), "consent.given");
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "events.3.data")->via.map.size, 0);
+    /* The member has no claims left: their consent is gone too. */
+    r = s_call(e, P, "{'op':'consent.withdraw','id':'cw','member':'%s'}", gone);
+    ASSERT_ERR(r, "not_found");
+    r = s_call(e, O, "{'op':'audit','actor':'aud','operator':'sofie'}");
+    CF_ASSERT_STR_EQ(S(r, "entries.0.op"), "purge");
+    CF_ASSERT_STR_EQ(S(r, "entries.0.claims.0"), a);
+    /* Gone from the file itself, not just from the index. */
+    char file[600];
+    snprintf(file, sizeof file, "%s/data.mdb", cf_engine_data_dir(e));
+    CF_ASSERT(!s_file_has(file, gone));
+    CF_ASSERT(!s_file_has(file, "1505831234"));
+    CF_ASSERT(!s_file_has(file, "SECRET-REFERRAL-MARKER"));
+    CF_ASSERT(!s_file_has(file, "REASON-TEXT-91"));
+    CF_ASSERT(s_file_has(file, kept)); /* the scan does see what is there */
+    /* And the store still works after the compaction. */
+    r = s_call(e, O, "{'op':'get','actor':'aud','claim':'%s'}", b);
+    CF_ASSERT_STR_EQ(S(r, "claim.state"), "awaiting_consent");
+    ASSERT_OK(s_call(e, P, "{'op':'consent.give','id':'c9','member':'%s'}", kept));
+    s_close(&e);
+}
+
 /* ---------------------------------------------------------- crash test --- */
 /* A child applies a fixed script of requests to 30 claims, acknowledging each
  * `ok` reply on a pipe; the parent kills it with SIGKILL at random points,
@@ -678,6 +784,8 @@ int main(void)
     CF_RUN(test_batch_one_fails);
     CF_RUN(test_errors);
     CF_RUN(test_map_growth_and_full);
+    CF_RUN(test_roles_and_audit);
+    CF_RUN(test_purge);
     CF_RUN(test_crash_sigkill);
     return cf_test_done();
 }

@@ -663,6 +663,11 @@ static void test_check_data_types(void)
         CF_ASSERT_STR_HAS(e.message, cases[i].msg);
         d.kv[cases[i].idx].val = keep;
     }
+    /* an empty key (msgpack may give it a NULL ptr) */
+    d.kv[0].key.via.str.ptr = NULL;
+    d.kv[0].key.via.str.size = 0;
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
+    CF_ASSERT_STR_EQ(e.message, "unknown field ''");
     /* a non-string key */
     d.kv[0].key = s_int(5);
     CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
@@ -712,6 +717,28 @@ static void test_flags(void)
     cf_wf_destroy(&wf);
 }
 
+/* A cycle of autos in a definition ends after nstates steps, not never. */
+static void test_auto_cycle(void)
+{
+    static const char text[] =
+        "workflow: loop\nversion: 1\ncalendar: dk\n"
+        "states:\n"
+        "  a: {initial: true, auto: [{to: b}]}\n"
+        "  b: {auto: [{to: c}]}\n"
+        "  c: {auto: [{to: a}], on: {stop: {to: d, by: [member]}}}\n"
+        "  d: {final: true}\n";
+    cf_wf_t *wf = NULL;
+    cf_diags_t dg = {0};
+    CF_ASSERT_INT_EQ(cf_wf_load_buffer("loop.yaml", text, strlen(text), &wf, &dg), 0);
+    cf_sm_result_t r;
+    cf_error_t e;
+    cf_sm_ctx_t c = s_ctx(false);
+    CF_ASSERT_INT_EQ(cf_sm_create(wf, M, NULL, &c, &r, &e), 0);
+    /* 4 states: a -> b -> c -> a -> b */
+    CF_ASSERT_STR_EQ(wf->states[r.next.state].name, "b");
+    cf_wf_destroy(&wf);
+}
+
 int main(void)
 {
     s_hc = s_load("health_claim.yaml");
@@ -728,6 +755,7 @@ int main(void)
     CF_RUN(test_bad_request);
     CF_RUN(test_check_data_types);
     CF_RUN(test_flags);
+    CF_RUN(test_auto_cycle);
     cf_wf_destroy(&s_hc);
     cf_wf_destroy(&s_inq);
     return cf_test_done();

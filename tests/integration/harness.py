@@ -36,8 +36,18 @@ import threading
 import time
 import traceback
 
-import msgpack
-import zmq
+try:
+    import msgpack
+    import zmq
+except ImportError:
+    # A python3 earlier in PATH (pyenv, a venv) may lack Debian's
+    # python3-zmq/python3-msgpack: run the test again with the system one.
+    if os.path.exists("/usr/bin/python3") and \
+            os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") \
+            and not os.environ.get("CF_REEXEC"):
+        os.environ["CF_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
 
 SRC_DIR = os.environ.get("CF_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -245,7 +255,10 @@ class Daemon:
     def restart(self, extra_args=None):
         """Stop (SIGTERM) if running, then start on the same data directory.
         New endpoints: make new clients after it."""
-        self.stop()
+        rc = self.stop()
+        if rc not in (None, 0):
+            raise AssertionError("claimflowd exited %s on SIGTERM:\n%s"
+                                 % (rc, "\n".join(self.stderr_lines[-40:])))
         return self.start(self._last_extra if extra_args is None
                           else extra_args)
 

@@ -1,15 +1,17 @@
 """Integration: claimflowd as a process - flags, config, signals,
 durability, start-up timers, logging (docs/operations.md)."""
 
+import datetime
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CLAIMFLOWD, WORKFLOWS_DIR, Daemon, T0, check, cpr, eq,  # noqa: E402
-                     err, fnr, new_id, ok, op, portal, run_tests, write_config)
+from harness import (CLAIMFLOWD, WORKFLOWS_DIR, Daemon, Subscriber, T0,  # noqa: E402
+                     check, cpr, eq, err, fnr, new_id, ok, op, portal,
+                     run_tests, write_config)
 from test_lifecycle import create, in_review, send  # noqa: E402
 
 
@@ -283,16 +285,58 @@ def test_logs_carry_no_personal_data():
         check(s not in text, s, d.stderr_lines)
 
 
-def test_real_clock_timer_fires_without_requests():
-    # The real clock: a consent given now expires in a year, so nothing is
-    # due; check the loop idles and stays responsive across ticks.
-    with Daemon() as d:
-        p = portal(d)
-        t = time.monotonic()
-        ok(p.call({"op": "ping"}))
-        time.sleep(1.5)
-        ok(p.call({"op": "ping"}))
-        check(time.monotonic() - t < 5, "slow")
+TICKING = """\
+workflow: ticking
+version: 1
+calendar: dk
+created_by: [member]
+data:
+  member: {type: person_id, required: true}
+states:
+  waiting:
+    initial: true
+    timers:
+      soon: {after: 1m, send: tick}
+    on:
+      tick: {to: done, by: [system]}
+  done: {final: true}
+"""
+
+
+def test_real_clock_timer_fires_in_the_loop():
+    # The shortest timer is a minute.  Create the claim on a manual clock
+    # set 56 s in the past, then restart on the real clock: the timer falls
+    # due 4 s later, and the loop must fire and publish it with no request
+    # arriving to wake it.
+    d = Daemon()
+    try:
+        wd = os.path.join(d.tmp, "workflows")
+        shutil.copytree(WORKFLOWS_DIR, wd)
+        with open(os.path.join(wd, "ticking.yaml"), "w") as f:
+            f.write(TICKING)
+        d.workflows_dir = wd
+        past = datetime.datetime.now(datetime.timezone.utc) - \
+            datetime.timedelta(seconds=56)
+        d.clock = past.strftime("%Y-%m-%dT%H:%M:%SZ")
+        d.start()
+        m = cpr()
+        c = ok(portal(d).call({"op": "create", "id": new_id(), "workflow": "ticking",
+                               "member": m, "data": {"member": m}}))["claim"]
+        eq(c["state"], "waiting", c)
+        d.clock = None
+        d.restart()
+        sub = Subscriber(d, "ticking/")
+        got = ok(op(d).call({"op": "get", "claim": c["id"]}))["claim"]
+        eq(got["state"], "waiting", got)           # not yet due
+        topic, ev = sub.next(timeout=15)
+        eq(topic, "ticking/tick")
+        eq((ev["claim"], ev["actor"], ev["to"]), (c["id"], "system", "done"), ev)
+        check(ev["data"]["late_seconds"] <= 2, ev)
+        got = ok(op(d).call({"op": "get", "claim": c["id"]}))["claim"]
+        eq(got["state"], "done", got)
+        eq(d.stop(), 0)
+    finally:
+        d.cleanup()
 
 
 if __name__ == "__main__":

@@ -103,6 +103,10 @@ def test_not_found():
                     "member": a, "data": {"member": a}}), "not_found")
         err(p.call({"op": "document", "member": a, "claim": c["id"],
                     "sha256": hashlib.sha256(b"x").hexdigest()}), "not_found")
+        # An inquiry about another member's claim.
+        err(p.call({"op": "create", "id": new_id(), "workflow": "inquiry",
+                    "member": b, "data": {"claim": c["id"], "text": "?"}}),
+            "not_found")
         # An inquiry about a claim that does not exist.
         err(p.call({"op": "create", "id": new_id(), "workflow": "inquiry",
                     "member": a, "data": {"claim": "0" * 26, "text": "?"}}),
@@ -219,13 +223,20 @@ def test_conflict_and_idempotent_retry():
         msg = err(r, "conflict")
         eq(r["id"], "approve-1", r)
         check("id" in msg, msg)
+        # The same request twice in one batch: one effect, one reply twice.
+        dreq = {"op": "create", "id": "dup-1", "workflow": "health_claim",
+                "member": m, "data": {"member": m, "treatment": "scan"}}
+        p.send(dreq)
+        p.send(dreq)
+        r1, r2 = ok(p.recv()), p.recv()
+        eq(r2, r1)
         # A retried create makes no second claim.
         creq = {"op": "create", "id": "c-1", "workflow": "health_claim",
                 "member": m, "data": {"member": m, "treatment": "scan"}}
         r1, r2 = ok(p.call(creq)), ok(p.call(creq))
         eq(r1, r2)
         q = ok(p.call({"op": "query", "member": m}))["claims"]
-        eq(len(q), 2, q)
+        eq(len(q), 3, q)
         # Idempotency keys are per endpoint (and actor): the same id on the
         # operator endpoint is a different request.
         r = h.call({"op": "send", "id": "c-1", "claim": c["id"],
@@ -306,9 +317,12 @@ def test_unavailable_when_full():
         req, r = failed
         msg = err(r, "unavailable")
         check("nothing was changed" in msg, msg)
-        eq(r.get("id"), req["id"], r)   # replies carry the request's id
         # Not remembered: the retry runs again (and fails again).
         err(p.call(req), "unavailable")
+        # Logged once, without the request's contents.
+        full = [ln for ln in d.stderr_lines if "refuses writes" in ln]
+        eq(len(full), 1, d.stderr_lines)
+        check(full[0].startswith("claimflowd: error: "), full)
         # Reads still work.
         ok(p.call({"op": "ping"}))
         got = ok(h.call({"op": "get", "claim": claims[0]}))["claim"]
@@ -317,6 +331,8 @@ def test_unavailable_when_full():
         ok(h.call({"op": "stats"}))
         q = ok(p.call({"op": "query", "member": m, "limit": 1000}))["claims"]
         eq(len(q), len(claims), q)
+        # Every reply carries the request's id, unavailable ones too.
+        eq(r.get("id"), req["id"], r)
 
 
 # ------------------------------------------------------- frames on the wire ---
@@ -345,6 +361,7 @@ def test_malformed_frames():
             ("3 frames", [b"", pack({"op": "ping"}), b"extra"], "bad_request"),
             ("3 frames, no delimiter", [pack({"op": "ping"}), b"extra"],
              "bad_request"),
+            ("50 frames", [b""] + [b"x"] * 49, "bad_request"),
             ("deep nesting", [b"", b"\x81\xa2op" + b"\x91" * 100000 + b"\xc0"],
              "bad_request"),
             ("20 MiB", [b"", b"\x81" + b"x" * (20 * MIB)], "too_large"),

@@ -193,6 +193,69 @@ def test_consent_withdrawn_and_given_across_claims():
             eq(ev[-1]["to"], "in_review")
 
 
+def test_consent_expires_after_a_year():
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d, "hanne")
+        m = cpr(9, 10, 1974, 1900)
+        c = in_review(p, m)
+        ok(send(h, c["id"], "decision.approved"))
+        r = ok(h.call({"op": "clock.set", "at": "2027-11-24T08:59:59Z"}))
+        got = ok(h.call({"op": "get", "claim": c["id"]}))["claim"]
+        eq(got["state"], "approved", got)
+        r = ok(h.call({"op": "clock.set", "at": "2027-11-24T09:00:00Z"}))
+        check(r["fired"] >= 1, r)
+        got = ok(h.call({"op": "get", "claim": c["id"]}))["claim"]
+        eq(got["state"], "consent_withdrawn", got)
+        ev = history(h, c["id"])
+        check_gap_free(ev)
+        eq((ev[-1]["event"], ev[-1]["actor"], ev[-1]["from"]),
+           ("consent.expired", "system", "approved"), ev[-1])
+        # Consent given again: back where it was.
+        r = give_consent(p, m)
+        eq(r["moved"], [c["id"]], r)
+        got = ok(h.call({"op": "get", "claim": c["id"]}))["claim"]
+        eq(got["state"], "approved", got)
+
+
+def test_person_id_forms_are_one_member():
+    with Daemon(clock=T0) as d:
+        p = portal(d)
+        m = cpr(10, 11, 1976, 2000)
+        c = create(p, m)
+        attach_referral(p, m, c["id"])
+        # CPR with and without the dash is the same person.
+        r = give_consent(p, m.replace("-", ""))
+        eq(r["moved"], [c["id"]], r)
+        got = ok(p.call({"op": "get", "member": m.replace("-", ""),
+                         "claim": c["id"]}))["claim"]
+        eq(got["state"], "in_review", got)
+
+
+def test_query_pages():
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d, "aud")
+        m = cpr(11, 12, 1977, 2100)
+        made = [create(p, m, "scan")["id"] for _ in range(7)]
+        other = create(p, cpr(12, 12, 1977, 2200), "scan")["id"]
+        ids, after, pages = [], None, 0
+        while True:
+            req = {"op": "query", "member": m, "limit": 3}
+            if after:
+                req["after"] = after
+            r = ok(p.call(req))
+            pages += 1
+            ids += [x["id"] for x in r["claims"]]
+            after = r.get("next")
+            if not after:
+                break
+        eq(ids, made)                       # oldest first, each once
+        check(pages >= 3, pages)
+        r = ok(h.call({"op": "query", "workflow": "health_claim",
+                       "state": "awaiting_referral", "limit": 1000}))
+        eq([x["id"] for x in r["claims"]], made + [other], r)
+        check("next" not in r, r)
+
+
 def test_inquiry_two_day_timer():
     with Daemon(clock=T0) as d:
         p, h = portal(d), op(d, "hanne")

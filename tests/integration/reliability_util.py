@@ -1,0 +1,206 @@
+"""reliability_util.py: what the reliability tests (docs/RELIABILITY.md) share
+beyond harness.py.
+
+- Short and long forms: every reliability test runs its short form by
+  default (the test command) and its long form with `--long` on the command
+  line or CF_LONG=1 in the environment (meson's `slow` suite).  run() strips
+  `--long` before harness.run_tests sees the argument list.
+- CF_DAEMON_WRAPPER: a command put in front of claimflowd, e.g.
+  CF_DAEMON_WRAPPER="valgrind --error-exitcode=99 --leak-check=full".
+  Valgrind cannot run a sanitized binary, so with a wrapper the tests skip
+  (exit 77) when claimflowd was built with ASan; CF_DAEMON_BINARY names
+  another build's claimflowd (docs/RELIABILITY.md).
+- Memory: the daemon's VmRSS/VmHWM/RssAnon from /proc/<pid>/status.
+- Store checks: mdb_stat -a, and a full read (every claim by paging `query`,
+  the history of each, gap-free and ending in the claim's state).
+- Members: member(n) is a distinct valid CPR number for every n.
+
+The Daemon of harness.py is reused unchanged: RDaemon only prefixes the
+command with the wrapper and relaxes the start timeout for valgrind.
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Client, Daemon, check, cpr, eq, ok  # noqa: E402
+
+LONG = os.environ.get("CF_LONG") == "1" or "--long" in sys.argv[1:]
+WRAPPER = shlex.split(os.environ.get("CF_DAEMON_WRAPPER", ""))
+DAEMON_BINARY = os.environ.get("CF_DAEMON_BINARY") or harness.CLAIMFLOWD
+
+if WRAPPER:
+    # valgrind makes start-up (and everything else) 20-50 times slower
+    harness.START_TIMEOUT = 300.0
+    harness.STOP_TIMEOUT = 300.0
+
+# How much slower replies are under the wrapper: timeouts scale by this.
+SLOW = 20 if WRAPPER else 1
+
+
+def run(namespace):
+    """harness.run_tests without the `--long` flag; skip (77) when a wrapper
+    is asked for but claimflowd is sanitized (valgrind cannot run it)."""
+    argv = [a for a in sys.argv[1:] if a != "--long"]
+    if WRAPPER and is_sanitized(DAEMON_BINARY):
+        print("SKIP: CF_DAEMON_WRAPPER set but %s is built with ASan; set "
+              "CF_DAEMON_BINARY to a build without sanitizers" % DAEMON_BINARY)
+        sys.exit(77)
+    harness.run_tests(namespace, argv)
+
+
+def is_sanitized(path):
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+def log(fmt, *args):
+    """A progress line on stdout (meson keeps it in the test log)."""
+    sys.stdout.write((fmt % args if args else fmt) + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- daemon ---
+class RDaemon(Daemon):
+    """harness.Daemon with CF_DAEMON_WRAPPER and CF_DAEMON_BINARY."""
+
+    def __init__(self, **kw):
+        kw.setdefault("binary", DAEMON_BINARY)
+        super().__init__(**kw)
+
+    def command(self, extra_args=()):
+        return WRAPPER + super().command(extra_args)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def sigkill(self):
+        """SIGKILL without touching clients (harness's kill() closes the
+        clients it made; the load threads own theirs)."""
+        if self.proc is None:
+            return None
+        self.proc.kill()
+        return self._reap(harness.STOP_TIMEOUT)
+
+    def started_with_errors(self):
+        """Sanitizer or valgrind reports in what the daemon printed."""
+        bad = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+               "runtime error:", "Invalid read", "Invalid write",
+               "definitely lost: [1-9]")
+        return [line for line in self.stderr_lines
+                if any(b in line for b in bad[:5])]
+
+
+def memory(pid):
+    """{VmRSS, VmHWM, RssAnon, RssFile} of pid in KiB (0 when absent)."""
+    out = {"VmRSS": 0, "VmHWM": 0, "RssAnon": 0, "RssFile": 0}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in out:
+                out[k] = int(v.split()[0])
+    return out
+
+
+def nfds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def mib(kib):
+    return kib / 1024.0
+
+
+# ------------------------------------------------------------- members ---
+def member(n):
+    """A distinct CPR number for every n >= 0 (up to 13440 * 4000)."""
+    day = 1 + n % 28
+    month = 1 + (n // 28) % 12
+    year = 1950 + (n // 336) % 40
+    serial = (n // 13440) % 4000
+    return cpr(day, month, year, serial)
+
+
+# ---------------------------------------------------------- store checks ---
+def mdb_stat(data_dir):
+    """`mdb_stat -a DIR` (every sub-database); its output, or AssertionError
+    with what it printed.  (lmdb-utils; the test is skipped without it.)"""
+    r = subprocess.run(["mdb_stat", "-a", data_dir], capture_output=True,
+                       timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("mdb_stat -a %s: exit %d: %s"
+                             % (data_dir, r.returncode, r.stderr.decode()))
+    out = r.stdout.decode()
+    for name in ("claims", "history", "idem", "timers"):
+        check("Status of %s" % name in out, "mdb_stat lists no " + name, out)
+    return out
+
+
+def mdb_entries(stat_out, name):
+    """The `Entries:` of one sub-database in mdb_stat -a output."""
+    block = stat_out.split("Status of %s\n" % name, 1)[1]
+    for line in block.splitlines():
+        if line.strip().startswith("Entries:"):
+            return int(line.split(":")[1])
+    raise AssertionError("no Entries for %s" % name)
+
+
+def all_claims(c, timeout=30):
+    """Every claim, through `query` pages (operator client)."""
+    claims, after = [], None
+    while True:
+        req = {"op": "query", "limit": 1000}
+        if after is not None:
+            req["after"] = after
+        r = ok(c.call(req, timeout=timeout * SLOW))
+        claims += r["claims"]
+        after = r.get("next")
+        if after is None:
+            return claims
+
+
+def full_read(c, timeout=30):
+    """Read everything: every claim and its history, checking each history
+    is gap-free (seq 1..n), chained (from == previous to) and ends in the
+    claim's state.  {claim id: (claim, events)}."""
+    got = {}
+    for cl in all_claims(c, timeout):
+        ev = ok(c.call({"op": "history", "claim": cl["id"]},
+                       timeout=timeout * SLOW))["events"]
+        eq([e["seq"] for e in ev], list(range(1, len(ev) + 1)), cl["id"], ev)
+        check(ev[0]["event"] == "claim.created" and ev[0]["from"] is None,
+              ev[0])
+        for a, b in zip(ev, ev[1:]):
+            eq(b["from"], a["to"], cl["id"], b)
+        eq(ev[-1]["to"], cl["state"], cl["id"], ev[-1])
+        got[cl["id"]] = (cl, ev)
+    return got
+
+
+def wait_for(pred, timeout, what, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def percentile(xs, p):
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * p / 100.0))]
+
+
+__all__ = ["LONG", "WRAPPER", "SLOW", "RDaemon", "Client", "memory", "nfds",
+           "mib", "member", "mdb_stat", "mdb_entries", "all_claims",
+           "full_read", "wait_for", "percentile", "run", "log"]

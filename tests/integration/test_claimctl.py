@@ -1,0 +1,638 @@
+"""Integration: an operator's day through claimctl, against the real claimflowd.
+
+Claims are created the way members create them (the portal, through the
+harness client); everything an operator does goes through the claimctl
+binary as a subprocess with --endpoint set to the daemon's operator endpoint
+and --as naming the operator.  Assertions are on exact exit codes, exact
+messages for claimctl's own errors, and the JSON output field by field
+(docs/claimctl.md, docs/protocol.md)."""
+
+import os
+import sys
+
+# meson's find_program('python3') may find an interpreter without the
+# Debian python3-zmq/python3-msgpack the harness needs: use the system one.
+try:
+    import msgpack  # noqa: F401
+    import zmq  # noqa: F401
+except ImportError:
+    if os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3" \
+            and not os.environ.get("CF_REEXEC"):
+        os.environ["CF_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
+
+import datetime  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import zoneinfo  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (CLAIMCTL, WORKFLOWS_DIR, Client, Daemon, T0, check,  # noqa: E402
+                     cpr, eq, new_id, ok, op, portal, run_tests)
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
+RUN_TIMEOUT = 60          # an ASan claimctl on a busy machine; never a hang
+
+
+# ------------------------------------------------------------- claimctl ---
+class Run:
+    def __init__(self, p, elapsed):
+        self.rc, self.out, self.err, self.elapsed = p.returncode, p.stdout, p.stderr, elapsed
+
+    def __repr__(self):
+        return "exit %s\n--- stdout\n%s--- stderr\n%s" % (self.rc, self.out, self.err)
+
+    def json(self):
+        return json.loads(self.out)
+
+    def lines(self):
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+def env():
+    e = dict(os.environ)
+    for k in ("CLAIMFLOW_ENDPOINT", "CLAIMFLOW_OPERATOR", "CLAIMFLOW_EVENTS",
+              "CLAIMFLOW_CALENDAR", "CLAIMFLOW_TIMEOUT"):
+        e.pop(k, None)
+    e["CLAIMFLOW_WORKFLOWS"] = WORKFLOWS_DIR
+    return e
+
+
+def run(*args, timeout=RUN_TIMEOUT):
+    t = time.monotonic()
+    p = subprocess.run([CLAIMCTL] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=timeout, env=env(), stdin=subprocess.DEVNULL)
+    return Run(p, time.monotonic() - t)
+
+
+def ctl(d, *args, actor="hanne"):
+    """claimctl ARGS --endpoint <d's operator endpoint> --as actor."""
+    return run(*args, "--endpoint", d.operator, "--as", actor)
+
+
+def ok_run(r):
+    if r.rc != 0:
+        raise AssertionError("expected exit 0, got %r" % r)
+    return r
+
+
+def refused(r, code):
+    """Exit 1 and exactly one stderr line 'claimctl: <code>: <message>'."""
+    eq(r.rc, 1, r)
+    lines = r.err.splitlines()
+    eq(len(lines), 1, r)
+    check(lines[0].startswith("claimctl: %s: " % code) and
+          len(lines[0]) > len("claimctl: %s: " % code), r)
+    eq(r.out, "", r)
+    return lines[0]
+
+
+def usage(r, command, first_line):
+    """Exit 2, the message, then the command's usage on stderr."""
+    eq(r.rc, 2, r)
+    lines = r.err.splitlines()
+    eq(lines[0], first_line, r)
+    check(lines[1].startswith("usage: claimctl %s" % command), r)
+    eq(r.out, "", r)
+
+
+def local(at):
+    """A protocol time as claimctl shows it: Copenhagen, minutes."""
+    t = datetime.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return t.astimezone(zoneinfo.ZoneInfo("Europe/Copenhagen")).strftime("%Y-%m-%d %H:%M")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ------------------------------------------------------------ the portal ---
+def create(p, member, treatment="chiropractic", **extra):
+    data = {"member": member, "treatment": treatment}
+    data.update(extra)
+    return ok(p.call({"op": "create", "id": new_id(), "workflow": "health_claim",
+                      "member": member, "data": data}))["claim"]
+
+
+def consent(p, member):
+    return ok(p.call({"op": "consent.give", "id": new_id(), "member": member}))
+
+
+def attach_referral(p, member, claim_id):
+    return ok(p.call({"op": "attach", "id": new_id(), "member": member, "claim": claim_id,
+                      "kind": "referral", "content_type": "application/pdf", "body": PDF}))
+
+
+def member_send(p, member, claim_id, event, data=None):
+    req = {"op": "send", "id": new_id(), "member": member, "claim": claim_id, "event": event}
+    if data is not None:
+        req["data"] = data
+    return ok(p.call(req))["claim"]
+
+
+def advance(d, seconds):
+    return ok(op(d).call({"op": "clock.advance", "seconds": seconds}))
+
+
+def get(d, claim_id):
+    return ok(op(d, "aud").call({"op": "get", "claim": claim_id}))["claim"]
+
+
+def history(d, claim_id):
+    return ok(op(d, "aud").call({"op": "history", "claim": claim_id}))["events"]
+
+
+M1, M2, M3, M4 = cpr(1, 1, 1990, 1234), cpr(2, 2, 1980, 2345), \
+    cpr(3, 3, 1970, 3456), cpr(4, 4, 1960, 1111)
+
+
+def operator_day_claims(d):
+    """The morning's queue, on the manual clock from T0 (Tue 09:00Z):
+    A  chiropractic, in review from T0: breached by Thu 10:00Z;
+    E  physiotherapy, reported first but in review an hour after F;
+    F  chiropractic, in review from Thu 10:00Z;
+    G  physiotherapy, waiting for its referral (no timers)."""
+    p = portal(d)
+    a = create(p, M1)
+    consent(p, M1)
+    advance(d, 2 * 86400 + 3600)            # Thu 10:00Z: past A's 2bd
+    e = create(p, M2, "physiotherapy")
+    f = create(p, M3)
+    consent(p, M3)
+    advance(d, 3600)                        # Thu 11:00Z
+    attach_referral(p, M2, e["id"])
+    consent(p, M2)
+    g = create(p, M4, "physiotherapy")
+    return a["id"], e["id"], f["id"], g["id"]
+
+
+# ------------------------------------------------------------------ tests ---
+def test_help_describes_every_command():
+    r = ok_run(run("help"))
+    commands = ["queue", "show", "history", "approve", "deny", "request-info", "guarantee",
+                "refer-network", "answer", "uphold", "reject", "send", "timers", "stats",
+                "watch", "export", "backup"]
+    for c in commands:
+        check(("\n  %s " % c) in r.out, c, r)
+        h = ok_run(run(c, "--help"))
+        check(h.out.startswith("usage: claimctl %s" % c), h)
+        check("--help" in h.out and "exit codes:" in h.out, h)
+        eq(ok_run(run("help", c)).out, h.out)
+    g = ok_run(run("guarantee", "--help"))
+    for opt in ("--amount ØRE", "--provider P", "--valid-until YYYY-MM-DD", "--id ID",
+                "--endpoint URL", "--as OPERATOR", "--timeout SECONDS", "--json"):
+        check(opt in g.out, opt, g)
+    r = run("frobnicate")
+    eq(r.rc, 2, r)
+    eq(r.err.splitlines()[0], "claimctl: unknown command 'frobnicate'", r)
+
+
+def test_daemon_down_exit_3_fast():
+    port = free_port()
+    ep = "tcp://127.0.0.1:%d" % port
+    want = "claimctl: cannot reach claimflowd at %s (is it running?)\n" % ep
+    for args in (["queue"], ["show", "01JDX3M4QK8Z6V1N2B3C4D5E6F"], ["approve", "X"],
+                 ["stats"], ["timers"], ["export"], ["send", "X", "decision.approved", "a=1"]):
+        r = run(*args, "--endpoint", ep, "--as", "hanne", "--timeout", "1")
+        eq(r.rc, 3, args, r)
+        eq(r.err, want, args)
+        eq(r.out, "", args)
+        check(r.elapsed < 10, "took %.1fs" % r.elapsed, args)
+    # The default timeout (5 s) bounds it too, and the env var names the endpoint.
+    e = env()
+    e["CLAIMFLOW_ENDPOINT"] = ep
+    e["CLAIMFLOW_OPERATOR"] = "hanne"
+    t = time.monotonic()
+    p = subprocess.run([CLAIMCTL, "queue"], capture_output=True, text=True, env=e,
+                       timeout=RUN_TIMEOUT)
+    eq((p.returncode, p.stderr), (3, want))
+    check(time.monotonic() - t < 15)
+    # watch: the events endpoint.
+    ev = "tcp://127.0.0.1:%d" % free_port()
+    r = run("watch", "--events", ev, "--timeout", "1")
+    eq(r.rc, 3, r)
+    eq(r.err, "claimctl: cannot reach claimflowd at %s (is it running?)\n" % ev)
+    # A daemon that was there and stopped.
+    d = Daemon(clock=T0)
+    try:
+        d.start()
+        ok_run(ctl(d, "stats"))
+        d.stop()
+        r = run("stats", "--endpoint", d.operator, "--as", "hanne", "--timeout", "1")
+        eq((r.rc, r.err), (3, "claimctl: cannot reach claimflowd at %s (is it running?)\n"
+                           % d.operator))
+    finally:
+        d.cleanup()
+
+
+def test_queue_breached_first():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        r = ok_run(ctl(d, "queue", "--json"))
+        claims = r.json()["claims"]
+        eq([c["id"] for c in claims], [a, f, e, g], r)
+        ca = claims[0]
+        eq(ca["state"], "in_review")
+        eq(ca["workflow"], "health_claim")
+        eq(ca["version"], 1)
+        eq(ca["data"], {"member": M1, "treatment": "chiropractic"})
+        eq(sorted(ca["flags"]), ["sla.breached", "sla.warning"])
+        eq(ca["timers"], [])
+        eq(ca["created_at"], T0)
+        eq(ca, get(d, a))                   # the protocol's object, unchanged
+        eq([t["name"] for t in claims[1]["timers"]], ["decision_warning", "decision_due"])
+        eq(claims[1]["timers"][0]["due_at"], "2026-11-27T10:00:00Z")
+        eq(claims[2]["timers"][0]["due_at"], "2026-11-27T11:00:00Z")
+        eq(claims[3]["state"], "awaiting_referral")
+        eq(claims[3]["timers"], [])
+
+        # The table: aligned columns, local (Copenhagen) time, breached first.
+        t = ok_run(ctl(d, "queue"))
+        lines = t.out.splitlines()
+        eq(lines[0].split(), ["ID", "STATE", "TREATMENT", "AGE", "NEXT", "DUE", "FLAGS"], t)
+        eq([ln.split()[0] for ln in lines[1:]], [a, f, e, g], t)
+        check("\x1b" not in t.out, "no colour when not a terminal", t)
+        col = lines[0].index("NEXT DUE")
+        eq(lines[2][col:col + 16], "2026-11-27 11:00", t)   # 10:00Z in Copenhagen
+        eq(lines[3][col:col + 16], "2026-11-27 12:00", t)
+        check(lines[1].rstrip().endswith("sla.warning,sla.breached") or
+              lines[1].rstrip().endswith("sla.breached,sla.warning"), t)
+        eq(lines[1].split()[1:3], ["in_review", "chiropractic"], t)
+
+        # Filters go to the daemon's query.
+        eq([c["id"] for c in ok_run(ctl(d, "queue", "--flag", "sla.breached", "--json")).json()["claims"]], [a])
+        eq([c["id"] for c in ok_run(ctl(d, "queue", "--state", "awaiting_referral", "--json")).json()["claims"]], [g])
+        eq([c["id"] for c in ok_run(ctl(d, "queue", "--limit", "2", "--json")).json()["claims"]], [a, f])
+        eq(ok_run(ctl(d, "queue", "--workflow", "inquiry", "--json")).json(), {"claims": []})
+        eq(ok_run(ctl(d, "queue", "--workflow", "inquiry")).out, "no open claims match\n")
+        # UTC when asked for a calendar that is not there is a usage error;
+        # with no calendars at all, times are UTC.
+        empty = tempfile.mkdtemp(prefix="cf-nocal-")
+        try:
+            u = ok_run(ctl(d, "queue", "--workflows", empty))
+            eq(u.out.splitlines()[2][col:col + 17], "2026-11-27 10:00Z", u)
+            usage(ctl(d, "queue", "--calendar", "xx"), "queue",
+                  "claimctl: queue: no calendar 'xx' in %s/calendars.yaml" % WORKFLOWS_DIR)
+        finally:
+            shutil.rmtree(empty)
+
+
+def test_operator_day_decisions_and_watch():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        p = portal(d)
+
+        # watch, started before the decisions, sees them as JSON lines.
+        w = subprocess.Popen([CLAIMCTL, "watch", "--events", d.events, "--workflow",
+                              "health_claim", "--json", "--count", "3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env())
+        time.sleep(1.5)                      # the subscription reaches the PUB
+        # Approve and issue a guarantee.
+        r = ok_run(ctl(d, "approve", a))
+        eq(r.out, "%s: approved\n" % a)
+        eq(r.err, "")
+        r = ok_run(ctl(d, "guarantee", a, "--amount", "150000", "--provider", "Fysio Nord",
+                       "--valid-until", "2027-02-28", "--json"))
+        c = r.json()["claim"]
+        eq((c["id"], c["state"]), (a, "guarantee_issued"))
+        # Deny: the third event watch waits for.
+        eq(ok_run(ctl(d, "deny", f, "--reason", "not covered by the policy")).out,
+           "%s: denied\n" % f)
+        out, err = w.communicate(timeout=RUN_TIMEOUT)
+        eq(w.returncode, 0, err)
+        events = [json.loads(line) for line in out.splitlines()]
+        eq([(x["claim"], x["event"], x["from"], x["to"], x["actor"], x["workflow"])
+            for x in events],
+           [(a, "decision.approved", "in_review", "approved", "hanne", "health_claim"),
+            (a, "guarantee.issued", "approved", "guarantee_issued", "hanne", "health_claim"),
+            (f, "decision.denied", "in_review", "denied", "hanne", "health_claim")], out)
+        eq(events[1]["data"], {"amount": 150000, "provider": "Fysio Nord",
+                               "valid_until": "2027-02-28"})
+        eq(events[2]["data"], {"reason": "not covered by the policy"})
+        hist_a = history(d, a)
+        eq(events[0], dict(hist_a[-2], workflow="health_claim"))
+        eq(events[1], dict(hist_a[-1], workflow="health_claim"))
+
+        # The complaint: the member files it, a handler may not decide it,
+        # the supervisor upholds it, and the claim goes to a network provider.
+        member_send(p, M3, f, "complaint.filed", {"text": "I was told it was covered"})
+        refused(ctl(d, "uphold", f), "forbidden")
+        eq(ok_run(ctl(d, "uphold", f, actor="sofie")).out, "%s: approved\n" % f)
+        eq(ok_run(ctl(d, "refer-network", f, "--provider", "Klinik Øst")).out,
+           "%s: network_referral\n" % f)
+        eq(history(d, f)[-1]["data"], {"provider": "Klinik Øst"})
+
+        # Request information; the member answers; deny; complaint rejected.
+        eq(ok_run(ctl(d, "request-info", e, "--text", "Please send the invoice")).out,
+           "%s: awaiting_info\n" % e)
+        eq(history(d, e)[-1]["data"], {"text": "Please send the invoice"})
+        member_send(p, M2, e, "info.provided", {"text": "attached"})
+        ok_run(ctl(d, "deny", e, "--reason", "no cover"))
+        member_send(p, M2, e, "complaint.filed", {"text": "please reconsider"})
+        eq(ok_run(ctl(d, "reject", e, "--reason", "the policy excludes it", actor="sofie")).out,
+           "%s: closed\n" % e)
+        ev = history(d, e)[-1]
+        eq((ev["event"], ev["from"], ev["to"], ev["actor"], ev["data"]),
+           ("complaint.rejected", "complaint_review", "closed", "sofie",
+            {"reason": "the policy excludes it"}))
+
+        # An inquiry about A, answered.
+        inq = ok(p.call({"op": "create", "id": new_id(), "workflow": "inquiry", "member": M1,
+                         "data": {"claim": a, "text": "When can I start?"}}))["claim"]
+        eq(ok_run(ctl(d, "answer", inq["id"], "--text", "Now: the guarantee is issued.")).out,
+           "%s: answered\n" % inq["id"])
+        ev = history(d, inq["id"])[-1]
+        eq((ev["event"], ev["to"], ev["actor"], ev["data"]),
+           ("inquiry.answered", "answered", "hanne", {"text": "Now: the guarantee is issued."}))
+
+        # What is left open (treatment not started yet), most urgent first:
+        # A keeps its sla.breached flag.
+        eq([c["id"] for c in ok_run(ctl(d, "queue", "--json")).json()["claims"]], [a, f, g])
+
+
+def test_show_and_history():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        p = portal(d)
+        # Give A more than 10 events: info requested and provided, repeatedly.
+        for i in range(4):
+            ok_run(ctl(d, "request-info", a, "--text", "question %d" % i))
+            member_send(p, M1, a, "info.provided", {"text": "answer %d" % i})
+        hist = history(d, a)
+        check(len(hist) > 10, hist)
+
+        r = ok_run(ctl(d, "show", a, "--json"))
+        doc = r.json()
+        eq(sorted(doc), ["claim", "events"])
+        eq(doc["claim"], get(d, a))
+        eq(doc["events"], hist[-10:])
+        eq([x["seq"] for x in doc["events"]], list(range(len(hist) - 9, len(hist) + 1)))
+
+        s = ok_run(ctl(d, "show", e))
+        for want in ("claim      %s" % e, "workflow   health_claim v1", "state      in_review",
+                     "treatment  physiotherapy", "decision_warning  2026-11-27 12:00",
+                     "referral  59", "last events (3 of 3)"):
+            check(want in s.out, want, s)
+        doc = ok_run(ctl(d, "show", e, "--json")).json()
+        eq(doc["claim"]["documents"][0]["kind"], "referral")
+        eq(doc["claim"]["documents"][0]["size"], len(PDF))
+
+        h = ok_run(ctl(d, "history", a, "--json"))
+        eq(h.json(), {"events": hist})
+        t = ok_run(ctl(d, "history", a))
+        lines = t.out.splitlines()
+        eq(len(lines), len(hist) + 1, t)
+        eq(lines[0].split(), ["SEQ", "TIME", "EVENT", "FROM", "→", "TO", "ACTOR"], t)
+        eq(lines[1].split(), ["1", "2026-11-24", "10:00", "claim.created", "→",
+                              "awaiting_consent", "member"], t)
+        eq(lines[3].split(), ["3"] + local(hist[2]["at"]).split() +
+           ["sla.warning", "in_review", "→", "in_review", "system"], t)
+
+        # Member text with quotes, newlines and a terminal escape: exact in
+        # JSON, defused in the table.
+        nasty = 'knee "left"\n\ttab \\ \x1b[31mred\x1b[0m Ærø \u2028 ✓'
+        c = create(p, cpr(5, 5, 1975, 1212), description=nasty)
+        doc = ok_run(ctl(d, "show", c["id"], "--json")).json()
+        eq(doc["claim"]["data"]["description"], nasty)
+        s = ok_run(ctl(d, "show", c["id"]))
+        check("\x1b" not in s.out and "?[31mred?[0m" in s.out, s)
+        eq(json.loads(ok_run(ctl(d, "export")).out.splitlines()[-1])["data"]["description"], nasty)
+
+
+def test_errors_exit_codes_and_messages():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        # Unknown claim.
+        refused(ctl(d, "show", "01JDX3M4QK8Z6V1N2B3C4D5E6F"), "not_found")
+        refused(ctl(d, "history", "01JDX3M4QK8Z6V1N2B3C4D5E6F"), "not_found")
+        refused(ctl(d, "approve", "01JDX3M4QK8Z6V1N2B3C4D5E6F"), "not_found")
+        # An event the state does not accept: the message names the state.
+        line = refused(ctl(d, "approve", g), "invalid_transition")
+        check("awaiting_referral" in line, line)
+        refused(ctl(d, "send", a, "claim.withdrawn"), "forbidden")   # a member's event
+        # Unknown operator; an auditor who tries to write.
+        refused(ctl(d, "queue", actor="mallory"), "forbidden")
+        refused(ctl(d, "approve", a, actor="aud"), "forbidden")
+        ok_run(ctl(d, "queue", actor="aud"))
+        # The daemon's field checks (guarantee on a claim in review: wrong state).
+        refused(ctl(d, "guarantee", a, "--amount", "100", "--provider", "P",
+                    "--valid-until", "2027-01-31"), "invalid_transition")
+        # Usage errors: exit 2, the message, the command's usage; nothing sent.
+        usage(ctl(d, "guarantee", a, "--amount", "12.50", "--provider", "P",
+                  "--valid-until", "2027-01-31"), "guarantee",
+              "claimctl: guarantee: --amount: '12.50' is not a whole number of øre")
+        usage(ctl(d, "guarantee", a, "--amount", "100", "--provider", "P",
+                  "--valid-until", "2027-02-30"), "guarantee",
+              "claimctl: guarantee: --valid-until: '2027-02-30' is not a date (YYYY-MM-DD)")
+        usage(ctl(d, "deny", a), "deny", "claimctl: deny: --reason is required")
+        usage(run("deny", a, "--as", "hanne", "--endpoint", d.operator, "--reason"), "deny",
+              "claimctl: deny: --reason needs a value (TEXT)")
+        usage(ctl(d, "approve"), "approve", "claimctl: approve: missing argument (CLAIM)")
+        usage(ctl(d, "approve", a, "b"), "approve", "claimctl: approve: unexpected argument 'b'")
+        usage(ctl(d, "queue", "--limit", "0"), "queue",
+              "claimctl: queue: --limit: '0' is not a positive integer")
+        usage(ctl(d, "queue", "--frob"), "queue", "claimctl: queue: unknown option '--frob'")
+        usage(ctl(d, "send", a), "send", "claimctl: send: missing argument (CLAIM EVENT [KEY=VALUE...])")
+        usage(ctl(d, "send", a, "decision.denied", "reason"), "send",
+              "claimctl: send: 'reason' is not KEY=VALUE")
+        usage(ctl(d, "timers", "--due-within", "soon"), "timers",
+              "claimctl: timers: --due-within: 'soon' is not a duration (30m, 2h, 1d, 1w, 2bd)")
+        usage(run("stats", "--endpoint", d.operator), "stats",
+              "claimctl: stats: who are you? give --as OPERATOR or set CLAIMFLOW_OPERATOR")
+        usage(ctl(d, "stats", "--timeout", "-1"), "stats",
+              "claimctl: stats: --timeout: '-1' is not a number of seconds (0 < s <= 86400)")
+        # Nothing above changed A or G.
+        eq(get(d, a)["state"], "in_review")
+        eq(len(history(d, g)), 1)
+
+
+def test_send_generic_and_idempotent_retry():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        ok_run(ctl(d, "approve", a))
+        args = ["send", a, "guarantee.issued", "amount=150000", "provider=Fysio Nord",
+                "valid_until=2027-02-28", "--id", "script-retry-1"]
+        r1 = ok_run(ctl(d, *args))
+        eq(r1.out, "%s: guarantee_issued\n" % a)
+        n = len(history(d, a))
+        r2 = ok_run(ctl(d, *args))             # the retry: same reply, no second effect
+        eq(r2.out, r1.out)
+        eq(len(history(d, a)), n)
+        ev = history(d, a)[-1]
+        eq(ev["data"], {"amount": 150000, "provider": "Fysio Nord", "valid_until": "2027-02-28"})
+        check(isinstance(ev["data"]["amount"], int))
+        # The same id for another request is the daemon's conflict.
+        refused(ctl(d, "send", f, "decision.approved", "--id", "script-retry-1"), "conflict")
+        # Booleans and strings reach the daemon typed: a bool where a string
+        # belongs is its bad_request.
+        refused(ctl(d, "send", f, "decision.denied", "reason=true"), "bad_request")
+        # Named decisions take --id as well.
+        r = ok_run(ctl(d, "deny", f, "--reason", "r", "--id", "deny-f-1"))
+        eq(ok_run(ctl(d, "deny", f, "--reason", "r", "--id", "deny-f-1")).out, r.out)
+
+
+def test_timers_and_stats():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        r = ok_run(ctl(d, "timers", "--json"))
+        timers = r.json()["timers"]
+        eq([(t["claim"], t["name"]) for t in timers],
+           [(f, "decision_warning"), (e, "decision_warning"), (f, "decision_due"),
+            (e, "decision_due")], r)
+        eq(timers[0], {"claim": f, "workflow": "health_claim", "state": "in_review",
+                       "name": "decision_warning", "event": "sla.warning",
+                       "due_at": "2026-11-27T10:00:00Z"})
+        r = ok_run(ctl(d, "timers", "--due-before", "2026-11-27T10:30:00Z", "--json"))
+        eq([(t["claim"], t["name"]) for t in r.json()["timers"]], [(f, "decision_warning")])
+        t = ok_run(ctl(d, "timers"))
+        lines = t.out.splitlines()
+        eq(lines[0].split(), ["DUE", "CLAIM", "WORKFLOW", "STATE", "TIMER", "EVENT"], t)
+        eq(lines[1].split(), ["2026-11-27", "11:00", f, "health_claim", "in_review",
+                              "decision_warning", "sla.warning"], t)
+        eq(ok_run(ctl(d, "timers", "--due-before", "2026-11-24T00:00:00Z")).out,
+           "no pending timers due by then\n")
+
+        s = ok_run(ctl(d, "stats", "--json")).json()
+        eq(sorted(s), ["claims", "flags", "states", "timers"])
+        eq(s["claims"], 4)
+        eq(sorted((x["workflow"], x["state"], x["count"]) for x in s["states"]),
+           [("health_claim", "awaiting_referral", 1), ("health_claim", "in_review", 3)])
+        eq(sorted((x["flag"], x["count"]) for x in s["flags"]),
+           [("sla.breached", 1), ("sla.warning", 1)])
+        eq(s["timers"]["overdue"], 0)
+        h = ok_run(ctl(d, "stats"))
+        check(h.out.startswith("claims  4\n"), h)
+        check("sla.breached  1" in h.out, h)
+
+
+def test_watch_human_until_sigint():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        w = subprocess.Popen([CLAIMCTL, "watch", "--events", d.events],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env())
+        time.sleep(1.5)
+        ok_run(ctl(d, "approve", a))
+        advance(d, 86400)                      # F's and E's warnings fire (system)
+        time.sleep(1.0)
+        w.send_signal(signal.SIGINT)
+        out, err = w.communicate(timeout=RUN_TIMEOUT)
+        eq(w.returncode, 0, err)
+        lines = out.splitlines()
+        eq(len(lines), 3, out)
+        eq(lines[0].split(), ["2026-11-26", "12:00", a, "health_claim/decision.approved",
+                              "in_review", "→", "approved", "hanne"], out)
+        eq(lines[1].split()[2:], [f, "health_claim/sla.warning", "in_review", "→",
+                                  "in_review", "system"], out)
+        # SIGTERM ends it the same way.
+        w = subprocess.Popen([CLAIMCTL, "watch", "--events", d.events],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+        time.sleep(1.0)
+        w.send_signal(signal.SIGTERM)
+        w.communicate(timeout=RUN_TIMEOUT)
+        eq(w.returncode, 0)
+
+
+def test_export_every_claim():
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        ok_run(ctl(d, "approve", a))
+        ok_run(ctl(d, "deny", f, "--reason", "no"))
+        r = ok_run(ctl(d, "export"))
+        eq(r.err, "")
+        claims = r.lines()
+        eq([c["id"] for c in claims], [a, e, f, g])
+        for c in claims:
+            eq(c, get(d, c["id"]))
+        eq([c["id"] for c in ok_run(ctl(d, "export", "--workflow", "inquiry")).lines()], [])
+
+
+def test_backup_under_load():
+    with Daemon() as d:                        # the real clock, as in production
+        p = portal(d)
+        acked = [create(p, cpr(1 + i % 28, 1 + i % 12, 1950 + i % 40, i))["id"]
+                 for i in range(60)]
+        stop = threading.Event()
+        during = []
+        errors = []
+
+        def load():
+            c = Client(d.portal)
+            try:
+                i = 0
+                while not stop.is_set():
+                    m = cpr(1 + i % 28, 6, 1961, 2000 + i % 1000)
+                    r = c.call({"op": "create", "id": new_id("load"), "workflow": "health_claim",
+                                "member": m, "data": {"member": m, "treatment": "scan"}})
+                    if r.get("ok") is not True:
+                        errors.append(r)
+                    else:
+                        during.append(r["claim"]["id"])
+                    i += 1
+            except Exception as ex:            # noqa: BLE001 - reported below
+                errors.append(ex)
+            finally:
+                c.close()
+
+        t = threading.Thread(target=load)
+        t.start()
+        time.sleep(0.5)
+        before = list(acked) + list(during)    # every claim acknowledged so far
+        dest = os.path.join(d.tmp, "backup", "copy")
+        os.makedirs(os.path.dirname(dest))
+        try:
+            r = run("backup", dest, "--data", d.data_dir)
+        finally:
+            stop.set()
+            t.join(30)
+        eq(errors, [])
+        check(len(during) > 0, "the load ran")
+        ok_run(r)
+        eq(r.err, "")
+        size = os.path.getsize(os.path.join(dest, "data.mdb"))
+        check(r.out.startswith("backup: %s: " % dest) and "(%d bytes)" % size in r.out, r)
+        nclaims = int(r.out.rsplit(", ", 1)[1].split()[0])
+        check(nclaims >= len(before), nclaims, len(before))
+        eq(sorted(os.listdir(dest)), ["data.mdb"])   # the verify left no lock file
+
+        # mdb_stat opens the copy and sees the claims database.
+        if shutil.which("mdb_stat"):
+            s = subprocess.run(["mdb_stat", "-s", "claims", dest], capture_output=True,
+                               text=True, timeout=30)
+            eq(s.returncode, 0, s.stderr)
+            entries = int([ln for ln in s.stdout.splitlines() if "Entries:" in ln][0].split()[-1])
+            eq(entries, nclaims)
+
+        # A daemon started on the copy holds every claim acknowledged before.
+        with Daemon(data_dir=dest) as r2:
+            o = op(r2, "aud")
+            for cid in before:
+                eq(ok(o.call({"op": "get", "claim": cid}))["claim"]["id"], cid)
+            exported = ok_run(ctl(r2, "export", actor="aud")).lines()
+            eq(len(exported), nclaims)
+
+        # Into a directory that is not empty: refused, nothing touched.
+        r = run("backup", dest, "--data", d.data_dir)
+        eq((r.rc, r.err), (1, "claimctl: backup: %s is not empty (a backup goes into a new "
+                              "or empty directory)\n" % dest))
+        missing = os.path.join(d.tmp, "nowhere")
+        r = run("backup", os.path.join(d.tmp, "b2"), "--data", missing)
+        eq(r.rc, 1, r)
+        check(r.err.startswith("claimctl: backup: no claimflow store in %s" % missing), r)
+        usage(run("backup"), "backup", "claimctl: backup: missing argument (DIR)")
+
+
+if __name__ == "__main__":
+    run_tests(globals())

@@ -1,0 +1,106 @@
+"""Print docs/protocol.md's worked example from a real run.
+
+    CF_BUILDDIR=build/hC /usr/bin/python3 tests/integration/worked_example.py
+
+Runs claimflowd (manual clock, fresh store), takes one health_claim through
+its whole life, and prints every request and reply as JSON in Markdown.
+Bodies (bin) are shown as <bin N bytes>; long maps are kept whole so the
+page shows exactly what the daemon says."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T0, Daemon, op, portal  # noqa: E402
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
+
+
+def show(x):
+    if isinstance(x, bytes):
+        return "<bin %d bytes>" % len(x)
+    if isinstance(x, dict):
+        return {k: show(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [show(v) for v in x]
+    return x
+
+
+def js(x, indent=None, width=100, pad=""):
+    """JSON; with indent, a map or list is broken over lines only when it
+    does not fit in width."""
+    x = show(x)
+    flat = json.dumps(x, ensure_ascii=False)
+    if indent is None or len(pad) + len(flat) <= width or \
+            not isinstance(x, (dict, list)) or not x:
+        return flat
+    inner = pad + " " * indent
+    if isinstance(x, dict):
+        items = ["%s%s: %s" % (inner, json.dumps(k, ensure_ascii=False),
+                               js(v, indent, width, inner)) for k, v in x.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    items = [inner + js(v, indent, width, inner) for v in x]
+    return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+
+
+def main():
+    out = []
+
+    def step(title, client, req, where):
+        rep = client.call(req)
+        out.append("%s\n\n```\n%s → %s\n← %s\n```\n"
+                   % (title, where, js(req, 2), js(rep, 2)))
+        return rep
+
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d, "hanne")
+        m = "010190-1234"
+        c = step("The member reports a claim for physiotherapy; it needs a "
+                 "referral first:", p,
+                 {"op": "create", "id": "portal-7f3a-0001", "workflow": "health_claim",
+                  "member": m, "data": {"member": m, "treatment": "physiotherapy",
+                                        "description": "knee after a fall"}},
+                 "P")["claim"]
+        cid = c["id"]
+        step("The GP's referral is uploaded (a PDF; `body` is msgpack bin). "
+             "The claim moves on to wait for consent:", p,
+             {"op": "attach", "id": "portal-7f3a-0002", "member": m, "claim": cid,
+              "kind": "referral", "content_type": "application/pdf", "body": PDF},
+             "P")
+        step("Treatment cannot start yet: the refusal says why:", p,
+             {"op": "send", "id": "portal-7f3a-0003", "member": m, "claim": cid,
+              "event": "treatment.started"}, "P")
+        step("The member consents to the insurer processing health data; "
+             "every claim of theirs waiting for it moves on (`moved`), and "
+             "entering `in_review` starts the SLA timers (1 and 2 business "
+             "days on the `dk` calendar):", p,
+             {"op": "consent.give", "id": "portal-7f3a-0004", "member": m}, "P")
+        step("The handler's queue:", h,
+             {"op": "query", "actor": "hanne", "workflow": "health_claim",
+              "state": "in_review"}, "O")
+        step("A business day passes without a decision (the test clock); "
+             "the warning timer fires:", h,
+             {"op": "clock.advance", "actor": "hanne", "seconds": 86400}, "O")
+        step("The handler approves (the warning flag stays on the record):", h,
+             {"op": "send", "id": "hanne-0001", "actor": "hanne", "claim": cid,
+              "event": "decision.approved"}, "O")
+        step("and issues a payment guarantee (1,500.00 kr, in øre):", h,
+             {"op": "send", "id": "hanne-0002", "actor": "hanne", "claim": cid,
+              "event": "guarantee.issued",
+              "data": {"amount": 150000, "provider": "Fysioterapi Nord",
+                       "valid_until": "2027-05-24"}}, "O")
+        step("The member starts treatment; `in_treatment` is final:", p,
+             {"op": "send", "id": "portal-7f3a-0005", "member": m, "claim": cid,
+              "event": "treatment.started"}, "P")
+        step("A retry of the same request (same `id`, same bytes) gets the "
+             "same reply and changes nothing:", p,
+             {"op": "send", "id": "portal-7f3a-0005", "member": m, "claim": cid,
+              "event": "treatment.started"}, "P")
+        step("The whole history, gap-free by `seq`:", h,
+             {"op": "history", "actor": "hanne", "claim": cid}, "O")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
