@@ -77,6 +77,26 @@ static void s_reply_error_id(cf_reply_t *r, int code, const char *message,
     r->code = code;
 }
 
+/* An error reply to req that keeps its `id` when the frame has one (for
+ * replies made outside the op: a batch that could not be stored). */
+static void s_reply_error_req(cf_reply_t *r, int code, const char *message,
+                              const cf_request_t *req)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    const msgpack_object *id = NULL;
+    if (msgpack_unpack_next(&up, req->frame, req->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        id = cf_mp_get(&up.data, "id");
+        if (id && (id->type != MSGPACK_OBJECT_STR || id->via.str.size < 1 ||
+                   id->via.str.size > 128))
+            id = NULL;
+    }
+    s_reply_error_id(r, code, message, id);
+    r->wrote = false;
+    msgpack_unpacked_destroy(&up);
+}
+
 int cf_reply_error(cf_reply_t *r, int code, const char *message)
 {
     s_reply_error_id(r, code, message, NULL);
@@ -1119,7 +1139,8 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
         int rc = cf_store_begin(e->store, false, &e->txn);
         if (rc != 0) {
             for (size_t i = 0; i < n; i++)
-                cf_reply_error(&replies[i], CF_EUNAVAIL, "the store cannot be opened for writing");
+                s_reply_error_req(&replies[i], CF_EUNAVAIL,
+                                  "the store cannot be opened for writing", &reqs[i]);
             result = CF_EUNAVAIL;
             break;
         }
@@ -1128,10 +1149,11 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
             broken_at = -2;
         for (size_t i = 0; broken_at == -1 && i < n; i++) {
             if (forced[i]) {
-                cf_reply_error(&replies[i], forced[i],
-                               forced[i] == CF_EUNAVAIL
-                                   ? "the store is full: nothing was changed; retry later"
-                                   : "the store failed: nothing was changed");
+                s_reply_error_req(&replies[i], forced[i],
+                                  forced[i] == CF_EUNAVAIL
+                                      ? "the store is full: nothing was changed; retry later"
+                                      : "the store failed: nothing was changed",
+                                  &reqs[i]);
                 continue;
             }
             s_dispatch(e, &reqs[i], &replies[i]);
@@ -1157,9 +1179,10 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
         if (rc != 0) {
             for (size_t i = 0; i < n; i++)
                 if (replies[i].wrote)
-                    cf_reply_error(&replies[i], CF_EUNAVAIL,
-                                   "the store cannot take writes now (disk full?): nothing was "
-                                   "changed; retry later");
+                    s_reply_error_req(&replies[i], CF_EUNAVAIL,
+                                      "the store cannot take writes now (disk full?): nothing "
+                                      "was changed; retry later",
+                                      &reqs[i]);
             s_pubs_clear(e);
             result = CF_EUNAVAIL;
         }
