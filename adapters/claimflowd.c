@@ -51,6 +51,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "mpcheck.h"
 
 #ifndef CF_VERSION
 #define CF_VERSION "0.0.0"
@@ -310,7 +311,8 @@ static void s_op_name(const void *frame, size_t len, char out[33])
     strcpy(out, "?");
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, frame, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+    if (cf_mpcheck(frame, len, NULL) == 0 &&
+        msgpack_unpack_next(&u, frame, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
         u.data.type == MSGPACK_OBJECT_MAP) {
         const msgpack_object_map *m = &u.data.via.map;
         for (uint32_t i = 0; i < m->size; i++) {

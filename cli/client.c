@@ -15,6 +15,7 @@
  * machine refuses to send again, and it cannot tell the two failures apart.
  */
 #include "client.h"
+#include "mpcheck.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -268,7 +269,8 @@ int cf_client_call(cf_client_t *self, const cf_req_t *req, msgpack_unpacked *ret
         goto out_msg;
     }
     memcpy(copy, zmq_msg_data(&msg), len);
-    if (msgpack_unpack_next(ret, copy, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (cf_mpcheck(copy, len, NULL) != 0 ||
+        msgpack_unpack_next(ret, copy, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         !ret->zone || !msgpack_zone_push_finalizer(ret->zone, free, copy)) {
         free(copy);
         msgpack_unpacked_destroy(ret);

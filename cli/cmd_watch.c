@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "json.h"
+#include "mpcheck.h"
 
 static volatile sig_atomic_t s_stop;
 
@@ -96,7 +97,8 @@ static int s_receive(const cf_cli_t *cli, void *sub)
             msgpack_unpacked u;
             size_t off = 0;
             msgpack_unpacked_init(&u);
-            if (msgpack_unpack_next(&u, zmq_msg_data(&part), zmq_msg_size(&part), &off) ==
+            if (cf_mpcheck(zmq_msg_data(&part), zmq_msg_size(&part), NULL) == 0 &&
+                msgpack_unpack_next(&u, zmq_msg_data(&part), zmq_msg_size(&part), &off) ==
                     MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
                 s_print_event(cli, &u.data);
                 rc = 1;

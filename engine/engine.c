@@ -19,6 +19,7 @@
  * batch, oldest first (idem_age index), so pruning never stalls a batch.
  */
 #include "engine_int.h"
+#include "mpcheck.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -86,7 +87,8 @@ static void s_reply_error_req(cf_reply_t *r, int code, const char *message,
     msgpack_unpacked_init(&up);
     size_t off = 0;
     const msgpack_object *id = NULL;
-    if (msgpack_unpack_next(&up, req->frame, req->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+    if (cf_mpcheck(req->frame, req->len, NULL) == 0 &&
+        msgpack_unpack_next(&up, req->frame, req->len, &off) == MSGPACK_UNPACK_SUCCESS) {
         id = cf_mp_get(&up.data, "id");
         if (id && (id->type != MSGPACK_OBJECT_STR || id->via.str.size < 1 ||
                    id->via.str.size > 128))
@@ -941,11 +943,15 @@ static void s_dispatch(cf_engine_t *e, const cf_request_t *req, cf_reply_t *r)
     const msgpack_object *idobj = NULL;
     int code = 0;
     size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&up, req->frame, req->len, &off);
+    /* Checked before unpacking: msgpack-c trusts declared counts. */
+    int chk = cf_mpcheck(req->frame, req->len, NULL);
+    msgpack_unpack_return ur = chk == 0
+        ? msgpack_unpack_next(&up, req->frame, req->len, &off)
+        : chk > 0 ? MSGPACK_UNPACK_CONTINUE : MSGPACK_UNPACK_PARSE_ERROR;
     if (ur != MSGPACK_UNPACK_SUCCESS) {
         code = cf_op_fail(&op, CF_EBADREQ, ur == MSGPACK_UNPACK_CONTINUE
-                                               ? "the frame is truncated msgpack"
-                                               : "the frame is not msgpack");
+                                               ? "the frame is truncated msgpack, or declares more elements than it holds"
+                                               : "the frame is not msgpack, or nests deeper than 32");
         goto out;
     }
     if (off != req->len) {

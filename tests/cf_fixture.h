@@ -50,9 +50,11 @@ static inline void s_rmrf(const char *path)
         while ((de = readdir(d)) != NULL) {
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                 continue;
-            char p[1024];
-            snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+            char *p;
+            if (asprintf(&p, "%s/%s", path, de->d_name) < 0)
+                continue;
             s_rmrf(p);
+            free(p);
         }
         closedir(d);
         rmdir(path);

@@ -306,7 +306,7 @@ static void s_copy_file(const char *from, const char *to, const char *replace, c
 static void test_workflow_versions(void)
 {
     const char *tmp = s_mktemp();
-    char wf[512], data[512], src[512], dst[512];
+    char wf[300], data[300], src[1024], dst[1024];
     snprintf(wf, sizeof wf, "%s/wf", tmp);
     snprintf(data, sizeof data, "%s/data", tmp);
     mkdir(wf, 0700);
@@ -491,7 +491,7 @@ static void test_map_growth_and_full(void)
 {
     /* Growing: a 1 MiB map takes 300 claims by growing. */
     const char *tmp = s_mktemp();
-    char data[512];
+    char data[300];
     snprintf(data, sizeof data, "%s/grow", tmp);
     cf_engine_t *e = s_open_at(data, NULL, 1 << 20, false);
     for (int i = 0; i < 300; i++) {
@@ -696,7 +696,7 @@ static void s_crash_child(const char *data, int fd, int i0, int step0, const cha
 static void test_crash_sigkill(void)
 {
     const char *tmp = s_mktemp();
-    char data[512];
+    char data[300];
     snprintf(data, sizeof data, "%s/data", tmp);
     int i = 0, step = 0, kills = 0;
     char claim[32] = "-";

@@ -152,7 +152,7 @@ static void test_timers_across_a_crash(void)
 {
     s_clock_start = T0;
     const char *tmp = s_mktemp();
-    char data[512];
+    char data[300];
     snprintf(data, sizeof data, "%s/data", tmp);
     int fds[2];
     CF_ASSERT(pipe(fds) == 0);

@@ -26,6 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import msgpack  # noqa: E402
+
 import harness  # noqa: E402
 from harness import Client, Daemon, check, cpr, eq, ok  # noqa: E402
 
@@ -201,6 +203,119 @@ def percentile(xs, p):
     return s[min(len(s) - 1, int(len(s) * p / 100.0))]
 
 
+# ------------------------------------------------- fuzz_request's corpus ---
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
+
+
+def request_corpus():
+    """{file name: bytes}: real requests of every op, as fuzz_request reads
+    them (one endpoint byte, 'P' portal or 'O' operator, then the frame).
+    FUZZCLAIM0000000000000000A..D name the claims fuzz_request makes at
+    start (see tests/fuzz/fuzz_request.c)."""
+    import hashlib
+    A, B, C, D = ("FUZZCLAIM0000000000000000" + k for k in "ABCD")
+    ma, mb = "010190-1234", "0202851111"
+    sha = hashlib.sha256(PDF).hexdigest()
+    P = [
+        ("ping", {"op": "ping"}),
+        ("ping_id", {"op": "ping", "id": "p-1"}),
+        ("create_health", {"op": "create", "id": "c-1", "workflow": "health_claim",
+                           "member": ma, "data": {"member": ma, "treatment": "scan",
+                                                  "description": "knee"}}),
+        ("create_chiro", {"op": "create", "id": "c-2", "workflow": "health_claim",
+                          "member": mb, "data": {"member": mb, "treatment": "chiropractic"}}),
+        ("create_inquiry", {"op": "create", "id": "c-3", "workflow": "inquiry",
+                            "member": mb, "data": {"claim": B, "text": "status?"}}),
+        ("create_fnr", {"op": "create", "id": "c-4", "workflow": "health_claim",
+                        "member": "15068540019", "data": {"member": "15068540019",
+                                                          "treatment": "surgery"}}),
+        ("send_withdraw", {"op": "send", "id": "s-1", "member": ma, "claim": A,
+                           "event": "claim.withdrawn"}),
+        ("send_info", {"op": "send", "id": "s-2", "member": mb, "claim": B,
+                       "event": "info.provided", "data": {"text": "here"}}),
+        ("send_complaint", {"op": "send", "id": "s-3", "member": mb, "claim": D,
+                            "event": "complaint.filed", "data": {"text": "unfair"}}),
+        ("send_treatment", {"op": "send", "id": "s-4", "member": mb, "claim": B,
+                            "event": "treatment.started"}),
+        ("attach", {"op": "attach", "id": "a-1", "member": ma, "claim": A,
+                    "kind": "referral", "content_type": "application/pdf", "body": PDF}),
+        ("document", {"op": "document", "member": ma, "claim": A, "sha256": sha}),
+        ("consent_give", {"op": "consent.give", "id": "g-1", "member": ma}),
+        ("consent_withdraw", {"op": "consent.withdraw", "id": "w-1", "member": mb}),
+        ("get", {"op": "get", "member": mb, "claim": B}),
+        ("history", {"op": "history", "member": mb, "claim": C}),
+        ("query", {"op": "query", "member": mb, "workflow": "health_claim",
+                   "state": "in_review", "open": True, "limit": 10}),
+        ("query_after", {"op": "query", "member": mb, "flag": "sla.warning",
+                         "after": "x", "limit": 1000}),
+        ("bad_types", {"op": "create", "id": 7, "workflow": ["x"], "data": None,
+                       "member": b"\x00"}),
+        ("unknown_op", {"op": "frobnicate", "id": "u-1"}),
+    ]
+    O = [
+        ("ping", {"op": "ping"}),
+        ("create_health", {"op": "create", "id": "oc-1", "actor": "hanne",
+                           "workflow": "health_claim",
+                           "data": {"member": ma, "treatment": "psychology"}}),
+        ("send_approve", {"op": "send", "id": "os-1", "actor": "hanne", "claim": B,
+                          "event": "decision.approved"}),
+        ("send_guarantee", {"op": "send", "id": "os-2", "actor": "hanne", "claim": B,
+                            "event": "guarantee.issued",
+                            "data": {"amount": 1500000, "provider": "Fysio Nord",
+                                     "valid_until": "2027-05-24"}}),
+        ("send_info", {"op": "send", "id": "os-3", "actor": "hanne", "claim": B,
+                       "event": "info.requested", "data": {"text": "invoice"}}),
+        ("send_deny", {"op": "send", "id": "os-4", "actor": "hanne", "claim": B,
+                       "event": "decision.denied", "data": {"reason": "no"}}),
+        ("send_upheld", {"op": "send", "id": "os-5", "actor": "sofie", "claim": D,
+                         "event": "complaint.upheld"}),
+        ("send_answer", {"op": "send", "id": "os-6", "actor": "hanne", "claim": C,
+                         "event": "inquiry.answered", "data": {"text": "soon"}}),
+        ("attach", {"op": "attach", "id": "oa-1", "actor": "hanne", "claim": A,
+                    "kind": "referral", "content_type": "application/pdf",
+                    "body": PDF}),
+        ("document", {"op": "document", "actor": "aud", "claim": A, "sha256": sha}),
+        ("get", {"op": "get", "actor": "aud", "claim": D}),
+        ("history", {"op": "history", "actor": "aud", "claim": B}),
+        ("query", {"op": "query", "actor": "aud", "workflow": "health_claim",
+                   "state": "denied", "member": mb, "limit": 2}),
+        ("query_open", {"op": "query", "actor": "sofie", "open": False}),
+        ("timers", {"op": "timers", "actor": "aud", "due_before": "2026-12-01T00:00:00Z",
+                    "limit": 5}),
+        ("stats", {"op": "stats", "actor": "aud"}),
+        ("clock_advance", {"op": "clock.advance", "actor": "hanne", "seconds": 86400}),
+        ("clock_set", {"op": "clock.set", "actor": "hanne",
+                       "at": "2026-12-24T10:15:00+01:00"}),
+        ("consent_on_operator", {"op": "consent.give", "id": "og-1", "actor": "hanne",
+                                 "member": ma}),
+        ("no_actor", {"op": "get", "claim": A}),
+    ]
+    out = {}
+    for prefix, reqs in (("P", P), ("O", O)):
+        for name, req in reqs:
+            out["%s_%s.mp" % (prefix.lower(), name)] = \
+                prefix.encode() + msgpack.packb(req, use_bin_type=True)
+    out["p_not_a_map.mp"] = b"P" + msgpack.packb(["op", "ping"])
+    out["o_truncated.mp"] = b"O" + msgpack.packb({"op": "stats", "actor": "aud"})[:-2]
+    return out
+
+
+def write_request_corpus(path):
+    os.makedirs(path, exist_ok=True)
+    for name, data in sorted(request_corpus().items()):
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(data)
+
+
 __all__ = ["LONG", "WRAPPER", "SLOW", "RDaemon", "Client", "memory", "nfds",
            "mib", "member", "mdb_stat", "mdb_entries", "all_claims",
            "full_read", "wait_for", "percentile", "run", "log"]
+
+
+if __name__ == "__main__":
+    # python3 reliability_util.py make-corpus: (re)write fuzz_request's seeds
+    if sys.argv[1:2] == ["make-corpus"]:
+        write_request_corpus(os.path.join(harness.SRC_DIR, "tests", "fuzz",
+                                          "corpus", "fuzz_request"))
+    else:
+        sys.exit("usage: reliability_util.py make-corpus")

@@ -223,6 +223,20 @@ def test_daemon_down_exit_3_fast():
     r = run("watch", "--events", ev, "--timeout", "1")
     eq(r.rc, 3, r)
     eq(r.err, "claimctl: cannot reach claimflowd at %s (is it running?)\n" % ev)
+    # Something that takes the connection but never answers: exit 3 too,
+    # with a message that says so (the request may have been applied).
+    import zmq
+    ctx = zmq.Context.instance()
+    mute = ctx.socket(zmq.ROUTER)
+    mute.setsockopt(zmq.LINGER, 0)
+    port = mute.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        ep = "tcp://127.0.0.1:%d" % port
+        r = run("approve", "X", "--endpoint", ep, "--as", "hanne", "--timeout", "1")
+        eq((r.rc, r.err), (3, "claimctl: no reply from claimflowd at %s within 1 s\n" % ep))
+        check(r.elapsed < 10, r.elapsed)
+    finally:
+        mute.close(0)
     # A daemon that was there and stopped.
     d = Daemon(clock=T0)
     try:
