@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -683,6 +684,18 @@ static void s_close(s_daemon_t *d)
     free(d->refusals);
 }
 
+/* Every connected client holds a file descriptor: raise the soft limit to
+ * the hard one so a thousand idle portal connections do not starve the
+ * others (1024 is the usual soft default). */
+static void s_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static const char *s_signame(int sig)
 {
     return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
@@ -743,6 +756,7 @@ int main(int argc, char **argv)
     d.reqs = calloc(CFD_BATCH_MAX, sizeof *d.reqs);
     d.replies = calloc(CFD_BATCH_MAX, sizeof *d.replies);
     d.refusals = calloc(CFD_BATCH_MAX, sizeof *d.refusals);
+    s_raise_nofile();
     d.ctx = zmq_ctx_new();
     if (!d.slots || !d.reqs || !d.replies || !d.refusals || !d.ctx) {
         fprintf(stderr, "claimflowd: out of memory\n");

@@ -31,6 +31,8 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
 from harness import T0, check, eq, ok, pack, unpack  # noqa: E402
 from reliability_util import (LONG, SLOW, RDaemon, full_read, log,  # noqa: E402
                               member, run)
