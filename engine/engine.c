@@ -1137,8 +1137,12 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
     }
     bool prune = true;
     int result = 0;
+    /* clock ops move the manual clock inside the batch: a batch that is run
+     * again, or not committed, must not have moved it. */
+    const cf_time_t manual0 = e->manual_now;
     for (;;) {
         s_pubs_clear(e);
+        e->manual_now = manual0;
         e->now = cf_engine_now(e);
         e->broken = false;
         cf_store_clear_map_full(e->store);
@@ -1190,6 +1194,7 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
                                       "was changed; retry later",
                                       &reqs[i]);
             s_pubs_clear(e);
+            e->manual_now = manual0;
             result = CF_EUNAVAIL;
         }
         break;

@@ -141,6 +141,9 @@ size_t cf_timer_key(unsigned char *k, cf_time_t due, char kind, const void *targ
                     size_t tlen, const char *name);
 /* Fire every timer due at e->now inside the current transaction, at most max. */
 int cf_timers_fire_txn(cf_engine_t *e, size_t max, size_t *fired);
+/* The due time of the soonest pending timer (claim or member), in e->txn;
+ * CF_ENOTFOUND when none is pending. */
+int cf_timers_next_due(cf_engine_t *e, cf_time_t *due);
 /* Add one year in UTC civil time (29 Feb -> 28 Feb). */
 cf_time_t cf_add_year(cf_time_t t);
 

@@ -105,6 +105,25 @@ static int s_fire_member(cf_engine_t *e, const unsigned char *hash, cf_time_t du
     return cf_engine_fanout(e, hash, "consent.expired", NULL, NULL);
 }
 
+int cf_timers_next_due(cf_engine_t *e, cf_time_t *due)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(e->txn, cf_store_dbi(e->store, CF_DB_TIMERS), &cur);
+    if (rc != 0)
+        return cf_store_err(rc);
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return CF_ENOTFOUND;
+    if (rc != 0)
+        return cf_store_err(rc);
+    if (k.mv_size < 9)
+        return CF_EINTERNAL;
+    *due = (cf_time_t)cf_be64_get(k.mv_data);
+    return 0;
+}
+
 int cf_timers_fire_txn(cf_engine_t *e, size_t max, size_t *fired)
 {
     size_t n = 0;

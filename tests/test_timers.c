@@ -116,13 +116,16 @@ static void test_over_easter(void)
     CF_ASSERT_STR_EQ(S(r, "fired"), "1");
     r = s_call(e, O, "{'op':'clock.set','actor':'hanne','at':'2026-04-08T12:00:00Z'}");
     CF_ASSERT_STR_EQ(S(r, "fired"), "1");
-    /* In order: the warning, then the breach, each late by 4 hours here. */
+    /* In order: the warning, then the breach, each at its due time: the
+     * clock stepped through them (late_seconds 0). */
     r = s_call(e, O, "{'op':'query','actor':'aud','workflow':'health_claim'}");
     const msgpack_object *h = s_call(e, O, "{'op':'history','actor':'aud','claim':'%s'}",
                                      S(r, "claims.0.id"));
     CF_ASSERT_STR_EQ(S(h, "events.1.event"), "sla.warning");
-    CF_ASSERT_STR_EQ(S(h, "events.1.data.late_seconds"), "14400");
+    CF_ASSERT_STR_EQ(S(h, "events.1.data.late_seconds"), "0");
+    CF_ASSERT_STR_EQ(S(h, "events.1.at"), "2026-04-07T08:00:00Z");
     CF_ASSERT_STR_EQ(S(h, "events.2.event"), "sla.breached");
+    CF_ASSERT_STR_EQ(S(h, "events.2.at"), "2026-04-08T08:00:00Z");
     s_close(&e);
     s_clock_start = T0;
 }
