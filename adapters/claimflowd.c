@@ -26,14 +26,27 @@
  * without giving the frame to the engine; those replies keep their place in
  * the batch, so one client's replies still come back in the order it sent.
  *
- * The daemon never blocks on a client: every send is ZMQ_DONTWAIT and
- * ROUTER_MANDATORY is off, so a reply to a peer that went away or stopped
- * reading is dropped (and counted) rather than stalling everyone else.
+ * The daemon never blocks on a client: every send is ZMQ_DONTWAIT, so a
+ * reply to a peer that went away or stopped reading is dropped rather than
+ * stalling everyone else.  ROUTER_MANDATORY is on so that libzmq says so
+ * (EHOSTUNREACH, EAGAIN at the high-water mark) instead of dropping
+ * silently: every lost reply is counted (`dropped_replies`).
+ *
+ * Security (docs/SECURITY.md): with `curve:` in the config every socket is a
+ * CURVE server and a ZAP handler (zap.c), polled in this same loop, decides
+ * which client keys may complete the handshake on which socket; a client
+ * that may not never gets a message to the engine.  On the operator socket
+ * the handler names the operator the key belongs to, libzmq attaches that to
+ * every message ("User-Id"), and the engine gets it as auth_actor: a request
+ * whose `actor` is someone else is forbidden.  Without `curve:` nobody is
+ * authenticated, so the daemon binds loopback, ipc:// and inproc:// only,
+ * and says so at start.
  *
  * Logging: one line at start, one at stop, one per daemon-level error, on
  * stderr.  Never a request's contents: errors name codes and op names, and
  * an op name is logged only if it looks like one.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -52,7 +65,9 @@
 
 #include "config.h"
 #include "engine.h"
+#include "keyfile.h"
 #include "mpcheck.h"
+#include "zap.h"
 
 #ifndef CF_VERSION
 #define CF_VERSION "0.0.0"
@@ -118,8 +133,9 @@ static const char s_usage[] =
     "\n"
     "  --data DIR        LMDB store directory, created if missing (./var)\n"
     "  --workflows DIR   workflow and calendar YAML (./workflows)\n"
-    "  --config FILE     operators roster and limits (docs/operations.md);\n"
-    "                    without it no operator is known\n"
+    "  --config FILE     operators roster, CURVE keys, retention and limits\n"
+    "                    (docs/operations.md); without it no operator is known\n"
+    "                    and, without CURVE, only loopback may be bound\n"
     "  --portal EP       portal ROUTER (tcp://127.0.0.1:7401)\n"
     "  --operator EP     operator ROUTER (tcp://127.0.0.1:7402)\n"
     "  --events EP       events PUB (tcp://127.0.0.1:7403)\n"
@@ -271,6 +287,7 @@ typedef struct {
     bool has_req;
     int refuse;              /* the transport's verdict: 0 or a CF_E* */
     const char *refuse_msg;
+    char user[65];           /* the operator its CURVE key proves, or "" */
     size_t eng;              /* index into the engine's batch when !refuse */
 } s_slot_t;
 
@@ -278,6 +295,7 @@ typedef struct {
     cf_engine_t *engine;
     void *ctx;
     void *portal, *operator, *events;
+    cf_zap_t *zap;                       /* NULL when CURVE is off */
     size_t max_frame;
     bool manual;
     s_slot_t *slots;                     /* CFD_BATCH_MAX */
@@ -350,6 +368,7 @@ static void s_slot_clear(s_slot_t *s)
     s->has_req = false;
     s->refuse = 0;
     s->refuse_msg = NULL;
+    s->user[0] = '\0';
 }
 
 /* Read one whole message from sock into s.  1: a request (perhaps refused by
@@ -415,6 +434,19 @@ static int s_recv_one(s_daemon_t *d, void *sock, cf_endpoint_t ep, s_slot_t *s)
             s->refuse = CF_ETOOLARGE;
             s->refuse_msg = "the request frame is larger than the daemon's "
                             "max_frame";
+        }
+    }
+    s->user[0] = '\0';
+    if (d->zap && ep == CF_EP_OPERATOR && !s->refuse) {
+        /* Who the key belongs to, as the ZAP handler said; every message
+         * of the connection carries it.  Without it nobody is proven, and
+         * the request must not run as whoever it names. */
+        const char *user = zmq_msg_gets(&parts[reqi], "User-Id");
+        if (!user || !*user || strlen(user) >= sizeof s->user) {
+            s->refuse = CF_EFORBIDDEN;
+            s->refuse_msg = "the connection carries no authenticated operator";
+        } else {
+            snprintf(s->user, sizeof s->user, "%s", user);
         }
     }
 
@@ -512,7 +544,7 @@ static int s_serve(s_daemon_t *d)
                     s->eng = neng;
                     d->reqs[neng] = (cf_request_t){
                         .endpoint = s->ep,
-                        .auth_actor = NULL,   /* no CURVE yet */
+                        .auth_actor = s->user[0] ? s->user : NULL,
                         .frame = zmq_msg_data(&s->req),
                         .len = zmq_msg_size(&s->req),
                     };
@@ -599,8 +631,10 @@ static long s_poll_timeout(s_daemon_t *d)
 }
 
 /* --------------------------------------------------------------- setup --- */
+/* A bound socket; with secret (the daemon's Z85 secret key), a CURVE server
+ * whose handshakes the ZAP handler decides under the domain `name`. */
 static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
-                      size_t rlen, const char *name)
+                      size_t rlen, const char *name, const char *secret)
 {
     void *s = zmq_socket(ctx, type);
     if (!s) {
@@ -608,7 +642,7 @@ static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
                 zmq_strerror(zmq_errno()));
         return NULL;
     }
-    int linger = CFD_LINGER_MS, zero = 0;
+    int linger = CFD_LINGER_MS, one = 1;
     int hwm = type == ZMQ_PUB ? CFD_PUB_HWM : CFD_ROUTER_HWM;
     int64_t maxmsg = CFD_HARD_MAX_MSG;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
@@ -616,7 +650,15 @@ static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (type == ZMQ_ROUTER)
-        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof zero);
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (secret && (zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, name, strlen(name)) < 0 ||
+                   zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+                   zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, CF_KEY_BUFLEN) < 0)) {
+        fprintf(stderr, "claimflowd: cannot enable CURVE on the %s socket: %s\n", name,
+                zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_bind(s, ep) < 0) {
         fprintf(stderr, "claimflowd: cannot bind the %s socket to %s: %s\n",
                 name, ep, zmq_strerror(zmq_errno()));
@@ -674,6 +716,7 @@ static void s_close(s_daemon_t *d)
     if (d->events)
         zmq_close(d->events);
     d->portal = d->operator = d->events = NULL;
+    cf_zap_destroy(&d->zap);
     if (d->ctx)
         zmq_ctx_term(d->ctx);
     d->ctx = NULL;
@@ -696,6 +739,44 @@ static void s_raise_nofile(void)
     }
 }
 
+/* Without CURVE nobody is authenticated: only endpoints no other machine
+ * can reach may be bound - tcp on a loopback address (127.0.0.0/8, ::1,
+ * localhost), ipc:// and inproc://.  Anything else, including `*` and
+ * interface names, is refused rather than guessed about. */
+static bool s_endpoint_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *host = ep + 6, *end;
+    if (*host == '[') {
+        host++;
+        end = strchr(host, ']');
+        if (!end || end[1] != ':')
+            return false;
+    } else {
+        end = strrchr(host, ':');
+        if (!end)
+            return false;
+    }
+    char buf[64];
+    size_t n = (size_t)(end - host);
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, host, n);
+    buf[n] = '\0';
+    if (strcmp(buf, "localhost") == 0)
+        return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, buf, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, buf, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
 static const char *s_signame(int sig)
 {
     return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
@@ -713,6 +794,20 @@ int main(int argc, char **argv)
             fprintf(stderr, "claimflowd: %s\n", cerr.message);
             return CFD_EXIT_USAGE;
         }
+    }
+    bool curve = cfg && cfg->curve;
+    if (!curve) {
+        const char *const eps[][2] = {
+            {"portal", f.portal_ep}, {"operator", f.operator_ep}, {"events", f.events_ep}};
+        for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++)
+            if (!s_endpoint_local(eps[i][1])) {
+                fprintf(stderr, "claimflowd: cannot bind the %s socket to %s: CURVE is "
+                                "off (no 'curve:' in the config), so only loopback "
+                                "(tcp://127.0.0.1, tcp://[::1], tcp://localhost), "
+                                "ipc:// or inproc:// may be bound\n", eps[i][0], eps[i][1]);
+                cf_config_destroy(&cfg);
+                return CFD_EXIT_USAGE;
+            }
     }
     size_t max_frame = f.max_frame ? f.max_frame
                      : cfg && cfg->max_frame ? cfg->max_frame : CFD_MAX_FRAME;
@@ -734,14 +829,18 @@ int main(int argc, char **argv)
         .max_document = cfg ? cfg->max_document : 0,
         .manual_clock = f.manual_clock,
         .manual_start = f.manual_start,
+        .purge_after = cfg ? cfg->purge_after : 0,
         .operators = cfg ? cfg->operators : NULL,
         .noperators = cfg ? cfg->noperators : 0,
     };
-    size_t noperators = eo.noperators;
+    size_t noperators = eo.noperators, keyless = 0;
+    for (size_t i = 0; i < noperators; i++)
+        keyless += !cfg->operators[i].key;
+    bool no_portal_keys = cfg && cfg->nportal_keys == 0;
     cf_diags_t diags = {0};
     int rc = cf_engine_open(&eo, &d.engine, &diags);
-    cf_config_destroy(&cfg);              /* the engine copied the roster */
     if (rc < 0) {
+        cf_config_destroy(&cfg);
         cf_diags_print(&diags, stderr);
         cf_diags_clear(&diags);
         fprintf(stderr, "claimflowd: cannot open the store in %s with the "
@@ -760,18 +859,34 @@ int main(int argc, char **argv)
     d.ctx = zmq_ctx_new();
     if (!d.slots || !d.reqs || !d.replies || !d.refusals || !d.ctx) {
         fprintf(stderr, "claimflowd: out of memory\n");
+        cf_config_destroy(&cfg);
         s_close(&d);
         return CFD_EXIT_RUNTIME;
     }
+    /* The handler first: a handshake that finds none is not refused by
+     * every libzmq. */
+    if (curve) {
+        cf_error_t zerr = {0};
+        if (cf_zap_new(d.ctx, cfg, &d.zap, &zerr) < 0) {
+            fprintf(stderr, "claimflowd: %s\n", zerr.message);
+            cf_config_destroy(&cfg);
+            s_close(&d);
+            return CFD_EXIT_RUNTIME;
+        }
+    }
+    const char *secret = curve ? cfg->curve_secret : NULL;
     char portal_ep[256], operator_ep[256], events_ep[256];
     d.portal = s_socket(d.ctx, ZMQ_ROUTER, f.portal_ep, portal_ep,
-                        sizeof portal_ep, "portal");
+                        sizeof portal_ep, CF_ZAP_PORTAL, secret);
     d.operator = d.portal ? s_socket(d.ctx, ZMQ_ROUTER, f.operator_ep,
-                                     operator_ep, sizeof operator_ep, "operator")
+                                     operator_ep, sizeof operator_ep,
+                                     CF_ZAP_OPERATOR, secret)
                           : NULL;
     d.events = d.operator ? s_socket(d.ctx, ZMQ_PUB, f.events_ep, events_ep,
-                                     sizeof events_ep, "events")
+                                     sizeof events_ep, CF_ZAP_EVENTS, secret)
                           : NULL;
+    /* libzmq holds its own copy now; ours goes with the config. */
+    cf_config_destroy(&cfg);
     if (!d.events) {
         s_close(&d);
         return CFD_EXIT_USAGE;
@@ -781,28 +896,48 @@ int main(int argc, char **argv)
         fprintf(stderr, "claimflowd: warning: no --config: the operator "
                         "endpoint knows no operator, every operator request "
                         "is forbidden\n");
+    if (!curve)
+        fprintf(stderr, "claimflowd: warning: CURVE is off (no 'curve:' in the "
+                        "config): no client is authenticated and nothing is "
+                        "encrypted; only loopback endpoints are bound\n");
+    if (curve && no_portal_keys)
+        fprintf(stderr, "claimflowd: warning: CURVE is on and 'portal: keys' is "
+                        "empty: no portal backend can connect\n");
+    if (curve && keyless)
+        fprintf(stderr, "claimflowd: warning: CURVE is on and %zu operators have "
+                        "no 'key': they cannot connect\n", keyless);
 
     /* Timers that fell due while the daemon was down fire now, late. */
     s_fire(&d);
 
     char clockbuf[CF_TIME_BUFLEN];
     fprintf(stderr, "claimflowd: started version %s portal=%s operator=%s "
-                    "events=%s data=%s workflows=%d operators=%zu clock=%s%s\n",
+                    "events=%s data=%s workflows=%d operators=%zu curve=%s clock=%s%s\n",
             CF_VERSION, portal_ep, operator_ep, events_ep, f.data_dir,
-            nworkflows, noperators, f.manual_clock ? "manual:" : "real",
+            nworkflows, noperators, curve ? "on" : "off",
+            f.manual_clock ? "manual:" : "real",
             f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "");
 
-    zmq_pollitem_t items[3] = {
+    zmq_pollitem_t items[4] = {
         {.socket = d.portal, .events = ZMQ_POLLIN},
         {.socket = d.operator, .events = ZMQ_POLLIN},
         {.socket = NULL, .fd = s_sigpipe[0], .events = ZMQ_POLLIN},
+        {.socket = d.zap ? cf_zap_socket(d.zap) : NULL, .events = ZMQ_POLLIN},
     };
+    int nitems = d.zap ? 4 : 3;
     int exit_code = 0;
     while (!s_stop_signal) {
-        if (zmq_poll(items, 3, s_poll_timeout(&d)) < 0) {
+        if (zmq_poll(items, nitems, s_poll_timeout(&d)) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             fprintf(stderr, "claimflowd: error: poll failed: %s\n",
+                    zmq_strerror(zmq_errno()));
+            exit_code = CFD_EXIT_RUNTIME;
+            break;
+        }
+        /* Handshakes first: a client waiting on one is waiting on us. */
+        if (d.zap && cf_zap_handle(d.zap) < 0) {
+            fprintf(stderr, "claimflowd: error: the ZAP handler failed: %s\n",
                     zmq_strerror(zmq_errno()));
             exit_code = CFD_EXIT_RUNTIME;
             break;
@@ -818,10 +953,13 @@ int main(int argc, char **argv)
         while (s_serve(&d) > 0)
             ;
 
+    char denied[48] = "";
+    if (d.zap)
+        snprintf(denied, sizeof denied, " denied_handshakes=%" PRIu64, cf_zap_denied(d.zap));
     fprintf(stderr, "claimflowd: stopped (%s) requests=%" PRIu64
-                    " dropped_replies=%" PRIu64 "\n",
+                    " dropped_replies=%" PRIu64 "%s\n",
             exit_code ? "error" : s_signame((int)s_stop_signal), d.nrequests,
-            d.ndropped);
+            d.ndropped, denied);
     s_close(&d);
     close(s_sigpipe[0]);
     close(s_sigpipe[1]);

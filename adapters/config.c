@@ -11,10 +11,16 @@
  * exceptions.
  *
  * libyaml's 1/0 returns are converted here and nowhere else.
+ *
+ * CURVE keys are checked here (Z85 that decodes, each key one identity: no
+ * key listed twice, for two operators, or for an operator and the portal),
+ * and the daemon's secret key file is read here too, after the file itself
+ * checked out, so claimflowd has one place that says "config is bad".
  */
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,15 +98,7 @@ static bool s_operator_id_ok(const unsigned char *s, size_t len)
 
 static bool s_z85_key_ok(const unsigned char *s, size_t len)
 {
-    static const char z85[] =
-        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-        ".-:+=^!/*?&<>()[]{}@%$#";
-    if (len != 40)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!s[i] || !strchr(z85, s[i]))
-            return false;
-    return true;
+    return cf_key_z85_decode((const char *)s, len, NULL);
 }
 
 /* Roles an operator may have: the three operator roles of workflow.h. */
@@ -180,10 +178,137 @@ static int s_operators(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
         int rc = s_operator(c, item, &cfg->operators[i]);
         if (rc < 0)
             return rc;
-        for (size_t j = 0; j < i; j++)
+        for (size_t j = 0; j < i; j++) {
             if (strcmp(cfg->operators[j].id, cfg->operators[i].id) == 0)
                 return s_fail(c, item, "operator id listed twice");
+            /* A key is one identity: two operators with one key could act
+             * as each other. */
+            if (cfg->operators[i].key && cfg->operators[j].key &&
+                strcmp(cfg->operators[j].key, cfg->operators[i].key) == 0)
+                return s_fail(c, item, "the same 'key' is given for two operators");
+        }
     }
+    return 0;
+}
+
+/* --------------------------------------------------------- curve, portal --- */
+/* The keys of a map node, each checked against the allowed names (NULL-
+ * terminated) and given at most once; vals[i] gets the value of names[i]. */
+static int s_map(s_ctx_t *c, const yaml_node_t *n, const char *what,
+                 const char *const *names, const yaml_node_t **vals)
+{
+    char msg[160];
+    if (!n || n->type != YAML_MAPPING_NODE) {
+        snprintf(msg, sizeof msg, "'%s' must be a map", what);
+        return s_fail(c, n, msg);
+    }
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+         p < n->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        size_t i = 0;
+        while (names[i] && !s_scalar_eq(k, names[i]))
+            i++;
+        if (!names[i]) {
+            snprintf(msg, sizeof msg, "unknown key in '%s' (%s%s%s)", what, names[0],
+                     names[1] ? ", " : "", names[1] ? names[1] : "");
+            return s_fail(c, k, msg);
+        }
+        if (vals[i])
+            return s_fail(c, k, "key given twice");
+        vals[i] = yaml_document_get_node(c->doc, p->value);
+    }
+    return 0;
+}
+
+static int s_curve(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+{
+    static const char *const names[] = {"secret_key_file", NULL};
+    const yaml_node_t *vals[1] = {NULL};
+    int rc = s_map(c, n, "curve", names, vals);
+    if (rc < 0)
+        return rc;
+    const yaml_node_t *f = vals[0];
+    if (!f)
+        return s_fail(c, n, "'curve' without 'secret_key_file'");
+    if (!s_is_scalar(f) || f->data.scalar.length == 0 ||
+        f->data.scalar.length >= PATH_MAX ||
+        memchr(f->data.scalar.value, '\0', f->data.scalar.length))
+        return s_fail(c, f, "'secret_key_file' must be a file name");
+    /* Relative to the config file, so the two can move together. */
+    const char *slash = strrchr(c->path, '/');
+    int dirlen = f->data.scalar.value[0] != '/' && slash ? (int)(slash - c->path + 1) : 0;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%.*s%.*s", dirlen, c->path,
+                 (int)f->data.scalar.length, (const char *)f->data.scalar.value) >=
+        (int)sizeof path)
+        return s_fail(c, f, "'secret_key_file' is too long");
+    if (!(cfg->curve_secret_file = strdup(path)))
+        return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
+    cfg->curve = true;
+    return 0;
+}
+
+static int s_portal(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+{
+    static const char *const names[] = {"keys", NULL};
+    const yaml_node_t *vals[1] = {NULL};
+    int rc = s_map(c, n, "portal", names, vals);
+    if (rc < 0)
+        return rc;
+    const yaml_node_t *keys = vals[0];
+    if (!keys || keys->type != YAML_SEQUENCE_NODE)
+        return s_fail(c, keys ? keys : n, "'portal' needs 'keys', a list of CURVE public keys");
+    size_t count = (size_t)(keys->data.sequence.items.top - keys->data.sequence.items.start);
+    if (count > CF_CONFIG_MAX_PORTAL_KEYS)
+        return s_fail(c, keys, "'keys' has more than 10000 entries");
+    if (count == 0)
+        return 0;
+    if (!(cfg->portal_keys = calloc(count, sizeof *cfg->portal_keys)))
+        return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *k =
+            yaml_document_get_node(c->doc, keys->data.sequence.items.start[i]);
+        if (!s_is_scalar(k) || !s_z85_key_ok(k->data.scalar.value, k->data.scalar.length))
+            return s_fail(c, k, "each portal key must be a 40-character Z85 CURVE public key");
+        memcpy(cfg->portal_keys[i], k->data.scalar.value, CF_KEY_Z85_LEN);
+        cfg->portal_keys[i][CF_KEY_Z85_LEN] = '\0';
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->portal_keys[j], cfg->portal_keys[i]) == 0)
+                return s_fail(c, k, "portal key listed twice");
+        cfg->nportal_keys = i + 1;
+    }
+    return 0;
+}
+
+static int s_retention(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+{
+    static const char *const names[] = {"closed_claims_days", NULL};
+    const yaml_node_t *vals[1] = {NULL};
+    int rc = s_map(c, n, "retention", names, vals);
+    if (rc < 0)
+        return rc;
+    if (!vals[0])
+        return s_fail(c, n, "'retention' without 'closed_claims_days'");
+    uint64_t days;
+    if ((rc = s_uint(c, vals[0], "closed_claims_days", 36500, &days)) < 0)
+        return rc;
+    cfg->purge_after = (int64_t)days * 86400;
+    return 0;
+}
+
+/* A key is one identity: a portal key that is also an operator's would let
+ * one party be both (the events socket would not know which). */
+static int s_keys_disjoint(s_ctx_t *c, const cf_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nportal_keys; i++)
+        for (size_t j = 0; j < cfg->noperators; j++)
+            if (cfg->operators[j].key &&
+                strcmp(cfg->operators[j].key, cfg->portal_keys[i]) == 0) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "portal key %zu is also the key of operator '%s'",
+                         i + 1, cfg->operators[j].id);
+                return s_fail(c, NULL, msg);
+            }
     return 0;
 }
 
@@ -196,6 +321,7 @@ static int s_root(s_ctx_t *c, cf_config_t *cfg)
     if (root->type != YAML_MAPPING_NODE)
         return s_fail(c, root, "the file must be a map");
     bool seen_ops = false, seen_frame = false, seen_doc = false, seen_idem = false;
+    bool seen_curve = false, seen_portal = false, seen_ret = false;
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
          p < root->data.mapping.pairs.top; p++) {
         const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -229,14 +355,32 @@ static int s_root(s_ctx_t *c, cf_config_t *cfg)
             if ((rc = s_uint(c, v, "idempotency_days", 3650, &u)) < 0)
                 return rc;
             cfg->idem_retention = (int64_t)u * 86400;
+        } else if (s_scalar_eq(k, "curve")) {
+            if (seen_curve)
+                return s_fail(c, k, "key given twice");
+            seen_curve = true;
+            if ((rc = s_curve(c, v, cfg)) < 0)
+                return rc;
+        } else if (s_scalar_eq(k, "portal")) {
+            if (seen_portal)
+                return s_fail(c, k, "key given twice");
+            seen_portal = true;
+            if ((rc = s_portal(c, v, cfg)) < 0)
+                return rc;
+        } else if (s_scalar_eq(k, "retention")) {
+            if (seen_ret)
+                return s_fail(c, k, "key given twice");
+            seen_ret = true;
+            if ((rc = s_retention(c, v, cfg)) < 0)
+                return rc;
         } else {
-            return s_fail(c, k, "unknown key (operators, max_frame, max_document, "
-                                "idempotency_days)");
+            return s_fail(c, k, "unknown key (operators, curve, portal, retention, "
+                                "max_frame, max_document, idempotency_days)");
         }
     }
     if (!seen_ops)
         return s_fail(c, root, "no 'operators' list");
-    return 0;
+    return s_keys_disjoint(c, cfg);
 }
 
 static int s_read_file(const char *path, char **ret, size_t *ret_len,
@@ -300,6 +444,10 @@ int cf_config_load(const char *path, cf_config_t **ret, cf_error_t *reterr)
     yaml_document_delete(&doc);
     if (rc < 0)
         goto out_parser;
+    /* Read only once the file is known good: its errors come first. */
+    if (cfg->curve &&
+        (rc = cf_key_read(cfg->curve_secret_file, true, cfg->curve_secret, reterr)) < 0)
+        goto out_parser;
 
     yaml_parser_delete(&parser);
     free(buf);
@@ -325,6 +473,9 @@ void cf_config_destroy(cf_config_t **c_p)
         free((char *)c->operators[i].key);
     }
     free(c->operators);
+    free(c->curve_secret_file);
+    free(c->portal_keys);
+    cf_key_wipe(c->curve_secret);
     free(c);
     *c_p = NULL;
 }

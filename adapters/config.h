@@ -3,11 +3,19 @@
  *   operators:                 # the operator endpoint's roster
  *     - id: hanne              # 1..64 bytes [A-Za-z0-9._@-]; not member/system
  *       role: handler          # handler | supervisor | auditor
- *       key: "<40 chars Z85>"  # optional CURVE public key
+ *       key: "<40 chars Z85>"  # CURVE public key; needed when curve is on
+ *   curve:                     # optional: every socket requires CURVE
+ *     secret_key_file: PATH    # the daemon's secret key (40 Z85 chars, 0600)
+ *   portal:
+ *     keys: ["<40 chars Z85>"] # the portal endpoint's allow-list
+ *   retention:
+ *     closed_claims_days: 3650 # purge without a date: closed longer than this
  *   max_frame: 16777216        # optional, bytes; a flag overrides it
  *   max_document: 10485760     # optional, bytes
  *   idempotency_days: 7        # optional, how long a reply is remembered
  *
+ * A relative secret_key_file is relative to the config file's directory, so
+ * a config and its key can move together.
  * Unknown keys are errors, so a typo is never silently ignored (the same
  * rule as the protocol's).  docs/operations.md is the manual.
  */
@@ -19,11 +27,13 @@
 
 #include "cf_err.h"
 #include "engine.h"
+#include "keyfile.h"
 
 /* The largest config file read, in bytes. */
 #define CF_CONFIG_MAX_FILE (1024 * 1024)
-/* The most operators a roster may hold. */
+/* The most operators a roster may hold, and portal keys a list. */
 #define CF_CONFIG_MAX_OPERATORS 10000
+#define CF_CONFIG_MAX_PORTAL_KEYS 10000
 
 typedef struct {
     cf_operator_t *operators;   /* owned, with their strings */
@@ -31,16 +41,25 @@ typedef struct {
     size_t max_frame;           /* 0 when the file does not set it */
     size_t max_document;        /* 0 when not set */
     int64_t idem_retention;     /* seconds; 0 when not set */
+    int64_t purge_after;        /* retention.closed_claims_days in seconds; 0: not set */
+    bool curve;                 /* `curve:` given: every socket requires CURVE */
+    char *curve_secret_file;    /* owned; resolved against the config's directory */
+    char curve_secret[CF_KEY_BUFLEN];  /* the daemon's secret key (Z85), read
+                                          from that file; wiped by destroy */
+    char (*portal_keys)[CF_KEY_BUFLEN];  /* owned: portal.keys, Z85 */
+    size_t nportal_keys;
 } cf_config_t;
 
 /* Read and check the config file at path.  0 and a new config (free with
  * cf_config_destroy), or:
  * CF_EBADREQ   unreadable, not YAML, or not the shape above; reterr->message
  *              is one line "path:line:col: what" naming the key at fault;
+ *              or the secret key file is missing, not a key, or readable by
+ *              group or others ("keypath: what", never the key);
  * CF_EINTERNAL out of memory. */
 int cf_config_load(const char *path, cf_config_t **ret, cf_error_t *reterr);
 
-/* Free a config; accepts NULL and sets *c_p to NULL. */
+/* Free a config, wiping the secret key; accepts NULL and sets *c_p to NULL. */
 void cf_config_destroy(cf_config_t **c_p);
 
 #endif

@@ -32,6 +32,9 @@ static const s_command_t s_commands[] = {
     {"watch", cf_cmd_watch, "print transitions live as they are committed"},
     {"export", cf_cmd_export, "every claim as JSON lines"},
     {"backup", cf_cmd_backup, "a consistent, compacted copy of the live store"},
+    {"audit", cf_cmd_audit, "the access log: who read which claims (auditors, supervisors)"},
+    {"purge", cf_cmd_purge, "erase the personal data of claims closed before a date (supervisors)"},
+    {"keygen", cf_cmd_keygen, "make a CURVE key pair: NAME.key (secret, 0600) and NAME.pub"},
 };
 
 /* Options before the command set the environment the commands take their
@@ -43,6 +46,7 @@ static const struct {
     {"endpoint", "CLAIMFLOW_ENDPOINT"},   {"events", "CLAIMFLOW_EVENTS"},
     {"as", "CLAIMFLOW_OPERATOR"},         {"workflows", "CLAIMFLOW_WORKFLOWS"},
     {"calendar", "CLAIMFLOW_CALENDAR"},   {"timeout", "CLAIMFLOW_TIMEOUT"},
+    {"key", "CLAIMFLOW_KEY"},             {"server-key", "CLAIMFLOW_SERVER_KEY"},
 };
 
 /* Consume leading --name VALUE / --name=VALUE global options; the index of
@@ -77,7 +81,7 @@ static void s_usage(FILE *out)
         fprintf(out, "  %-14s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\nglobal options (before COMMAND; the same option after COMMAND wins):\n"
                  "  --endpoint URL --events URL --as OPERATOR --timeout SECONDS\n"
-                 "  --workflows DIR --calendar NAME\n"
+                 "  --workflows DIR --calendar NAME --key FILE --server-key KEY\n"
                  "\n'claimctl COMMAND --help' describes a command's options.\n");
 }
 

@@ -8,7 +8,11 @@
  * positional arguments anywhere.
  *
  * Environment defaults (CLAIMFLOW_ENDPOINT, ...) are applied before the
- * command line, so an option always wins.  Output helpers never let a byte
+ * command line, so an option always wins.
+ *
+ * CURVE keys (--key, --server-key) are loaded while parsing, so a missing
+ * or unsafe key file is a usage error before anything is sent; the secret
+ * stays in cli until cf_cli_fini wipes it.  Output helpers never let a byte
  * of claim data reach the terminal as a control character.
  */
 #include "cli.h"
@@ -41,6 +45,8 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
         {CF_CO_DAEMON, {"as", "OPERATOR", "your operator id in the daemon's roster (CLAIMFLOW_OPERATOR)", CF_OPT_STR, &cli->actor, false}},
         {CF_CO_EVENTS, {"events", "URL", "claimflowd's events endpoint (CLAIMFLOW_EVENTS; default " CF_CLI_DEFAULT_EVENTS ")", CF_OPT_STR, &cli->events, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"timeout", "SECONDS", "wait at most this long for claimflowd (default 5)", CF_OPT_STR, &cli->timeout_arg, false}},
+        {CF_CO_DAEMON | CF_CO_EVENTS, {"key", "FILE", "your CURVE secret key file, from 'claimctl keygen' (CLAIMFLOW_KEY)", CF_OPT_STR, &cli->key_file, false}},
+        {CF_CO_DAEMON | CF_CO_EVENTS, {"server-key", "KEY", "claimflowd's CURVE public key: 40 Z85 characters, or a file holding them (CLAIMFLOW_SERVER_KEY)", CF_OPT_STR, &cli->server_key, false}},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -49,7 +55,7 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
     return n;
 }
 
-#define S_MAXCOMMON 8
+#define S_MAXCOMMON 12
 
 /* Characters, not bytes: UTF-8 continuation bytes do not count. */
 static size_t s_width(const char *s)
@@ -174,6 +180,34 @@ static int s_load_calendar(cf_cli_t *cli, bool asked)
     return -1;
 }
 
+/* Load --key and --server-key (both or neither).  -1 when loaded, else the
+ * exit code after a usage error. */
+static int s_load_keys(cf_cli_t *cli)
+{
+    if (!cli->key_file)
+        return cf_cli_usage_error(cli, "--server-key needs --key (or CLAIMFLOW_KEY): "
+                                       "CURVE needs your secret key too");
+    if (!cli->server_key)
+        return cf_cli_usage_error(cli, "--key needs --server-key (or CLAIMFLOW_SERVER_KEY): "
+                                       "the daemon's public key");
+    cf_error_t err = {0};
+    if (cf_key_read(cli->key_file, true, cli->curve_secret, &err) != 0)
+        return cf_cli_usage_error(cli, "--key: %s", err.message);
+    if (cf_key_public(cli->curve_secret, cli->curve_public) != 0)
+        return cf_cli_usage_error(cli, "--key: %s: this libzmq has no CURVE support",
+                                  cli->key_file);
+    /* 40 Z85 characters that decode are the key itself; anything else names
+     * a file (a file name of exactly that shape can be given as ./NAME). */
+    size_t n = strlen(cli->server_key);
+    if (cf_key_z85_decode(cli->server_key, n, NULL)) {
+        memcpy(cli->curve_server, cli->server_key, n + 1);
+    } else if (cf_key_read(cli->server_key, false, cli->curve_server, &err) != 0) {
+        return cf_cli_usage_error(cli, "--server-key: %s", err.message);
+    }
+    cli->curve = true;
+    return -1;
+}
+
 int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
                  size_t nopts, int argc, char **argv)
 {
@@ -187,6 +221,10 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
     cli->workflows = s_env("CLAIMFLOW_WORKFLOWS", "./workflows");
     cli->calendar = s_env("CLAIMFLOW_CALENDAR", CF_CLI_DEFAULT_CALENDAR);
     cli->timeout_arg = s_env("CLAIMFLOW_TIMEOUT", NULL);
+    if (spec->common & (CF_CO_DAEMON | CF_CO_EVENTS)) {
+        cli->key_file = s_env("CLAIMFLOW_KEY", NULL);
+        cli->server_key = s_env("CLAIMFLOW_SERVER_KEY", NULL);
+    }
     cli->timeout = CF_CLI_DEFAULT_TIMEOUT;
     cli->color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
     
@@ -274,6 +312,8 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
         }
         cli->timeout = t;
     }
+    if ((cli->key_file || cli->server_key) && (rc = s_load_keys(cli)) >= 0)
+        goto out_free;
     if ((spec->common & CF_CO_DAEMON) && !cli->actor) {
         rc = cf_cli_usage_error(cli, "who are you? give --as OPERATOR or set CLAIMFLOW_OPERATOR");
         goto out_free;
@@ -302,17 +342,50 @@ void cf_cli_fini(cf_cli_t *cli)
     cf_client_destroy(&cli->client);
     cf_cal_set_destroy(&cli->cals);
     cli->cal = NULL;
+    cf_key_wipe(cli->curve_secret);
+    cli->curve = false;
     free(cli->args);
     cli->args = NULL;
     cli->nargs = 0;
 }
 
 /* --------------------------------------------------------------- daemon --- */
+const cf_client_curve_t *cf_cli_curve(const cf_cli_t *cli, cf_client_curve_t *buf)
+{
+    if (!cli->curve)
+        return NULL;
+    buf->server = cli->curve_server;
+    buf->public_key = cli->curve_public;
+    buf->secret_key = cli->curve_secret;
+    return buf;
+}
+
+int cf_cli_handshake_failed(const cf_cli_t *cli, const char *endpoint, int reason)
+{
+    if (reason == CF_CLIENT_HS_REFUSED)
+        return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s refused your key (is the public "
+                           "key of %s on the daemon's list for this endpoint?)",
+                           endpoint, cli->key_file ? cli->key_file : "--key");
+    /* Without keys, a failed handshake is almost always a daemon that
+     * requires CURVE; libzmq reports it as a mismatch or with no detail. */
+    if (!cli->curve)
+        return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s refused the connection during "
+                           "the handshake (it requires CURVE?): give --key and --server-key "
+                           "(or CLAIMFLOW_KEY, CLAIMFLOW_SERVER_KEY)", endpoint);
+    if (reason == CF_CLIENT_HS_MECHANISM)
+        return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s does not use CURVE: drop --key "
+                           "and --server-key", endpoint);
+    return cf_cli_fail(CF_EXIT_CONNECT, "the CURVE handshake with claimflowd at %s failed "
+                       "(is --server-key the daemon's public key?)", endpoint);
+}
+
 int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
 {
     if (!cli->client) {
         int ms = (int)ceil(cli->timeout * 1000.0);
-        cli->client = cf_client_new(cli->endpoint, cli->actor, ms > 0 ? ms : 1);
+        cf_client_curve_t keys;
+        cli->client = cf_client_new(cli->endpoint, cli->actor, ms > 0 ? ms : 1,
+                                    cf_cli_curve(cli, &keys));
         if (!cli->client) {
             if (errno == EINVAL || errno == EPROTONOSUPPORT)
                 return cf_cli_fail(CF_EXIT_USAGE, "'%s' is not a ZeroMQ endpoint "
@@ -335,6 +408,11 @@ int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
         cf_client_destroy(&cli->client);
         return cf_cli_fail(CF_EXIT_CONNECT, "no reply from claimflowd at %s within %g s",
                            cli->endpoint, cli->timeout);
+    case CF_CLIENT_EHANDSHAKE: {
+        int reason = cf_client_handshake_reason(cli->client);
+        cf_client_destroy(&cli->client);
+        return cf_cli_handshake_failed(cli, cli->endpoint, reason);
+    }
     case CF_CLIENT_EPROTO:
         return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s sent a reply that is not "
                            "a protocol map", cli->endpoint);

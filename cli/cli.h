@@ -24,6 +24,7 @@
 #include "cf_time.h"
 #include "client.h"
 #include "cmd.h"
+#include "keyfile.h"
 
 #define CF_CLI_DEFAULT_ENDPOINT "tcp://127.0.0.1:7402"
 #define CF_CLI_DEFAULT_EVENTS   "tcp://127.0.0.1:7403"
@@ -48,11 +49,11 @@ typedef struct {
 
 /* Common option groups a command takes (cf_cmd_spec_t.common). */
 enum {
-    CF_CO_DAEMON = 1u << 0,   /* --endpoint, --as, --timeout */
+    CF_CO_DAEMON = 1u << 0,   /* --endpoint, --as, --timeout, --key, --server-key */
     CF_CO_JSON   = 1u << 1,   /* --json */
     CF_CO_LOCAL  = 1u << 2,   /* --workflows, --calendar: times in local time */
     CF_CO_ID     = 1u << 3,   /* --id: idempotency key of a writing command */
-    CF_CO_EVENTS = 1u << 4,   /* --events, --timeout */
+    CF_CO_EVENTS = 1u << 4,   /* --events, --timeout, --key, --server-key */
 };
 
 typedef struct {
@@ -72,6 +73,11 @@ typedef struct {
     /* Common options, after the environment's defaults. */
     const char *endpoint, *events, *actor, *workflows, *calendar, *id;
     const char *timeout_arg;   /* --timeout as given */
+    const char *key_file;      /* --key: our secret key file, or NULL */
+    const char *server_key;    /* --server-key: a Z85 key or a file, or NULL */
+    bool curve;                /* both given and loaded: talk CURVE */
+    char curve_secret[CF_KEY_BUFLEN], curve_public[CF_KEY_BUFLEN],
+        curve_server[CF_KEY_BUFLEN];     /* Z85; the secret wiped by fini */
     double timeout;            /* seconds */
     bool json;
     bool color;                /* stdout is a terminal and NO_COLOR is unset */
@@ -110,8 +116,17 @@ int cf_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2,
  *   CF_EXIT_OK       ok: true;
  *   CF_EXIT_REFUSED  ok: false: "claimctl: <code>: <message>";
  *   CF_EXIT_CONNECT  "claimctl: cannot reach claimflowd at <endpoint> (is it
- *                    running?)", or no reply within the timeout. */
+ *                    running?)", or no reply within the timeout, or the
+ *                    CURVE handshake failed (the message says how). */
 int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply);
+
+/* The client side of CURVE for a socket, from --key/--server-key, or NULL
+ * when CURVE is not asked for.  Borrowed from cli. */
+const cf_client_curve_t *cf_cli_curve(const cf_cli_t *cli, cf_client_curve_t *buf);
+
+/* Print the message for a failed CURVE handshake (a CF_CLIENT_HS_* reason)
+ * on stderr; returns CF_EXIT_CONNECT. */
+int cf_cli_handshake_failed(const cf_cli_t *cli, const char *endpoint, int reason);
 
 /* A request id: --id when given, else a fresh random one in buf (>= 33). */
 const char *cf_cli_request_id(const cf_cli_t *cli, char *buf);

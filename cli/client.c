@@ -13,6 +13,12 @@
  * ZMQ_LINGER 0 makes closing the socket drop anything unsent instead of
  * blocking zmq_ctx_term.  A REQ socket was rejected: after a timeout its state
  * machine refuses to send again, and it cannot tell the two failures apart.
+ *
+ * CURVE (docs/SECURITY.md): with ZMQ_IMMEDIATE a socket whose handshake is
+ * refused never becomes writable either, so "refused" would look like "not
+ * running".  A socket monitor reports handshake failures; the first one ends
+ * the wait with CF_CLIENT_EHANDSHAKE and a reason, since trying again with
+ * the same keys cannot succeed.
  */
 #include "client.h"
 #include "mpcheck.h"
@@ -31,6 +37,8 @@
 struct cf_client {
     void *ctx;
     void *sock;
+    void *mon;                 /* handshake failures of sock */
+    int hs_reason;             /* CF_CLIENT_HS_* after EHANDSHAKE */
     char *endpoint;
     char *actor;
     int timeout_ms;
@@ -118,8 +126,87 @@ const char *cf_mp_get_str(const msgpack_object *map, const char *key, char *buf,
     return buf;
 }
 
+/* ----------------------------------------------------------------- curve --- */
+int cf_client_curve_apply(void *sock, const cf_client_curve_t *curve)
+{
+    if (!curve)
+        return 0;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, curve->server, CF_CLIENT_KEYLEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, curve->public_key, CF_CLIENT_KEYLEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, CF_CLIENT_KEYLEN) != 0)
+        return -1;
+    return 0;
+}
+
+int cf_client_hs_reason(unsigned event, uint32_t value)
+{
+    switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        return CF_CLIENT_HS_REFUSED;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ? CF_CLIENT_HS_MECHANISM
+                                                                  : CF_CLIENT_HS_FAILED;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        return CF_CLIENT_HS_FAILED;
+    default:
+        return CF_CLIENT_HS_NONE;
+    }
+}
+
+/* A monitor of sock's handshake failures on a PAIR socket of ctx (one per
+ * socket: libzmq allows no second).  0, or -1 with errno. */
+static int s_monitor_start(void *ctx, void *sock, void **ret_mon)
+{
+    char ep[80];
+    int zero = 0, err;
+    snprintf(ep, sizeof ep, "inproc://claimctl.client.monitor.%p", sock);
+    if (zmq_socket_monitor(sock, ep, CF_CLIENT_HS_EVENTS) != 0)
+        return -1;
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    if (!mon)
+        return -1;
+    if (zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof zero) != 0 || zmq_connect(mon, ep) != 0) {
+        err = errno;
+        zmq_close(mon);
+        errno = err;
+        return -1;
+    }
+    *ret_mon = mon;
+    return 0;
+}
+
+/* One event from the monitor: a CF_CLIENT_HS_* reason. */
+static int s_monitor_read(void *mon)
+{
+    zmq_msg_t m;
+    int reason = CF_CLIENT_HS_NONE;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) >= 6) {
+        uint16_t ev;
+        uint32_t value;
+        memcpy(&ev, zmq_msg_data(&m), 2);
+        memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
+        reason = cf_client_hs_reason(ev, value);
+    }
+    /* The second frame (the endpoint) is not needed. */
+    while (zmq_msg_more(&m)) {
+        zmq_msg_close(&m);
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0)
+            break;
+    }
+    zmq_msg_close(&m);
+    return reason;
+}
+
+int cf_client_handshake_reason(const cf_client_t *self)
+{
+    return self->hs_reason;
+}
+
 /* ---------------------------------------------------------------- client --- */
-cf_client_t *cf_client_new(const char *endpoint, const char *actor, int timeout_ms)
+cf_client_t *cf_client_new(const char *endpoint, const char *actor, int timeout_ms,
+                           const cf_client_curve_t *curve)
 {
     assert(endpoint && timeout_ms > 0);
     int zero = 0, one = 1, err;
@@ -135,11 +222,17 @@ cf_client_t *cf_client_new(const char *endpoint, const char *actor, int timeout_
         goto out_ctx;
     if (zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+        cf_client_curve_apply(self->sock, curve) != 0 ||
+        s_monitor_start(self->ctx, self->sock, &self->mon) != 0 ||
         zmq_connect(self->sock, endpoint) != 0)
         goto out_sock;
     return self;
 
 out_sock:
+    err = errno;
+    if (self->mon)
+        zmq_close(self->mon);
+    errno = err;
     err = errno;
     zmq_close(self->sock);
     errno = err;
@@ -161,6 +254,7 @@ void cf_client_destroy(cf_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     cf_client_t *self = *self_p;
+    zmq_close(self->mon);
     zmq_close(self->sock);
     zmq_ctx_term(self->ctx);
     free(self->actor);
@@ -179,17 +273,21 @@ static int64_t s_now_ms(void)
 }
 
 /* Wait until the socket has `events` or the deadline passes: 1 ready,
- * 0 deadline, -1 ZeroMQ error.  EINTR (a signal) just polls again. */
-static int s_wait(void *sock, short events, int64_t deadline)
+ * 0 deadline, -1 ZeroMQ error, -2 a handshake failed (self->hs_reason).
+ * EINTR (a signal) just polls again. */
+static int s_wait(cf_client_t *self, short events, int64_t deadline)
 {
     for (;;) {
         int64_t left = deadline - s_now_ms();
         if (left < 0)
             left = 0;
-        zmq_pollitem_t item = {sock, 0, events, 0};
-        int rc = zmq_poll(&item, 1, (long)left);
-        if (rc > 0)
+        zmq_pollitem_t items[2] = {{self->sock, 0, events, 0}, {self->mon, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 2, (long)left);
+        if (rc > 0 && (items[0].revents & events))
             return 1;
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN) &&
+            (self->hs_reason = s_monitor_read(self->mon)) != CF_CLIENT_HS_NONE)
+            return -2;
         if (rc == 0 && left == 0)
             return 0;
         if (rc < 0 && errno != EINTR)
@@ -239,9 +337,10 @@ int cf_client_call(cf_client_t *self, const cf_req_t *req, msgpack_unpacked *ret
     if (rc != 0)
         goto out_buf;
 
-    switch (s_wait(self->sock, ZMQ_POLLOUT, deadline)) {
+    switch (s_wait(self, ZMQ_POLLOUT, deadline)) {
     case 0: rc = CF_CLIENT_EUNREACHABLE; goto out_buf;
     case -1: rc = CF_CLIENT_ESYS; goto out_buf;
+    case -2: rc = CF_CLIENT_EHANDSHAKE; goto out_buf;
     default: break;
     }
     if (zmq_send(self->sock, sb.data, sb.size, ZMQ_DONTWAIT) < 0) {
@@ -249,9 +348,10 @@ int cf_client_call(cf_client_t *self, const cf_req_t *req, msgpack_unpacked *ret
         rc = errno == EAGAIN ? CF_CLIENT_EUNREACHABLE : CF_CLIENT_ESYS;
         goto out_buf;
     }
-    switch (s_wait(self->sock, ZMQ_POLLIN, deadline)) {
+    switch (s_wait(self, ZMQ_POLLIN, deadline)) {
     case 0: rc = CF_CLIENT_ETIMEOUT; goto out_buf;
     case -1: rc = CF_CLIENT_ESYS; goto out_buf;
+    case -2: rc = CF_CLIENT_EHANDSHAKE; goto out_buf;
     default: break;
     }
 

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 
 /* -------------------------------------------------------------- requests --- */
 /* A request map under construction: string keys pointing at borrowed values.
@@ -63,7 +64,39 @@ enum {
     CF_CLIENT_ETIMEOUT    = -102, /* sent, but no reply within the timeout */
     CF_CLIENT_EPROTO      = -103, /* the reply is not a msgpack map with ok */
     CF_CLIENT_ESYS        = -104, /* a ZeroMQ call failed (errno kept) */
+    CF_CLIENT_EHANDSHAKE  = -105, /* the CURVE handshake failed; see
+                                     cf_client_handshake_reason */
 };
+
+/* Why a handshake failed (cf_client_handshake_reason, cf_client_monitor_read). */
+enum {
+    CF_CLIENT_HS_NONE = 0,
+    CF_CLIENT_HS_REFUSED,     /* the daemon's ZAP handler refused our key */
+    CF_CLIENT_HS_MECHANISM,   /* one side talks CURVE, the other does not */
+    CF_CLIENT_HS_FAILED,      /* no detail: typically a wrong server key */
+};
+
+/* CURVE keys for a client socket, each 40 Z85 characters and a NUL.
+ * Borrowed. */
+#define CF_CLIENT_KEYLEN 41
+typedef struct {
+    const char *server;       /* the daemon's public key */
+    const char *public_key;   /* ours */
+    const char *secret_key;   /* ours */
+} cf_client_curve_t;
+
+/* Make sock a CURVE client; call before it connects.  curve NULL: nothing.
+ * 0, or -1 with errno. */
+int cf_client_curve_apply(void *sock, const cf_client_curve_t *curve);
+
+/* The events a socket monitor needs to see handshake failures. */
+#define CF_CLIENT_HS_EVENTS                                                     \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+/* A socket monitor's event (and its value) as a CF_CLIENT_HS_* reason;
+ * CF_CLIENT_HS_NONE when it is not a handshake failure. */
+int cf_client_hs_reason(unsigned event, uint32_t value);
 
 typedef struct {
     char code[48];        /* the protocol's error code, "not_found" */
@@ -71,10 +104,15 @@ typedef struct {
 } cf_client_error_t;
 
 /* A client for endpoint (copied).  actor (copied; NULL for none) is added to
- * every request but ping; timeout_ms bounds each call's wait (> 0).  NULL when
+ * every request but ping; timeout_ms bounds each call's wait (> 0); curve
+ * (keys copied by libzmq; NULL for none) makes it a CURVE client.  NULL when
  * ZeroMQ cannot make the socket or endpoint is not a valid ZeroMQ endpoint
  * (errno says which: EINVAL for a bad endpoint). */
-cf_client_t *cf_client_new(const char *endpoint, const char *actor, int timeout_ms);
+cf_client_t *cf_client_new(const char *endpoint, const char *actor, int timeout_ms,
+                           const cf_client_curve_t *curve);
+
+/* After CF_CLIENT_EHANDSHAKE: why (CF_CLIENT_HS_*). */
+int cf_client_handshake_reason(const cf_client_t *self);
 
 /* Close the socket and context.  Accepts NULL; sets *self_p to NULL. */
 void cf_client_destroy(cf_client_t **self_p);
@@ -88,7 +126,8 @@ const char *cf_client_endpoint(const cf_client_t *self);
  * CF_CLIENT_EREFUSED: the daemon said ok: false; *reterr (may be NULL) has
  * the error's code and message, and *ret the whole reply.
  * CF_CLIENT_EUNREACHABLE, CF_CLIENT_ETIMEOUT, CF_CLIENT_EPROTO,
- * CF_CLIENT_ESYS as above.  After ETIMEOUT the client must not be used again
+ * CF_CLIENT_ESYS, CF_CLIENT_EHANDSHAKE as above (a failed handshake ends the
+ * wait at once: retrying with the same keys cannot succeed).  After ETIMEOUT the client must not be used again
  * (a late reply would answer the wrong request). */
 int cf_client_call(cf_client_t *self, const cf_req_t *req, msgpack_unpacked *ret,
                    cf_client_error_t *reterr);

@@ -8,6 +8,10 @@
  * reconnects by itself - events published meanwhile are lost to this
  * subscriber (the store, `history`, is the record).
  *
+ * With --key/--server-key the SUB socket is a CURVE client; a refused
+ * handshake, reported by the same monitor, ends the command (exit 3)
+ * instead of waiting out --timeout.
+ *
  * Signals only set a flag; zmq_poll returns EINTR (the handler is installed
  * without SA_RESTART) and the loop ends cleanly, exit 0.
  */
@@ -32,15 +36,18 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
-/* One monitor event: its number, or 0 when the message is not one. */
-static unsigned s_monitor_event(void *mon)
+/* One monitor event: its number (and value), or 0 when the message is not
+ * one. */
+static unsigned s_monitor_event(void *mon, uint32_t *value)
 {
     zmq_msg_t m;
     unsigned ev = 0;
+    *value = 0;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) >= 2) {
+    if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) >= 6) {
         uint16_t e;
         memcpy(&e, zmq_msg_data(&m), 2);
+        memcpy(value, (char *)zmq_msg_data(&m) + 2, 4);
         ev = e;
     }
     /* The second frame (the endpoint) is not needed. */
@@ -142,6 +149,7 @@ int cf_cmd_watch(int argc, char **argv)
         snprintf(topic, sizeof topic, "%s/", workflow);
     int zero = 0;
     void *ctx = zmq_ctx_new(), *sub = NULL, *mon = NULL;
+    cf_client_curve_t keys;
     if (!ctx) {
         rc = cf_cli_fail(CF_EXIT_CONNECT, "watch: %s", zmq_strerror(errno));
         goto out_cli;
@@ -149,8 +157,10 @@ int cf_cmd_watch(int argc, char **argv)
     if (!(sub = zmq_socket(ctx, ZMQ_SUB)) ||
         zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(sub, ZMQ_SUBSCRIBE, topic, strlen(topic)) != 0 ||
+        cf_client_curve_apply(sub, cf_cli_curve(&cli, &keys)) != 0 ||
         zmq_socket_monitor(sub, "inproc://claimctl.watch.monitor",
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               CF_CLIENT_HS_EVENTS) != 0 ||
         !(mon = zmq_socket(ctx, ZMQ_PAIR)) ||
         zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_connect(mon, "inproc://claimctl.watch.monitor") != 0) {
@@ -197,7 +207,13 @@ int cf_cmd_watch(int argc, char **argv)
             break;
         }
         if (items[1].revents & ZMQ_POLLIN) {
-            unsigned ev = s_monitor_event(mon);
+            uint32_t value;
+            unsigned ev = s_monitor_event(mon, &value);
+            int reason = cf_client_hs_reason(ev, value);
+            if (reason != CF_CLIENT_HS_NONE) {
+                rc = cf_cli_handshake_failed(&cli, cli.events, reason);
+                break;
+            }
             if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 if (ever)
                     fprintf(stderr, "claimctl: watch: reconnected to %s (events in between "

@@ -77,7 +77,7 @@ int cf_op_audit(cf_op_t *op)
         limit = (int64_t)lo->via.u64;
     }
     if (claim && actor)
-        return cf_op_fail(op, CF_EBADREQ, "give 'claim' or 'actor_filter', not both");
+        return cf_op_fail(op, CF_EBADREQ, "give 'claim' or 'operator', not both");
     /* Walk an index (claim or actor) to audit keys, or the log itself. */
     unsigned char prefix[CF_NAME_MAX + 2];
     size_t plen = 0;

@@ -59,7 +59,8 @@ class Run:
 def env():
     e = dict(os.environ)
     for k in ("CLAIMFLOW_ENDPOINT", "CLAIMFLOW_OPERATOR", "CLAIMFLOW_EVENTS",
-              "CLAIMFLOW_CALENDAR", "CLAIMFLOW_TIMEOUT"):
+              "CLAIMFLOW_CALENDAR", "CLAIMFLOW_TIMEOUT", "CLAIMFLOW_KEY",
+              "CLAIMFLOW_SERVER_KEY"):
         e.pop(k, None)
     e["CLAIMFLOW_WORKFLOWS"] = WORKFLOWS_DIR
     return e
@@ -182,7 +183,7 @@ def test_help_describes_every_command():
     r = ok_run(run("help"))
     commands = ["queue", "show", "history", "approve", "deny", "request-info", "guarantee",
                 "refer-network", "answer", "uphold", "reject", "send", "timers", "stats",
-                "watch", "export", "backup"]
+                "watch", "export", "backup", "audit", "purge", "keygen"]
     for c in commands:
         check(("\n  %s " % c) in r.out, c, r)
         h = ok_run(run(c, "--help"))
@@ -191,7 +192,8 @@ def test_help_describes_every_command():
         eq(ok_run(run("help", c)).out, h.out)
     g = ok_run(run("guarantee", "--help"))
     for opt in ("--amount ØRE", "--provider P", "--valid-until YYYY-MM-DD", "--id ID",
-                "--endpoint URL", "--as OPERATOR", "--timeout SECONDS", "--json"):
+                "--endpoint URL", "--as OPERATOR", "--timeout SECONDS", "--json",
+                "--key FILE", "--server-key KEY"):
         check(opt in g.out, opt, g)
     r = run("frobnicate")
     eq(r.rc, 2, r)
@@ -612,6 +614,44 @@ def test_export_every_claim():
         for c in claims:
             eq(c, get(d, c["id"]))
         eq([c["id"] for c in ok_run(ctl(d, "export", "--workflow", "inquiry")).lines()], [])
+
+
+def test_audit_and_purge_without_curve():
+    """The access log and purge through claimctl on a daemon without CURVE
+    (the operator named by --as); test_security.py does both with keys."""
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        ok_run(ctl(d, "show", a))
+        ok_run(ctl(d, "history", a, actor="aud"))
+        r = ok_run(ctl(d, "audit", "--claim", a, "--json", actor="aud"))
+        eq([(x["actor"], x["op"], x["claims"]) for x in r.lines()],
+           [("hanne", "get", [a]), ("hanne", "history", [a]), ("aud", "history", [a])], r)
+        r = ok_run(ctl(d, "audit", "--actor", "aud", actor="sofie"))
+        lines = r.out.splitlines()
+        eq(len(lines), 2, r)
+        eq(lines[1].split()[2:], ["aud", "history", a], r)
+        eq(ok_run(ctl(d, "audit", "--actor", "nobody", actor="aud")).out, "no entries\n")
+        refused(ctl(d, "audit", "--claim", a), "forbidden")
+        # F: denied, complaint rejected (closed); then purged.
+        ok_run(ctl(d, "deny", f, "--reason", "no"))
+        member_send(portal(d), M3, f, "complaint.filed", {"text": "please"})
+        ok_run(ctl(d, "reject", f, "--reason", "no", actor="sofie"))
+        refused(ctl(d, "purge", "--closed-before", "2026-11-20"), "forbidden")
+        eq(ok_run(ctl(d, "purge", "--closed-before", "2026-11-20", actor="sofie")).out,
+           "purged 0 claims\n")
+        advance(d, 86400)
+        eq(ok_run(ctl(d, "purge", "--closed-before", "2026-11-27", actor="sofie")).out,
+           "purged 1 claim\n")
+        eq(get(d, f)["data"], {})
+        # Usage errors: nothing sent.
+        usage(ctl(d, "audit", "--claim", a, "--actor", "x"), "audit",
+              "claimctl: audit: give --claim or --actor, not both")
+        usage(ctl(d, "purge", "--closed-before", "soon"), "purge",
+              "claimctl: purge: --closed-before: 'soon' is not a date (YYYY-MM-DD) or an "
+              "RFC 3339 time")
+        usage(ctl(d, "stats", "--server-key", "x" * 40), "stats",
+              "claimctl: stats: --server-key needs --key (or CLAIMFLOW_KEY): CURVE needs "
+              "your secret key too")
 
 
 def test_backup_under_load():
