@@ -22,8 +22,8 @@
  * strings, `code` and `message`.  Anything else abort()s (plus what ASan and
  * UBSan find).  State carries over from input to input, as in the daemon, so
  * a crash may need the inputs before it: run the whole crash directory
- * again (tests/integration/test_fuzz_regress.py does, for every file of
- * tests/fuzz/regress/fuzz_request).
+ * again (run-fuzzer.sh replays every file of tests/fuzz/regress/fuzz_request,
+ * in one process, before it fuzzes).
  */
 #include <stdbool.h>
 #include <stddef.h>

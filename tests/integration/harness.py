@@ -27,6 +27,7 @@ import datetime
 import itertools
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -56,6 +57,14 @@ CLAIMFLOWD = os.path.join(BUILD_DIR, "adapters", "claimflowd")
 CLAIMCTL = os.path.join(BUILD_DIR, "cli", "claimctl")
 WORKFLOWS_DIR = os.path.join(SRC_DIR, "workflows")
 
+# The valgrind run (tests/reliability/valgrind_integration.py) names a build
+# without sanitizers (CF_DAEMON_BINARY), a command to put in front of the
+# daemon (CF_DAEMON_WRAPPER) and a factor for every timeout below and in
+# Client/Subscriber (CF_TIMEOUT_SCALE).  Unset, nothing changes.
+CLAIMFLOWD = os.environ.get("CF_DAEMON_BINARY") or CLAIMFLOWD
+DAEMON_WRAPPER = shlex.split(os.environ.get("CF_DAEMON_WRAPPER", ""))
+TIMEOUT_SCALE = float(os.environ.get("CF_TIMEOUT_SCALE") or 1)
+
 # The manual clock most tests run on: a Tuesday morning, Danish winter time.
 T0 = "2026-11-24T09:00:00Z"
 
@@ -65,8 +74,8 @@ DEFAULT_OPERATORS = [
     ("aud", "auditor"),
 ]
 
-START_TIMEOUT = 20.0      # ASan builds start slowly on a busy CI machine
-STOP_TIMEOUT = 20.0
+START_TIMEOUT = 20.0 * TIMEOUT_SCALE   # ASan builds start slowly on a busy CI machine
+STOP_TIMEOUT = 20.0 * TIMEOUT_SCALE
 
 _ctx = zmq.Context.instance()
 _ids = itertools.count(1)
@@ -175,7 +184,7 @@ class Daemon:
             cmd += ["--config", self.config]
         if self.clock:
             cmd += ["--clock", "manual:" + self.clock]
-        return cmd + self.args + list(extra_args)
+        return DAEMON_WRAPPER + cmd + self.args + list(extra_args)
 
     def _read_stderr(self, proc):
         for raw in proc.stderr:
@@ -332,7 +341,7 @@ class Client:
 
     def recv_raw(self, timeout=5):
         """The next reply's frames, or TimeoutError."""
-        if not self.sock.poll(int(timeout * 1000)):
+        if not self.sock.poll(int(timeout * TIMEOUT_SCALE * 1000)):
             raise TimeoutError("no reply from %s within %ss"
                                % (self.endpoint, timeout))
         return self.sock.recv_multipart()
@@ -382,7 +391,7 @@ class Subscriber:
         time.sleep(0.2)   # PUB/SUB slow joiner: let the subscription arrive
 
     def next(self, timeout=5):
-        if not self.sock.poll(int(timeout * 1000)):
+        if not self.sock.poll(int(timeout * TIMEOUT_SCALE * 1000)):
             raise TimeoutError("no event within %ss" % timeout)
         frames = self.sock.recv_multipart()
         assert len(frames) == 2, frames

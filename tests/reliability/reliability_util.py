@@ -15,8 +15,10 @@ beyond harness.py.
   the history of each, gap-free and ending in the claim's state).
 - Members: member(n) is a distinct valid CPR number for every n.
 
-The Daemon of harness.py is reused unchanged: RDaemon only prefixes the
-command with the wrapper and relaxes the start timeout for valgrind.
+The Daemon of harness.py is reused: it applies CF_DAEMON_WRAPPER and
+CF_DAEMON_BINARY itself (for the valgrind run of the integration tests);
+RDaemon adds the pid, SIGKILL without closing clients, and a scan of the
+daemon's stderr for sanitizer reports.
 """
 
 import os
@@ -28,9 +30,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
+import harness  # noqa: E402  (first: it re-executes /usr/bin/python3 if needed)
 import msgpack  # noqa: E402
-
-import harness  # noqa: E402
 from harness import Client, Daemon, check, cpr, eq, ok  # noqa: E402
 
 LONG = os.environ.get("CF_LONG") == "1" or "--long" in sys.argv[1:]
@@ -73,14 +74,12 @@ def log(fmt, *args):
 
 # ---------------------------------------------------------------- daemon ---
 class RDaemon(Daemon):
-    """harness.Daemon with CF_DAEMON_WRAPPER and CF_DAEMON_BINARY."""
+    """harness.Daemon (which applies CF_DAEMON_WRAPPER itself) on
+    CF_DAEMON_BINARY, with what the reliability tests need."""
 
     def __init__(self, **kw):
         kw.setdefault("binary", DAEMON_BINARY)
         super().__init__(**kw)
-
-    def command(self, extra_args=()):
-        return WRAPPER + super().command(extra_args)
 
     @property
     def pid(self):
@@ -147,6 +146,18 @@ def mdb_stat(data_dir):
     return out
 
 
+def mdb_all_entries(stat_out):
+    """{sub-database: Entries} of every database in mdb_stat -a output (the
+    main database is `""`)."""
+    out, name = {}, ""
+    for line in stat_out.splitlines():
+        if line.startswith("Status of "):
+            name = line[len("Status of "):].strip()
+        elif line.strip().startswith("Entries:"):
+            out[name] = int(line.split(":")[1])
+    return out
+
+
 def mdb_entries(stat_out, name):
     """The `Entries:` of one sub-database in mdb_stat -a output."""
     block = stat_out.split("Status of %s\n" % name, 1)[1]
@@ -186,6 +197,36 @@ def full_read(c, timeout=30):
         eq(ev[-1]["to"], cl["state"], cl["id"], ev[-1])
         got[cl["id"]] = (cl, ev)
     return got
+
+
+def snapshot(c, timeout=30):
+    """Everything a client can read, for comparing a store before and after:
+    {claim id: (claim, events, {sha256: body})} through full_read, plus
+    `stats`.  c is an operator client whose actor may read (e.g. aud)."""
+    import hashlib
+    out = {}
+    for cid, (cl, ev) in full_read(c, timeout).items():
+        bodies = {}
+        for doc in cl["documents"]:
+            r = ok(c.call({"op": "document", "claim": cid, "sha256": doc["sha256"]},
+                          timeout=timeout * SLOW))["document"]
+            eq(hashlib.sha256(r["body"]).hexdigest(), doc["sha256"], cid)
+            eq(len(r["body"]), doc["size"], cid)
+            bodies[doc["sha256"]] = r["body"]
+        out[cid] = (cl, ev, bodies)
+    st = ok(c.call({"op": "stats"}, timeout=timeout * SLOW))
+    del st["ok"]
+    return out, st
+
+
+def stop_counts(d):
+    """The counters of the daemon's `stopped` line (requests,
+    dropped_replies) as {name: int}; d must have been stopped."""
+    import re
+    for line in reversed(d.stderr_lines):
+        if line.startswith("claimflowd: stopped"):
+            return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+    raise AssertionError("no `stopped` line:\n" + "\n".join(d.stderr_lines[-20:]))
 
 
 def wait_for(pred, timeout, what, step=0.05):
@@ -310,8 +351,8 @@ def write_request_corpus(path):
 
 
 __all__ = ["LONG", "WRAPPER", "SLOW", "RDaemon", "Client", "memory", "nfds",
-           "mib", "member", "mdb_stat", "mdb_entries", "all_claims",
-           "full_read", "wait_for", "percentile", "run", "log"]
+           "mib", "member", "mdb_stat", "mdb_entries", "mdb_all_entries",
+           "all_claims", "full_read", "snapshot", "stop_counts", "wait_for", "percentile", "run", "log"]
 
 
 if __name__ == "__main__":
