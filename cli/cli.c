@@ -553,6 +553,17 @@ void cf_cli_json(const msgpack_object *o)
     fputc('\n', stdout);
 }
 
+void cf_cli_json_one(const char *key, msgpack_object value)
+{
+    msgpack_object_kv kv = {cf_mp_str(key), value};
+    msgpack_object m;
+    memset(&m, 0, sizeof m);
+    m.type = MSGPACK_OBJECT_MAP;
+    m.via.map.size = 1;
+    m.via.map.ptr = &kv;
+    cf_cli_json(&m);
+}
+
 void cf_cli_progress(const char *fmt, ...)
 {
     if (!isatty(STDERR_FILENO))

@@ -158,6 +158,9 @@ cf_color_t cf_cli_flag_color(const char *flag);
 /* Print o as one pretty JSON document and a newline on stdout. */
 void cf_cli_json(const msgpack_object *o);
 
+/* Print the JSON document {key: value} as cf_cli_json does. */
+void cf_cli_json_one(const char *key, msgpack_object value);
+
 /* Progress on stderr, rewriting one line, only when stderr is a terminal;
  * fmt NULL ends the line. */
 void cf_cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -175,18 +175,17 @@ static int s_monitor_start(void *ctx, void *sock, void **ret_mon)
     return 0;
 }
 
-/* One event from the monitor: a CF_CLIENT_HS_* reason. */
-static int s_monitor_read(void *mon)
+unsigned cf_client_monitor_event(void *mon, uint32_t *value)
 {
     zmq_msg_t m;
-    int reason = CF_CLIENT_HS_NONE;
+    unsigned ev = 0;
+    *value = 0;
     zmq_msg_init(&m);
     if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) >= 6) {
-        uint16_t ev;
-        uint32_t value;
-        memcpy(&ev, zmq_msg_data(&m), 2);
-        memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
-        reason = cf_client_hs_reason(ev, value);
+        uint16_t e;
+        memcpy(&e, zmq_msg_data(&m), 2);
+        memcpy(value, (char *)zmq_msg_data(&m) + 2, 4);
+        ev = e;
     }
     /* The second frame (the endpoint) is not needed. */
     while (zmq_msg_more(&m)) {
@@ -196,7 +195,15 @@ static int s_monitor_read(void *mon)
             break;
     }
     zmq_msg_close(&m);
-    return reason;
+    return ev;
+}
+
+/* One event from the monitor: a CF_CLIENT_HS_* reason. */
+static int s_monitor_read(void *mon)
+{
+    uint32_t value;
+    unsigned ev = cf_client_monitor_event(mon, &value);
+    return ev ? cf_client_hs_reason(ev, value) : CF_CLIENT_HS_NONE;
 }
 
 int cf_client_handshake_reason(const cf_client_t *self)

@@ -98,6 +98,10 @@ int cf_client_curve_apply(void *sock, const cf_client_curve_t *curve);
  * CF_CLIENT_HS_NONE when it is not a handshake failure. */
 int cf_client_hs_reason(unsigned event, uint32_t value);
 
+/* Reads one event from a socket monitor's PAIR socket without waiting: its
+ * number, and its value into *value; 0 when there is none. */
+unsigned cf_client_monitor_event(void *mon, uint32_t *value);
+
 typedef struct {
     char code[48];        /* the protocol's error code, "not_found" */
     char message[320];

@@ -94,13 +94,7 @@ static int s_send(cf_cli_t *cli, const char *claim, const char *event,
         if (!c) {
             rc = cf_cli_fail(CF_EXIT_CONNECT, "send: claimflowd's reply has no claim");
         } else if (cli->json) {
-            msgpack_object_kv kv = {cf_mp_str("claim"), *c};
-            msgpack_object m;
-            memset(&m, 0, sizeof m);
-            m.type = MSGPACK_OBJECT_MAP;
-            m.via.map.size = 1;
-            m.via.map.ptr = &kv;
-            cf_cli_json(&m);
+            cf_cli_json_one("claim", *c);
         } else {
             char id[64], st[64];
             printf("%s: %s%s%s\n", cf_cli_text(cf_mp_get(c, "id"), id, sizeof id),

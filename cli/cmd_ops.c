@@ -172,18 +172,6 @@ static void s_json_payload(const msgpack_object *reply)
     cf_cli_json(&m);
 }
 
-/* A JSON document {key: value}. */
-static void s_json_one(const char *key, msgpack_object value)
-{
-    msgpack_object_kv kv = {cf_mp_str(key), value};
-    msgpack_object m;
-    memset(&m, 0, sizeof m);
-    m.type = MSGPACK_OBJECT_MAP;
-    m.via.map.size = 1;
-    m.via.map.ptr = &kv;
-    cf_cli_json(&m);
-}
-
 static msgpack_object s_array(const msgpack_object *ptr, uint32_t n)
 {
     msgpack_object a;
@@ -363,7 +351,7 @@ int cf_cmd_queue(int argc, char **argv)
         }
         for (size_t i = 0; i < shown; i++)
             arr[i] = *q.items[i].claim;
-        s_json_one("claims", s_array(arr, (uint32_t)shown));
+        cf_cli_json_one("claims", s_array(arr, (uint32_t)shown));
         free(arr);
         goto out;
     }
@@ -573,7 +561,7 @@ int cf_cmd_history(int argc, char **argv)
         goto out;
     }
     if (cli.json)
-        s_json_one("events", *events);
+        cf_cli_json_one("events", *events);
     else
         s_print_events(&cli, events->via.array.ptr, events->via.array.size);
 out:
@@ -654,7 +642,7 @@ int cf_cmd_timers(int argc, char **argv)
         goto out;
     }
     if (cli.json) {
-        s_json_one("timers", *timers);
+        cf_cli_json_one("timers", *timers);
         goto out;
     }
     if (timers->via.array.size == 0) {

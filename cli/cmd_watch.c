@@ -36,31 +36,6 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
-/* One monitor event: its number (and value), or 0 when the message is not
- * one. */
-static unsigned s_monitor_event(void *mon, uint32_t *value)
-{
-    zmq_msg_t m;
-    unsigned ev = 0;
-    *value = 0;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) >= 6) {
-        uint16_t e;
-        memcpy(&e, zmq_msg_data(&m), 2);
-        memcpy(value, (char *)zmq_msg_data(&m) + 2, 4);
-        ev = e;
-    }
-    /* The second frame (the endpoint) is not needed. */
-    while (zmq_msg_more(&m)) {
-        zmq_msg_close(&m);
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0)
-            break;
-    }
-    zmq_msg_close(&m);
-    return ev;
-}
-
 static void s_print_event(const cf_cli_t *cli, const msgpack_object *ev)
 {
     if (cli->json) {
@@ -208,7 +183,7 @@ int cf_cmd_watch(int argc, char **argv)
         }
         if (items[1].revents & ZMQ_POLLIN) {
             uint32_t value;
-            unsigned ev = s_monitor_event(mon, &value);
+            unsigned ev = cf_client_monitor_event(mon, &value);
             int reason = cf_client_hs_reason(ev, value);
             if (reason != CF_CLIENT_HS_NONE) {
                 rc = cf_cli_handshake_failed(&cli, cli.events, reason);

@@ -842,20 +842,23 @@ static int s_timers(cf_op_t *op)
     return 0;
 }
 
-static int s_stats(cf_op_t *op)
+/* One walk of an index whose keys are a group prefix then a claim id:
+ * packs under `key` a list with one map per group, `count` its entries.
+ * The state index's prefix is "workflow\0state\0", packed as `workflow` and
+ * `state`; the flag index's is the flag, packed as `flag`. */
+static int s_count_groups(cf_op_t *op, cf_db_t db, const char *key, bool by_state)
 {
     cf_engine_t *e = op->e;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc;
-    /* Counts per (workflow, state): one walk of the state index. */
+    int rc = mdb_cursor_open(e->txn, cf_store_dbi(e->store, db), &cur);
+    if (rc != 0)
+        return rc;
     msgpack_sbuffer list;
     msgpack_sbuffer_init(&list);
     msgpack_packer lp;
     msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
     uint32_t groups = 0;
-    if ((rc = mdb_cursor_open(e->txn, cf_store_dbi(e->store, CF_DB_IDX_STATE), &cur)) != 0)
-        goto fail;
     char group[2 * CF_NAME_MAX + 2] = "";
     size_t glen = 0;
     uint64_t n = 0;
@@ -865,12 +868,16 @@ static int s_stats(cf_op_t *op)
         size_t kl = end ? 0 : k.mv_size - CF_ID_LEN;
         if (end || kl != glen || memcmp(k.mv_data, group, glen) != 0) {
             if (glen) {
-                const char *w = group, *s = group + strlen(group) + 1;
-                msgpack_pack_map(&lp, 3);
-                cf_pack_str(&lp, "workflow");
-                cf_pack_str(&lp, w);
-                cf_pack_str(&lp, "state");
-                cf_pack_str(&lp, s);
+                msgpack_pack_map(&lp, by_state ? 3 : 2);
+                if (by_state) {
+                    cf_pack_str(&lp, "workflow");
+                    cf_pack_str(&lp, group);
+                    cf_pack_str(&lp, "state");
+                    cf_pack_str(&lp, group + strlen(group) + 1);
+                } else {
+                    cf_pack_str(&lp, "flag");
+                    cf_pack_str(&lp, group);
+                }
                 cf_pack_str(&lp, "count");
                 msgpack_pack_uint64(&lp, n);
                 groups++;
@@ -885,46 +892,23 @@ static int s_stats(cf_op_t *op)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    cf_op_key(op, "states");
-    msgpack_pack_array(&op->pk, groups);
-    if (list.size)
-        msgpack_sbuffer_write(&op->out, list.data, list.size);
-
-    /* Flags. */
-    msgpack_sbuffer_clear(&list);
-    groups = 0;
-    if ((rc = mdb_cursor_open(e->txn, cf_store_dbi(e->store, CF_DB_IDX_FLAG), &cur)) != 0)
-        goto fail;
-    glen = 0;
-    n = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    for (;;) {
-        bool end = rc != 0 || k.mv_size <= CF_ID_LEN;
-        size_t kl = end ? 0 : k.mv_size - CF_ID_LEN;
-        if (end || kl != glen || memcmp(k.mv_data, group, glen) != 0) {
-            if (glen) {
-                msgpack_pack_map(&lp, 2);
-                cf_pack_str(&lp, "flag");
-                cf_pack_str(&lp, group);
-                cf_pack_str(&lp, "count");
-                msgpack_pack_uint64(&lp, n);
-                groups++;
-            }
-            if (end || kl > sizeof group)
-                break;
-            memcpy(group, k.mv_data, kl);
-            glen = kl;
-            n = 0;
-        }
-        n++;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    cf_op_key(op, "flags");
+    cf_op_key(op, key);
     msgpack_pack_array(&op->pk, groups);
     if (list.size)
         msgpack_sbuffer_write(&op->out, list.data, list.size);
     msgpack_sbuffer_destroy(&list);
+    return 0;
+}
+
+static int s_stats(cf_op_t *op)
+{
+    cf_engine_t *e = op->e;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+    if (s_count_groups(op, CF_DB_IDX_STATE, "states", true) != 0 ||
+        s_count_groups(op, CF_DB_IDX_FLAG, "flags", false) != 0)
+        return cf_op_fail(op, CF_EINTERNAL, "the indexes cannot be read");
 
     /* Timers: pending, and overdue (a walk that stops at the first not due). */
     MDB_stat st;
@@ -949,9 +933,6 @@ static int s_stats(cf_op_t *op)
     msgpack_pack_uint64(&op->pk, mdb_stat(e->txn, cf_store_dbi(e->store, CF_DB_CLAIMS), &st) == 0
                                      ? st.ms_entries : 0);
     return 0;
-fail:
-    msgpack_sbuffer_destroy(&list);
-    return cf_op_fail(op, CF_EINTERNAL, "the indexes cannot be read");
 }
 
 /* ============================================================= clock === */

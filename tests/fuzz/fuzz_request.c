@@ -35,6 +35,7 @@
 
 #include <msgpack.h>
 
+#include "claim.h"
 #include "engine.h"
 #include "workflow.h"
 
@@ -58,18 +59,6 @@ static const cf_operator_t s_roster[] = {
 };
 
 /* ----------------------------------------------------------- the oracle --- */
-static const msgpack_object *s_get(const msgpack_object *map, const char *key)
-{
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
 static void s_die(const char *why, const cf_reply_t *r)
 {
     fprintf(stderr, "fuzz_request: %s (code %d, %zu reply bytes)\n", why, r->code,
@@ -92,16 +81,16 @@ static bool s_check_reply(int rc, const cf_reply_t *r)
         s_die("bytes after the reply map", r);
     if (u.data.type != MSGPACK_OBJECT_MAP)
         s_die("reply is not a map", r);
-    const msgpack_object *ok = s_get(&u.data, "ok");
+    const msgpack_object *ok = cf_mp_get(&u.data, "ok");
     if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN)
         s_die("reply has no boolean ok", r);
     bool is_ok = ok->via.boolean;
     if (is_ok != (r->code == 0))
         s_die("ok disagrees with the reply's code", r);
     if (!is_ok) {
-        const msgpack_object *e = s_get(&u.data, "error");
-        const msgpack_object *code = e && e->type == MSGPACK_OBJECT_MAP ? s_get(e, "code") : NULL;
-        const msgpack_object *msg = e && e->type == MSGPACK_OBJECT_MAP ? s_get(e, "message") : NULL;
+        const msgpack_object *e = cf_mp_get(&u.data, "error");
+        const msgpack_object *code = e && e->type == MSGPACK_OBJECT_MAP ? cf_mp_get(e, "code") : NULL;
+        const msgpack_object *msg = e && e->type == MSGPACK_OBJECT_MAP ? cf_mp_get(e, "message") : NULL;
         if (!code || code->type != MSGPACK_OBJECT_STR || code->via.str.size == 0 ||
             !msg || msg->type != MSGPACK_OBJECT_STR)
             s_die("ok: false without an error map of code and message", r);
@@ -162,8 +151,8 @@ static void s_setup(cf_endpoint_t ep, const char *const *kv, const char *data_kv
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         msgpack_unpack_next(&u, r.body.data, r.body.size, NULL);
-        const msgpack_object *c = s_get(&u.data, "claim");
-        const msgpack_object *id = c ? s_get(c, "id") : NULL;
+        const msgpack_object *c = cf_mp_get(&u.data, "claim");
+        const msgpack_object *id = c ? cf_mp_get(c, "id") : NULL;
         if (!id || id->type != MSGPACK_OBJECT_STR || id->via.str.size != FUZZ_ID_LEN)
             s_die("create answered no claim id", &r);
         memcpy(ret_id, id->via.str.ptr, FUZZ_ID_LEN);

@@ -10,17 +10,10 @@ messages for claimctl's own errors, and the JSON output field by field
 import os
 import sys
 
-# meson's find_program('python3') may find an interpreter without the
-# Debian python3-zmq/python3-msgpack the harness needs: use the system one.
-try:
-    import msgpack  # noqa: F401
-    import zmq  # noqa: F401
-except ImportError:
-    if os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3" \
-            and not os.environ.get("CF_REEXEC"):
-        os.environ["CF_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    raise
+# harness first: without python3-zmq/python3-msgpack in this interpreter it
+# runs the test again with Debian's /usr/bin/python3.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402,F401
 
 import datetime  # noqa: E402
 import json  # noqa: E402
@@ -33,7 +26,6 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import zoneinfo  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (CLAIMCTL, WORKFLOWS_DIR, Client, Daemon, T0, check,  # noqa: E402
                      cpr, eq, new_id, ok, op, portal, run_tests)
 

@@ -16,15 +16,10 @@ reached the engine (`requests=`) and every key its ZAP handler refused
 import os
 import sys
 
-try:
-    import msgpack  # noqa: F401
-    import zmq  # noqa: F401
-except ImportError:
-    if os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3" \
-            and not os.environ.get("CF_REEXEC"):
-        os.environ["CF_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    raise
+# harness first: without python3-zmq/python3-msgpack in this interpreter it
+# runs the test again with Debian's /usr/bin/python3.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402,F401
 
 import json  # noqa: E402
 import re  # noqa: E402
@@ -33,9 +28,9 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+import msgpack  # noqa: E402
 import zmq.utils.monitor  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (CLAIMCTL, CLAIMFLOWD, WORKFLOWS_DIR, Client, Daemon, T0,  # noqa: E402
                      check, cpr, eq, err, fnr, new_id, ok, op, portal, run_tests)
 
