@@ -50,8 +50,9 @@ const msgpack_object *cf_mp_get(const msgpack_object *map, const char *key)
 
 bool cf_mp_streq(const msgpack_object *o, const char *s)
 {
+    /* An empty string's ptr may be NULL: memcmp must not see it. */
     return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+           (o->via.str.size == 0 || memcmp(o->via.str.ptr, s, o->via.str.size) == 0);
 }
 
 static bool s_str(const msgpack_object *o, char *out, size_t cap)

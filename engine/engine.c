@@ -971,8 +971,10 @@ static void s_dispatch(cf_engine_t *e, const cf_request_t *req, cf_reply_t *r)
         }
         for (uint32_t j = 0; j < i; j++) {
             const msgpack_object *k2 = &op.req->via.map.ptr[j].key;
+            /* An empty string's ptr may be NULL: memcmp must not see it. */
             if (k2->via.str.size == k->via.str.size &&
-                memcmp(k2->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0) {
+                (k->via.str.size == 0 ||
+                 memcmp(k2->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0)) {
                 code = cf_op_fail(&op, CF_EBADREQ, "the request map repeats a key");
                 goto out;
             }
