@@ -129,6 +129,10 @@ static int s_ping(cf_op_t *op)
     cf_engine_t *e = op->e;
     cf_op_key(op, "version");
     cf_pack_str(&op->pk, cf_engine_version());
+    /* The engine's clock (manual or real), so a client measures ages
+     * against the daemon's time, not its own. */
+    cf_op_key(op, "now");
+    cf_pack_time(&op->pk, e->now);
     cf_op_key(op, "workflows");
     msgpack_pack_array(&op->pk, (uint32_t)e->nwfs);
     for (size_t i = 0; i < e->nwfs; i++) {
