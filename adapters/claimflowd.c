@@ -8,9 +8,10 @@
  *   -> drain up to 256 waiting requests from both ROUTERs, one from each in
  *      turn, into a batch
  *   -> cf_engine_run: the whole batch in one LMDB transaction, one fsync
- *   -> send every reply with the envelope its request came with
- *   -> publish what the batch committed
- *   -> fire timers that are due, publish what they committed
+ *   -> hand every reply (with the envelope its request came with) and the
+ *      events the batch committed to the stage (stage.c), which holds them
+ *      until the batch is released - at once on one node - then sends them
+ *   -> fire timers that are due, their events through the stage too
  *
  * Group commit is why the loop batches: one fsync per batch, not per request,
  * and replies are sent only after the commit, so `ok: true` is durable.  The
@@ -64,14 +65,14 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "stage.h"
+#include "wslog.h"
 #include "engine.h"
 #include "keyfile.h"
+#include "cf_version.h"
 #include "mpcheck.h"
 #include "zap.h"
 
-#ifndef CF_VERSION
-#define CF_VERSION "0.0.0"
-#endif
 
 #define CFD_BATCH_MAX      256              /* requests per engine run */
 #define CFD_BATCH_BYTES    (64u << 20)      /* stop draining past this */
@@ -101,12 +102,14 @@ typedef struct {
     size_t max_frame;              /* 0: not given */
     size_t map_size;
     bool no_grow;
+    const char *record_writesets;
+    int64_t release_delay_us;
 } s_flags_t;
 
 enum {
     OPT_DATA = 256, OPT_WORKFLOWS, OPT_CONFIG, OPT_PORTAL, OPT_OPERATOR,
     OPT_EVENTS, OPT_CLOCK, OPT_MAX_FRAME, OPT_MAP_SIZE, OPT_NO_GROW,
-    OPT_VERSION, OPT_HELP,
+    OPT_VERSION, OPT_HELP, OPT_RECORD_WS, OPT_RELEASE_DELAY,
 };
 
 static const struct option s_longopts[] = {
@@ -120,6 +123,8 @@ static const struct option s_longopts[] = {
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
     {"map-size",  required_argument, NULL, OPT_MAP_SIZE},
     {"no-grow",   no_argument,       NULL, OPT_NO_GROW},
+    {"record-writesets", required_argument, NULL, OPT_RECORD_WS},
+    {"release-delay-us", required_argument, NULL, OPT_RELEASE_DELAY},
     {"version",   no_argument,       NULL, OPT_VERSION},
     {"help",      no_argument,       NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -129,7 +134,8 @@ static const char s_usage[] =
     "usage: claimflowd [--data DIR] [--workflows DIR] [--config FILE]\n"
     "                  [--portal EP] [--operator EP] [--events EP]\n"
     "                  [--clock real|manual:RFC3339] [--max-frame BYTES]\n"
-    "                  [--map-size BYTES] [--no-grow] [--version] [--help]\n"
+    "                  [--map-size BYTES] [--no-grow] [--record-writesets FILE]\n"
+    "                  [--release-delay-us N] [--version] [--help]\n"
     "\n"
     "  --data DIR        LMDB store directory, created if missing (./var)\n"
     "  --workflows DIR   workflow and calendar YAML (./workflows)\n"
@@ -144,6 +150,13 @@ static const char s_usage[] =
     "  --max-frame BYTES largest request frame (16M; at most 64M)\n"
     "  --map-size BYTES  initial LMDB map size (64M)\n"
     "  --no-grow         never grow the map: full means `unavailable`\n"
+    "  --record-writesets FILE\n"
+    "                    append every committed batch's write set to FILE\n"
+    "                    (docs/storage.md; tests and inspection)\n"
+    "  --release-delay-us N\n"
+    "                    hold each batch's replies N microseconds after its\n"
+    "                    commit, as a replica's acknowledgement would (for\n"
+    "                    measuring the pipeline; docs/BENCHMARKS.md)\n"
     "BYTES takes a K, M or G suffix (powers of 1024).\n"
     "Runs in the foreground until SIGTERM or SIGINT.\n";
 
@@ -207,6 +220,16 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
         case OPT_OPERATOR:  f->operator_ep = optarg; break;
         case OPT_EVENTS:    f->events_ep = optarg; break;
         case OPT_NO_GROW:   f->no_grow = true; break;
+        case OPT_RECORD_WS: f->record_writesets = optarg; break;
+        case OPT_RELEASE_DELAY: {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno || *end || v < 0 || v > 10 * 1000 * 1000)
+                s_usage_fail("--release-delay-us: expected microseconds from 0 to 10000000");
+            f->release_delay_us = v;
+            break;
+        }
         case OPT_CLOCK:
             if (strcmp(optarg, "real") == 0) {
                 f->manual_clock = false;
@@ -307,6 +330,8 @@ typedef struct {
     bool commit_failing;
     uint64_t nfailed_commits;
     int64_t fire_retry_ms;               /* don't retry a failed fire before */
+    cf_stage_t *stage;                   /* replies and events until released */
+    cf_wslog_t *wslog;                   /* --record-writesets */
 } s_daemon_t;
 
 static int64_t s_real_ms(void)
@@ -321,6 +346,13 @@ static int64_t s_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* The op of a request frame, if it has one that looks like an op name
@@ -468,32 +500,47 @@ static int s_recv_one(s_daemon_t *d, void *sock, cf_endpoint_t ep, s_slot_t *s)
 }
 
 /* ------------------------------------------------------------ sending --- */
-static void s_send_reply(s_daemon_t *d, s_slot_t *s, const cf_reply_t *r)
+/* The stage's senders (stage.h): a reply with its envelope, an event. */
+static void s_send_reply(void *ctx, void *sock, zmq_msg_t *env, size_t nenv,
+                         const cf_reply_t *r)
 {
+    s_daemon_t *d = ctx;
     if (r->body.size == 0) {                   /* out of memory building it */
         d->ndropped++;
         return;
     }
-    for (size_t i = 0; i < s->nenv; i++)
-        if (zmq_msg_send(&s->env[i], s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    for (size_t i = 0; i < nenv; i++)
+        if (zmq_msg_send(&env[i], sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             d->ndropped++;
             return;
         }
-    if (zmq_send(s->sock, r->body.data, r->body.size, ZMQ_DONTWAIT) < 0)
+    if (zmq_send(sock, r->body.data, r->body.size, ZMQ_DONTWAIT) < 0)
         d->ndropped++;
 }
 
-static void s_publish(s_daemon_t *d)
+static void s_send_event(void *ctx, const char *topic, const char *body, size_t len)
+{
+    s_daemon_t *d = ctx;
+    /* PUB never blocks: a slow subscriber loses messages at its HWM. */
+    if (zmq_send(d->events, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    zmq_send(d->events, body, len, ZMQ_DONTWAIT);
+}
+
+/* The engine's last run committed up to cf_engine_seq: stage its events in
+ * the open batch. */
+static void s_stage_events(s_daemon_t *d)
 {
     const cf_pub_t *p;
     size_t n = cf_engine_published(d->engine, &p);
-    for (size_t i = 0; i < n; i++) {
-        /* PUB never blocks: a slow subscriber loses messages at its HWM. */
-        if (zmq_send(d->events, p[i].topic, strlen(p[i].topic),
-                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            continue;
-        zmq_send(d->events, p[i].body, p[i].body_len, ZMQ_DONTWAIT);
-    }
+    cf_stage_events(d->stage, p, n);
+}
+
+/* One node: a batch is acknowledged when its commit returns. */
+static void s_release(s_daemon_t *d)
+{
+    cf_stage_ack(d->stage, cf_engine_seq(d->engine));
+    cf_stage_release(d->stage, s_mono_us());
 }
 
 /* ------------------------------------------------------------- serving --- */
@@ -569,15 +616,18 @@ static int s_serve(s_daemon_t *d)
         }
         s_store_health(d, failed, wrote, "request batch");
     }
+    /* Into the stage, in the order received: replies leave only when the
+     * batch is released. */
+    cf_stage_begin(d->stage, cf_engine_seq(d->engine), s_mono_us());
     for (size_t i = 0; i < n; i++) {
         s_slot_t *s = &d->slots[i];
         if (s->refuse) {
             cf_reply_init(&d->refusals[i]);
             cf_reply_error(&d->refusals[i], s->refuse, s->refuse_msg);
-            s_send_reply(d, s, &d->refusals[i]);
+            cf_stage_reply(d->stage, s->sock, s->env, s->nenv, &d->refusals[i]);
             cf_reply_fini(&d->refusals[i]);
         } else {
-            const cf_reply_t *r = &d->replies[s->eng];
+            cf_reply_t *r = &d->replies[s->eng];
             if (r->code == CF_EINTERNAL) {
                 char opname[33];
                 s_op_name(d->reqs[s->eng].frame, d->reqs[s->eng].len, opname);
@@ -585,14 +635,16 @@ static int s_serve(s_daemon_t *d)
                                 "op %s on the %s endpoint\n", opname,
                         s->ep == CF_EP_PORTAL ? "portal" : "operator");
             }
-            s_send_reply(d, s, r);
+            cf_stage_reply(d->stage, s->sock, s->env, s->nenv, r);
         }
         s_slot_clear(s);
     }
     for (size_t i = 0; i < neng; i++)
         cf_reply_fini(&d->replies[i]);
     d->nrequests += n;
-    s_publish(d);
+    s_stage_events(d);
+    cf_stage_end(d->stage);
+    s_release(d);
     return result < 0 ? -1 : (int)n;
 }
 
@@ -606,15 +658,22 @@ static void s_fire(s_daemon_t *d)
         return;
     size_t fired = 0;
     int rc = cf_engine_fire_due(d->engine, CFD_FIRE_MAX, &fired);
-    s_publish(d);
+    cf_stage_begin(d->stage, cf_engine_seq(d->engine), s_mono_us());
+    s_stage_events(d);
+    cf_stage_end(d->stage);
+    s_release(d);
     s_store_health(d, rc < 0, fired > 0, "firing timers");
     /* A failed fire leaves the timers due: back off rather than spin. */
     d->fire_retry_ms = rc < 0 ? s_mono_ms() + CFD_TICK_MS : 0;
 }
 
-/* How long zmq_poll may sleep: until the next timer, at most a tick. */
+/* How long zmq_poll may sleep: until the next timer or the next batch to
+ * release, at most a tick. */
 static long s_poll_timeout(s_daemon_t *d)
 {
+    int64_t held = cf_stage_wait_us(d->stage, s_mono_us());
+    if (held >= 0)
+        return (long)((held + 999) / 1000);
     if (d->manual)                  /* only requests move a manual clock */
         return CFD_TICK_MS;
     cf_time_t due = cf_engine_next_due(d->engine);
@@ -709,6 +768,8 @@ static int s_workflow_count(cf_engine_t *e)
 static void s_close(s_daemon_t *d)
 {
     /* Linger was set small at creation: queued replies get that long. */
+    /* What the stage still holds committed: send it before the sockets go. */
+    cf_stage_destroy(&d->stage);
     if (d->portal)
         zmq_close(d->portal);
     if (d->operator)
@@ -719,6 +780,7 @@ static void s_close(s_daemon_t *d)
     cf_zap_destroy(&d->zap);
     if (d->ctx)
         zmq_ctx_term(d->ctx);
+    cf_wslog_close(&d->wslog);
     d->ctx = NULL;
     cf_engine_destroy(&d->engine);
     free(d->slots);
@@ -820,6 +882,12 @@ int main(int argc, char **argv)
     }
 
     s_daemon_t d = {.max_frame = max_frame, .manual = f.manual_clock};
+    if (f.record_writesets && !(d.wslog = cf_wslog_open(f.record_writesets))) {
+        fprintf(stderr, "claimflowd: cannot open --record-writesets %s: %s\n",
+                f.record_writesets, strerror(errno));
+        cf_config_destroy(&cfg);
+        return CFD_EXIT_USAGE;
+    }
     cf_engine_opts_t eo = {
         .data_dir = f.data_dir,
         .workflows_dir = f.workflows_dir,
@@ -832,6 +900,8 @@ int main(int argc, char **argv)
         .purge_after = cfg ? cfg->purge_after : 0,
         .operators = cfg ? cfg->operators : NULL,
         .noperators = cfg ? cfg->noperators : 0,
+        .commit_hook = d.wslog ? cf_wslog_hook : NULL,
+        .hook_ctx = d.wslog,
     };
     size_t noperators = eo.noperators, keyless = 0;
     for (size_t i = 0; i < noperators; i++)
@@ -841,6 +911,7 @@ int main(int argc, char **argv)
     int rc = cf_engine_open(&eo, &d.engine, &diags);
     if (rc < 0) {
         cf_config_destroy(&cfg);
+        cf_wslog_close(&d.wslog);
         cf_diags_print(&diags, stderr);
         cf_diags_clear(&diags);
         fprintf(stderr, "claimflowd: cannot open the store in %s with the "
@@ -855,9 +926,11 @@ int main(int argc, char **argv)
     d.reqs = calloc(CFD_BATCH_MAX, sizeof *d.reqs);
     d.replies = calloc(CFD_BATCH_MAX, sizeof *d.replies);
     d.refusals = calloc(CFD_BATCH_MAX, sizeof *d.refusals);
+    cf_stage_out_t out = {s_send_reply, s_send_event, &d};
+    d.stage = cf_stage_new(&out, f.release_delay_us);
     s_raise_nofile();
     d.ctx = zmq_ctx_new();
-    if (!d.slots || !d.reqs || !d.replies || !d.refusals || !d.ctx) {
+    if (!d.slots || !d.reqs || !d.replies || !d.refusals || !d.stage || !d.ctx) {
         fprintf(stderr, "claimflowd: out of memory\n");
         cf_config_destroy(&cfg);
         s_close(&d);
@@ -947,6 +1020,7 @@ int main(int argc, char **argv)
             break;
         }
         s_fire(&d);
+        cf_stage_release(d.stage, s_mono_us());   /* batches whose wait is over */
     }
     /* Answer what libzmq has already taken in, then stop. */
     if (exit_code == 0)

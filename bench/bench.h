@@ -29,6 +29,8 @@
 
 #include <msgpack.h>
 
+#include "mp.h"
+
 #define BENCH_T0 "2026-11-24T06:00:00Z"   /* manual clocks start here (a Tuesday) */
 
 /* ------------------------------------------------------------ options --- */
@@ -343,10 +345,7 @@ uint64_t bench_rand(uint64_t *state);
 /* Process CPU seconds (this process). */
 double bench_self_cpu(void);
 /* msgpack helpers shared by the parts. */
-void bench_mp_str(msgpack_packer *pk, const char *s);
 void bench_mp_kv(msgpack_packer *pk, const char *k, const char *v);
-const msgpack_object *bench_mp_get(const msgpack_object *m, const char *key);
-bool bench_mp_streq(const msgpack_object *o, const char *s);
 void bench_mp_copy(const msgpack_object *o, char *out, size_t len);
 /* A reply's ok, and its error "code: message" into err when not ok. */
 bool bench_mp_ok(const msgpack_object *rep, char *err, size_t len);

@@ -180,10 +180,10 @@ int bench_calibrate(const bench_opts_t *o, long lifecycles, int batch, bench_rec
                     if (!c->errors++)
                         snprintf(c->first_error, sizeof c->first_error, "step %d: %s", step, err);
                 } else if (step == 0) {
-                    bench_mp_copy(bench_mp_get(bench_mp_get(&up.data, "claim"), "id"), sc[i].claim,
+                    bench_mp_copy(cf_mp_get(cf_mp_get(&up.data, "claim"), "id"), sc[i].claim,
                                   sizeof sc[i].claim);
                 } else if (bench_life_want(step) &&
-                           !bench_mp_streq(bench_mp_get(bench_mp_get(&up.data, "claim"), "state"),
+                           !cf_mp_streq(cf_mp_get(cf_mp_get(&up.data, "claim"), "state"),
                                            bench_life_want(step))) {
                     if (!c->errors++)
                         snprintf(c->first_error, sizeof c->first_error,
@@ -239,7 +239,7 @@ static void s_pack_create(s_batch_t *b, uint64_t *seq, const char *member)
     bench_mp_kv(&pk, "id", id);
     bench_mp_kv(&pk, "member", member);
     bench_mp_kv(&pk, "workflow", "health_claim");
-    bench_mp_str(&pk, "data");
+    cf_pack_str(&pk, "data");
     msgpack_pack_map(&pk, 3);
     bench_mp_kv(&pk, "member", member);
     bench_mp_kv(&pk, "treatment", "chiropractic");
@@ -264,9 +264,9 @@ static void s_pack_send(s_batch_t *b, uint64_t *seq, const char *member, const c
     bench_mp_kv(&pk, "claim", claim);
     bench_mp_kv(&pk, "event", event);
     if (data) {
-        bench_mp_str(&pk, "data");
+        cf_pack_str(&pk, "data");
         msgpack_pack_map(&pk, 3);
-        bench_mp_str(&pk, "amount");
+        cf_pack_str(&pk, "amount");
         msgpack_pack_int64(&pk, 45000);
         bench_mp_kv(&pk, "provider", "Kiropraktor Syd");
         bench_mp_kv(&pk, "valid_until", "2027-06-30");
@@ -287,12 +287,12 @@ static int s_check_run(s_batch_t *b, size_t from, size_t to, const char *want,
         if (!s_reply(b, i, &up, err, sizeof err)) {
             bad++;
         } else if (want) {
-            claim = bench_mp_get(&up.data, "claim");
-            if (!bench_mp_streq(bench_mp_get(claim, "state"), want)) {
+            claim = cf_mp_get(&up.data, "claim");
+            if (!cf_mp_streq(cf_mp_get(claim, "state"), want)) {
                 snprintf(err, sizeof err, "a claim is not in state %s", want);
                 bad++;
             } else if (ids) {
-                bench_mp_copy(bench_mp_get(claim, "id"), ids[i - from], 32);
+                bench_mp_copy(cf_mp_get(claim, "id"), ids[i - from], 32);
             }
         }
         if (bad && !r->first_error[0])
@@ -370,10 +370,13 @@ int bench_scale_build(const bench_opts_t *o, const char *dir, long finished, lon
             if (s == 2) {
                 /* The next group's claims a second later. */
                 msgpack_packer pk = s_batch_next(&b, BENCH_EP_O);
-                msgpack_pack_map(&pk, 3);
+                char cid[32];
+                snprintf(cid, sizeof cid, "clock-%" PRIu64, seq++);
+                msgpack_pack_map(&pk, 4);
+                bench_mp_kv(&pk, "id", cid);
                 bench_mp_kv(&pk, "op", "clock.advance");
                 bench_mp_kv(&pk, "actor", "hanne");
-                bench_mp_str(&pk, "seconds");
+                cf_pack_str(&pk, "seconds");
                 msgpack_pack_int64(&pk, 1);
             }
             s_batch_run(e, &b);

@@ -208,7 +208,7 @@ int bench_pack_step(msgpack_packer *pk, const bench_script_t *s, const char *id,
             bench_mp_kv(pk, "id", id);
             bench_mp_kv(pk, "member", s->member);
             bench_mp_kv(pk, "workflow", "health_claim");
-            bench_mp_str(pk, "data");
+            cf_pack_str(pk, "data");
             msgpack_pack_map(pk, 3);
             bench_mp_kv(pk, "member", s->member);
             bench_mp_kv(pk, "treatment", "physiotherapy");
@@ -223,7 +223,7 @@ int bench_pack_step(msgpack_packer *pk, const bench_script_t *s, const char *id,
             bench_mp_kv(pk, "claim", s->claim);
             bench_mp_kv(pk, "kind", "referral");
             bench_mp_kv(pk, "content_type", "application/pdf");
-            bench_mp_str(pk, "body");
+            cf_pack_str(pk, "body");
             /* Each referral its own bytes: documents are stored by hash,
              * and real referrals do not repeat. */
             size_t n = doc_len < 64 ? 64 : doc_len;
@@ -259,9 +259,9 @@ int bench_pack_step(msgpack_packer *pk, const bench_script_t *s, const char *id,
             bench_mp_kv(pk, "actor", "hanne");
             bench_mp_kv(pk, "claim", s->claim);
             bench_mp_kv(pk, "event", "guarantee.issued");
-            bench_mp_str(pk, "data");
+            cf_pack_str(pk, "data");
             msgpack_pack_map(pk, 3);
-            bench_mp_str(pk, "amount");
+            cf_pack_str(pk, "amount");
             msgpack_pack_int64(pk, 150000);
             bench_mp_kv(pk, "provider", "Fysioterapi Nord");
             bench_mp_kv(pk, "valid_until", "2030-05-24");
@@ -284,7 +284,7 @@ int bench_pack_step(msgpack_packer *pk, const bench_script_t *s, const char *id,
             bench_mp_kv(pk, "id", id);
             bench_mp_kv(pk, "member", s->member);
             bench_mp_kv(pk, "workflow", "inquiry");
-            bench_mp_str(pk, "data");
+            cf_pack_str(pk, "data");
             msgpack_pack_map(pk, 2);
             bench_mp_kv(pk, "claim", s->claim);
             bench_mp_kv(pk, "text", "When may I start the treatment?");
@@ -296,7 +296,7 @@ int bench_pack_step(msgpack_packer *pk, const bench_script_t *s, const char *id,
             bench_mp_kv(pk, "actor", "hanne");
             bench_mp_kv(pk, "claim", s->inquiry);
             bench_mp_kv(pk, "event", "inquiry.answered");
-            bench_mp_str(pk, "data");
+            cf_pack_str(pk, "data");
             msgpack_pack_map(pk, 1);
             bench_mp_kv(pk, "text", "You may start it now: the guarantee is issued.");
         }
@@ -310,7 +310,7 @@ int bench_pack_step(msgpack_packer *pk, const bench_script_t *s, const char *id,
             bench_mp_kv(pk, "actor", "hanne");
             bench_mp_kv(pk, "workflow", "health_claim");
             bench_mp_kv(pk, "state", "in_review");
-            bench_mp_str(pk, "limit");
+            cf_pack_str(pk, "limit");
             msgpack_pack_int64(pk, 20);
             break;
         case 1: /* a member's claims */
@@ -415,21 +415,21 @@ static void s_send(s_load_t *L, uint32_t slot, uint64_t due_ns)
  * Returns the transitions it confirmed, or -1 when it is wrong. */
 static int s_check(s_load_t *L, bench_script_t *s, const msgpack_object *rep, bool *finished)
 {
-    const msgpack_object *claim = bench_mp_get(rep, "claim");
-    const msgpack_object *state = bench_mp_get(claim, "state");
+    const msgpack_object *claim = cf_mp_get(rep, "claim");
+    const msgpack_object *state = cf_mp_get(claim, "state");
     *finished = false;
     if (s->script == BENCH_S_LIFE) {
         if (s->step == 2) {
-            const msgpack_object *moved = bench_mp_get(rep, "moved");
+            const msgpack_object *moved = cf_mp_get(rep, "moved");
             if (!moved || moved->type != MSGPACK_OBJECT_ARRAY || moved->via.array.size != 1 ||
-                !bench_mp_streq(&moved->via.array.ptr[0], s->claim)) {
+                !cf_mp_streq(&moved->via.array.ptr[0], s->claim)) {
                 s_error(L, "consent.give did not move the member's claim");
                 return -1;
             }
             s->step++;
             return 1;
         }
-        if (!bench_mp_streq(state, bench_life_want(s->step))) {
+        if (!cf_mp_streq(state, bench_life_want(s->step))) {
             char got[64];
             bench_mp_copy(state, got, sizeof got);
             s_error(L, "a lifecycle step reached state '%s', not '%s'", got,
@@ -437,7 +437,7 @@ static int s_check(s_load_t *L, bench_script_t *s, const msgpack_object *rep, bo
             return -1;
         }
         if (s->step == 0)
-            bench_mp_copy(bench_mp_get(claim, "id"), s->claim, sizeof s->claim);
+            bench_mp_copy(cf_mp_get(claim, "id"), s->claim, sizeof s->claim);
         if (++s->step == 6) {
             *finished = true;
             s_done_t *d = &L->done[L->ndone++ % DONE_RING];
@@ -447,12 +447,12 @@ static int s_check(s_load_t *L, bench_script_t *s, const msgpack_object *rep, bo
         return 1;
     }
     if (s->script == BENCH_S_INQUIRY) {
-        if (!bench_mp_streq(state, s->step == 0 ? "open" : "answered")) {
+        if (!cf_mp_streq(state, s->step == 0 ? "open" : "answered")) {
             s_error(L, "an inquiry step reached an unexpected state");
             return -1;
         }
         if (s->step == 0)
-            bench_mp_copy(bench_mp_get(claim, "id"), s->inquiry, sizeof s->inquiry);
+            bench_mp_copy(cf_mp_get(claim, "id"), s->inquiry, sizeof s->inquiry);
         if (++s->step == 2)
             *finished = true;
         return 1;
@@ -506,7 +506,7 @@ static void s_on_reply(s_load_t *L, s_sock_t *so, const void *data, size_t len, 
     } else {
         char want[32], got[64], err[480];
         snprintf(want, sizeof want, "b%" PRIu64, out.seq);
-        bench_mp_copy(bench_mp_get(&up.data, "id"), got, sizeof got);
+        bench_mp_copy(cf_mp_get(&up.data, "id"), got, sizeof got);
         if (strcmp(want, got) != 0)
             s_error(L, "reply out of order: id '%s', expected '%s'", got, want);
         else if (!bench_mp_ok(&up.data, err, sizeof err))

@@ -170,13 +170,13 @@ int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
         bench_mp_kv(&pk, "actor", "hanne");
         bench_mp_kv(&pk, "workflow", "health_claim");
         bench_mp_kv(&pk, "state", "in_review");
-        bench_mp_str(&pk, "limit");
+        cf_pack_str(&pk, "limit");
         msgpack_pack_int64(&pk, 100);
         if (s_call(os, &sb, &up, &m, &ms) != 0 || !bench_mp_ok(&up.data, err, sizeof err)) {
             s_fail(r, "queue query");
             break;
         }
-        const msgpack_object *cl = bench_mp_get(&up.data, "claims");
+        const msgpack_object *cl = cf_mp_get(&up.data, "claims");
         r->queue_count = cl && cl->type == MSGPACK_OBJECT_ARRAY ? cl->via.array.size : 0;
         if (r->queue_count != (uint32_t)want_q)
             s_fail(r, "the queue's first page is not full");
@@ -200,7 +200,7 @@ int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
             s_fail(r, "member query");
             break;
         }
-        const msgpack_object *cl = bench_mp_get(&up.data, "claims");
+        const msgpack_object *cl = cf_mp_get(&up.data, "claims");
         r->member_count = cl && cl->type == MSGPACK_OBJECT_ARRAY ? cl->via.array.size : 0;
         if (r->member_count < 1)
             s_fail(r, "a member's query found no claims");
@@ -220,14 +220,15 @@ int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
         char at[CF_TIME_BUFLEN];
         cf_time_format(due, at);
         msgpack_sbuffer_clear(&sb);
-        msgpack_pack_map(&pk, 3);
+        msgpack_pack_map(&pk, 4);
+        bench_mp_kv(&pk, "id", "scale-clock-set");
         bench_mp_kv(&pk, "op", "clock.set");
         bench_mp_kv(&pk, "actor", "hanne");
         bench_mp_kv(&pk, "at", at);
         if (s_call(os, &sb, &up, &m, &ms) != 0 || !bench_mp_ok(&up.data, err, sizeof err)) {
             s_fail(r, "clock.set");
         } else {
-            const msgpack_object *f = bench_mp_get(&up.data, "fired");
+            const msgpack_object *f = cf_mp_get(&up.data, "fired");
             r->fire_fired = f && f->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? f->via.u64 : 0;
             r->fire_ms = ms;
             if (r->fire_fired < r->fire_asked)

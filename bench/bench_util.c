@@ -160,37 +160,10 @@ uint64_t bench_rand(uint64_t *s)
 
 /* ============================================================ msgpack === */
 
-void bench_mp_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 void bench_mp_kv(msgpack_packer *pk, const char *k, const char *v)
 {
-    bench_mp_str(pk, k);
-    bench_mp_str(pk, v);
-}
-
-const msgpack_object *bench_mp_get(const msgpack_object *m, const char *key)
-{
-    if (!m || m->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            memcmp(k->via.str.ptr, key, kl) == 0)
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-bool bench_mp_streq(const msgpack_object *o, const char *s)
-{
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+    cf_pack_str(pk, k);
+    cf_pack_str(pk, v);
 }
 
 void bench_mp_copy(const msgpack_object *o, char *out, size_t len)
@@ -202,14 +175,14 @@ void bench_mp_copy(const msgpack_object *o, char *out, size_t len)
 
 bool bench_mp_ok(const msgpack_object *rep, char *err, size_t len)
 {
-    const msgpack_object *ok = bench_mp_get(rep, "ok");
+    const msgpack_object *ok = cf_mp_get(rep, "ok");
     if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean)
         return true;
     if (err) {
         char code[64], msg[400];
-        const msgpack_object *e = bench_mp_get(rep, "error");
-        bench_mp_copy(bench_mp_get(e, "code"), code, sizeof code);
-        bench_mp_copy(bench_mp_get(e, "message"), msg, sizeof msg);
+        const msgpack_object *e = cf_mp_get(rep, "error");
+        bench_mp_copy(cf_mp_get(e, "code"), code, sizeof code);
+        bench_mp_copy(cf_mp_get(e, "message"), msg, sizeof msg);
         snprintf(err, len, "%s: %s", code[0] ? code : "(no ok: true)", msg);
     }
     return false;

@@ -2,16 +2,17 @@
  * store while claimflowd keeps serving.
  *
  * LMDB lets a second process read an environment another process writes:
- * this process opens the daemon's environment read-only and runs
- * mdb_env_copy2(MDB_CP_COMPACT), which copies one read transaction's
+ * the store (cf_store_copy) opens the daemon's environment read-only and
+ * makes a compacting copy of one read transaction's
  * snapshot - every claim committed (acknowledged) before the copy began, and
  * nothing half-written - while the daemon's writers go on.  The copy
  * registers as a reader, so the daemon cannot reuse the pages it is copying;
  * the cost is that the daemon's file may grow during a long copy.
  *
- * If the daemon grows its map while we hold the environment, our mapping is
- * too small for the new pages and LMDB says MDB_MAP_RESIZED: adopt the new
- * size (mdb_env_set_mapsize 0) and copy again into an emptied directory.
+ * If the daemon grows its map during the copy, the store adopts the new
+ * size and copies again.  The copy is written as data.mdb.partial and
+ * renamed to data.mdb only when complete and synced: a killed backup never
+ * leaves a complete-looking data.mdb.
  *
  * A protocol op (`backup`, the daemon copying itself with cf_engine_backup)
  * was rejected: the copy would hold the daemon's single engine thread, or
@@ -20,7 +21,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,9 +32,8 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "store.h"
 
-#define S_MAXDBS 32
-#define S_RETRIES 5
 
 /* 0 when dir is (now) an empty directory, else a message in why. */
 static int s_prepare_dir(const char *dir, char *why, size_t len)
@@ -69,7 +68,7 @@ static off_t s_file_size(const char *path)
 }
 
 /* ------------------------------------------------------------- progress --- */
-/* mdb_env_copy2 has no callback: a thread watches the copy's file grow. */
+/* The copy has no callback: a thread watches the partial file grow. */
 typedef struct {
     const char *file;
     double total_mib;       /* the source's used size: the copy's upper bound */
@@ -87,35 +86,6 @@ static void *s_progress_run(void *arg)
         nanosleep(&tick, NULL);
     }
     return NULL;
-}
-
-/* ---------------------------------------------------------------- verify --- */
-/* Open the copy read-only, without a lock file, and count its claims.
- * 0 and *claims (-1 when the copy has no `claims` database), or an LMDB
- * error. */
-static int s_verify(const char *dir, long long *claims)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_stat st;
-    int rc = mdb_env_create(&env);
-    if (rc)
-        return rc;
-    if ((rc = mdb_env_set_maxdbs(env, S_MAXDBS)) ||
-        (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0600)) ||
-        (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
-        goto out_env;
-    *claims = -1;
-    rc = mdb_dbi_open(txn, "claims", 0, &dbi);
-    if (rc == 0 && (rc = mdb_stat(txn, dbi, &st)) == 0)
-        *claims = (long long)st.ms_entries;
-    else if (rc == MDB_NOTFOUND)
-        rc = 0;
-    mdb_txn_abort(txn);
-out_env:
-    mdb_env_close(env);
-    return rc;
 }
 
 int cf_cmd_backup(int argc, char **argv)
@@ -153,59 +123,37 @@ int cf_cmd_backup(int argc, char **argv)
         goto out_cli;
     }
 
-    MDB_env *env = NULL;
-    int mrc = mdb_env_create(&env);
-    if (mrc == 0 && (mrc = mdb_env_set_maxdbs(env, S_MAXDBS)) == 0)
-        mrc = mdb_env_open(env, data, MDB_RDONLY, 0600);
-    if (mrc) {
-        rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: cannot open the store in %s: %s", data,
-                         mdb_strerror(mrc));
-        goto out_env;
+    cf_store_facts_t facts;
+    cf_error_t err;
+    if (cf_store_inspect(data, &facts, &err) != 0) {
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: %s", err.message);
+        goto out_cli;
     }
-
-    MDB_envinfo info;
-    MDB_stat st;
-    mdb_env_info(env, &info);
-    mdb_env_stat(env, &st);
-    s_progress_t prog = {dst_file, (double)(info.me_last_pgno + 1) * st.ms_psize / 1048576.0, false};
+    char part_file[PATH_MAX + 32];
+    snprintf(part_file, sizeof part_file, "%s/data.mdb.partial", dir);
+    s_progress_t prog = {part_file, (double)facts.used_bytes / 1048576.0, false};
     pthread_t thr;
     bool progress = isatty(STDERR_FILENO) &&
                     pthread_create(&thr, NULL, s_progress_run, &prog) == 0;
-
-    for (int attempt = 0;; attempt++) {
-        mrc = mdb_env_copy2(env, dir, MDB_CP_COMPACT);
-        if (mrc != MDB_MAP_RESIZED || attempt == S_RETRIES)
-            break;
-        /* The daemon grew its map under us: adopt the size, start over. */
-        unlink(dst_file);
-        if ((mrc = mdb_env_set_mapsize(env, 0)) != 0)
-            break;
-    }
+    int crc = cf_store_copy(data, dir, &err);
     if (progress) {
         atomic_store(&prog.done, true);
         pthread_join(thr, NULL);
         cf_cli_progress(NULL);
     }
-    if (mrc) {
-        unlink(dst_file);
-        rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: copy failed: %s", mdb_strerror(mrc));
-        goto out_env;
+    if (crc != 0) {
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: %s", err.message);
+        goto out_cli;
     }
-
-    long long claims;
-    if ((mrc = s_verify(dir, &claims)) != 0) {
+    if (cf_store_inspect(dir, &facts, &err) != 0) {
         rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: the copy in %s does not open: %s", dir,
-                         mdb_strerror(mrc));
-        goto out_env;
+                         err.message);
+        goto out_cli;
     }
     off_t size = s_file_size(dst_file);
-    printf("backup: %s: %.1f MiB (%lld bytes)", dir, (double)size / 1048576.0, (long long)size);
-    if (claims >= 0)
-        printf(", %lld claims", claims);
-    printf("\n");
+    printf("backup: %s: %.1f MiB (%lld bytes), %llu claims\n", dir, (double)size / 1048576.0,
+           (long long)size, (unsigned long long)facts.claims);
     rc = CF_EXIT_OK;
-out_env:
-    mdb_env_close(env);
 out_cli:
     cf_cli_fini(&cli);
     return rc;

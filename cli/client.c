@@ -97,35 +97,6 @@ void cf_req_int(cf_req_t *r, const char *key, int64_t val) { cf_req_obj(r, key, 
 void cf_req_bool(cf_req_t *r, const char *key, bool val) { cf_req_obj(r, key, cf_mp_bool(val)); }
 
 /* ------------------------------------------------------- reading replies --- */
-bool cf_mp_eq(const msgpack_object *o, const char *s)
-{
-    size_t n = strlen(s);
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-           memcmp(o->via.str.ptr, s, n) == 0;
-}
-
-const msgpack_object *cf_mp_get(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++)
-        if (cf_mp_eq(&map->via.map.ptr[i].key, key))
-            return &map->via.map.ptr[i].val;
-    return NULL;
-}
-
-const char *cf_mp_get_str(const msgpack_object *map, const char *key, char *buf,
-                          size_t len)
-{
-    const msgpack_object *o = cf_mp_get(map, key);
-    if (!o || o->type != MSGPACK_OBJECT_STR || len == 0)
-        return NULL;
-    size_t n = o->via.str.size < len - 1 ? o->via.str.size : len - 1;
-    memcpy(buf, o->via.str.ptr, n);
-    buf[n] = '\0';
-    return buf;
-}
-
 /* ----------------------------------------------------------------- curve --- */
 int cf_client_curve_apply(void *sock, const cf_client_curve_t *curve)
 {
@@ -324,7 +295,7 @@ int cf_client_call(cf_client_t *self, const cf_req_t *req, msgpack_unpacked *ret
     msgpack_object_kv kv[CF_REQ_MAX + 1];
     uint32_t n = req->n;
     memcpy(kv, req->kv, n * sizeof kv[0]);
-    bool ping = n > 0 && cf_mp_eq(&kv[0].val, "ping");
+    bool ping = n > 0 && cf_mp_streq(&kv[0].val, "ping");
     if (self->actor && !ping) {
         kv[n].key = cf_mp_str("actor");
         kv[n].val = cf_mp_str(self->actor);

@@ -12,6 +12,8 @@
 #define CF_CLI_CLIENT_H
 
 #include <msgpack.h>
+
+#include "mp.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,16 +44,8 @@ msgpack_object cf_mp_str(const char *s);
 msgpack_object cf_mp_int(int64_t v);
 msgpack_object cf_mp_bool(bool v);
 
-/* ----------------------------------------------------- reading replies --- */
-/* The value of key in map, or NULL when map is not a map or has no such key.
- * Borrowed: lives as long as the msgpack_unpacked it came from. */
-const msgpack_object *cf_mp_get(const msgpack_object *map, const char *key);
-/* The string at key as a NUL-terminated copy in buf (truncated to len-1), or
- * NULL when absent or not a string. */
-const char *cf_mp_get_str(const msgpack_object *map, const char *key, char *buf,
-                          size_t len);
-/* True when o is a string equal to s. */
-bool cf_mp_eq(const msgpack_object *o, const char *s);
+/* Reading replies: cf_mp_get, cf_mp_get_str, cf_mp_streq (the engine's
+ * shared helpers, mp.h). */
 
 /* ---------------------------------------------------------------- client --- */
 typedef struct cf_client cf_client_t;

@@ -218,7 +218,7 @@ int cf_cmd_send(int argc, char **argv)
         /* The key is a prefix of an argv string: cut it there (argv is ours). */
         *eq = '\0';
         for (uint32_t j = 0; j < i; j++)
-            if (cf_mp_eq(&kv[j].key, a)) {
+            if (cf_mp_streq(&kv[j].key, a)) {
                 rc = cf_cli_usage_error(&cli, "key '%s' given twice", a);
                 goto out_kv;
             }

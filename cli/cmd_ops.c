@@ -161,7 +161,7 @@ static void s_json_payload(const msgpack_object *reply)
     uint32_t n = 0;
     for (uint32_t i = 0; i < reply->via.map.size && n < 32; i++) {
         const msgpack_object *k = &reply->via.map.ptr[i].key;
-        if (!cf_mp_eq(k, "ok") && !cf_mp_eq(k, "id"))
+        if (!cf_mp_streq(k, "ok") && !cf_mp_streq(k, "id"))
             kv[n++] = reply->via.map.ptr[i];
     }
     msgpack_object m;

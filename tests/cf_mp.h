@@ -7,8 +7,8 @@
  *
  * Test-only: aborts on malformed input, which is the test's own bug.
  */
-#ifndef CF_MP_H
-#define CF_MP_H
+#ifndef CF_TEST_MP_H
+#define CF_TEST_MP_H
 
 #include <ctype.h>
 #include <msgpack.h>
@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "mp.h"
 
 static const char *cf_mp_j_(msgpack_packer *pk, const char *p);
 
@@ -168,14 +170,7 @@ static inline const msgpack_object *cf_mp_path(const msgpack_object *o, const ch
         part[n] = 0;
         path += n + (path[n] == '.');
         if (o->type == MSGPACK_OBJECT_MAP) {
-            const msgpack_object *next = NULL;
-            for (uint32_t i = 0; i < o->via.map.size; i++) {
-                const msgpack_object *k = &o->via.map.ptr[i].key;
-                if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-                    memcmp(k->via.str.ptr, part, n) == 0)
-                    next = &o->via.map.ptr[i].val;
-            }
-            o = next;
+            o = cf_mp_getn(o, part, n);
         } else if (o->type == MSGPACK_OBJECT_ARRAY) {
             char *end;
             unsigned long i = strtoul(part, &end, 10);

@@ -35,7 +35,7 @@
 
 #include <msgpack.h>
 
-#include "claim.h"
+#include "mp.h"
 #include "engine.h"
 #include "workflow.h"
 

@@ -55,6 +55,12 @@ SRC_DIR = os.environ.get("CF_SRCDIR") or os.path.abspath(
 BUILD_DIR = os.environ.get("CF_BUILDDIR") or os.path.join(SRC_DIR, "build")
 CLAIMFLOWD = os.path.join(BUILD_DIR, "adapters", "claimflowd")
 CLAIMCTL = os.path.join(BUILD_DIR, "cli", "claimctl")
+CF_REPLAY = os.path.join(BUILD_DIR, "tests", "cf_replay")
+# CF_WRITESETS=1: every daemon on a fresh store records its write sets
+# (--record-writesets) and, when it stops cleanly, they are replayed into an
+# empty store that must hold exactly the same (the write-set test,
+# docs/storage.md).
+WRITESETS = os.environ.get("CF_WRITESETS") == "1"
 WORKFLOWS_DIR = os.path.join(SRC_DIR, "workflows")
 
 # The valgrind run (tests/reliability/valgrind_integration.py) names a build
@@ -172,6 +178,8 @@ class Daemon:
         self._reader = None
         self._started = threading.Event()
         self._clients = []
+        self.wslog = (os.path.join(self.tmp, "writesets.log")
+                      if WRITESETS and data_dir is None else None)
 
     # -- process --
     def command(self, extra_args=()):
@@ -184,6 +192,8 @@ class Daemon:
             cmd += ["--config", self.config]
         if self.clock:
             cmd += ["--clock", "manual:" + self.clock]
+        if self.wslog:
+            cmd += ["--record-writesets", self.wslog]
         return DAEMON_WRAPPER + cmd + self.args + list(extra_args)
 
     def _read_stderr(self, proc):
@@ -296,8 +306,42 @@ class Daemon:
                 if exc[0] is None and rc != 0:
                     raise AssertionError("claimflowd exited %s on SIGTERM:\n%s"
                                          % (rc, "\n".join(self.stderr_lines[-40:])))
+            if exc[0] is None and self.wslog:
+                self.check_writesets()
         finally:
             self.cleanup()
+
+    def check_writesets(self):
+        """Replay the recorded write sets into an empty store and check that
+        it holds exactly what the daemon's store holds: every database's
+        logical content (mdb_dump, without the map size) and the batch
+        sequence.  Returns the sequence."""
+        replay = os.path.join(self.tmp, "replay")
+        shutil.rmtree(replay, ignore_errors=True)
+        r = subprocess.run([CF_REPLAY, self.wslog, replay, self.data_dir],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise AssertionError("cf_replay failed: %s" % r.stderr)
+        seq = int(r.stdout.split()[1])
+
+        def dump(d):
+            out = subprocess.run(["mdb_dump", "-a", d], capture_output=True,
+                                 timeout=120, check=True).stdout
+            return [ln for ln in out.split(b"\n") if not ln.startswith(b"mapsize=")]
+        a, b = dump(self.data_dir), dump(replay)
+        if a != b:
+            db = "?"
+            for x, y in zip(a, b):
+                if x.startswith(b"database="):
+                    db = x.decode()
+                if x != y:
+                    break
+            raise AssertionError("the replayed write sets differ from the store "
+                                 "(%d vs %d dump lines; first difference in %s)"
+                                 % (len(a), len(b), db))
+        if seq < 2:
+            raise AssertionError("replay reached seq %d only" % seq)
+        return seq
         return False
 
     # -- clients --
@@ -328,6 +372,10 @@ class Client:
     def request(self, req):
         full = dict(self.defaults)
         full.update(req)
+        # Clock ops are writing ops (idempotent by `id`): give them a fresh
+        # id, as a real client would, unless the test chose one.
+        if str(full.get("op", "")).startswith("clock.") and "id" not in full:
+            full["id"] = new_id()
         return full
 
     def send(self, req):

@@ -513,8 +513,11 @@ def test_timers_and_stats():
            "no pending timers due by then\n")
 
         s = ok_run(ctl(d, "stats", "--json")).json()
-        eq(sorted(s), ["claims", "flags", "states", "timers"])
+        eq(sorted(s), ["claims", "flags", "seq", "states", "timers"])
         eq(s["claims"], 4)
+        # Every committed batch has the next sequence number: the store's
+        # creation, the workflows, 4 creates, consent, 3 fired timers...
+        check(isinstance(s["seq"], int) and s["seq"] >= 6, s)
         eq(sorted((x["workflow"], x["state"], x["count"]) for x in s["states"]),
            [("health_claim", "awaiting_referral", 1), ("health_claim", "in_review", 3)])
         eq(sorted((x["flag"], x["count"]) for x in s["flags"]),

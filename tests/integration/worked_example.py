@@ -81,7 +81,7 @@ def main():
               "state": "in_review"}, "O")
         step("A business day passes without a decision (the test clock); "
              "the warning timer fires:", h,
-             {"op": "clock.advance", "actor": "hanne", "seconds": 86400}, "O")
+             {"op": "clock.advance", "id": "hanne-clock-1", "actor": "hanne", "seconds": 86400}, "O")
         step("The handler approves (the warning flag stays on the record):", h,
              {"op": "send", "id": "hanne-0001", "actor": "hanne", "claim": cid,
               "event": "decision.approved"}, "O")

@@ -23,15 +23,10 @@
 #include "cf_err.h"
 #include "cf_time.h"
 #include "diag.h"
+#include "proto.h"
+#include "store.h"
 
 typedef struct cf_engine cf_engine_t;
-
-/* One operator of the roster (claimflowd's --config `operators:`). */
-typedef struct {
-    const char *id;        /* operator id, 1..64 bytes [A-Za-z0-9._@-] */
-    unsigned role;         /* one CF_ROLE_* bit: handler, supervisor or auditor */
-    const char *key;       /* Z85 CURVE public key, or NULL */
-} cf_operator_t;
 
 typedef struct {
     const char *data_dir;        /* LMDB directory; created if missing */
@@ -47,6 +42,10 @@ typedef struct {
                                     than this many seconds; 0 = a date is needed */
     const cf_operator_t *operators;  /* copied */
     size_t noperators;
+    /* Called with every committed batch's write set (store.h), from the
+     * store's creation on; NULL: none (and no cost). */
+    cf_commit_hook_fn commit_hook;
+    void *hook_ctx;
 } cf_engine_opts_t;
 
 /* Open (or create) the store in opts->data_dir, load the workflows and
@@ -64,34 +63,6 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
 void cf_engine_destroy(cf_engine_t **e_p);
 
 /* ------------------------------------------------------------ requests --- */
-typedef enum {
-    CF_EP_PORTAL,     /* the portal backend: acts as role member */
-    CF_EP_OPERATOR,   /* operators: `actor` names one in the roster */
-} cf_endpoint_t;
-
-typedef struct {
-    cf_endpoint_t endpoint;
-    /* The operator id proven by the transport (CURVE key), or NULL when the
-     * transport proves none; when set, a request's `actor` must equal it. */
-    const char *auth_actor;
-    const void *frame;        /* the request frame; borrowed for the call */
-    size_t len;
-} cf_request_t;
-
-typedef struct {
-    msgpack_sbuffer body;     /* the reply frame; owned, see cf_reply_fini */
-    int code;                 /* 0 when ok: true, else the CF_E* of the error */
-    bool wrote;               /* the request changed the store */
-} cf_reply_t;
-
-void cf_reply_init(cf_reply_t *r);
-void cf_reply_fini(cf_reply_t *r);
-
-/* Make r an error reply {ok: false, error: {code, message}} (for a transport
- * that refuses a frame before the engine sees it, e.g. too_large).  0 or
- * CF_EINTERNAL. */
-int cf_reply_error(cf_reply_t *r, int code, const char *message);
-
 /* Apply reqs[0..n) in one transaction; replies[i] (initialised by the caller
  * with cf_reply_init; previous contents are replaced) answers reqs[i].
  * Returns 0, or CF_EUNAVAIL when the batch could not be committed (the
@@ -102,7 +73,7 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n,
 /* ----------------------------------------------------- published events --- */
 /* Events committed by the last cf_engine_run or cf_engine_fire_due, in commit
  * order, for the events socket: topic "<workflow>/<event>" and the event map.
- * Borrowed; valid until the next run, fire or destroy. */
+ * Borrowed; valid until the next run, fire, take or destroy. */
 typedef struct {
     const char *topic;
     const char *body;
@@ -126,11 +97,19 @@ cf_time_t cf_engine_next_due(cf_engine_t *e);
 int cf_engine_fire_due(cf_engine_t *e, size_t max, size_t *fired);
 
 /* ------------------------------------------------------------ maintenance --- */
-/* Copy the live store, compacted, to the empty or new directory dir while
- * the engine keeps serving (LMDB's copy API).  0, or CF_EUNAVAIL. */
-int cf_engine_backup(cf_engine_t *e, const char *dir, cf_error_t *reterr);
+/* The sequence number of the last committed batch (store.h). */
+uint64_t cf_engine_seq(const cf_engine_t *e);
 
-/* claimflow's version string ("0.1.0"). */
+/* A purge committed but the compaction that removes the erased bytes from
+ * the file did not finish (its error in *reterr when not NULL): it is
+ * retried at the next purge and at the next open. */
+bool cf_engine_compact_failed(const cf_engine_t *e, cf_error_t *reterr);
+
+/* Test support: the store under the engine (fault injection, write-set
+ * hooks).  Borrowed until cf_engine_destroy. */
+cf_store_t *cf_engine_store(cf_engine_t *e);
+
+/* claimflow's version string (meson's project version). */
 const char *cf_engine_version(void);
 
 /* The LMDB environment path, for tools (mdb_stat). */

@@ -1,59 +1,19 @@
-/* claim.c: claim records and the protocol's claim and event maps.
- * Records are positional arrays: smaller than maps (no key names repeated in
- * every record) and cheap to decode; CF_STORE_FORMAT versions the layout. */
-#include "claim.h"
-#include "cf_err.h"
+/* schema.c: every key layout and record codec of the store (schema.h), and
+ * the protocol's claim and event maps made from the records.
+ *
+ * Records are positional msgpack arrays: smaller than maps (no key names
+ * repeated in every record) and cheap to decode; CF_STORE_FORMAT versions
+ * the layout.  Every decoder runs cf_mpcheck first: a damaged record is
+ * CF_EINTERNAL, never a crash or a giant allocation.
+ */
+#include "schema.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void cf_pack_strn(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-void cf_pack_str(msgpack_packer *pk, const char *s)
-{
-    cf_pack_strn(pk, s, strlen(s));
-}
-
-void cf_pack_time(msgpack_packer *pk, cf_time_t t)
-{
-    char buf[CF_TIME_BUFLEN];
-    cf_pack_str(pk, cf_time_format(t, buf));
-}
-
-void cf_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-const msgpack_object *cf_mp_get(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-bool cf_mp_streq(const msgpack_object *o, const char *s)
-{
-    /* An empty string's ptr may be NULL: memcmp must not see it. */
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           (o->via.str.size == 0 || memcmp(o->via.str.ptr, s, o->via.str.size) == 0);
-}
+#include "cf_be.h"
+#include "cf_err.h"
+#include "mpcheck.h"
 
 static bool s_str(const msgpack_object *o, char *out, size_t cap)
 {
@@ -96,7 +56,8 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
     msgpack_unpacked_init(&c->up);
     c->has_up = true;
     size_t off = 0;
-    if (msgpack_unpack_next(&c->up, c->raw, len, &off) != MSGPACK_UNPACK_SUCCESS)
+    if (cf_mpcheck(c->raw, len, NULL) != 0 ||
+        msgpack_unpack_next(&c->up, c->raw, len, &off) != MSGPACK_UNPACK_SUCCESS)
         goto corrupt;
     const msgpack_object *r = &c->up.data;
     if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 13)
@@ -286,7 +247,8 @@ int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *wo
     msgpack_unpacked_init(&up);
     size_t off = 0;
     int err = CF_EINTERNAL;
-    if (msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS)
+    if (cf_mpcheck(rec, len, NULL) != 0 ||
+        msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS)
         goto out;
     const msgpack_object *r = &up.data;
     if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 7)
@@ -320,4 +282,236 @@ int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *wo
 out:
     msgpack_unpacked_destroy(&up);
     return err;
+}
+
+/* ================================================================ keys === */
+
+static size_t s_put_z(unsigned char *k, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(k, s, n);
+    k[n] = 0;
+    return n + 1;
+}
+
+size_t cf_key_state_prefix(unsigned char *k, const char *workflow, const char *state)
+{
+    size_t n = s_put_z(k, workflow);
+    return n + s_put_z(k + n, state);
+}
+
+size_t cf_key_state(unsigned char *k, const char *workflow, const char *state, const char *id)
+{
+    size_t n = cf_key_state_prefix(k, workflow, state);
+    memcpy(k + n, id, CF_ID_LEN);
+    return n + CF_ID_LEN;
+}
+
+size_t cf_key_flag(unsigned char *k, const char *flag, const char *id)
+{
+    size_t n = s_put_z(k, flag);
+    memcpy(k + n, id, CF_ID_LEN);
+    return n + CF_ID_LEN;
+}
+
+size_t cf_key_member(unsigned char *k, const unsigned char *hash, const char *id)
+{
+    memcpy(k, hash, CF_MEMBER_HASH_LEN);
+    memcpy(k + CF_MEMBER_HASH_LEN, id, CF_ID_LEN);
+    return CF_MEMBER_HASH_LEN + CF_ID_LEN;
+}
+
+size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq)
+{
+    memcpy(k, id, CF_ID_LEN);
+    cf_be32_put(k + CF_ID_LEN, seq);
+    return CF_ID_LEN + 4;
+}
+
+size_t cf_key_timer(unsigned char *k, cf_time_t due, char kind, const void *target,
+                    size_t tlen, const char *name)
+{
+    size_t nl = strlen(name);
+    cf_be64_put(k, (uint64_t)due);
+    k[8] = (unsigned char)kind;
+    memcpy(k + 9, target, tlen);
+    memcpy(k + 9 + tlen, name, nl);
+    return 9 + tlen + nl;
+}
+
+int cf_key_timer_parse(const void *key, size_t kl, cf_timer_key_t *t)
+{
+    const unsigned char *k = key;
+    memset(t, 0, sizeof *t);
+    if (kl < 9)
+        return CF_EINTERNAL;
+    t->due = (cf_time_t)cf_be64_get(k);
+    t->kind = (char)k[8];
+    size_t tlen;
+    if (t->kind == CF_TIMER_CLAIM && kl > 9 + CF_ID_LEN) {
+        memcpy(t->id, k + 9, CF_ID_LEN);
+        tlen = CF_ID_LEN;
+    } else if (t->kind == CF_TIMER_MEMBER && kl >= 9 + CF_MEMBER_HASH_LEN) {
+        memcpy(t->member, k + 9, CF_MEMBER_HASH_LEN);
+        tlen = CF_MEMBER_HASH_LEN;
+    } else {
+        return CF_EINTERNAL;
+    }
+    size_t nl = kl - 9 - tlen;
+    if (nl > CF_NAME_MAX)
+        return CF_EINTERNAL;
+    memcpy(t->name, k + 9 + tlen, nl);
+    t->name[nl] = '\0';
+    return 0;
+}
+
+size_t cf_key_idem(unsigned char *k, char endpoint, const char *actor, const char *id,
+                   size_t idlen)
+{
+    k[0] = (unsigned char)endpoint;
+    size_t n = 1 + s_put_z(k + 1, actor);
+    memcpy(k + n, id, idlen);
+    return n + idlen;
+}
+
+size_t cf_key_idem_age(unsigned char *k, cf_time_t at, const unsigned char *ikey, size_t iklen)
+{
+    cf_be64_put(k, (uint64_t)at);
+    memcpy(k + 8, ikey, iklen);
+    return 8 + iklen;
+}
+
+void cf_key_audit(unsigned char *k, cf_time_t at, uint64_t seq)
+{
+    cf_be64_put(k, (uint64_t)at);
+    cf_be64_put(k + 8, seq);
+}
+
+size_t cf_key_audit_claim(unsigned char *k, const char *id, const unsigned char *akey)
+{
+    memcpy(k, id, CF_ID_LEN);
+    memcpy(k + CF_ID_LEN, akey, CF_AUDIT_KEY_LEN);
+    return CF_ID_LEN + CF_AUDIT_KEY_LEN;
+}
+
+size_t cf_key_audit_actor(unsigned char *k, const char *actor, const unsigned char *akey)
+{
+    size_t n = s_put_z(k, actor);
+    memcpy(k + n, akey, CF_AUDIT_KEY_LEN);
+    return n + CF_AUDIT_KEY_LEN;
+}
+
+/* ============================================================= records === */
+
+void cf_consent_encode(const cf_consent_t *c, unsigned char out[CF_CONSENT_REC_LEN])
+{
+    cf_be64_put(out, (uint64_t)c->given_at);
+    cf_be64_put(out + 8, (uint64_t)c->valid_until);
+    cf_be64_put(out + 16, (uint64_t)c->withdrawn_at);
+}
+
+int cf_consent_decode(const void *rec, size_t len, cf_consent_t *c)
+{
+    const unsigned char *p = rec;
+    if (len != CF_CONSENT_REC_LEN)
+        return CF_EINTERNAL;
+    c->given_at = (cf_time_t)cf_be64_get(p);
+    c->valid_until = (cf_time_t)cf_be64_get(p + 8);
+    c->withdrawn_at = (cf_time_t)cf_be64_get(p + 16);
+    return 0;
+}
+
+int cf_doc_encode(const char *ctype, size_t clen, const void *body, size_t blen,
+                  msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    cf_pack_strn(&pk, ctype, clen);
+    msgpack_pack_bin(&pk, blen);
+    msgpack_pack_bin_body(&pk, body, blen);
+    return sb->data ? 0 : CF_EINTERNAL;
+}
+
+int cf_idem_encode(const unsigned char hash[32], cf_time_t at, const void *reply, size_t len,
+                   unsigned char **ret, size_t *ret_len)
+{
+    unsigned char *v = malloc(CF_IDEM_HEAD + len);
+    if (!v)
+        return CF_EINTERNAL;
+    memcpy(v, hash, 32);
+    cf_be64_put(v + 32, (uint64_t)at);
+    memcpy(v + CF_IDEM_HEAD, reply, len);
+    *ret = v;
+    *ret_len = CF_IDEM_HEAD + len;
+    return 0;
+}
+
+int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
+                    const char *const *claims, size_t n, msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int64(&pk, at);
+    cf_pack_str(&pk, actor);
+    cf_pack_str(&pk, op);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        cf_pack_strn(&pk, claims[i], CF_ID_LEN);
+    return sb->data ? 0 : CF_EINTERNAL;
+}
+
+int cf_event_encode(uint32_t seq, cf_time_t at, const char *event, const char *from,
+                    const char *to, const char *actor, const void *data, size_t dlen,
+                    msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_uint32(&pk, seq);
+    msgpack_pack_int64(&pk, at);
+    cf_pack_str(&pk, event);
+    if (from)
+        cf_pack_str(&pk, from);
+    else
+        msgpack_pack_nil(&pk);
+    cf_pack_str(&pk, to);
+    cf_pack_str(&pk, actor);
+    if (data)
+        msgpack_sbuffer_write(sb, data, dlen);
+    else
+        msgpack_pack_nil(&pk);
+    return sb->data ? 0 : CF_EINTERNAL;
+}
+
+int cf_event_strip(const void *rec, size_t len, msgpack_sbuffer *sb, bool *changed)
+{
+    *changed = false;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int rc = CF_EINTERNAL;
+    if (cf_mpcheck(rec, len, NULL) != 0 ||
+        msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 7)
+        goto out;
+    rc = 0;
+    if (up.data.via.array.ptr[6].type == MSGPACK_OBJECT_NIL)
+        goto out;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 7);
+    for (int i = 0; i < 6; i++)
+        msgpack_pack_object(&pk, up.data.via.array.ptr[i]);
+    msgpack_pack_nil(&pk);
+    rc = sb->data ? 0 : CF_EINTERNAL;
+    *changed = rc == 0;
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
 }

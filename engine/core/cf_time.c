@@ -198,3 +198,19 @@ cf_time_t cf_time_now(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (cf_time_t)ts.tv_sec;
 }
+
+cf_time_t cf_add_year(cf_time_t t)
+{
+    int64_t days = t / 86400, secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    int y;
+    unsigned m, d;
+    cf_civil_from_days(days, &y, &m, &d);
+    y++;
+    if (m == 2 && d == 29 && !cf_is_leap(y))
+        d = 28;
+    return cf_days_from_civil(y, m, d) * 86400 + secs;
+}

@@ -6,7 +6,7 @@
  * request returns before its first write, which is what lets a batch share
  * one transaction without nested transactions.
  */
-#include "engine_int.h"
+#include "ops.h"
 
 #include <openssl/sha.h>
 #include <sodium.h>
@@ -14,66 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_be.h"
+#include "mpcheck.h"
+#include "cf_version.h"
 #include "person.h"
+#include "privacy.h"
+#include "timers.h"
+
+/* The most index entries one query page looks at. */
+#define CF_QUERY_SCAN_MAX 10000
 
 /* ============================================================ helpers === */
-
-/* A string field: 0 and its bytes, or CF_EBADREQ naming it. */
-static int s_str(cf_op_t *op, const char *key, bool required, size_t max, const char **s,
-                 size_t *len)
-{
-    const msgpack_object *o = cf_mp_get(op->req, key);
-    *s = NULL;
-    *len = 0;
-    if (!o || o->type == MSGPACK_OBJECT_NIL) {
-        if (required)
-            return cf_op_fail(op, CF_EBADREQ, "field '%s' is required", key);
-        return 0;
-    }
-    if (o->type != MSGPACK_OBJECT_STR)
-        return cf_op_fail(op, CF_EBADREQ, "field '%s' must be a string", key);
-    if (o->via.str.size == 0 || o->via.str.size > max)
-        return cf_op_fail(op, CF_EBADREQ, "field '%s' must be 1 to %zu bytes", key, max);
-    *s = o->via.str.ptr;
-    *len = o->via.str.size;
-    return 0;
-}
-
-static int s_int(cf_op_t *op, const char *key, int64_t min, int64_t max, int64_t dflt,
-                 int64_t *ret)
-{
-    const msgpack_object *o = cf_mp_get(op->req, key);
-    if (!o || o->type == MSGPACK_OBJECT_NIL) {
-        *ret = dflt;
-        return 0;
-    }
-    int64_t v;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
-        v = (int64_t)o->via.u64;
-    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        v = o->via.i64;
-    else
-        return cf_op_fail(op, CF_EBADREQ, "field '%s' must be an integer", key);
-    if (v < min || v > max)
-        return cf_op_fail(op, CF_EBADREQ, "field '%s' must be between %lld and %lld", key,
-                          (long long)min, (long long)max);
-    *ret = v;
-    return 0;
-}
-
-static int s_time(cf_op_t *op, const char *key, bool required, cf_time_t *ret, bool *present)
-{
-    const char *s;
-    size_t n;
-    int rc = s_str(op, key, required, 64, &s, &n);
-    if (rc != 0)
-        return rc;
-    *present = s != NULL;
-    if (s && cf_time_parse(s, n, ret) != 0)
-        return cf_op_fail(op, CF_EBADREQ, "field '%s' must be an RFC 3339 time "
-                          "(2026-11-24T09:15:00Z)", key);
-    return 0;
-}
 
 /* Load the claim the request names in `claim`; on the portal, a claim of
  * another member is not_found (its existence is not disclosed). */
@@ -81,10 +32,10 @@ static int s_load(cf_op_t *op, cf_claim_t *c)
 {
     const char *id;
     size_t n;
-    int rc = s_str(op, "claim", true, 128, &id, &n);
+    int rc = cf_op_str(op, "claim", true, 128, &id, &n);
     if (rc != 0)
         return rc;
-    rc = cf_engine_load_claim(op->e, id, n, c);
+    rc = cf_claims_load(op->b, id, n, c);
     if (rc == CF_ENOTFOUND)
         return cf_op_fail(op, CF_ENOTFOUND, "no claim with that id");
     if (rc != 0)
@@ -102,18 +53,6 @@ static void s_sm_fail(cf_op_t *op, const cf_error_t *err)
     op->err = *err;
 }
 
-/* Record an operator's read of one claim's personal data. */
-static int s_audit_one(cf_op_t *op, const char *opname, const cf_claim_t *c)
-{
-    if (op->ep != CF_EP_OPERATOR)
-        return 0;
-    const char *ids[1] = {c->id};
-    int rc = cf_engine_audit(op->e, op->actor, opname, ids, 1);
-    if (rc == 0)
-        op->wrote = true;
-    return rc;
-}
-
 /* Pack a msgpack object (event data) for the history, or NULL/0 when none. */
 static void s_pack_obj(msgpack_sbuffer *sb, const msgpack_object *o)
 {
@@ -126,21 +65,21 @@ static void s_pack_obj(msgpack_sbuffer *sb, const msgpack_object *o)
 
 static int s_ping(cf_op_t *op)
 {
-    cf_engine_t *e = op->e;
+    cf_batch_t *b = op->b;
     cf_op_key(op, "version");
-    cf_pack_str(&op->pk, cf_engine_version());
+    cf_pack_str(&op->pk, CF_VERSION);
     /* The engine's clock (manual or real), so a client measures ages
      * against the daemon's time, not its own. */
     cf_op_key(op, "now");
-    cf_pack_time(&op->pk, e->now);
+    cf_pack_time(&op->pk, b->now);
     cf_op_key(op, "workflows");
-    msgpack_pack_array(&op->pk, (uint32_t)e->nwfs);
-    for (size_t i = 0; i < e->nwfs; i++) {
+    msgpack_pack_array(&op->pk, (uint32_t)b->reg->n);
+    for (size_t i = 0; i < b->reg->n; i++) {
         msgpack_pack_map(&op->pk, 2);
         cf_pack_str(&op->pk, "name");
-        cf_pack_str(&op->pk, e->wfs[i].wf->name);
+        cf_pack_str(&op->pk, b->reg->v[i].wf->name);
         cf_pack_str(&op->pk, "version");
-        msgpack_pack_int64(&op->pk, e->wfs[i].wf->version);
+        msgpack_pack_int64(&op->pk, b->reg->v[i].wf->version);
     }
     return 0;
 }
@@ -149,10 +88,10 @@ static int s_ping(cf_op_t *op)
 
 static int s_create(cf_op_t *op)
 {
-    cf_engine_t *e = op->e;
+    cf_batch_t *b = op->b;
     const char *wname;
     size_t wlen;
-    int rc = s_str(op, "workflow", true, CF_NAME_MAX, &wname, &wlen);
+    int rc = cf_op_str(op, "workflow", true, CF_NAME_MAX, &wname, &wlen);
     if (rc != 0)
         return rc;
     const msgpack_object *data = cf_mp_get(op->req, "data");
@@ -160,7 +99,7 @@ static int s_create(cf_op_t *op)
         return cf_op_fail(op, CF_EBADREQ, "field 'data' is required");
     if (data->type != MSGPACK_OBJECT_MAP)
         return cf_op_fail(op, CF_EBADREQ, "field 'data' must be a map");
-    const cf_wf_entry_t *w = cf_engine_wf(e, wname, wlen, 0);
+    const cf_wf_entry_t *w = cf_registry_find(b->reg, wname, wlen, 0);
     if (!w)
         return cf_op_fail(op, CF_ENOTFOUND, "no workflow by that name (ping lists them)");
     const cf_wf_t *wf = w->wf;
@@ -176,7 +115,7 @@ static int s_create(cf_op_t *op)
     char canon[12];
     if (m && cf_wf_field_find(wf, "member") >= 0 && m->type == MSGPACK_OBJECT_STR &&
         cf_pid_canonical(m->via.str.ptr, m->via.str.size, canon) == 0) {
-        cf_engine_member_hash(e, canon, c.member);
+        cf_claims_member_hash(b, canon, c.member);
         c.has_member = true;
     }
     for (size_t i = 0; i < wf->nfields; i++) {
@@ -186,7 +125,7 @@ static int s_create(cf_op_t *op)
         if (!p || p->type != MSGPACK_OBJECT_STR)
             break; /* the state machine names the field */
         cf_claim_t parent;
-        rc = cf_engine_load_claim(e, p->via.str.ptr, p->via.str.size, &parent);
+        rc = cf_claims_load(b, p->via.str.ptr, p->via.str.size, &parent);
         if (rc == 0 && op->ep == CF_EP_PORTAL &&
             (!parent.has_member || memcmp(parent.member, op->member_hash, 16) != 0)) {
             cf_claim_fini(&parent);
@@ -208,8 +147,8 @@ static int s_create(cf_op_t *op)
         memcmp(c.member, op->member_hash, CF_MEMBER_HASH_LEN) != 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'member' and the claim's member differ");
 
-    cf_sm_ctx_t ctx = {.now = e->now, .claim_data = data};
-    if (c.has_member && (rc = cf_engine_consent_ctx(e, c.member, &ctx)) != 0)
+    cf_sm_ctx_t ctx = {.now = b->now, .claim_data = data};
+    if (c.has_member && (rc = cf_claims_consent_ctx(b, c.member, &ctx)) != 0)
         return cf_op_fail(op, rc, "the member's consent cannot be read");
     cf_sm_result_t r;
     cf_error_t err;
@@ -220,23 +159,10 @@ static int s_create(cf_op_t *op)
     if (op->ep == CF_EP_PORTAL && !c.has_member)
         return cf_op_fail(op, CF_EBADREQ, "this workflow's claims have no member; the portal "
                           "cannot create them");
-    cf_time_t dues[CF_CLAIM_MAX_TIMERS];
-    if ((rc = cf_engine_dues(e, &c, &r, dues)) != 0)
-        return cf_op_fail(op, rc, "a timer's due time is outside the calendar's years");
-
-    cf_engine_new_id(e, c.id);
-    c.created = c.updated = e->now;
-    c.state = r.next.state; /* write_transition moves from here to next */
-    if (c.has_member) {
-        unsigned char k[CF_MEMBER_HASH_LEN + CF_ID_LEN];
-        memcpy(k, c.member, CF_MEMBER_HASH_LEN);
-        memcpy(k + CF_MEMBER_HASH_LEN, c.id, CF_ID_LEN);
-        if ((rc = cf_engine_put(e, CF_DB_IDX_MEMBER, k, sizeof k, "", 0)) != 0)
-            return rc;
-    }
-    if ((rc = cf_engine_write_transition(e, &c, &r, "claim.created", op->actor, NULL, 0, dues,
-                                         true)) != 0)
-        return rc;
+    if ((rc = cf_claims_create(b, &c, &r, op->actor)) != 0)
+        return rc == CF_EBADREQ
+                   ? cf_op_fail(op, rc, "a timer's due time is outside the calendar's years")
+                   : rc;
     op->wrote = true;
     cf_op_key(op, "claim");
     cf_claim_pack_reply(&op->pk, &c);
@@ -249,34 +175,18 @@ static int s_create(cf_op_t *op)
 static int s_apply(cf_op_t *op, cf_claim_t *c, const char *event, size_t elen,
                    const msgpack_object *data, const char *hist, size_t hlen)
 {
-    cf_engine_t *e = op->e;
-    cf_sm_ctx_t ctx = {.now = e->now, .claim_data = &c->data};
-    int rc;
-    if (c->has_member && (rc = cf_engine_consent_ctx(e, c->member, &ctx)) != 0)
-        return cf_op_fail(op, rc, "the member's consent cannot be read");
-    cf_sm_claim_t cur = {c->state, c->prev, c->flags};
-    cf_sm_result_t r;
-    cf_error_t err;
-    if ((rc = cf_sm_apply(c->wf, &cur, event, elen, op->role, data, &ctx, &r, &err)) != 0) {
-        s_sm_fail(op, &err);
-        return rc;
-    }
-    cf_time_t dues[CF_CLAIM_MAX_TIMERS];
-    if ((rc = cf_engine_dues(e, c, &r, dues)) != 0)
-        return cf_op_fail(op, rc, "a timer's due time is outside the calendar's years");
-    char ev[CF_NAME_MAX + 1];
-    snprintf(ev, sizeof ev, "%.*s", (int)elen, event);
-    if ((rc = cf_engine_write_transition(e, c, &r, ev, op->actor, hist, hlen, dues, false)) != 0)
-        return rc;
-    op->wrote = true;
-    return 0;
+    cf_apply_rec_t rec = {.actor = op->actor, .hist = hist, .hist_len = hlen};
+    int rc = cf_claims_apply(op->b, c, event, elen, op->role, data, &rec, &op->err);
+    if (rc == 0)
+        op->wrote = true;
+    return rc;
 }
 
 static int s_send(cf_op_t *op)
 {
     const char *event;
     size_t elen;
-    int rc = s_str(op, "event", true, CF_NAME_MAX, &event, &elen);
+    int rc = cf_op_str(op, "event", true, CF_NAME_MAX, &event, &elen);
     if (rc != 0)
         return rc;
     const msgpack_object *data = cf_mp_get(op->req, "data");
@@ -316,12 +226,12 @@ static bool s_kind_ok(const char *s, size_t n)
 
 static int s_attach(cf_op_t *op)
 {
-    cf_engine_t *e = op->e;
+    cf_batch_t *b = op->b;
     const char *kind, *ctype;
     size_t klen, clen;
     int rc;
-    if ((rc = s_str(op, "kind", true, 32, &kind, &klen)) != 0 ||
-        (rc = s_str(op, "content_type", true, 127, &ctype, &clen)) != 0)
+    if ((rc = cf_op_str(op, "kind", true, 32, &kind, &klen)) != 0 ||
+        (rc = cf_op_str(op, "content_type", true, 127, &ctype, &clen)) != 0)
         return rc;
     if (!s_kind_ok(kind, klen))
         return cf_op_fail(op, CF_EBADREQ, "field 'kind' must be a lower-case name "
@@ -333,9 +243,9 @@ static int s_attach(cf_op_t *op)
         return cf_op_fail(op, CF_EBADREQ, "field 'body' must be msgpack bin");
     if (body->via.bin.size == 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'body' is empty");
-    if (body->via.bin.size > e->max_document)
+    if (body->via.bin.size > b->lim->max_document)
         return cf_op_fail(op, CF_ETOOLARGE, "the document is %u bytes; the limit is %zu",
-                          body->via.bin.size, e->max_document);
+                          body->via.bin.size, b->lim->max_document);
     if (klen == 8 && memcmp(kind, "referral", 8) == 0) {
         if (clen != 15 || memcmp(ctype, "application/pdf", 15) != 0)
             return cf_op_fail(op, CF_EBADREQ, "field 'content_type': a referral must be "
@@ -380,26 +290,24 @@ static int s_attach(cf_op_t *op)
     rc = s_apply(op, &c, event, (size_t)elen, NULL, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     if (rc == 0) {
-        MDB_val v;
+        cf_bytes_t v;
         uint32_t refs = 0;
-        if (cf_engine_get(e, CF_DB_DOC_REFS, d->sha, 32, &v) == 0 && v.mv_size == 4)
-            refs = cf_be32_get(v.mv_data);
-        unsigned char rb[4];
+        int g = cf_txn_get(b->txn, CF_DB_DOC_REFS, d->sha, 32, &v);
+        if (g == 0 && v.len == CF_DOCREFS_LEN)
+            refs = cf_be32_get(v.data);
+        else if (g != CF_ENOTFOUND)
+            rc = g ? g : CF_EINTERNAL;
+        unsigned char rb[CF_DOCREFS_LEN];
         cf_be32_put(rb, refs + 1);
-        rc = cf_engine_put(e, CF_DB_DOC_REFS, d->sha, 32, rb, 4);
-        int g = rc == 0 ? cf_engine_get(e, CF_DB_DOCS, d->sha, 32, &v) : 0;
+        if (rc == 0)
+            rc = cf_txn_put(b->txn, CF_DB_DOC_REFS, d->sha, 32, rb, sizeof rb);
+        g = rc == 0 ? cf_txn_get(b->txn, CF_DB_DOCS, d->sha, 32, &v) : 0;
         if (rc == 0 && g == CF_ENOTFOUND) {
-            /* [content_type, body] */
             msgpack_sbuffer db;
             msgpack_sbuffer_init(&db);
-            msgpack_packer dp;
-            msgpack_packer_init(&dp, &db, msgpack_sbuffer_write);
-            msgpack_pack_array(&dp, 2);
-            cf_pack_strn(&dp, ctype, clen);
-            msgpack_pack_bin(&dp, body->via.bin.size);
-            msgpack_pack_bin_body(&dp, body->via.bin.ptr, body->via.bin.size);
-            rc = db.data ? cf_engine_put(e, CF_DB_DOCS, d->sha, 32, db.data, db.size)
-                         : CF_EINTERNAL;
+            rc = cf_doc_encode(ctype, clen, body->via.bin.ptr, body->via.bin.size, &db);
+            if (rc == 0)
+                rc = cf_txn_put(b->txn, CF_DB_DOCS, d->sha, 32, db.data, db.size);
             msgpack_sbuffer_destroy(&db);
         } else if (rc == 0 && g != 0) {
             rc = g;
@@ -421,32 +329,15 @@ static int s_attach(cf_op_t *op)
     return rc;
 }
 
-static int s_unhex(const char *s, size_t n, unsigned char *out, size_t outlen)
-{
-    if (n != outlen * 2)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-        if (v < 0)
-            return -1;
-        if (i % 2 == 0)
-            out[i / 2] = (unsigned char)(v << 4);
-        else
-            out[i / 2] |= (unsigned char)v;
-    }
-    return 0;
-}
-
 static int s_document(cf_op_t *op)
 {
     const char *hex;
     size_t hlen;
     unsigned char sha[32];
-    int rc = s_str(op, "sha256", true, 64, &hex, &hlen);
+    int rc = cf_op_str(op, "sha256", true, 64, &hex, &hlen);
     if (rc != 0)
         return rc;
-    if (s_unhex(hex, hlen, sha, 32) != 0)
+    if (cf_unhex(hex, hlen, sha, 32) != 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'sha256' must be 64 lower-case hex digits");
     cf_claim_t c;
     if ((rc = s_load(op, &c)) != 0)
@@ -459,19 +350,20 @@ static int s_document(cf_op_t *op)
         cf_claim_fini(&c);
         return cf_op_fail(op, CF_ENOTFOUND, "the claim holds no document with that sha256");
     }
-    MDB_val v;
-    rc = cf_engine_get(op->e, CF_DB_DOCS, sha, 32, &v);
+    cf_bytes_t v;
+    rc = cf_txn_get(op->b->txn, CF_DB_DOCS, sha, 32, &v);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
-    if (rc != 0 || msgpack_unpack_next(&up, v.mv_data, v.mv_size, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (rc != 0 || cf_mpcheck(v.data, v.len, NULL) != 0 ||
+        msgpack_unpack_next(&up, v.data, v.len, &off) != MSGPACK_UNPACK_SUCCESS ||
         up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 2) {
         msgpack_unpacked_destroy(&up);
         cf_claim_fini(&c);
         return cf_op_fail(op, rc == CF_ENOTFOUND ? CF_ENOTFOUND : CF_EINTERNAL,
                           "the document cannot be read");
     }
-    if ((rc = s_audit_one(op, "document", &c)) != 0) {
+    if ((rc = cf_op_audit_one(op, "document", &c)) != 0) {
         msgpack_unpacked_destroy(&up);
         cf_claim_fini(&c);
         return rc;
@@ -495,57 +387,47 @@ static int s_document(cf_op_t *op)
 
 /* =========================================================== consent === */
 
-static int s_put_member(cf_engine_t *e, const unsigned char *hash, const cf_sm_ctx_t *ctx)
-{
-    unsigned char v[24];
-    cf_be64_put(v, (uint64_t)ctx->consent_given_at);
-    cf_be64_put(v + 8, (uint64_t)ctx->consent_valid_until);
-    cf_be64_put(v + 16, (uint64_t)ctx->consent_withdrawn_at);
-    return cf_engine_put(e, CF_DB_MEMBERS, hash, CF_MEMBER_HASH_LEN, v, sizeof v);
-}
-
 static int s_consent(cf_op_t *op, bool give)
 {
-    cf_engine_t *e = op->e;
+    cf_batch_t *b = op->b;
     const char *member;
     size_t mlen;
-    int rc = s_str(op, "member", true, 32, &member, &mlen);
+    int rc = cf_op_str(op, "member", true, 32, &member, &mlen);
     if (rc != 0)
         return rc;
-    cf_sm_ctx_t ctx;
-    if ((rc = cf_engine_consent_ctx(e, op->member_hash, &ctx)) != 0)
+    cf_consent_t ctx;
+    if ((rc = cf_claims_consent_get(b, op->member_hash, &ctx)) != 0)
         return cf_op_fail(op, rc, "the member's consent cannot be read");
-    bool had = ctx.consent_given_at != 0 && ctx.consent_withdrawn_at == 0 &&
-               ctx.consent_valid_until > e->now;
+    bool had = ctx.given_at != 0 && ctx.withdrawn_at == 0 && ctx.valid_until > b->now;
     if (!give && !had)
         return cf_op_fail(op, CF_ENOTFOUND, "the member holds no valid consent to withdraw");
     unsigned char k[CF_TIMER_KEY_MAX];
     size_t kl;
-    if (ctx.consent_given_at && !ctx.consent_withdrawn_at) {
-        kl = cf_timer_key(k, ctx.consent_valid_until, CF_TIMER_MEMBER, op->member_hash,
+    if (ctx.given_at && !ctx.withdrawn_at) {
+        kl = cf_key_timer(k, ctx.valid_until, CF_TIMER_MEMBER, op->member_hash,
                           CF_MEMBER_HASH_LEN, CF_CONSENT_TIMER);
-        if ((rc = cf_engine_del(e, CF_DB_TIMERS, k, kl)) != 0)
+        if ((rc = cf_txn_del(b->txn, CF_DB_TIMERS, k, kl)) != 0)
             return rc;
     }
     if (give) {
-        ctx.consent_given_at = e->now;
-        ctx.consent_valid_until = cf_add_year(e->now);
-        ctx.consent_withdrawn_at = 0;
-        kl = cf_timer_key(k, ctx.consent_valid_until, CF_TIMER_MEMBER, op->member_hash,
+        ctx.given_at = b->now;
+        ctx.valid_until = cf_add_year(b->now);
+        ctx.withdrawn_at = 0;
+        kl = cf_key_timer(k, ctx.valid_until, CF_TIMER_MEMBER, op->member_hash,
                           CF_MEMBER_HASH_LEN, CF_CONSENT_TIMER);
-        if ((rc = cf_engine_put(e, CF_DB_TIMERS, k, kl, "consent.expired", 15)) != 0)
+        if ((rc = cf_txn_put(b->txn, CF_DB_TIMERS, k, kl, "consent.expired", 15)) != 0)
             return rc;
     } else {
-        ctx.consent_withdrawn_at = e->now;
+        ctx.withdrawn_at = b->now;
     }
-    if ((rc = s_put_member(e, op->member_hash, &ctx)) != 0)
+    if ((rc = cf_claims_consent_put(b, op->member_hash, &ctx)) != 0)
         return rc;
     msgpack_sbuffer moved;
     msgpack_sbuffer_init(&moved);
     msgpack_packer mp;
     msgpack_packer_init(&mp, &moved, msgpack_sbuffer_write);
     uint32_t nmoved = 0;
-    rc = cf_engine_fanout(e, op->member_hash, give ? "consent.given" : "consent.withdrawn", &mp,
+    rc = cf_claims_fanout(b, op->member_hash, give ? "consent.given" : "consent.withdrawn", &mp,
                           &nmoved);
     if (rc == 0) {
         op->wrote = true;
@@ -554,12 +436,12 @@ static int s_consent(cf_op_t *op, bool give)
         cf_pack_str(&op->pk, "member");
         cf_pack_strn(&op->pk, member, mlen);
         cf_pack_str(&op->pk, "given_at");
-        cf_pack_time(&op->pk, ctx.consent_given_at);
+        cf_pack_time(&op->pk, ctx.given_at);
         cf_pack_str(&op->pk, "valid_until");
-        cf_pack_time(&op->pk, ctx.consent_valid_until);
+        cf_pack_time(&op->pk, ctx.valid_until);
         cf_pack_str(&op->pk, "withdrawn_at");
-        if (ctx.consent_withdrawn_at)
-            cf_pack_time(&op->pk, ctx.consent_withdrawn_at);
+        if (ctx.withdrawn_at)
+            cf_pack_time(&op->pk, ctx.withdrawn_at);
         else
             msgpack_pack_nil(&op->pk);
         cf_op_key(op, "moved");
@@ -582,7 +464,7 @@ static int s_get(cf_op_t *op)
     int rc = s_load(op, &c);
     if (rc != 0)
         return rc;
-    if ((rc = s_audit_one(op, "get", &c)) != 0) {
+    if ((rc = cf_op_audit_one(op, "get", &c)) != 0) {
         cf_claim_fini(&c);
         return rc;
     }
@@ -598,20 +480,19 @@ static int s_history(cf_op_t *op)
     int rc = s_load(op, &c);
     if (rc != 0)
         return rc;
-    if ((rc = s_audit_one(op, "history", &c)) != 0) {
+    if ((rc = cf_op_audit_one(op, "history", &c)) != 0) {
         cf_claim_fini(&c);
         return rc;
     }
     cf_op_key(op, "events");
     msgpack_pack_array(&op->pk, c.seq);
-    unsigned char k[CF_ID_LEN + 4];
-    memcpy(k, c.id, CF_ID_LEN);
+    unsigned char k[CF_KEY_MAX];
     for (uint32_t seq = 1; seq <= c.seq && rc == 0; seq++) {
-        MDB_val v;
-        cf_be32_put(k + CF_ID_LEN, seq);
-        rc = cf_engine_get(op->e, CF_DB_HISTORY, k, sizeof k, &v);
+        cf_bytes_t v;
+        size_t kl = cf_key_history(k, c.id, seq);
+        rc = cf_txn_get(op->b->txn, CF_DB_HISTORY, k, kl, &v);
         if (rc == 0)
-            rc = cf_event_pack_reply(&op->pk, c.id, NULL, v.mv_data, v.mv_size);
+            rc = cf_event_pack_reply(&op->pk, c.id, NULL, v.data, v.len);
     }
     cf_claim_fini(&c);
     if (rc != 0)
@@ -621,18 +502,80 @@ static int s_history(cf_op_t *op)
 
 /* ============================================================= query === */
 
+typedef struct {
+    cf_op_t *op;
+    const char *wf, *state, *flag;
+    size_t wl, sl, fl;
+    int want_open;
+    uint32_t limit, count;
+    size_t scanned;
+    bool more;
+    const unsigned char *after;     /* the cursor: skip this key itself */
+    size_t afterlen;
+    unsigned char last[512];
+    size_t lastlen;
+    char (*ids)[CF_ID_LEN];
+    msgpack_sbuffer list;
+    msgpack_packer lp;
+} s_query_t;
+
+/* One index entry: its claim, if it matches, into the page. */
+static int s_query_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_query_t *q = ctx;
+    if (q->after && k.len == q->afterlen && memcmp(k.data, q->after, k.len) == 0)
+        return CF_SCAN_NEXT;
+    if (q->count == q->limit || q->scanned == CF_QUERY_SCAN_MAX) {
+        q->more = true;
+        return CF_SCAN_STOP;
+    }
+    q->scanned++;
+    if (k.len > sizeof q->last || k.len < CF_ID_LEN)
+        return CF_SCAN_STOP;
+    memcpy(q->last, k.data, k.len);
+    q->lastlen = k.len;
+    const char *id = (const char *)q->last + q->lastlen - CF_ID_LEN;
+    cf_claim_t c;
+    int rc = cf_claims_load(q->op->b, id, CF_ID_LEN, &c);
+    if (rc == CF_ENOTFOUND)
+        return CF_SCAN_NEXT;
+    if (rc != 0)
+        return rc;
+    cf_op_t *op = q->op;
+    bool ok = (!q->wf || (strlen(c.wf->name) == q->wl && memcmp(c.wf->name, q->wf, q->wl) == 0)) &&
+              (!q->state || (strlen(c.wf->states[c.state].name) == q->sl &&
+                             memcmp(c.wf->states[c.state].name, q->state, q->sl) == 0)) &&
+              (q->want_open < 0 || q->want_open == !c.wf->states[c.state].final) &&
+              (!op->has_member ||
+               (c.has_member && memcmp(c.member, op->member_hash, CF_MEMBER_HASH_LEN) == 0));
+    if (ok && q->flag) {
+        char fb[CF_NAME_MAX + 1];
+        snprintf(fb, sizeof fb, "%.*s", (int)q->fl, q->flag);
+        int bit = cf_wf_flag_find(c.wf, fb);
+        ok = bit >= 0 && ((c.flags >> bit) & 1);
+    }
+    if (ok) {
+        cf_claim_pack_reply(&q->lp, &c);
+        memcpy(q->ids[q->count], c.id, CF_ID_LEN);
+        q->count++;
+    }
+    cf_claim_fini(&c);
+    return CF_SCAN_NEXT;
+}
+
 static int s_query(cf_op_t *op)
 {
-    cf_engine_t *e = op->e;
+    cf_batch_t *b = op->b;
     const char *wf, *state, *flag, *after;
     size_t wl, sl, fl, al;
     int64_t limit;
     int rc;
-    if ((rc = s_str(op, "workflow", false, CF_NAME_MAX, &wf, &wl)) != 0 ||
-        (rc = s_str(op, "state", false, CF_NAME_MAX, &state, &sl)) != 0 ||
-        (rc = s_str(op, "flag", false, CF_NAME_MAX, &flag, &fl)) != 0 ||
-        (rc = s_str(op, "after", false, 2 * 512, &after, &al)) != 0 ||
-        (rc = s_int(op, "limit", 1, 1000, 100, &limit)) != 0)
+    if ((rc = cf_op_str(op, "workflow", false, CF_NAME_MAX, &wf, &wl)) != 0 ||
+        (rc = cf_op_str(op, "state", false, CF_NAME_MAX, &state, &sl)) != 0 ||
+        (rc = cf_op_str(op, "flag", false, CF_NAME_MAX, &flag, &fl)) != 0 ||
+        (rc = cf_op_str(op, "after", false, 2 * 512, &after, &al)) != 0 ||
+        (rc = cf_op_int(op, "limit", 1, 1000, 100, &limit)) != 0)
         return rc;
     const msgpack_object *open = cf_mp_get(op->req, "open");
     if (open && open->type != MSGPACK_OBJECT_BOOLEAN && open->type != MSGPACK_OBJECT_NIL)
@@ -647,7 +590,7 @@ static int s_query(cf_op_t *op)
             if (m->type != MSGPACK_OBJECT_STR ||
                 cf_pid_canonical(m->via.str.ptr, m->via.str.size, canon) != 0)
                 return cf_op_fail(op, CF_EBADREQ, "field 'member' is not a valid person id");
-            cf_engine_member_hash(e, canon, op->member_hash);
+            cf_claims_member_hash(b, canon, op->member_hash);
             op->has_member = true;
         }
     }
@@ -683,99 +626,53 @@ static int s_query(cf_op_t *op)
     size_t startlen = plen;
     memcpy(start, prefix, plen);
     if (after) {
-        if (al % 2 || al / 2 > sizeof start || s_unhex(after, al, start, al / 2) != 0 ||
+        if (al % 2 || al / 2 > sizeof start || cf_unhex(after, al, start, al / 2) != 0 ||
             al / 2 < plen || memcmp(start, prefix, plen) != 0)
             return cf_op_fail(op, CF_EBADREQ, "field 'after' is not a cursor of this query");
         startlen = al / 2;
     }
-    MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(e->txn, cf_store_dbi(e->store, db), &cur)) != 0)
-        return cf_op_fail(op, CF_EINTERNAL, "the index cannot be read");
-    msgpack_sbuffer list;
-    msgpack_sbuffer_init(&list);
-    msgpack_packer lp;
-    msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
-    uint32_t count = 0;
-    size_t scanned = 0;
-    bool more = false;
+    s_query_t q = {.op = op, .wf = wf, .wl = wl, .state = state, .sl = sl, .flag = flag,
+                   .fl = fl, .want_open = want_open, .limit = (uint32_t)limit,
+                   .after = after ? start : NULL, .afterlen = startlen};
+    msgpack_sbuffer_init(&q.list);
+    msgpack_packer_init(&q.lp, &q.list, msgpack_sbuffer_write);
     /* The ids returned, for the access log. */
-    char (*ids)[CF_ID_LEN] = malloc((size_t)limit * CF_ID_LEN);
-    if (!ids) {
-        mdb_cursor_close(cur);
-        msgpack_sbuffer_destroy(&list);
+    q.ids = malloc((size_t)limit * CF_ID_LEN);
+    if (!q.ids) {
+        msgpack_sbuffer_destroy(&q.list);
         return cf_op_fail(op, CF_EINTERNAL, "out of memory");
     }
-    unsigned char last[512];
-    size_t lastlen = 0;
-    MDB_val k = {startlen, start}, v;
-    rc = startlen ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rc == 0 && after && k.mv_size == startlen && memcmp(k.mv_data, start, startlen) == 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    while (rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0) {
-        if (count == (uint32_t)limit || scanned == CF_QUERY_SCAN_MAX) {
-            more = true;
-            break;
-        }
-        scanned++;
-        if (k.mv_size > sizeof last || k.mv_size < CF_ID_LEN)
-            break;
-        memcpy(last, k.mv_data, k.mv_size);
-        lastlen = k.mv_size;
-        const char *id = (const char *)last + lastlen - CF_ID_LEN;
-        cf_claim_t c;
-        if (cf_engine_load_claim(e, id, CF_ID_LEN, &c) == 0) {
-            bool ok = (!wf || (strlen(c.wf->name) == wl && memcmp(c.wf->name, wf, wl) == 0)) &&
-                      (!state || (strlen(c.wf->states[c.state].name) == sl &&
-                                  memcmp(c.wf->states[c.state].name, state, sl) == 0)) &&
-                      (want_open < 0 || want_open == !c.wf->states[c.state].final) &&
-                      (!op->has_member ||
-                       (c.has_member && memcmp(c.member, op->member_hash, 16) == 0));
-            if (ok && flag) {
-                char fb[CF_NAME_MAX + 1];
-                snprintf(fb, sizeof fb, "%.*s", (int)fl, flag);
-                int bit = cf_wf_flag_find(c.wf, fb);
-                ok = bit >= 0 && ((c.flags >> bit) & 1);
-            }
-            if (ok) {
-                cf_claim_pack_reply(&lp, &c);
-                memcpy(ids[count], c.id, CF_ID_LEN);
-                count++;
-            }
-            cf_claim_fini(&c);
-        }
-        /* The cursor may be invalid after the loads above only for writes;
-         * reads keep it valid. */
-        k.mv_size = lastlen;
-        k.mv_data = last;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    rc = cf_txn_scan(b->txn, db, start, startlen, plen, s_query_one, &q);
+    if (rc != 0) {
+        free(q.ids);
+        msgpack_sbuffer_destroy(&q.list);
+        return cf_op_fail(op, rc, "the claims cannot be read");
     }
-    mdb_cursor_close(cur);
-    rc = 0;
-    if (op->ep == CF_EP_OPERATOR && count) {
-        const char **idv = malloc(count * sizeof *idv);
+    if (op->ep == CF_EP_OPERATOR && q.count) {
+        const char **idv = malloc(q.count * sizeof *idv);
         if (!idv) {
             rc = CF_EINTERNAL;
         } else {
-            for (uint32_t i = 0; i < count; i++)
-                idv[i] = ids[i];
-            rc = cf_engine_audit(e, op->actor, "query", idv, count);
+            for (uint32_t i = 0; i < q.count; i++)
+                idv[i] = q.ids[i];
+            rc = cf_claims_audit(b, op->actor, "query", idv, q.count);
             free(idv);
             op->wrote = rc == 0;
         }
     }
-    free(ids);
+    free(q.ids);
     if (rc != 0) {
-        msgpack_sbuffer_destroy(&list);
+        msgpack_sbuffer_destroy(&q.list);
         return cf_op_fail(op, rc, "the access log cannot be written");
     }
     cf_op_key(op, "claims");
-    msgpack_pack_array(&op->pk, count);
-    if (list.size)
-        msgpack_sbuffer_write(&op->out, list.data, list.size);
-    msgpack_sbuffer_destroy(&list);
-    if (more && lastlen) {
-        char hex[2 * sizeof last + 1];
-        cf_hex(last, lastlen, hex);
+    msgpack_pack_array(&op->pk, q.count);
+    if (q.list.size)
+        msgpack_sbuffer_write(&op->out, q.list.data, q.list.size);
+    msgpack_sbuffer_destroy(&q.list);
+    if (q.more && q.lastlen) {
+        char hex[2 * sizeof q.last + 1];
+        cf_hex(q.last, q.lastlen, hex);
         cf_op_key(op, "next");
         cf_pack_str(&op->pk, hex);
     }
@@ -784,62 +681,75 @@ static int s_query(cf_op_t *op)
 
 /* ====================================================== timers, stats === */
 
+typedef struct {
+    cf_batch_t *b;
+    cf_time_t before;
+    bool has_before;
+    uint32_t limit, count;
+    msgpack_packer *lp;
+} s_timers_t;
+
+static int s_timer_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    s_timers_t *x = ctx;
+    if (x->count == x->limit)
+        return CF_SCAN_STOP;
+    cf_timer_key_t tk;
+    if (cf_key_timer_parse(k.data, k.len, &tk) != 0)
+        return CF_SCAN_NEXT;
+    if (x->has_before && tk.due >= x->before)
+        return CF_SCAN_STOP;
+    if (tk.kind != CF_TIMER_CLAIM)
+        return CF_SCAN_NEXT;
+    char event[CF_NAME_MAX + 1];
+    snprintf(event, sizeof event, "%.*s", (int)v.len, (const char *)v.data);
+    cf_claim_t c;
+    int rc = cf_claims_load(x->b, tk.id, CF_ID_LEN, &c);
+    if (rc == CF_ENOTFOUND)
+        return CF_SCAN_NEXT;
+    if (rc != 0)
+        return rc;
+    msgpack_packer *lp = x->lp;
+    msgpack_pack_map(lp, 6);
+    cf_pack_str(lp, "claim");
+    cf_pack_str(lp, c.id);
+    cf_pack_str(lp, "workflow");
+    cf_pack_str(lp, c.wf->name);
+    cf_pack_str(lp, "state");
+    cf_pack_str(lp, c.wf->states[c.state].name);
+    cf_pack_str(lp, "name");
+    cf_pack_str(lp, tk.name);
+    cf_pack_str(lp, "event");
+    cf_pack_str(lp, event);
+    cf_pack_str(lp, "due_at");
+    cf_pack_time(lp, tk.due);
+    x->count++;
+    cf_claim_fini(&c);
+    return CF_SCAN_NEXT;
+}
+
 static int s_timers(cf_op_t *op)
 {
-    cf_engine_t *e = op->e;
-    cf_time_t before = 0;
-    bool has_before = false;
+    cf_batch_t *b = op->b;
+    s_timers_t x = {.b = b};
     int64_t limit;
     int rc;
-    if ((rc = s_time(op, "due_before", false, &before, &has_before)) != 0 ||
-        (rc = s_int(op, "limit", 1, 1000, 100, &limit)) != 0)
+    if ((rc = cf_op_time(op, "due_before", false, &x.before, &x.has_before)) != 0 ||
+        (rc = cf_op_int(op, "limit", 1, 1000, 100, &limit)) != 0)
         return rc;
-    MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(e->txn, cf_store_dbi(e->store, CF_DB_TIMERS), &cur)) != 0)
-        return cf_op_fail(op, CF_EINTERNAL, "the timers cannot be read");
+    x.limit = (uint32_t)limit;
     msgpack_sbuffer list;
     msgpack_sbuffer_init(&list);
     msgpack_packer lp;
     msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
-    uint32_t count = 0;
-    MDB_val k, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0 && count < (uint32_t)limit) {
-        if (k.mv_size < 9)
-            break;
-        cf_time_t due = (cf_time_t)cf_be64_get(k.mv_data);
-        if (has_before && due >= before)
-            break;
-        const unsigned char *kp = k.mv_data;
-        if (kp[8] == CF_TIMER_CLAIM && k.mv_size > 9 + CF_ID_LEN) {
-            cf_claim_t c;
-            char name[CF_NAME_MAX + 1], event[CF_NAME_MAX + 1];
-            snprintf(name, sizeof name, "%.*s", (int)(k.mv_size - 9 - CF_ID_LEN),
-                     (const char *)kp + 9 + CF_ID_LEN);
-            snprintf(event, sizeof event, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
-            if (cf_engine_load_claim(e, (const char *)kp + 9, CF_ID_LEN, &c) == 0) {
-                msgpack_pack_map(&lp, 6);
-                cf_pack_str(&lp, "claim");
-                cf_pack_str(&lp, c.id);
-                cf_pack_str(&lp, "workflow");
-                cf_pack_str(&lp, c.wf->name);
-                cf_pack_str(&lp, "state");
-                cf_pack_str(&lp, c.wf->states[c.state].name);
-                cf_pack_str(&lp, "name");
-                cf_pack_str(&lp, name);
-                cf_pack_str(&lp, "event");
-                cf_pack_str(&lp, event);
-                cf_pack_str(&lp, "due_at");
-                cf_pack_time(&lp, due);
-                count++;
-                cf_claim_fini(&c);
-            }
-        }
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    x.lp = &lp;
+    rc = cf_txn_scan(b->txn, CF_DB_TIMERS, NULL, 0, 0, s_timer_one, &x);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy(&list);
+        return cf_op_fail(op, rc, "the timers cannot be read");
     }
-    mdb_cursor_close(cur);
     cf_op_key(op, "timers");
-    msgpack_pack_array(&op->pk, count);
+    msgpack_pack_array(&op->pk, x.count);
     if (list.size)
         msgpack_sbuffer_write(&op->out, list.data, list.size);
     msgpack_sbuffer_destroy(&list);
@@ -847,95 +757,117 @@ static int s_timers(cf_op_t *op)
 }
 
 /* One walk of an index whose keys are a group prefix then a claim id:
- * packs under `key` a list with one map per group, `count` its entries.
- * The state index's prefix is "workflow\0state\0", packed as `workflow` and
- * `state`; the flag index's is the flag, packed as `flag`. */
+ * one map per group, `count` its entries.  The state index's prefix is
+ * "workflow\0state\0", packed as `workflow` and `state`; the flag index's
+ * is the flag, packed as `flag`. */
+typedef struct {
+    bool by_state;
+    msgpack_packer *lp;
+    uint32_t groups;
+    char group[2 * CF_NAME_MAX + 2];
+    size_t glen;
+    uint64_t n;
+} s_groups_t;
+
+static void s_group_flush(s_groups_t *g)
+{
+    if (!g->glen)
+        return;
+    msgpack_packer *lp = g->lp;
+    msgpack_pack_map(lp, g->by_state ? 3 : 2);
+    if (g->by_state) {
+        cf_pack_str(lp, "workflow");
+        cf_pack_str(lp, g->group);
+        cf_pack_str(lp, "state");
+        cf_pack_str(lp, g->group + strlen(g->group) + 1);
+    } else {
+        cf_pack_str(lp, "flag");
+        cf_pack_str(lp, g->group);
+    }
+    cf_pack_str(lp, "count");
+    msgpack_pack_uint64(lp, g->n);
+    g->groups++;
+}
+
+static int s_group_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_groups_t *g = ctx;
+    if (k.len <= CF_ID_LEN)
+        return CF_SCAN_NEXT;
+    size_t kl = k.len - CF_ID_LEN;
+    if (kl != g->glen || memcmp(k.data, g->group, g->glen) != 0) {
+        s_group_flush(g);
+        if (kl >= sizeof g->group)
+            return CF_SCAN_STOP;
+        memcpy(g->group, k.data, kl);
+        g->group[kl] = 0;
+        g->glen = kl;
+        g->n = 0;
+    }
+    g->n++;
+    return CF_SCAN_NEXT;
+}
+
 static int s_count_groups(cf_op_t *op, cf_db_t db, const char *key, bool by_state)
 {
-    cf_engine_t *e = op->e;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(e->txn, cf_store_dbi(e->store, db), &cur);
-    if (rc != 0)
-        return rc;
     msgpack_sbuffer list;
     msgpack_sbuffer_init(&list);
     msgpack_packer lp;
     msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
-    uint32_t groups = 0;
-    char group[2 * CF_NAME_MAX + 2] = "";
-    size_t glen = 0;
-    uint64_t n = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    for (;;) {
-        bool end = rc != 0 || k.mv_size <= CF_ID_LEN;
-        size_t kl = end ? 0 : k.mv_size - CF_ID_LEN;
-        if (end || kl != glen || memcmp(k.mv_data, group, glen) != 0) {
-            if (glen) {
-                msgpack_pack_map(&lp, by_state ? 3 : 2);
-                if (by_state) {
-                    cf_pack_str(&lp, "workflow");
-                    cf_pack_str(&lp, group);
-                    cf_pack_str(&lp, "state");
-                    cf_pack_str(&lp, group + strlen(group) + 1);
-                } else {
-                    cf_pack_str(&lp, "flag");
-                    cf_pack_str(&lp, group);
-                }
-                cf_pack_str(&lp, "count");
-                msgpack_pack_uint64(&lp, n);
-                groups++;
-            }
-            if (end || kl > sizeof group)
-                break;
-            memcpy(group, k.mv_data, kl);
-            glen = kl;
-            n = 0;
-        }
-        n++;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    s_groups_t g = {.by_state = by_state, .lp = &lp};
+    int rc = cf_txn_scan(op->b->txn, db, NULL, 0, 0, s_group_one, &g);
+    if (rc == 0) {
+        s_group_flush(&g);
+        cf_op_key(op, key);
+        msgpack_pack_array(&op->pk, g.groups);
+        if (list.size)
+            msgpack_sbuffer_write(&op->out, list.data, list.size);
     }
-    mdb_cursor_close(cur);
-    cf_op_key(op, key);
-    msgpack_pack_array(&op->pk, groups);
-    if (list.size)
-        msgpack_sbuffer_write(&op->out, list.data, list.size);
     msgpack_sbuffer_destroy(&list);
-    return 0;
+    return rc;
+}
+
+typedef struct {
+    cf_time_t now;
+    uint64_t overdue;
+} s_overdue_t;
+
+static int s_overdue_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_overdue_t *x = ctx;
+    if (k.len < 8 || (cf_time_t)cf_be64_get(k.data) > x->now)
+        return CF_SCAN_STOP;
+    x->overdue++;
+    return CF_SCAN_NEXT;
 }
 
 static int s_stats(cf_op_t *op)
 {
-    cf_engine_t *e = op->e;
-    MDB_cursor *cur;
-    MDB_val k, v;
+    cf_batch_t *b = op->b;
     int rc;
-    if (s_count_groups(op, CF_DB_IDX_STATE, "states", true) != 0 ||
-        s_count_groups(op, CF_DB_IDX_FLAG, "flags", false) != 0)
-        return cf_op_fail(op, CF_EINTERNAL, "the indexes cannot be read");
+    if ((rc = s_count_groups(op, CF_DB_IDX_STATE, "states", true)) != 0 ||
+        (rc = s_count_groups(op, CF_DB_IDX_FLAG, "flags", false)) != 0)
+        return cf_op_fail(op, rc, "the indexes cannot be read");
 
     /* Timers: pending, and overdue (a walk that stops at the first not due). */
-    MDB_stat st;
-    uint64_t pending = 0, overdue = 0;
-    if (mdb_stat(e->txn, cf_store_dbi(e->store, CF_DB_TIMERS), &st) == 0)
-        pending = st.ms_entries;
-    if (mdb_cursor_open(e->txn, cf_store_dbi(e->store, CF_DB_TIMERS), &cur) == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        while (rc == 0 && k.mv_size >= 8 && (cf_time_t)cf_be64_get(k.mv_data) <= e->now) {
-            overdue++;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(cur);
-    }
+    uint64_t pending = 0, claims = 0;
+    s_overdue_t od = {b->now, 0};
+    if ((rc = cf_txn_count(b->txn, CF_DB_TIMERS, &pending)) != 0 ||
+        (rc = cf_txn_scan(b->txn, CF_DB_TIMERS, NULL, 0, 0, s_overdue_one, &od)) != 0 ||
+        (rc = cf_txn_count(b->txn, CF_DB_CLAIMS, &claims)) != 0)
+        return cf_op_fail(op, rc, "the timers cannot be read");
     cf_op_key(op, "timers");
     msgpack_pack_map(&op->pk, 2);
     cf_pack_str(&op->pk, "pending");
     msgpack_pack_uint64(&op->pk, pending);
     cf_pack_str(&op->pk, "overdue");
-    msgpack_pack_uint64(&op->pk, overdue);
+    msgpack_pack_uint64(&op->pk, od.overdue);
     cf_op_key(op, "claims");
-    msgpack_pack_uint64(&op->pk, mdb_stat(e->txn, cf_store_dbi(e->store, CF_DB_CLAIMS), &st) == 0
-                                     ? st.ms_entries : 0);
+    msgpack_pack_uint64(&op->pk, claims);
+    cf_op_key(op, "seq");
+    msgpack_pack_uint64(&op->pk, cf_store_seq(b->store));
     return 0;
 }
 
@@ -943,8 +875,8 @@ static int s_stats(cf_op_t *op)
 
 static int s_clock(cf_op_t *op, bool advance)
 {
-    cf_engine_t *e = op->e;
-    if (!e->manual)
+    cf_batch_t *b = op->b;
+    if (!b->clock->manual)
         return cf_op_fail(op, CF_EFORBIDDEN, "the clock is real; clock ops need claimflowd "
                           "--clock manual:<time>");
     int rc;
@@ -953,14 +885,14 @@ static int s_clock(cf_op_t *op, bool advance)
         int64_t secs;
         if (!cf_mp_get(op->req, "seconds"))
             return cf_op_fail(op, CF_EBADREQ, "field 'seconds' is required");
-        if ((rc = s_int(op, "seconds", 1, INT64_C(50) * 366 * 86400, 0, &secs)) != 0)
+        if ((rc = cf_op_int(op, "seconds", 1, INT64_C(50) * 366 * 86400, 0, &secs)) != 0)
             return rc;
-        to = e->manual_now + secs;
+        to = b->clock->manual_now + secs;
     } else {
         bool present;
-        if ((rc = s_time(op, "at", true, &to, &present)) != 0)
+        if ((rc = cf_op_time(op, "at", true, &to, &present)) != 0)
             return rc;
-        if (to < e->manual_now)
+        if (to < b->clock->manual_now)
             return cf_op_fail(op, CF_EBADREQ, "field 'at' is earlier than the clock");
     }
     /* Step through the timers due up to `to`, each at its due time, so a
@@ -971,24 +903,24 @@ static int s_clock(cf_op_t *op, bool advance)
     size_t fired = 0;
     for (;;) {
         cf_time_t due;
-        rc = cf_timers_next_due(e, &due);
+        rc = cf_timers_next_due(b->txn, &due);
         if (rc == CF_ENOTFOUND || (rc == 0 && due > to))
             break;
         if (rc != 0)
             return rc;
-        if (due > e->manual_now)
-            e->manual_now = due;
-        e->now = e->manual_now;
+        if (due > b->clock->manual_now)
+            b->clock->manual_now = due;
+        b->now = b->clock->manual_now;
         size_t n = 0;
-        if ((rc = cf_timers_fire_txn(e, SIZE_MAX, &n)) != 0)
+        if ((rc = cf_timers_fire(b, SIZE_MAX, &n)) != 0)
             return rc;
         fired += n;
         if (n == 0)
             break; /* cannot happen (the first timer is due): never spin */
     }
-    e->manual_now = to;
-    e->now = to;
-    op->wrote = fired > 0;
+    b->clock->manual_now = to;
+    b->now = to;
+    op->wrote = true;
     cf_op_key(op, "now");
     cf_pack_time(&op->pk, to);
     cf_op_key(op, "fired");
@@ -1033,8 +965,10 @@ static const cf_op_def_t s_ops[] = {
     {"query", s_query, EP_BOTH, R_READ, false, true, k_query},
     {"timers", s_timers, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_timers},
     {"stats", s_stats, CF_OPEP_OPERATOR, R_ANY_OP, false, false, NULL},
-    {"clock.advance", s_clock_advance, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_advance},
-    {"clock.set", s_clock_set, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_set},
+    /* Clock ops are writing ops: a retry with the same id must not move
+     * the clock twice (the kept reply answers it). */
+    {"clock.advance", s_clock_advance, CF_OPEP_OPERATOR, R_ANY_OP, true, false, k_advance},
+    {"clock.set", s_clock_set, CF_OPEP_OPERATOR, R_ANY_OP, true, false, k_set},
     {"audit", cf_op_audit, CF_OPEP_OPERATOR, CF_ROLE_AUDITOR | CF_ROLE_SUPERVISOR, false, false,
      k_audit},
     {"purge", cf_op_purge, CF_OPEP_OPERATOR, CF_ROLE_SUPERVISOR, true, false, k_purge},

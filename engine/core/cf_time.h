@@ -49,6 +49,9 @@ int cf_weekday(int64_t days);
 unsigned cf_days_in_month(int y, unsigned m);
 bool cf_is_leap(int y);
 
+/* t plus one year in UTC civil time (29 February -> 28 February). */
+cf_time_t cf_add_year(cf_time_t t);
+
 /* "2026-11-24T09:15:00Z" into buf (at least CF_TIME_BUFLEN); returns buf. */
 char *cf_time_format(cf_time_t t, char *buf);
 

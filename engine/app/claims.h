@@ -1,0 +1,168 @@
+/* claims.h: the claims layer - everything an operation does to claims,
+ * over one batch's context (cf_batch_t): loading a claim, applying an event
+ * (the one "context -> state machine -> due times -> write" path), the
+ * consent fan-out, staging publications, and the access log.  Below it:
+ * schema.h (keys, records) and store.h (the transaction).  Above it: the op
+ * handlers (ops.h), the timers (timers.h), the dispatcher and the engine.
+ *
+ * A batch context lives for one write transaction (cf_engine_run,
+ * cf_engine_fire_due).  It borrows the engine's registry, limits and clock;
+ * it owns the publications staged in it until the engine takes them.
+ */
+#ifndef CF_CLAIMS_H
+#define CF_CLAIMS_H
+
+#include <msgpack.h>
+
+#include "calendar.h"
+#include "proto.h"
+#include "schema.h"
+#include "sm.h"
+#include "store.h"
+#include "workflow.h"
+
+/* One compiled workflow version and its calendar. */
+typedef struct {
+    cf_wf_t *wf;
+    const cf_cal_t *cal;
+    bool latest;             /* the highest version of its name */
+} cf_wf_entry_t;
+
+/* The workflow versions the engine knows (owned by the engine). */
+typedef struct {
+    cf_wf_entry_t *v;
+    size_t n;
+} cf_registry_t;
+
+/* The version of name (version 0: the latest), or NULL. */
+const cf_wf_entry_t *cf_registry_find(const cf_registry_t *r, const char *name, size_t len,
+                                      int64_t version);
+
+/* Settings every batch reads (owned by the engine). */
+typedef struct {
+    const cf_operator_t *operators;
+    size_t noperators;
+    int64_t idem_retention;      /* seconds */
+    size_t max_document;         /* bytes */
+    int64_t purge_after;         /* seconds; 0: purge needs a date */
+} cf_limits_t;
+
+/* The manual clock and the claim-id generator: engine state a batch may
+ * move (committed or not, see cf_engine_run). */
+typedef struct {
+    bool manual;
+    cf_time_t manual_now;
+} cf_clock_t;
+
+typedef struct {
+    uint64_t last_ms;
+    unsigned char last_rand[10];
+} cf_idgen_t;
+
+/* An event to publish after the batch commits. */
+typedef struct {
+    char *topic;
+    char *body;
+    size_t body_len;
+} cf_pub_own_t;
+
+typedef struct {
+    cf_pub_own_t *v;
+    size_t n, cap;
+} cf_pubs_t;
+
+void cf_pubs_clear(cf_pubs_t *p);
+/* Drop the entries past n (a part of the batch that did not commit). */
+void cf_pubs_truncate(cf_pubs_t *p, size_t n);
+void cf_pubs_fini(cf_pubs_t *p);
+
+typedef struct {
+    cf_store_t *store;
+    cf_txn_t *txn;                  /* the batch's write transaction */
+    cf_time_t now;                  /* the batch's clock reading */
+    const cf_registry_t *reg;
+    const cf_limits_t *lim;
+    cf_clock_t *clock;
+    cf_idgen_t *ids;
+    uint64_t *audit_seq;            /* the access log's last sequence */
+    cf_pubs_t *pubs;                /* staged publications */
+    msgpack_sbuffer scratch;        /* record encoding; reused */
+    bool compact_pending;           /* a purge erased data: compact after commit */
+} cf_batch_t;
+
+/* Begin / end a batch context around an open write transaction. */
+void cf_batch_init(cf_batch_t *b);
+void cf_batch_fini(cf_batch_t *b);
+
+/* The batch's transaction failed (a write failed): abort and re-run. */
+static inline bool cf_batch_failed(const cf_batch_t *b) { return cf_txn_failed(b->txn); }
+
+/* ------------------------------------------------------------ helpers --- */
+/* A new claim id: ULID-like, monotonic within a millisecond. */
+void cf_claims_new_id(cf_batch_t *b, char out[CF_ID_LEN + 1]);
+/* The member-id hash of a canonical person id (keyed, store's hashkey). */
+void cf_claims_member_hash(const cf_batch_t *b, const char *canon,
+                           unsigned char out[CF_MEMBER_HASH_LEN]);
+
+/* ------------------------------------------------------------- claims --- */
+/* Load claim id[0..len): 0, CF_ENOTFOUND, or CF_EINTERNAL.  Free with
+ * cf_claim_fini. */
+int cf_claims_load(cf_batch_t *b, const char *id, size_t len, cf_claim_t *c);
+
+/* The member's consent into ctx (zeros when none).  0 or a store error. */
+int cf_claims_consent_ctx(cf_batch_t *b, const unsigned char *hash, cf_sm_ctx_t *ctx);
+/* Read / write a member's consent record. */
+int cf_claims_consent_get(cf_batch_t *b, const unsigned char *hash, cf_consent_t *ret);
+int cf_claims_consent_put(cf_batch_t *b, const unsigned char *hash, const cf_consent_t *c);
+
+/* How an applied event is recorded. */
+typedef struct {
+    const char *actor;           /* "system", "member" or the operator id */
+    const char *hist;            /* history data (packed msgpack map) or NULL */
+    size_t hist_len;
+    bool only_changes;           /* skip (return 1) unless state or flags change */
+} cf_apply_rec_t;
+
+/* Apply event[0..elen) with data to c as role: the consent context, the
+ * state machine, the due times of timers it starts, then the write
+ * (transition, indexes, timers, history, publication).  Nothing is written
+ * unless every check passed.  0; CF_E* from the state machine with its
+ * message in *reterr (may be NULL); CF_EBADREQ when a due time falls
+ * outside the calendar's years; or a store error; 1 when rec->only_changes
+ * and the event would change nothing (nothing written). */
+int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen,
+                    unsigned role, const msgpack_object *data, const cf_apply_rec_t *rec,
+                    cf_error_t *reterr);
+
+/* Create claim c (wf, data, member, parent set by the caller) with r, the
+ * state machine's result for the creation: id, indexes, first history
+ * entry `claim.created`.  0, CF_EBADREQ (due time), or a store error. */
+int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor);
+
+/* Rewrite c's record as it is (e.g. a timer left its list). */
+int cf_claims_save(cf_batch_t *b, const cf_claim_t *c);
+
+/* Send event (as `system`) to every open claim of a member whose state
+ * accepts it and changes: the consent fan-out.  Ids of the claims moved are
+ * packed into *moved (may be NULL), counted in *nmoved.  0 or a store
+ * error. */
+int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
+                     msgpack_packer *moved, uint32_t *nmoved);
+
+/* The claim ids of a member, in id order, into *ret (malloc'd; free()). */
+int cf_claims_of_member(cf_batch_t *b, const unsigned char *hash, char (**ret)[CF_ID_LEN],
+                        size_t *n);
+
+/* Stage an event for publication after commit. */
+int cf_claims_publish(cf_batch_t *b, const char *workflow, const char *event, const char *body,
+                      size_t len);
+
+/* ---------------------------------------------------------- access log --- */
+/* Record an access to claims[0..n) (each CF_ID_LEN bytes) by actor with op
+ * (docs/SECURITY.md).  0 or a store error. */
+int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
+                    const char *const *claims, size_t n);
+/* The access log's last sequence number (at engine open). */
+int cf_claims_audit_seq(cf_txn_t *txn, uint64_t *ret);
+
+#endif

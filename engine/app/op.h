@@ -1,0 +1,46 @@
+/* op.h: one request being applied, as the op handlers see it, and the
+ * helpers they share (reply fields, errors, field readers).  Handlers
+ * receive this and the batch context in it - never the engine. */
+#ifndef CF_OP_H
+#define CF_OP_H
+
+#include <msgpack.h>
+
+#include "claims.h"
+
+/* One request being applied. */
+typedef struct {
+    cf_batch_t *b;
+    cf_endpoint_t ep;
+    const msgpack_object *req;      /* the request map */
+    unsigned role;
+    char actor[CF_NAME_MAX + 1];    /* "member" or the operator id */
+    bool has_member;                /* portal: the request's member */
+    unsigned char member_hash[CF_MEMBER_HASH_LEN];
+    /* reply fields beyond ok/id, packed by the op */
+    msgpack_sbuffer out;
+    msgpack_packer pk;
+    uint32_t nout;
+    cf_error_t err;
+    bool wrote;
+} cf_op_t;
+
+/* Start the next reply field (its value is packed next, on op->pk). */
+void cf_op_key(cf_op_t *op, const char *key);
+/* Record the op's error (code and message) and return code. */
+int cf_op_fail(cf_op_t *op, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Field readers shared by the handlers: 0, or CF_EBADREQ naming the field
+ * (recorded in op->err).  A string: required or absent/nil; 1..max bytes.
+ * An integer in [min, max], dflt when absent.  A time: RFC 3339. */
+int cf_op_str(cf_op_t *op, const char *key, bool required, size_t max, const char **s,
+              size_t *len);
+int cf_op_int(cf_op_t *op, const char *key, int64_t min, int64_t max, int64_t dflt,
+              int64_t *ret);
+int cf_op_time(cf_op_t *op, const char *key, bool required, cf_time_t *ret, bool *present);
+
+/* Record an operator's read of one claim's personal data (the access
+ * log); nothing on the portal.  0 or a store error. */
+int cf_op_audit_one(cf_op_t *op, const char *opname, const cf_claim_t *c);
+
+#endif

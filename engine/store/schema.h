@@ -1,0 +1,166 @@
+/* schema.h: the store's schema - every key layout and record codec, in one
+ * place (docs/storage.md lists the same).  The store (store.h) moves bytes;
+ * this module says what the bytes are.  A claim as the engine works on it,
+ * its record (a positional msgpack array, compact) and the map the protocol
+ * shows (docs/protocol.md).
+ *
+ * Record layout (CF_STORE_FORMAT 1), a msgpack array:
+ *   [0 workflow, 1 version, 2 state, 3 prev|nil, 4 data map, 5 [flag...],
+ *    6 [[timer, due, event]...], 7 [[kind, sha256 bin, size]...],
+ *    8 parent|nil, 9 member hash bin|nil, 10 created, 11 updated, 12 seq]
+ * States and flags are kept by name, so a definition may reorder them.
+ * History events: [seq, at, event, from|nil, to, actor, data|nil].
+ */
+#ifndef CF_SCHEMA_H
+#define CF_SCHEMA_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cf_time.h"
+#include "mp.h"
+#include "store.h"
+#include "workflow.h"
+
+#define CF_ID_LEN 26
+#define CF_NAME_MAX 64
+#define CF_CLAIM_MAX_TIMERS 16
+#define CF_CLAIM_MAX_DOCS 64
+#define CF_MEMBER_HASH_LEN 16
+
+typedef struct {
+    char name[CF_NAME_MAX + 1];
+    char event[CF_NAME_MAX + 1];
+    cf_time_t due;
+} cf_claim_timer_t;
+
+typedef struct {
+    char kind[CF_NAME_MAX + 1];
+    unsigned char sha[32];
+    uint64_t size;
+} cf_claim_doc_t;
+
+typedef struct {
+    char id[CF_ID_LEN + 1];
+    const cf_wf_t *wf;
+    int state, prev;             /* prev -1: none */
+    uint64_t flags;              /* bit i = wf->flags[i] */
+    msgpack_object data;         /* a map; borrowed from raw or a request */
+    size_t ntimers;
+    cf_claim_timer_t timers[CF_CLAIM_MAX_TIMERS];
+    size_t ndocs;
+    cf_claim_doc_t docs[CF_CLAIM_MAX_DOCS];
+    char parent[CF_ID_LEN + 1];  /* "" when none */
+    bool has_member;
+    unsigned char member[CF_MEMBER_HASH_LEN];
+    cf_time_t created, updated;
+    uint32_t seq;                /* last history seq */
+    /* owned: the decoded record's bytes and msgpack zone */
+    char *raw;
+    msgpack_unpacked up;
+    bool has_up;
+} cf_claim_t;
+
+/* Resolves a workflow name + version to its definition (the engine's
+ * registry). */
+typedef const cf_wf_t *(*cf_wf_resolve_fn)(void *ctx, const char *name, size_t len,
+                                           int64_t version);
+
+/* Decode a stored record (bytes copied; the store's buffer may go away).
+ * 0, or CF_EINTERNAL (corrupt record, unknown workflow version, out of
+ * memory).  Free with cf_claim_fini. */
+int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
+                    void *ctx, cf_claim_t *ret);
+void cf_claim_fini(cf_claim_t *c);
+
+/* Encode the record into sb (cleared first). 0 or CF_EINTERNAL. */
+int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb);
+
+/* The protocol's claim map. */
+void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c);
+
+/* The protocol's event map from a stored history record; with_workflow adds
+ * `workflow` (published events).  0 or CF_EINTERNAL (corrupt record). */
+int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *workflow,
+                        const void *rec, size_t len);
+
+/* ================================================================ keys ===
+ * Each returns the key's length; k must hold CF_KEY_MAX bytes. */
+#define CF_KEY_MAX 512
+
+/* idx_state: workflow \0 state \0 claim id */
+size_t cf_key_state(unsigned char *k, const char *workflow, const char *state, const char *id);
+/* The idx_state prefix of one workflow's state ("workflow\0state\0"). */
+size_t cf_key_state_prefix(unsigned char *k, const char *workflow, const char *state);
+/* idx_flag: flag \0 claim id */
+size_t cf_key_flag(unsigned char *k, const char *flag, const char *id);
+/* idx_member: member hash(16) + claim id */
+size_t cf_key_member(unsigned char *k, const unsigned char *hash, const char *id);
+/* history: claim id + seq(be32) */
+size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq);
+
+/* timers: due(be64) + kind + target + name; value: the event it sends. */
+#define CF_TIMER_CLAIM  'c'   /* target: claim id (26) */
+#define CF_TIMER_MEMBER 'm'   /* target: member hash (16) */
+#define CF_TIMER_KEY_MAX (8 + 1 + CF_ID_LEN + CF_NAME_MAX)
+#define CF_CONSENT_TIMER "consent"
+size_t cf_key_timer(unsigned char *k, cf_time_t due, char kind, const void *target,
+                    size_t tlen, const char *name);
+/* A timer key taken apart: 0, or CF_EINTERNAL when it is not one. */
+typedef struct {
+    cf_time_t due;
+    char kind;
+    char id[CF_ID_LEN + 1];                 /* kind CF_TIMER_CLAIM */
+    unsigned char member[CF_MEMBER_HASH_LEN]; /* kind CF_TIMER_MEMBER */
+    char name[CF_NAME_MAX + 1];
+} cf_timer_key_t;
+int cf_key_timer_parse(const void *k, size_t kl, cf_timer_key_t *ret);
+
+/* idem: endpoint ('p'/'o') + actor \0 + request id;
+ * idem_age: at(be64) + idem key */
+#define CF_IDEM_KEY_MAX (2 + CF_NAME_MAX + 130)
+size_t cf_key_idem(unsigned char *k, char endpoint, const char *actor, const char *id,
+                   size_t idlen);
+size_t cf_key_idem_age(unsigned char *k, cf_time_t at, const unsigned char *ikey, size_t iklen);
+
+/* audit: at(be64) + seq(be64); audit_claim: claim id + audit key;
+ * audit_actor: actor \0 + audit key */
+#define CF_AUDIT_KEY_LEN 16
+void cf_key_audit(unsigned char *k, cf_time_t at, uint64_t seq);
+size_t cf_key_audit_claim(unsigned char *k, const char *id, const unsigned char *akey);
+size_t cf_key_audit_actor(unsigned char *k, const char *actor, const unsigned char *akey);
+
+/* ============================================================= records === */
+/* members: the consent record, three be64 times (0: none). */
+#define CF_CONSENT_REC_LEN 24
+typedef struct {
+    cf_time_t given_at, valid_until, withdrawn_at;
+} cf_consent_t;
+void cf_consent_encode(const cf_consent_t *c, unsigned char out[CF_CONSENT_REC_LEN]);
+int cf_consent_decode(const void *rec, size_t len, cf_consent_t *ret);  /* 0 or CF_EINTERNAL */
+
+/* docs: [content_type, body bin].  Decoded views borrow rec. */
+int cf_doc_encode(const char *ctype, size_t clen, const void *body, size_t blen,
+                  msgpack_sbuffer *sb);
+/* doc_refs: the number of claims holding a document, be32. */
+#define CF_DOCREFS_LEN 4
+
+/* idem: [hash(32) | at(be64) | reply frame] */
+#define CF_IDEM_HEAD 40
+int cf_idem_encode(const unsigned char hash[32], cf_time_t at, const void *reply, size_t len,
+                   unsigned char **ret, size_t *ret_len);  /* *ret: free() */
+
+/* audit: [at, actor, op, [claim id...]] */
+int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
+                    const char *const *claims, size_t n, msgpack_sbuffer *sb);
+
+/* history: [seq, at, event, from|nil, to, actor, data|nil]; data: packed
+ * msgpack or NULL.  cf_event_strip: the same record without its data (a
+ * purge); *changed false when it had none. */
+int cf_event_encode(uint32_t seq, cf_time_t at, const char *event, const char *from,
+                    const char *to, const char *actor, const void *data, size_t dlen,
+                    msgpack_sbuffer *sb);
+int cf_event_strip(const void *rec, size_t len, msgpack_sbuffer *sb, bool *changed);
+
+#endif
