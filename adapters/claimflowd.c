@@ -331,6 +331,7 @@ typedef struct {
     uint64_t nfailed_commits;
     int64_t fire_retry_ms;               /* don't retry a failed fire before */
     cf_stage_t *stage;                   /* replies and events until released */
+    bool compact_failing;                /* the last compaction after a purge failed */
     cf_wslog_t *wslog;                   /* --record-writesets */
 } s_daemon_t;
 
@@ -563,6 +564,21 @@ static void s_store_health(s_daemon_t *d, bool failed, bool wrote, const char *w
     }
 }
 
+/* A compaction after a purge that failed leaves the erased bytes in
+ * data.mdb: say so once, and once when a later one succeeds. */
+static void s_compact_health(s_daemon_t *d)
+{
+    cf_error_t err;
+    bool failed = cf_engine_compact_failed(d->engine, &err);
+    if (failed && !d->compact_failing)
+        fprintf(stderr, "claimflowd: error: the compaction after a purge failed (%s): the "
+                        "erased data stays in data.mdb until it succeeds; retried at the "
+                        "next purge and at start\n", err.message);
+    else if (!failed && d->compact_failing)
+        fprintf(stderr, "claimflowd: the compaction after a purge succeeded\n");
+    d->compact_failing = failed;
+}
+
 /* Drain a batch from both sockets, run it, answer it.  Returns the number of
  * requests served, or -1 on a socket error. */
 static int s_serve(s_daemon_t *d)
@@ -615,6 +631,7 @@ static int s_serve(s_daemon_t *d)
             wrote |= d->replies[i].wrote && d->replies[i].code == 0;
         }
         s_store_health(d, failed, wrote, "request batch");
+        s_compact_health(d);
     }
     /* Into the stage, in the order received: replies leave only when the
      * batch is released. */
@@ -920,6 +937,7 @@ int main(int argc, char **argv)
         return CFD_EXIT_USAGE;
     }
     cf_diags_clear(&diags);
+    s_compact_health(&d);
     int nworkflows = s_workflow_count(d.engine);
 
     d.slots = calloc(CFD_BATCH_MAX, sizeof *d.slots);

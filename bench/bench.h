@@ -244,6 +244,9 @@ typedef struct {
  * NULL).  0, or -1 when a reply was not ok. */
 int bench_calibrate(const bench_opts_t *o, long lifecycles, int batch, bench_rec_t *rec,
                     bench_calib_t *c);
+/* The same with a commit hook that does nothing (the store records each
+ * batch's write set and hands it over): the cost of the seam's hook. */
+int bench_calibrate_hooked(const bench_opts_t *o, long lifecycles, int batch, bench_calib_t *c);
 
 typedef struct {
     long finished, open, members;
@@ -323,6 +326,8 @@ typedef struct {
     bench_storefig_t storefig;
     bench_calib_t calib;
     bool ran_calib;
+    bench_calib_t calib_hook;      /* the same with a no-op commit hook */
+    bool ran_calib_hook;
     bench_ceil_t ceil;
     bool ran_ceil;
     bench_scale_t scale;

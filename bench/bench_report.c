@@ -140,6 +140,9 @@ void bench_report_table(bench_result_t *R, FILE *f)
                 R->calib.lifecycles, R->calib.batch);
         fprintf(f, "  %-34s %12.0f  (CPU %.0f%% of the time)\n", "durable transitions/s",
                 R->calib.tps, s_div(100 * R->calib.cpu, R->calib.seconds));
+        if (R->ran_calib_hook)
+            fprintf(f, "  %-34s %12.0f  (%.2f of no hook)\n", "  with a no-op commit hook",
+                    R->calib_hook.tps, s_div(R->calib_hook.tps, R->calib.tps));
     }
     if (R->ran_ceil) {
         bench_ceil_t *c = &R->ceil;
@@ -313,6 +316,9 @@ int bench_report_json(bench_result_t *R, const char *path)
                    PRIu64 ", \"seconds\": %.3f, \"transitions_per_s\": %.1f, \"cpu_s\": %.3f},\n",
                 R->calib.lifecycles, R->calib.batch, R->calib.transitions, R->calib.seconds,
                 R->calib.tps, R->calib.cpu);
+    if (R->ran_calib_hook)
+        fprintf(f, "  \"engine_inproc_noop_hook\": {\"transitions_per_s\": %.1f, \"cpu_s\": %.3f},\n",
+                R->calib_hook.tps, R->calib_hook.cpu);
     if (R->ran_ceil) {
         bench_ceil_t *c = &R->ceil;
         fprintf(f, "  \"ceilings\": {\"records_per_transition\": %.2f, \"bytes_per_transition\": "

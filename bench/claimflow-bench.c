@@ -325,6 +325,11 @@ static void s_phase_ceilings(bench_opts_t *o, bench_result_t *R)
     R->ran_calib = true;
     bench_check(R, rc == 0, "in-process calibration: %s",
                 R->calib.first_error[0] ? R->calib.first_error : "failed");
+    fprintf(stderr, "claimflow-bench: engine in-process with a no-op commit hook\n");
+    rc = bench_calibrate_hooked(o, o->calib_claims, (int)(batch + 0.5), &R->calib_hook);
+    R->ran_calib_hook = true;
+    bench_check(R, rc == 0, "in-process calibration with a hook: %s",
+                R->calib_hook.first_error[0] ? R->calib_hook.first_error : "failed");
     if (o->no_ceilings) {
         bench_rec_free(&rec);
         return;

@@ -24,6 +24,7 @@ void cf_batch_init(cf_batch_t *b)
 {
     msgpack_sbuffer_init(&b->scratch);
     b->compact_pending = false;
+    b->purge_ran = false;
 }
 
 void cf_batch_fini(cf_batch_t *b)

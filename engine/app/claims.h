@@ -88,6 +88,7 @@ typedef struct {
     cf_pubs_t *pubs;                /* staged publications */
     msgpack_sbuffer scratch;        /* record encoding; reused */
     bool compact_pending;           /* a purge erased data: compact after commit */
+    bool purge_ran;                 /* a purge committed: retry a failed compaction */
 } cf_batch_t;
 
 /* Begin / end a batch context around an open write transaction. */

@@ -380,6 +380,39 @@ static int s_compact(cf_engine_t *e)
 
 /* ============================================================ batches === */
 
+/* Add `compacted: false` and `compaction_error` to an ok reply map. */
+static void s_reply_add_compaction(cf_reply_t *r, const cf_error_t *err)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (r->code != 0 || msgpack_unpack_next(&up, r->body.data, r->body.size, NULL) !=
+                            MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&up);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, up.data.via.map.size + 2);
+    for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+        msgpack_pack_object(&pk, up.data.via.map.ptr[i].key);
+        msgpack_pack_object(&pk, up.data.via.map.ptr[i].val);
+    }
+    cf_pack_str(&pk, "compacted");
+    msgpack_pack_false(&pk);
+    cf_pack_str(&pk, "compaction_error");
+    cf_pack_str(&pk, err->message);
+    msgpack_unpacked_destroy(&up);
+    if (sb.data) {
+        msgpack_sbuffer_destroy(&r->body);
+        r->body = sb;
+    } else {
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 static void s_batch_begin(cf_engine_t *e, cf_batch_t *b, cf_txn_t *txn)
 {
     cf_batch_init(b);
@@ -430,6 +463,7 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
         return CF_EINTERNAL;
     }
     bool prune = true, compact = false;
+    long compact_req = -1;      /* the request whose purge wants a compaction */
     int result = 0;
     /* clock ops move the manual clock inside the batch: a batch that is run
      * again, or not committed, must not have moved it. */
@@ -461,21 +495,26 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
                                    &reqs[i]);
                 continue;
             }
+            bool had = b.compact_pending || b.purge_ran;
             cf_dispatch(&b, &reqs[i], &replies[i]);
             if (cf_batch_failed(&b))
                 failed_at = (long)i;
+            else if (!had && (b.compact_pending || b.purge_ran))
+                compact_req = (long)i;
         }
         /* A purge erased data: mark the store for compaction in the same
          * transaction, so a crash before the compaction still finishes it. */
         if (failed_at == -1 && b.compact_pending &&
             (cf_txn_put(txn, CF_DB_META, "compact", 7, "", 0) != 0 || cf_batch_failed(&b)))
             failed_at = (long)n - 1;
-        compact = b.compact_pending;
+        /* A purge after a compaction that failed tries it again. */
+        compact = b.compact_pending || (b.purge_ran && e->compact_failed);
         cf_batch_fini(&b);
         if (failed_at != -1) {
             bool full = cf_store_map_full(e->store);
             cf_txn_abort(&txn);
             e->audit_seq = audit0;
+            compact_req = -1;
             if (full && cf_store_grow(e->store) == 0)
                 continue;
             if (failed_at == -2)
@@ -505,9 +544,11 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
         break;
     }
     /* A purge committed: rewrite the file so the erased bytes, which LMDB's
-     * freed pages still hold, are gone from it. */
-    if (compact)
-        s_compact(e);
+     * freed pages still hold, are gone from it.  If that fails the purge's
+     * reply says so (the data is erased logically, not yet from the file);
+     * the marker the purge left makes the next purge or start try again. */
+    if (compact && s_compact(e) != 0 && e->compact_failed && compact_req >= 0)
+        s_reply_add_compaction(&replies[compact_req], &e->compact_err);
     free(forced);
     return result;
 }

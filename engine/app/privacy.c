@@ -386,6 +386,7 @@ int cf_op_purge(cf_op_t *op)
         rc = cf_claims_audit(b, op->actor, "purge", purged, npurged);
     if (rc == 0) {
         op->wrote = true;
+        b->purge_ran = true;
         if (npurged)
             b->compact_pending = true;
         cf_op_key(op, "purged");

@@ -653,12 +653,18 @@ static int s_check_size(cf_store_t *s, const char *dir, cf_error_t *reterr)
     return 0;
 }
 
-/* A compaction killed midway leaves a partial copy: remove it. */
+/* A compaction killed midway leaves a partial copy: remove it (and
+ * anything else squatting on the name: it is the store's). */
 static void s_compact_leftovers(const char *dir)
 {
     char tmp[4096], file[4200];
     snprintf(tmp, sizeof tmp, "%s/.compact", dir);
     snprintf(file, sizeof file, "%s/data.mdb", tmp);
+    struct stat st;
+    if (lstat(tmp, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        unlink(tmp);
+        return;
+    }
     unlink(file);
     rmdir(tmp);
 }

@@ -284,6 +284,17 @@ class Daemon:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def log_lines(self, needle, timeout=10):
+        """The stderr lines containing needle, once there is one (the line is
+        written before the reply that follows it is sent, but this process
+        reads stderr on another thread), or [] after timeout."""
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
+        while True:
+            got = [ln for ln in self.stderr_lines if needle in ln]
+            if got or time.monotonic() > deadline:
+                return got
+            time.sleep(0.01)
+
     def cleanup(self):
         try:
             if self.proc is not None:

@@ -192,6 +192,22 @@ def test_forbidden():
         eq(got["flags"], [], got)
 
 
+def test_clock_ops_are_idempotent():
+    # A retried clock.advance (same id) gets the same reply and does not
+    # move the clock twice; the same id with other seconds is a conflict.
+    with Daemon(clock="2026-11-24T09:00:00Z") as d:
+        h = op(d)
+        r1 = ok(h.call({"op": "clock.advance", "id": "adv-1", "seconds": 3600}))
+        r2 = ok(h.call({"op": "clock.advance", "id": "adv-1", "seconds": 3600}))
+        eq(r1, r2)
+        eq(r1["now"], "2026-11-24T10:00:00Z")
+        eq(ok(h.call({"op": "ping"}))["now"], "2026-11-24T10:00:00Z")
+        err(h.call({"op": "clock.advance", "id": "adv-1", "seconds": 60}), "conflict")
+        msg = err(h.call({"op": "clock.set", "at": "2026-11-25T09:00:00Z", "id": None}),
+                  "bad_request")
+        check("'id'" in msg, msg)
+
+
 def test_forbidden_clock_without_manual():
     with Daemon() as d:
         msg = err(op(d).call({"op": "clock.advance", "seconds": 60}), "forbidden")
@@ -320,7 +336,7 @@ def test_unavailable_when_full():
         # Not remembered: the retry runs again (and fails again).
         err(p.call(req), "unavailable")
         # Logged once, without the request's contents.
-        full = [ln for ln in d.stderr_lines if "refuses writes" in ln]
+        full = d.log_lines("refuses writes")
         eq(len(full), 1, d.stderr_lines)
         check(full[0].startswith("claimflowd: error: "), full)
         # Reads still work.

@@ -642,6 +642,35 @@ def test_purge_leaves_no_person_id_or_document_in_the_store_file():
             check(n.decode() not in text, n, d.stderr_lines)
 
 
+def test_failed_compaction_is_reported_and_finished_at_start():
+    # A purge whose compaction fails: the reply and one log line say so, the
+    # erased bytes are still in the file, and the next start finishes it.
+    with Daemon(clock=T0) as d:
+        p, o, s = portal(d), op(d, "hanne"), op(d, "sofie")
+        m = cpr(5, 5, 1955, 1234)
+        a = ok(p.call({"op": "create", "id": new_id(), "workflow": "health_claim", "member": m,
+                       "data": {"member": m, "treatment": "physiotherapy",
+                                "description": "COMPACT-MARK"}}))["claim"]["id"]
+        member_send(p, m, a, "claim.withdrawn")
+        ok(o.call({"op": "clock.advance", "seconds": 2 * 86400}))
+        store = os.path.join(d.data_dir, "data.mdb")
+        # The compaction's work directory taken by a file: the copy fails.
+        open(os.path.join(d.data_dir, ".compact"), "w").close()
+        r = ok(s.call({"op": "purge", "id": new_id(), "closed_before": "2026-11-25"}))
+        eq((r["purged"], r["compacted"]), (1, False), r)
+        check(r["compaction_error"].startswith("compaction failed: "), r)
+        lines = d.log_lines("compaction after a purge failed")
+        eq(len(lines), 1, d.stderr_lines)
+        check("COMPACT-MARK" not in lines[0], lines)
+        eq(ok(o.call({"op": "get", "claim": a}))["claim"]["data"], {})
+        eq(d.stop(), 0)
+        eq(scan(store, [b"COMPACT-MARK"]), [b"COMPACT-MARK"])   # still in the file
+        d.start()       # the marker the purge left: compacted at start
+        eq(d.stop(), 0)
+        eq(scan(store, [b"COMPACT-MARK"]), [])
+        check(not os.path.exists(os.path.join(d.data_dir, ".compact")))
+
+
 def test_purge_without_retention_needs_a_date():
     d, keys = curve_daemon()
     with d:

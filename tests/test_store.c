@@ -1,0 +1,547 @@
+/* test_store.c: the store (the only door to LMDB) and the schema's codecs,
+ * on real LMDB files in temp dirs - transactions, scans, the one commit
+ * with its batch sequence and write sets, replay into a bare store, fault
+ * injection, the size check at open, copies; record codecs round trip and
+ * hostile bytes. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cf_be.h"
+#include "cf_fixture.h"
+#include "schema.h"
+#include "store.h"
+
+static char s_dir[300];
+
+static cf_store_t *s_store(const char *name, const cf_store_opts_t *o)
+{
+    snprintf(s_dir, sizeof s_dir, "%s/%s", s_tmp, name);
+    cf_store_t *s = NULL;
+    cf_error_t err = {0};
+    int rc = cf_store_open(s_dir, o, &s, &err);
+    if (rc != 0)
+        CF_FAILF_("cf_store_open: %s", err.message);
+    return s;
+}
+
+/* Every entry of every database, as one string "db key=value;..." (hex),
+ * the logical content mdb_dump shows. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} s_dump_t;
+
+static void s_dump_add(s_dump_t *d, const char *s, size_t n)
+{
+    if (d->len + n + 1 > d->cap) {
+        d->cap = (d->len + n + 1) * 2;
+        d->buf = realloc(d->buf, d->cap);
+        CF_ASSERT(d->buf != NULL);
+    }
+    memcpy(d->buf + d->len, s, n);
+    d->len += n;
+    d->buf[d->len] = 0;
+}
+
+static int s_dump_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    s_dump_t *d = ctx;
+    char hex[2 * 4096 + 1];
+    cf_hex(k.data, k.len < 4096 ? k.len : 4096, hex);
+    s_dump_add(d, hex, strlen(hex));
+    s_dump_add(d, "=", 1);
+    cf_hex(v.data, v.len < 4096 ? v.len : 4096, hex);
+    s_dump_add(d, hex, strlen(hex));
+    s_dump_add(d, ";", 1);
+    return CF_SCAN_NEXT;
+}
+
+static char *s_dump(cf_store_t *s)
+{
+    s_dump_t d = {0};
+    s_dump_add(&d, "", 0);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, true, &t), 0);
+    for (int db = 0; db < CF_DB__COUNT; db++) {
+        s_dump_add(&d, cf_db_name((cf_db_t)db), strlen(cf_db_name((cf_db_t)db)));
+        s_dump_add(&d, ":", 1);
+        CF_ASSERT_INT_EQ(cf_txn_scan(t, (cf_db_t)db, NULL, 0, 0, s_dump_one, &d), 0);
+        s_dump_add(&d, "\n", 1);
+    }
+    cf_txn_abort(&t);
+    return d.buf;
+}
+
+/* ------------------------------------------------------------ recorder --- */
+typedef struct {
+    unsigned char *v[64];
+    size_t len[64];
+    uint64_t seq[64];
+    size_t n;
+    uint64_t aborted;
+    int refuse;        /* the hook's answer */
+} s_rec_t;
+
+static int s_hook(void *ctx, uint64_t seq, const cf_wset_t *ws)
+{
+    s_rec_t *r = ctx;
+    if (!ws) {
+        r->aborted = seq;
+        return 0;
+    }
+    if (r->refuse)
+        return r->refuse;
+    cf_bytes_t b = cf_wset_encoded(ws);
+    CF_ASSERT(r->n < 64);
+    r->v[r->n] = malloc(b.len);
+    memcpy(r->v[r->n], b.data, b.len);
+    r->len[r->n] = b.len;
+    r->seq[r->n++] = seq;
+    return 0;
+}
+
+static void s_rec_free(s_rec_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i]);
+    r->n = 0;
+}
+
+/* ---------------------------------------------------------------- tests --- */
+
+static void test_open_commit_seq(void)
+{
+    s_mktemp();
+    cf_store_t *s = s_store("a", NULL);
+    /* The store's creation is batch 1 (format, hash key). */
+    CF_ASSERT_INT_EQ(cf_store_seq(s), 1);
+    unsigned char key[32];
+    memcpy(key, cf_store_hashkey(s), 32);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "k1", 2, "v1", 2), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "k2", 2, "v2", 2), 0);
+    CF_ASSERT_INT_EQ(cf_txn_del(t, CF_DB_CLAIMS, "nope", 4), 0);   /* absent: fine */
+    CF_ASSERT_INT_EQ(cf_txn_writes(t), 2);
+    uint64_t seq = 0;
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, &seq), 0);
+    CF_ASSERT(t == NULL);
+    CF_ASSERT_INT_EQ(seq, 2);
+    /* A transaction that writes nothing does not take a sequence number. */
+    CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+    cf_bytes_t v;
+    CF_ASSERT_INT_EQ(cf_txn_get(t, CF_DB_CLAIMS, "k1", 2, &v), 0);
+    CF_ASSERT_INT_EQ(v.len, 2);
+    CF_ASSERT(memcmp(v.data, "v1", 2) == 0);
+    CF_ASSERT_INT_EQ(cf_txn_get(t, CF_DB_CLAIMS, "k3", 2, &v), CF_ENOTFOUND);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, &seq), 0);
+    CF_ASSERT_INT_EQ(seq, 2);
+    cf_store_destroy(&s);
+    CF_ASSERT(s == NULL);
+    /* Reopened: the same sequence and hash key. */
+    s = s_store("a", NULL);
+    CF_ASSERT_INT_EQ(cf_store_seq(s), 2);
+    CF_ASSERT(memcmp(cf_store_hashkey(s), key, 32) == 0);
+    cf_store_destroy(&s);
+    s_rmrf(s_tmp);
+}
+
+typedef struct {
+    char seen[16][8];
+    int n, stop_at, del_odd;
+} s_scan_t;
+
+static int s_scan_cb(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_scan_t *x = ctx;
+    if (x->n == x->stop_at)
+        return CF_SCAN_STOP;
+    snprintf(x->seen[x->n], 8, "%.*s", (int)k.len, (const char *)k.data);
+    x->n++;
+    if (x->del_odd && ((const char *)k.data)[k.len - 1] % 2)
+        return CF_SCAN_DEL;
+    return CF_SCAN_NEXT;
+}
+
+static int s_scan_err(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)ctx;
+    (void)k;
+    (void)v;
+    return CF_EINTERNAL;
+}
+
+static void test_scan_prefix_stop_delete(void)
+{
+    s_mktemp();
+    cf_store_t *s = s_store("a", NULL);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+    const char *keys[] = {"a1", "a2", "a3", "a4", "b1", "b2"};
+    for (int i = 0; i < 6; i++)
+        CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_IDX_FLAG, keys[i], 2, "", 0), 0);
+    /* Prefix "a", from "a2". */
+    s_scan_t x = {.stop_at = -1};
+    CF_ASSERT_INT_EQ(cf_txn_scan(t, CF_DB_IDX_FLAG, "a2", 2, 1, s_scan_cb, &x), 0);
+    CF_ASSERT_INT_EQ(x.n, 3);
+    CF_ASSERT_STR_EQ(x.seen[0], "a2");
+    CF_ASSERT_STR_EQ(x.seen[2], "a4");
+    /* Stop after two. */
+    memset(&x, 0, sizeof x);
+    x.stop_at = 2;
+    CF_ASSERT_INT_EQ(cf_txn_scan(t, CF_DB_IDX_FLAG, NULL, 0, 0, s_scan_cb, &x), 0);
+    CF_ASSERT_INT_EQ(x.n, 2);
+    /* Delete the odd ones while walking: every entry is still seen once. */
+    memset(&x, 0, sizeof x);
+    x.stop_at = -1;
+    x.del_odd = 1;
+    CF_ASSERT_INT_EQ(cf_txn_scan(t, CF_DB_IDX_FLAG, NULL, 0, 0, s_scan_cb, &x), 0);
+    CF_ASSERT_INT_EQ(x.n, 6);
+    CF_ASSERT_STR_EQ(x.seen[5], "b2");
+    uint64_t n;
+    CF_ASSERT_INT_EQ(cf_txn_count(t, CF_DB_IDX_FLAG, &n), 0);
+    CF_ASSERT_INT_EQ(n, 3);
+    cf_bytes_t k, v;
+    CF_ASSERT_INT_EQ(cf_txn_first(t, CF_DB_IDX_FLAG, &k, &v), 0);
+    CF_ASSERT(k.len == 2 && memcmp(k.data, "a2", 2) == 0);
+    CF_ASSERT_INT_EQ(cf_txn_last(t, CF_DB_IDX_FLAG, &k, &v), 0);
+    CF_ASSERT(k.len == 2 && memcmp(k.data, "b2", 2) == 0);
+    CF_ASSERT_INT_EQ(cf_txn_first(t, CF_DB_DOCS, &k, &v), CF_ENOTFOUND);
+    /* A callback's error ends the scan and is returned. */
+    CF_ASSERT_INT_EQ(cf_txn_scan(t, CF_DB_IDX_FLAG, NULL, 0, 0, s_scan_err, NULL), CF_EINTERNAL);
+    cf_txn_abort(&t);
+    CF_ASSERT(t == NULL);
+    cf_txn_abort(&t);   /* NULL: accepted */
+    cf_store_destroy(&s);
+    s_rmrf(s_tmp);
+}
+
+static void test_write_sets_replay_exactly(void)
+{
+    s_mktemp();
+    s_rec_t rec = {0};
+    cf_store_opts_t o = {.hook = s_hook, .hook_ctx = &rec};
+    cf_store_t *a = s_store("a", &o);
+    CF_ASSERT_INT_EQ(rec.n, 1);                 /* the store's creation */
+    CF_ASSERT_INT_EQ(rec.seq[0], 1);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(a, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c1", 2, "one", 3), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_TIMERS, "t1", 2, "ev", 2), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c1", 2, "uno", 3), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);
+    CF_ASSERT_INT_EQ(cf_store_begin(a, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_del(t, CF_DB_TIMERS, "t1", 2), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_DOCS, "d", 1, "", 0), 0);   /* empty value */
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);
+    CF_ASSERT_INT_EQ(rec.n, 3);
+    CF_ASSERT_INT_EQ(rec.seq[2], 3);
+
+    /* Replay into a bare store: the same content and sequence. */
+    cf_store_opts_t bare = {.bare = true};
+    cf_store_t *b = s_store("b", &bare);
+    CF_ASSERT_INT_EQ(cf_store_seq(b), 0);
+    cf_error_t err;
+    /* Out of order: refused. */
+    CF_ASSERT_INT_EQ(cf_store_apply(b, rec.v[1], rec.len[1], &err), CF_ECONFLICT);
+    for (size_t i = 0; i < rec.n; i++)
+        CF_ASSERT_INT_EQ(cf_store_apply(b, rec.v[i], rec.len[i], &err), 0);
+    CF_ASSERT_INT_EQ(cf_store_seq(b), 3);
+    CF_ASSERT(memcmp(cf_store_hashkey(a), cf_store_hashkey(b), 32) == 0);
+    char *da = s_dump(a), *db = s_dump(b);
+    CF_ASSERT_STR_EQ(da, db);
+    free(da);
+    free(db);
+    /* Again: the store has it already. */
+    CF_ASSERT_INT_EQ(cf_store_apply(b, rec.v[2], rec.len[2], &err), CF_ECONFLICT);
+
+    /* Hostile write sets: refused with a reason, nothing stored. */
+    const struct {
+        const char *bytes;
+        size_t len;
+    } bad[] = {
+        {"", 0},
+        {"\xc1", 1},                                   /* not msgpack */
+        {"\x92\x02\x04", 3},                           /* version 2 */
+        {"\x92\x01\xa1x", 4},                          /* seq a string */
+        {"\x95\x01\x04\x20\xc4\x01k\xc0", 8},          /* db 32: none */
+        {"\x95\x01\x04\x01\xa1k\xc0", 7},              /* key a str */
+        {"\x95\x01\x04\x01\xc4\x00\xc0", 7},           /* empty key */
+        {"\x95\x01\x04\x01\xc4\x01k\x05", 8},          /* value an int */
+        {"\x94\x01\x04\x01\xc4", 5},                   /* truncated */
+        {"\xdd\xff\xff\xff\xff\x01", 6},               /* 4G elements declared */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = cf_store_apply(b, bad[i].bytes, bad[i].len, &err);
+        if (rc != CF_EBADREQ)
+            CF_FAILF_("hostile write set %zu: %d (%s)", i, rc, err.message);
+    }
+    CF_ASSERT_INT_EQ(cf_store_seq(b), 3);
+    s_rec_free(&rec);
+    cf_store_destroy(&a);
+    cf_store_destroy(&b);
+    s_rmrf(s_tmp);
+}
+
+static void test_write_set_entries(void)
+{
+    s_mktemp();
+    s_rec_t rec = {0};
+    cf_store_t *s = s_store("a", NULL);
+    cf_store_set_hook(s, s_hook, &rec);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_IDX_FLAG, "a1", 2, "", 0), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_IDX_FLAG, "a2", 2, "x", 1), 0);
+    s_scan_t x = {.stop_at = -1, .del_odd = 1};
+    CF_ASSERT_INT_EQ(cf_txn_scan(t, CF_DB_IDX_FLAG, NULL, 0, 0, s_scan_cb, &x), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);
+    CF_ASSERT_INT_EQ(rec.n, 1);
+    /* The encoding: [1, seq, db, key, value|nil, ...]: put a1, put a2,
+     * delete a1 (from the scan). */
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    CF_ASSERT(msgpack_unpack_next(&up, (const char *)rec.v[0], rec.len[0], NULL) ==
+              MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *a = up.data.via.array.ptr;
+    CF_ASSERT_INT_EQ(up.data.via.array.size, 2 + 3 * 3);
+    CF_ASSERT_INT_EQ(a[0].via.u64, 1);
+    CF_ASSERT_INT_EQ(a[1].via.u64, 2);
+    CF_ASSERT_INT_EQ(a[2].via.u64, CF_DB_IDX_FLAG);
+    CF_ASSERT(a[3].type == MSGPACK_OBJECT_BIN && a[3].via.bin.size == 2);
+    CF_ASSERT(a[4].type == MSGPACK_OBJECT_BIN && a[4].via.bin.size == 0);
+    CF_ASSERT(a[7].type == MSGPACK_OBJECT_BIN && a[7].via.bin.size == 1);
+    CF_ASSERT(a[8].via.u64 == CF_DB_IDX_FLAG && a[9].via.bin.size == 2 &&
+              memcmp(a[9].via.bin.ptr, "a1", 2) == 0);
+    CF_ASSERT(a[10].type == MSGPACK_OBJECT_NIL);
+    msgpack_unpacked_destroy(&up);
+    /* A hook that refuses: the batch is not stored. */
+    rec.refuse = CF_EUNAVAIL;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c", 1, "v", 1), 0);
+    uint64_t seq;
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, &seq), CF_EUNAVAIL);
+    CF_ASSERT_INT_EQ(seq, 2);
+    CF_ASSERT_INT_EQ(cf_store_begin(s, true, &t), 0);
+    cf_bytes_t v;
+    CF_ASSERT_INT_EQ(cf_txn_get(t, CF_DB_CLAIMS, "c", 1, &v), CF_ENOTFOUND);
+    cf_txn_abort(&t);
+    s_rec_free(&rec);
+    cf_store_destroy(&s);
+    s_rmrf(s_tmp);
+}
+
+static void test_store_faults_leave_nothing(void)
+{
+    s_mktemp();
+    s_rec_t rec = {0};
+    cf_store_t *s = s_store("a", NULL);
+    cf_store_set_hook(s, s_hook, &rec);
+    char *before = s_dump(s);
+    cf_fault_t kinds[] = {CF_FAULT_PUT, CF_FAULT_DEL, CF_FAULT_COMMIT};
+    for (int k = 0; k < 3; k++) {
+        for (unsigned n = 1; n <= 3; n++) {
+            cf_store_fault(s, kinds[k], n);
+            cf_txn_t *t;
+            CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+            int rc = 0;
+            for (int i = 0; i < 3 && rc == 0; i++) {
+                char key[8];
+                snprintf(key, sizeof key, "k%d", i);
+                rc = cf_txn_put(t, CF_DB_CLAIMS, key, 2, "v", 1);
+                if (rc == 0)
+                    rc = cf_txn_del(t, CF_DB_CLAIMS, key, 2);
+            }
+            int crc = cf_txn_commit(&t, NULL);
+            if (kinds[k] == CF_FAULT_COMMIT && n > 1) {
+                /* Only one commit: the fault never fires. */
+                CF_ASSERT_INT_EQ(crc, 0);
+                cf_store_fault(s, CF_FAULT_COMMIT, 0);
+                continue;
+            }
+            CF_ASSERT_INT_EQ(crc, CF_EUNAVAIL);
+            if (kinds[k] != CF_FAULT_COMMIT)
+                CF_ASSERT_INT_EQ(rc, CF_EUNAVAIL);
+            char *after = s_dump(s);
+            CF_ASSERT_STR_EQ(after, before);
+            free(after);
+        }
+    }
+    /* A commit that failed after the hook accepted: the hook is told. */
+    CF_ASSERT(rec.aborted > 0);
+    CF_ASSERT(!cf_store_map_full(s));
+    free(before);
+    s_rec_free(&rec);
+    cf_store_destroy(&s);
+    s_rmrf(s_tmp);
+}
+
+static void test_truncated_file_refused_and_leftovers_removed(void)
+{
+    s_mktemp();
+    cf_store_t *s = s_store("a", NULL);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+    char big[4000];
+    memset(big, 'x', sizeof big);
+    for (int i = 0; i < 200; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%05d", i);
+        CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_DOCS, key, strlen(key), big, sizeof big), 0);
+    }
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);
+    cf_store_destroy(&s);
+    /* A copy killed half-way; and a compaction's partial copy. */
+    char path[400], comp[400];
+    snprintf(path, sizeof path, "%s/data.mdb", s_dir);
+    struct stat st;
+    CF_ASSERT_INT_EQ(stat(path, &st), 0);
+    CF_ASSERT_INT_EQ(truncate(path, st.st_size / 2), 0);
+    snprintf(comp, sizeof comp, "%s/.compact", s_dir);
+    CF_ASSERT_INT_EQ(mkdir(comp, 0700), 0);
+    snprintf(comp, sizeof comp, "%s/.compact/data.mdb", s_dir);
+    int fd = open(comp, O_CREAT | O_WRONLY, 0600);
+    CF_ASSERT(fd >= 0);
+    close(fd);
+    cf_error_t err = {0};
+    CF_ASSERT_INT_EQ(cf_store_open(s_dir, NULL, &s, &err), CF_EUNAVAIL);
+    CF_ASSERT_STR_HAS(err.message, "a truncated or partial copy");
+    CF_ASSERT(access(comp, F_OK) != 0);     /* the partial compaction is gone */
+    s_rmrf(s_tmp);
+}
+
+static void test_copy_is_complete_or_absent(void)
+{
+    s_mktemp();
+    cf_store_t *s = s_store("a", NULL);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c", 1, "v", 1), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);
+    char src[300], dst[300], part[400];
+    snprintf(src, sizeof src, "%s", s_dir);
+    snprintf(dst, sizeof dst, "%s/copy", s_tmp);
+    cf_error_t err;
+    CF_ASSERT_INT_EQ(cf_store_copy(src, dst, &err), 0);
+    snprintf(part, sizeof part, "%s/data.mdb.partial", dst);
+    CF_ASSERT(access(part, F_OK) != 0);
+    cf_store_facts_t f;
+    CF_ASSERT_INT_EQ(cf_store_inspect(dst, &f, &err), 0);
+    CF_ASSERT_INT_EQ(f.claims, 1);
+    CF_ASSERT_INT_EQ(f.seq, 2);
+    /* Never over an existing copy. */
+    CF_ASSERT_INT_EQ(cf_store_copy(src, dst, &err), CF_EUNAVAIL);
+    CF_ASSERT_STR_HAS(err.message, "already holds a data.mdb");
+    cf_store_destroy(&s);
+    s_rmrf(s_tmp);
+}
+
+/* ------------------------------------------------------------- codecs --- */
+
+static const cf_wf_t *s_resolve_wf(void *ctx, const char *name, size_t n, int64_t ver)
+{
+    const cf_wf_t *wf = ctx;
+    return strlen(wf->name) == n && memcmp(wf->name, name, n) == 0 && wf->version == ver
+               ? wf : NULL;
+}
+
+static void test_codecs_round_trip_and_hostile_bytes(void)
+{
+    cf_engine_t *e = s_open();
+    /* A claim made by the engine, read back through the codec. */
+    const char *id = s_create(e, CPR_A, "physiotherapy");
+    char cid[CF_ID_LEN + 1];
+    snprintf(cid, sizeof cid, "%s", id);
+    cf_store_t *s = cf_engine_store(e);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, true, &t), 0);
+    cf_bytes_t v;
+    CF_ASSERT_INT_EQ(cf_txn_get(t, CF_DB_CLAIMS, cid, CF_ID_LEN, &v), 0);
+    unsigned char *rec = malloc(v.len);
+    size_t len = v.len;
+    memcpy(rec, v.data, len);
+    cf_txn_abort(&t);
+    cf_wf_t *wf = NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/workflows/health_claim.yaml", cf_test_srcdir());
+    cf_diags_t d = {0};
+    CF_ASSERT_INT_EQ(cf_wf_load_file(path, &wf, &d), 0);
+    cf_diags_clear(&d);
+    cf_claim_t c;
+    CF_ASSERT_INT_EQ(cf_claim_decode(rec, len, s_resolve_wf, wf, &c), 0);
+    CF_ASSERT_STR_EQ(c.wf->states[c.state].name, "awaiting_referral");
+    CF_ASSERT(c.has_member);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CF_ASSERT_INT_EQ(cf_claim_encode(&c, &sb), 0);
+    CF_ASSERT_INT_EQ(sb.size, len);
+    CF_ASSERT(memcmp(sb.data, rec, len) == 0);        /* byte for byte */
+    cf_claim_fini(&c);
+    /* Every prefix of the record, and bytes flipped one at a time: an
+     * error or a claim, never a crash (ASan watches). */
+    for (size_t n = 0; n < len; n++)
+        CF_ASSERT_INT_EQ(cf_claim_decode(rec, n, s_resolve_wf, wf, &c), CF_EINTERNAL);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char save = rec[i];
+        for (int bit = 0; bit < 8; bit++) {
+            rec[i] = save ^ (unsigned char)(1 << bit);
+            if (cf_claim_decode(rec, len, s_resolve_wf, wf, &c) == 0) {
+                sb.size = 0;
+                CF_ASSERT_INT_EQ(cf_claim_encode(&c, &sb), 0);
+                cf_claim_fini(&c);
+            }
+        }
+        rec[i] = save;
+    }
+    /* Declared counts the bytes cannot hold. */
+    CF_ASSERT_INT_EQ(cf_claim_decode("\xdd\xff\xff\xff\xff", 5, s_resolve_wf, wf, &c),
+                     CF_EINTERNAL);
+    /* Events: encode, view, strip. */
+    CF_ASSERT_INT_EQ(cf_event_encode(3, 1000, "decision.denied", "in_review", "denied", "hanne",
+                                     "\x81\xa6reason\xa3no!", 12, &sb), 0);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    bool changed;
+    CF_ASSERT_INT_EQ(cf_event_strip(sb.data, sb.size, &out, &changed), 0);
+    CF_ASSERT(changed);
+    CF_ASSERT(memmem(out.data, out.size, "reason", 6) == NULL);
+    CF_ASSERT_INT_EQ(cf_event_strip("\x93\x01", 2, &out, &changed), CF_EINTERNAL);
+    msgpack_sbuffer_destroy(&out);
+    msgpack_sbuffer_destroy(&sb);
+    /* Timer keys: round trip, hostile. */
+    unsigned char k[CF_KEY_MAX];
+    size_t kl = cf_key_timer(k, 1234567, CF_TIMER_CLAIM, cid, CF_ID_LEN, "decision_sla");
+    cf_timer_key_t tk;
+    CF_ASSERT_INT_EQ(cf_key_timer_parse(k, kl, &tk), 0);
+    CF_ASSERT_INT_EQ(tk.due, 1234567);
+    CF_ASSERT_STR_EQ(tk.id, cid);
+    CF_ASSERT_STR_EQ(tk.name, "decision_sla");
+    CF_ASSERT_INT_EQ(cf_key_timer_parse(k, 9, &tk), CF_EINTERNAL);
+    k[8] = 'z';
+    CF_ASSERT_INT_EQ(cf_key_timer_parse(k, kl, &tk), CF_EINTERNAL);
+    /* Consent records: round trip, wrong length. */
+    cf_consent_t cs = {1, 2, 3}, back;
+    unsigned char cr[CF_CONSENT_REC_LEN];
+    cf_consent_encode(&cs, cr);
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, sizeof cr, &back), 0);
+    CF_ASSERT(back.given_at == 1 && back.valid_until == 2 && back.withdrawn_at == 3);
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, 23, &back), CF_EINTERNAL);
+    free(rec);
+    cf_wf_destroy(&wf);
+    s_close(&e);
+}
+
+int main(void)
+{
+    CF_RUN(test_open_commit_seq);
+    CF_RUN(test_scan_prefix_stop_delete);
+    CF_RUN(test_write_sets_replay_exactly);
+    CF_RUN(test_write_set_entries);
+    CF_RUN(test_store_faults_leave_nothing);
+    CF_RUN(test_truncated_file_refused_and_leftovers_removed);
+    CF_RUN(test_copy_is_complete_or_absent);
+    CF_RUN(test_codecs_round_trip_and_hostile_bytes);
+    return cf_test_done();
+}
