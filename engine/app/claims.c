@@ -246,6 +246,13 @@ static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const 
         kl = cf_key_state(k, wf->name, wf->states[r->next.state].name, c->id);
         if ((rc = cf_txn_put(t, CF_DB_IDX_STATE, k, kl, "", 0)) != 0)
             return rc;
+        /* Entering a final state of the claim's own version: the purge's
+         * index, by the time it closed.  (Leaving one cannot happen.) */
+        if (wf->states[r->next.state].final && (created || !wf->states[c->state].final)) {
+            kl = cf_key_closed(k, b->now, c->id);
+            if ((rc = cf_txn_put(t, CF_DB_IDX_CLOSED, k, kl, "", 0)) != 0)
+                return rc;
+        }
     }
     uint64_t changed = c->flags ^ r->next.flags;
     for (size_t i = 0; i < wf->nflags; i++) {
@@ -440,14 +447,36 @@ int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
     return rc;
 }
 
+static int s_max_seq(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    uint64_t *max = ctx;
+    if (k.len == CF_AUDIT_KEY_LEN && cf_be64_get((const unsigned char *)k.data + 8) > *max)
+        *max = cf_be64_get((const unsigned char *)k.data + 8);
+    return CF_SCAN_NEXT;
+}
+
 int cf_claims_audit_seq(cf_txn_t *txn, uint64_t *ret)
 {
-    cf_bytes_t k, v;
+    /* Kept in meta by every batch that writes the log.  Not the last key's:
+     * keys sort by time first, and a clock set back at a restart would make
+     * the sequence repeat and an entry be overwritten. */
+    cf_bytes_t v;
     *ret = 0;
-    int rc = cf_txn_last(txn, CF_DB_AUDIT, &k, &v);
-    if (rc == CF_ENOTFOUND)
+    int rc = cf_txn_get(txn, CF_DB_META, "audit_seq", 9, &v);
+    if (rc == 0 && v.len == 8) {
+        *ret = cf_be64_get(v.data);
         return 0;
-    if (rc == 0 && k.len == CF_AUDIT_KEY_LEN)
-        *ret = cf_be64_get((const unsigned char *)k.data + 8);
-    return rc;
+    }
+    if (rc != CF_ENOTFOUND && rc != 0)
+        return rc;
+    /* A store from before: the largest sequence of any entry. */
+    return cf_txn_scan(txn, CF_DB_AUDIT, NULL, 0, 0, s_max_seq, ret);
+}
+
+int cf_claims_audit_seq_save(cf_batch_t *b)
+{
+    unsigned char v[8];
+    cf_be64_put(v, *b->audit_seq);
+    return cf_txn_put(b->txn, CF_DB_META, "audit_seq", 9, v, sizeof v);
 }

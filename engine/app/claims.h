@@ -165,5 +165,7 @@ int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
                     const char *const *claims, size_t n);
 /* The access log's last sequence number (at engine open). */
 int cf_claims_audit_seq(cf_txn_t *txn, uint64_t *ret);
+/* Keep the sequence in meta (in the batch that moved it). */
+int cf_claims_audit_seq_save(cf_batch_t *b);
 
 #endif

@@ -111,11 +111,43 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
     return 0;
 }
 
-/* The idempotency key: endpoint, actor, request id. */
+/* The idempotency key: endpoint, actor, request id.  On the portal the
+ * actor is the member the request names (its keyed hash): ids are scoped
+ * per member, so one member's ids neither block nor reveal another's. */
 static size_t s_idem_key(unsigned char *k, const cf_op_t *op, const msgpack_object *id)
 {
+    if (op->ep == CF_EP_PORTAL && op->has_member) {
+        char hex[2 * CF_MEMBER_HASH_LEN + 1];
+        cf_hex(op->member_hash, CF_MEMBER_HASH_LEN, hex);
+        return cf_key_idem(k, 'p', hex, id->via.str.ptr, id->via.str.size);
+    }
     return cf_key_idem(k, op->ep == CF_EP_PORTAL ? 'p' : 'o', op->actor, id->via.str.ptr,
                        id->via.str.size);
+}
+
+/* An operator request that names a claim or a member is an access to that
+ * member's data whatever its outcome (a refused event still tells the
+ * claim's state; a query that finds nothing still tells that): the ops
+ * that show data log their own entry; every other one gets one here.  The
+ * entry names the claim when the request named a claim id. */
+static int s_audit_rest(cf_op_t *op, const cf_op_def_t *def)
+{
+    if (op->ep != CF_EP_OPERATOR || op->audited || strcmp(def->name, "audit") == 0 ||
+        strcmp(def->name, "purge") == 0)
+        return 0;
+    const msgpack_object *c = cf_mp_get(op->req, "claim");
+    const msgpack_object *m = cf_mp_get(op->req, "member");
+    bool claim = c && c->type == MSGPACK_OBJECT_STR && c->via.str.size == CF_ID_LEN;
+    if (!claim && !(m && m->type == MSGPACK_OBJECT_STR))
+        return 0;
+    char id[CF_ID_LEN + 1];
+    const char *ids[1] = {id};
+    if (claim)
+        snprintf(id, sizeof id, "%.*s", (int)CF_ID_LEN, c->via.str.ptr);
+    int rc = cf_claims_audit(op->b, op->actor, def->name, ids, claim ? 1 : 0);
+    if (rc == 0)
+        op->wrote = op->audited = true;
+    return rc;
 }
 
 /* Finish a reply: {ok, id?, fields...} or {ok: false, id?, error}. */
@@ -277,6 +309,8 @@ void cf_dispatch(cf_batch_t *b, const cf_request_t *req, cf_reply_t *r)
     }
 
     code = def->fn(&op);
+    if (!cf_batch_failed(b) && s_audit_rest(&op, def) != 0 && code == 0)
+        code = cf_op_fail(&op, CF_EUNAVAIL, "the access log cannot be written");
     if (cf_batch_failed(b)) {
         if (code == 0)
             code = cf_op_fail(&op, CF_EUNAVAIL, "the store cannot take writes now");

@@ -240,6 +240,71 @@ out:
 
 static int s_compact(cf_engine_t *e);
 
+/* Stores written before the closed index (idx_closed) existed: index their
+ * closed claims once, by the time of their last change, in one batch, and
+ * leave meta "idx_closed" so it is done once. */
+typedef struct {
+    cf_engine_t *e;
+    cf_batch_t *b;
+} s_mig_t;
+
+static int s_mig_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_mig_t *x = ctx;
+    if (k.len <= CF_ID_LEN)
+        return CF_SCAN_NEXT;
+    cf_claim_t c;
+    int rc = cf_claims_load(x->b, (const char *)k.data + k.len - CF_ID_LEN, CF_ID_LEN, &c);
+    if (rc == CF_ENOTFOUND)
+        return CF_SCAN_NEXT;
+    if (rc != 0)
+        return rc;
+    if (c.wf->states[c.state].final &&
+        (c.data.via.map.size || c.ndocs || c.has_member)) {
+        unsigned char key[CF_KEY_MAX];
+        size_t kl = cf_key_closed(key, c.updated, c.id);
+        rc = cf_txn_put(x->b->txn, CF_DB_IDX_CLOSED, key, kl, "", 0);
+    }
+    cf_claim_fini(&c);
+    return rc;
+}
+
+static void s_batch_begin(cf_engine_t *e, cf_batch_t *b, cf_txn_t *txn);
+
+static int s_migrate_closed(cf_engine_t *e)
+{
+    cf_txn_t *txn;
+    int rc = cf_store_begin(e->store, false, &txn);
+    if (rc != 0)
+        return rc;
+    cf_bytes_t v;
+    if (cf_txn_get(txn, CF_DB_META, "idx_closed", 10, &v) == 0) {
+        cf_txn_abort(&txn);
+        return 0;
+    }
+    cf_batch_t b;
+    s_batch_begin(e, &b, txn);
+    s_mig_t x = {e, &b};
+    for (size_t w = 0; w < e->reg.n && rc == 0; w++) {
+        const cf_wf_t *wf = e->reg.v[w].wf;
+        for (size_t st = 0; st < wf->nstates && rc == 0; st++) {
+            if (!wf->states[st].final)
+                continue;
+            unsigned char prefix[CF_KEY_MAX];
+            size_t plen = cf_key_state_prefix(prefix, wf->name, wf->states[st].name);
+            rc = cf_txn_scan(txn, CF_DB_IDX_STATE, prefix, plen, plen, s_mig_one, &x);
+        }
+    }
+    cf_batch_fini(&b);
+    if (rc == 0)
+        rc = cf_txn_put(txn, CF_DB_META, "idx_closed", 10, "", 0);
+    if (rc == 0)
+        return cf_txn_commit(&txn, NULL);
+    cf_txn_abort(&txn);
+    return rc;
+}
+
 int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *reterr)
 {
     cf_engine_t *e = calloc(1, sizeof *e);
@@ -279,6 +344,10 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     if ((rc = s_load_workflows(e, opts->workflows_dir ? opts->workflows_dir : "./workflows",
                                reterr)) != 0)
         goto fail;
+    if ((rc = s_migrate_closed(e)) != 0) {
+        cf_diag_add(reterr, e->data_dir, 0, 0, "cannot index the closed claims");
+        goto fail;
+    }
     cf_txn_t *txn;
     cf_bytes_t v;
     bool compact = false;
@@ -502,6 +571,9 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
             else if (!had && (b.compact_pending || b.purge_ran))
                 compact_req = (long)i;
         }
+        if (failed_at == -1 && e->audit_seq != audit0 &&
+            (cf_claims_audit_seq_save(&b) != 0 || cf_batch_failed(&b)))
+            failed_at = (long)n - 1;
         /* A purge erased data: mark the store for compaction in the same
          * transaction, so a crash before the compaction still finishes it. */
         if (failed_at == -1 && b.compact_pending &&

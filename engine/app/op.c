@@ -84,6 +84,6 @@ int cf_op_audit_one(cf_op_t *op, const char *opname, const cf_claim_t *c)
     const char *ids[1] = {c->id};
     int rc = cf_claims_audit(op->b, op->actor, opname, ids, 1);
     if (rc == 0)
-        op->wrote = true;
+        op->wrote = op->audited = true;
     return rc;
 }

@@ -23,6 +23,7 @@ typedef struct {
     uint32_t nout;
     cf_error_t err;
     bool wrote;
+    bool audited;                   /* the op wrote its own access-log entry */
 } cf_op_t;
 
 /* Start the next reply field (its value is packed next, on op->pk). */

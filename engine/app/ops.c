@@ -657,7 +657,7 @@ static int s_query(cf_op_t *op)
                 idv[i] = q.ids[i];
             rc = cf_claims_audit(b, op->actor, "query", idv, q.count);
             free(idv);
-            op->wrote = rc == 0;
+            op->wrote = op->audited = rc == 0;
         }
     }
     free(q.ids);
@@ -948,7 +948,7 @@ static const char *const k_timers[] = {"due_before", "limit", NULL};
 static const char *const k_advance[] = {"seconds", NULL};
 static const char *const k_set[] = {"at", NULL};
 static const char *const k_audit[] = {"claim", "operator", "limit", "after", NULL};
-static const char *const k_purge[] = {"closed_before", NULL};
+static const char *const k_purge[] = {"closed_before", "limit", NULL};
 
 /* name, fn, endpoints, roles (0: anyone, no actor needed), writes,
  * portal needs member, keys */

@@ -268,8 +268,15 @@ static int s_purge_claim(cf_batch_t *b, cf_claim_t *c, unsigned char (*members)[
     return cf_claims_save(b, c);
 }
 
-/* Claim ids of a final state, from the state index, up to CF_PURGE_MAX. */
+/* Claims closed before the cut-off, oldest first, from the closed index
+ * (idx_closed), up to CF_PURGE_MAX.  Each entry is taken out of the index
+ * as it is collected: a claim is purged once, and skeletons and claims
+ * already erased are never walked again, so a purge's cost follows what it
+ * erases, not what it erased before. */
 typedef struct {
+    cf_batch_t *b;
+    cf_time_t cutoff;
+    size_t limit;
     char (*ids)[CF_ID_LEN];
     size_t n, cap;
     bool more;
@@ -279,9 +286,11 @@ static int s_collect(void *ctx, cf_bytes_t k, cf_bytes_t v)
 {
     (void)v;
     s_ids_t *x = ctx;
-    if (k.len <= CF_ID_LEN)
-        return CF_SCAN_NEXT;
-    if (x->n == CF_PURGE_MAX) {
+    if (k.len != 8 + CF_ID_LEN)
+        return CF_SCAN_DEL;
+    if ((cf_time_t)cf_be64_get(k.data) >= x->cutoff)
+        return CF_SCAN_STOP;
+    if (x->n == x->limit) {
         x->more = true;
         return CF_SCAN_STOP;
     }
@@ -293,8 +302,8 @@ static int s_collect(void *ctx, cf_bytes_t k, cf_bytes_t v)
         x->ids = nv;
         x->cap = cap;
     }
-    memcpy(x->ids[x->n++], (const char *)k.data + k.len - CF_ID_LEN, CF_ID_LEN);
-    return CF_SCAN_NEXT;
+    memcpy(x->ids[x->n++], (const char *)k.data + 8, CF_ID_LEN);
+    return CF_SCAN_DEL;
 }
 
 /* Delete idempotency entries kept before the cut-off (and their age index
@@ -340,20 +349,11 @@ int cf_op_purge(cf_op_t *op)
     if (cutoff > b->now)
         return cf_op_fail(op, CF_EBADREQ, "field 'closed_before' is in the future");
 
-    /* Closed claims: those in a final state, found through the state index.
-     * The index does not know versions: finality is judged by each claim's
-     * own workflow version once it is loaded. */
-    s_ids_t x = {0};
-    for (size_t w = 0; w < b->reg->n && !x.more && rc == 0; w++) {
-        const cf_wf_t *wf = b->reg->v[w].wf;
-        for (size_t st = 0; st < wf->nstates && !x.more && rc == 0; st++) {
-            if (!wf->states[st].final)
-                continue;
-            unsigned char prefix[CF_KEY_MAX];
-            size_t plen = cf_key_state_prefix(prefix, wf->name, wf->states[st].name);
-            rc = cf_txn_scan(b->txn, CF_DB_IDX_STATE, prefix, plen, plen, s_collect, &x);
-        }
-    }
+    int64_t limit;
+    if ((rc = cf_op_int(op, "limit", 1, CF_PURGE_MAX, CF_PURGE_MAX, &limit)) != 0)
+        return rc;
+    s_ids_t x = {.b = b, .cutoff = cutoff, .limit = (size_t)limit};
+    rc = cf_txn_scan(b->txn, CF_DB_IDX_CLOSED, NULL, 0, 0, s_collect, &x);
     unsigned char (*members)[16] = malloc((x.n ? x.n : 1) * 16);
     const char **purged = malloc((x.n ? x.n : 1) * sizeof *purged);
     size_t nmembers = 0, npurged = 0;
@@ -369,7 +369,8 @@ int cf_op_purge(cf_op_t *op)
         if (rc != 0)
             break;
         bool personal = c.data.via.map.size || c.ndocs || c.has_member;
-        if (c.wf->states[c.state].final && c.updated < cutoff && personal) {
+        /* The index holds claims final in their own workflow version. */
+        if (c.wf->states[c.state].final && personal) {
             rc = s_purge_claim(b, &c, members, &nmembers);
             purged[npurged++] = x.ids[i];
         }
@@ -384,6 +385,7 @@ int cf_op_purge(cf_op_t *op)
     }
     if (rc == 0)
         rc = cf_claims_audit(b, op->actor, "purge", purged, npurged);
+    op->audited = rc == 0;
     if (rc == 0) {
         op->wrote = true;
         b->purge_ran = true;

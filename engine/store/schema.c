@@ -321,6 +321,13 @@ size_t cf_key_member(unsigned char *k, const unsigned char *hash, const char *id
     return CF_MEMBER_HASH_LEN + CF_ID_LEN;
 }
 
+size_t cf_key_closed(unsigned char *k, cf_time_t at, const char *id)
+{
+    cf_be64_put(k, (uint64_t)at);
+    memcpy(k + 8, id, CF_ID_LEN);
+    return 8 + CF_ID_LEN;
+}
+
 size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq)
 {
     memcpy(k, id, CF_ID_LEN);

@@ -97,6 +97,9 @@ size_t cf_key_state_prefix(unsigned char *k, const char *workflow, const char *s
 size_t cf_key_flag(unsigned char *k, const char *flag, const char *id);
 /* idx_member: member hash(16) + claim id */
 size_t cf_key_member(unsigned char *k, const unsigned char *hash, const char *id);
+/* idx_closed: the time a claim reached a final state of its own workflow
+ * version (be64) + claim id: what a purge walks, oldest first. */
+size_t cf_key_closed(unsigned char *k, cf_time_t at, const char *id);
 /* history: claim id + seq(be32) */
 size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq);
 

@@ -54,7 +54,8 @@
     XX(DOC_REFS,   "doc_refs")   /* sha256(32) -> claims holding it (be32) */ \
     XX(AUDIT,      "audit")      /* at(be64) + seq(be64) -> access record */  \
     XX(AUDIT_CLAIM, "audit_claim") /* claim id + audit key -> "" */          \
-    XX(AUDIT_ACTOR, "audit_actor") /* actor\0 + audit key -> "" */
+    XX(AUDIT_ACTOR, "audit_actor") /* actor\0 + audit key -> "" */        \
+    XX(IDX_CLOSED, "idx_closed") /* closed at(be64) + claim id -> "" */
 
 typedef enum {
 #define CF_XX(s, name) CF_DB_##s,

@@ -216,6 +216,23 @@ def test_forbidden_clock_without_manual():
             "forbidden")
 
 
+def test_portal_ids_are_per_member():
+    # Member B may use the id member A used: no conflict, B's own claim; A's
+    # retry still gets A's reply.
+    with Daemon(clock=T0) as d:
+        p = portal(d)
+        a, b = cpr(1, 1, 1990, 1234), cpr(2, 2, 1980, 2345)
+        req_a = {"op": "create", "id": "r1", "workflow": "health_claim", "member": a,
+                 "data": {"member": a, "treatment": "scan"}}
+        ra = ok(p.call(req_a))
+        rb = ok(p.call({"op": "create", "id": "r1", "workflow": "health_claim", "member": b,
+                        "data": {"member": b, "treatment": "scan"}}))
+        check(rb["claim"]["id"] != ra["claim"]["id"], ra, rb)
+        eq(ok(p.call(req_a)), ra)
+        eq(len(ok(p.call({"op": "query", "member": a}))["claims"]), 1)
+        eq(len(ok(p.call({"op": "query", "member": b}))["claims"]), 1)
+
+
 def test_conflict_and_idempotent_retry():
     with Daemon(clock=T0) as d:
         p, h = portal(d), op(d)

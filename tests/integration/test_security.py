@@ -642,6 +642,110 @@ def test_purge_leaves_no_person_id_or_document_in_the_store_file():
             check(n.decode() not in text, n, d.stderr_lines)
 
 
+def test_access_log_survives_a_clock_set_back_at_restart():
+    # Two reads at T0; restarts with the clock a day earlier, twice: every
+    # read keeps its own entry (the sequence is not taken from the newest
+    # entry's key, which sorts by time).
+    d = Daemon(clock=T0)
+    with d:
+        p, h = portal(d), op(d, "hanne")
+        m = cpr(8, 8, 1988, 1234)
+        c = ok(p.call({"op": "create", "id": new_id(), "workflow": "health_claim",
+                       "member": m, "data": {"member": m, "treatment": "scan"}}))["claim"]["id"]
+        ok(h.call({"op": "get", "claim": c}))
+        ok(h.call({"op": "get", "claim": c}))
+        for _ in range(2):
+            d.clock = "2026-11-23T09:00:00Z"
+            d.restart()
+            ok(op(d, "hanne").call({"op": "get", "claim": c}))
+        r = ok(op(d, "sofie").call({"op": "audit", "claim": c}))
+        eq(len(r["entries"]), 4, r)
+        eq(sorted(e["at"] for e in r["entries"]),
+           ["2026-11-23T09:00:00Z", "2026-11-23T09:00:00Z", T0, T0])
+
+
+def test_purge_makes_progress_and_ends():
+    # Claims are taken out of the closed index as they are purged: rounds
+    # of `limit` erase each claim once and then say there is no more.
+    with Daemon(clock=T0) as d:
+        p, o, s = portal(d), op(d, "hanne"), op(d, "sofie")
+        m = cpr(6, 6, 1966, 1234)
+        for i in range(25):
+            c = ok(p.call({"op": "create", "id": new_id(), "workflow": "health_claim",
+                           "member": m, "data": {"member": m, "treatment": "scan"}}))
+            member_send(p, m, c["claim"]["id"], "claim.withdrawn")
+        ok(o.call({"op": "clock.advance", "seconds": 2 * 86400}))
+        rounds = []
+        for _ in range(6):
+            r = ok(s.call({"op": "purge", "id": new_id(), "closed_before": "2026-11-25",
+                           "limit": 10}))
+            rounds.append((r["purged"], r["more"]))
+            if not r["more"]:
+                break
+        eq(rounds, [(10, True), (10, True), (5, False)])
+        r = ok(s.call({"op": "purge", "id": new_id(), "closed_before": "2026-11-25"}))
+        eq((r["purged"], r["more"]), (0, False))
+        eq(ok(p.call({"op": "query", "member": m}))["claims"], [])
+
+
+WF_V1 = """workflow: tiny
+version: 1
+calendar: dk
+created_by: [member]
+data:
+  member: {type: person_id, required: true}
+  note: {type: string, max: 100}
+states:
+  open:
+    initial: true
+    on:
+      done: {to: done, by: [member]}
+  done: {final: true}
+"""
+
+# Version 2: `done` is no longer final (a later step follows).
+WF_V2 = WF_V1.replace("version: 1", "version: 2").replace(
+    "  done: {final: true}\n",
+    "  done:\n    on:\n      archived: {to: archived, by: [handler]}\n"
+    "  archived: {final: true}\n")
+
+
+def test_purge_judges_finality_by_the_claims_own_version():
+    import shutil as _sh
+    tmp = tempfile.mkdtemp(prefix="cf-wfv-")
+    try:
+        _sh.copy(os.path.join(WORKFLOWS_DIR, "calendars.yaml"), tmp)
+        with open(os.path.join(tmp, "tiny.yaml"), "w") as f:
+            f.write(WF_V1)
+        d = Daemon(clock=T0, workflows_dir=tmp)
+        with d:
+            p = portal(d)
+            m = cpr(7, 7, 1977, 1234)
+            c1 = ok(p.call({"op": "create", "id": new_id(), "workflow": "tiny", "member": m,
+                            "data": {"member": m, "note": "V1-MARK"}}))["claim"]["id"]
+            member_send(p, m, c1, "done")
+            # The insurer ships version 2; claims keep their version.
+            with open(os.path.join(tmp, "tiny.yaml"), "w") as f:
+                f.write(WF_V2)
+            d.restart()
+            p, o, s = portal(d), op(d, "hanne"), op(d, "sofie")
+            c2 = ok(p.call({"op": "create", "id": new_id(), "workflow": "tiny", "member": m,
+                            "data": {"member": m, "note": "V2-MARK"}}))["claim"]
+            eq(c2["version"], 2)
+            member_send(p, m, c2["id"], "done")
+            ok(o.call({"op": "clock.advance", "seconds": 2 * 86400}))
+            r = ok(s.call({"op": "purge", "id": new_id(), "closed_before": "2026-11-25"}))
+            eq(r["purged"], 1, r)
+            # The v1 claim (done is final in v1) is erased; the v2 claim in
+            # `done` is open in v2 and keeps its data.
+            eq(ok(o.call({"op": "get", "claim": c1}))["claim"]["data"], {})
+            got = ok(o.call({"op": "get", "claim": c2["id"]}))["claim"]
+            eq(got["data"]["note"], "V2-MARK")
+            ok(o.call({"op": "send", "id": new_id(), "claim": c2["id"], "event": "archived"}))
+    finally:
+        _sh.rmtree(tmp, ignore_errors=True)
+
+
 def test_failed_compaction_is_reported_and_finished_at_start():
     # A purge whose compaction fails: the reply and one log line say so, the
     # erased bytes are still in the file, and the next start finishes it.

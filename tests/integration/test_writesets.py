@@ -25,7 +25,7 @@ from harness import Daemon, T0, check, cpr, eq, new_id, ok, op, portal, run_test
 PDF = b"%PDF-1.4\n% writesets\ntrailer\n%%EOF\n"
 DBS = ["meta", "claims", "history", "idx_state", "idx_member", "idx_flag", "timers", "idem",
        "idem_age", "members", "docs", "workflows", "doc_refs", "audit", "audit_claim",
-       "audit_actor"]
+       "audit_actor", "idx_closed"]
 
 
 def read_log(path):
@@ -108,7 +108,7 @@ def test_every_kind_of_write_is_recorded_and_replays_exactly():
         for db in DBS:
             check(db in puts, "no put in %s" % db)
         for db in ("timers", "idem", "idem_age", "idx_member", "idx_state", "docs",
-                   "doc_refs", "members"):
+                   "doc_refs", "members", "idx_closed"):
             check(db in dels, "no delete in %s" % db)
         # The store's own first batch: format and hash key.
         eq(sorted(k for _, k, _ in batches[0][1]), [b"format", b"hashkey"])
