@@ -1,16 +1,16 @@
-/* config.c: claimflowd's --config file, read with libyaml's document API.
- *
- * The file is small (a roster, a few numbers), so it is loaded whole into a
- * yaml_document_t and walked; the event API would buy nothing here.  Every
- * check fails with one "path:line:col: what" line, the first problem found:
- * an operator fixes a config file one line at a time, and the daemon must
- * say exactly one line on stderr before it exits 2.
+/* config.c: claimflowd's --config file, read with the engine's YAML reader
+ * (yamltree.h), the one that reads workflows and calendars: the same
+ * refusals (tabs, anchors and aliases, tags, a second document, deep
+ * nesting), the same messages, one out-of-memory path.  Every check fails
+ * with one "path:line:col: what" line, the first problem found (the
+ * reader's first diagnostic, or the walk's): an operator fixes a config
+ * file one line at a time, and the daemon must say exactly one line on
+ * stderr before it exits 2.  Rejected: libyaml's document API, which this
+ * file used before - it resolved aliases silently and had no depth limit.
  *
  * Messages name keys and positions, never values: the file is not personal
  * data, but the rule "logs carry no values" is easier to keep without
  * exceptions.
- *
- * libyaml's 1/0 returns are converted here and nowhere else.
  *
  * CURVE keys are checked here (Z85 that decodes, each key one identity: no
  * key listed twice, for two operators, or for an operator and the portal),
@@ -24,51 +24,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "workflow.h"
+#include "yamltree.h"
 
 typedef struct {
     const char *path;
-    yaml_document_t *doc;
     cf_error_t *reterr;
 } s_ctx_t;
 
 /* ------------------------------------------------------------ helpers --- */
-static int s_fail(s_ctx_t *c, const yaml_node_t *n, const char *what)
+static int s_fail(s_ctx_t *c, const cf_yt_node_t *n, const char *what)
 {
     if (n)
         return cf_error_set(c->reterr, CF_EBADREQ, "%s:%lu:%lu: %s", c->path,
-                            (unsigned long)n->start_mark.line + 1,
-                            (unsigned long)n->start_mark.column + 1, what);
+                            (unsigned long)n->line, (unsigned long)n->col, what);
     return cf_error_set(c->reterr, CF_EBADREQ, "%s: %s", c->path, what);
 }
 
-static bool s_is_scalar(const yaml_node_t *n)
+static bool s_is_scalar(const cf_yt_node_t *n)
 {
-    return n && n->type == YAML_SCALAR_NODE;
+    return n && n->kind == CF_YT_SCALAR;
 }
 
-static bool s_scalar_eq(const yaml_node_t *n, const char *s)
+static bool s_scalar_eq(const cf_yt_node_t *n, const char *s)
 {
-    size_t len = strlen(s);
-    return s_is_scalar(n) && n->data.scalar.length == len &&
-           memcmp(n->data.scalar.value, s, len) == 0;
+    return n && cf_yt_eq(n, s);
 }
 
 /* A positive decimal integer scalar no larger than max. */
-static int s_uint(s_ctx_t *c, const yaml_node_t *n, const char *key,
+static int s_uint(s_ctx_t *c, const cf_yt_node_t *n, const char *key,
                   uint64_t max, uint64_t *ret)
 {
     char msg[128];
     snprintf(msg, sizeof msg, "'%s' must be an integer from 1 to %llu", key,
              (unsigned long long)max);
-    if (!s_is_scalar(n) || n->data.scalar.length == 0 ||
-        n->data.scalar.length > 20)
+    if (!s_is_scalar(n) || n->len == 0 || n->len > 20)
         return s_fail(c, n, msg);
     uint64_t v = 0;
-    for (size_t i = 0; i < n->data.scalar.length; i++) {
-        unsigned char ch = n->data.scalar.value[i];
+    for (size_t i = 0; i < n->len; i++) {
+        unsigned char ch = (unsigned char)n->s[i];
         if (ch < '0' || ch > '9' || v > (max - (ch - '0')) / 10)
             return s_fail(c, n, msg);
         v = v * 10 + (ch - '0');
@@ -79,12 +74,12 @@ static int s_uint(s_ctx_t *c, const yaml_node_t *n, const char *key,
     return 0;
 }
 
-static bool s_operator_id_ok(const unsigned char *s, size_t len)
+static bool s_operator_id_ok(const char *s, size_t len)
 {
     if (len < 1 || len > 64)
         return false;
     for (size_t i = 0; i < len; i++) {
-        unsigned char ch = s[i];
+        unsigned char ch = (unsigned char)s[i];
         if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
               (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
               ch == '@' || ch == '-'))
@@ -96,9 +91,9 @@ static bool s_operator_id_ok(const unsigned char *s, size_t len)
              (len == 6 && memcmp(s, "system", 6) == 0));
 }
 
-static bool s_z85_key_ok(const unsigned char *s, size_t len)
+static bool s_z85_key_ok(const char *s, size_t len)
 {
-    return cf_key_z85_decode((const char *)s, len, NULL);
+    return cf_key_z85_decode(s, len, NULL);
 }
 
 /* Roles an operator may have: the three operator roles of workflow.h. */
@@ -112,22 +107,19 @@ static const struct {
 };
 
 /* ---------------------------------------------------------- operators --- */
-static int s_operator(s_ctx_t *c, const yaml_node_t *n, cf_operator_t *op)
+static int s_operator(s_ctx_t *c, const cf_yt_node_t *n, cf_operator_t *op)
 {
-    if (!n || n->type != YAML_MAPPING_NODE)
+    if (!n || n->kind != CF_YT_MAP)
         return s_fail(c, n, "each operator must be a map of id, role and key");
-    const yaml_node_t *id = NULL, *role = NULL, *key = NULL;
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-         p < n->data.mapping.pairs.top; p++) {
-        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        const yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        const yaml_node_t **slot = s_scalar_eq(k, "id")     ? &id
-                                 : s_scalar_eq(k, "role")   ? &role
-                                 : s_scalar_eq(k, "key")    ? &key
-                                                            : NULL;
+    const cf_yt_node_t *id = NULL, *role = NULL, *key = NULL;
+    CF_YT_EACH_PAIR(n, k, v) {
+        const cf_yt_node_t **slot = s_scalar_eq(k, "id")     ? &id
+                                  : s_scalar_eq(k, "role")   ? &role
+                                  : s_scalar_eq(k, "key")    ? &key
+                                                             : NULL;
         if (!slot)
             return s_fail(c, k, "unknown key in an operator (id, role, key)");
-        if (*slot)
+        if (k->dup_of)
             return s_fail(c, k, "key given twice");
         *slot = v;
     }
@@ -136,7 +128,7 @@ static int s_operator(s_ctx_t *c, const yaml_node_t *n, cf_operator_t *op)
     if (!role)
         return s_fail(c, n, "operator without 'role'");
     if (!s_is_scalar(id) ||
-        !s_operator_id_ok(id->data.scalar.value, id->data.scalar.length))
+        !s_operator_id_ok(id->s, id->len))
         return s_fail(c, id, "'id' must be 1-64 characters of A-Z a-z 0-9 . _ @ - "
                              "and not 'member' or 'system'");
     op->role = 0;
@@ -145,24 +137,21 @@ static int s_operator(s_ctx_t *c, const yaml_node_t *n, cf_operator_t *op)
             op->role = s_roles[i].role;
     if (!op->role)
         return s_fail(c, role, "'role' must be handler, supervisor or auditor");
-    if (key && !(s_is_scalar(key) &&
-                 s_z85_key_ok(key->data.scalar.value, key->data.scalar.length)))
+    if (key && !(s_is_scalar(key) && s_z85_key_ok(key->s, key->len)))
         return s_fail(c, key, "'key' must be a 40-character Z85 CURVE public key");
 
-    op->id = strndup((const char *)id->data.scalar.value, id->data.scalar.length);
-    op->key = key ? strndup((const char *)key->data.scalar.value,
-                            key->data.scalar.length)
-                  : NULL;
+    op->id = strndup(id->s, id->len);
+    op->key = key ? strndup(key->s, key->len) : NULL;
     if (!op->id || (key && !op->key))
         return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
     return 0;
 }
 
-static int s_operators(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+static int s_operators(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
 {
-    if (!n || n->type != YAML_SEQUENCE_NODE)
+    if (!n || n->kind != CF_YT_SEQ)
         return s_fail(c, n, "'operators' must be a list");
-    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    size_t count = n->n;
     if (count > CF_CONFIG_MAX_OPERATORS)
         return s_fail(c, n, "'operators' has more than 10000 entries");
     if (count == 0)
@@ -170,9 +159,8 @@ static int s_operators(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
     cfg->operators = calloc(count, sizeof *cfg->operators);
     if (!cfg->operators)
         return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
-    for (size_t i = 0; i < count; i++) {
-        const yaml_node_t *item =
-            yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
+    size_t i = 0;
+    CF_YT_EACH_ITEM(n, item) {
         /* Counted before the call so a half-filled entry is freed too. */
         cfg->noperators = i + 1;
         int rc = s_operator(c, item, &cfg->operators[i]);
@@ -187,6 +175,7 @@ static int s_operators(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
                 strcmp(cfg->operators[j].key, cfg->operators[i].key) == 0)
                 return s_fail(c, item, "the same 'key' is given for two operators");
         }
+        i++;
     }
     return 0;
 }
@@ -194,17 +183,15 @@ static int s_operators(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
 /* --------------------------------------------------------- curve, portal --- */
 /* The keys of a map node, each checked against the allowed names (NULL-
  * terminated) and given at most once; vals[i] gets the value of names[i]. */
-static int s_map(s_ctx_t *c, const yaml_node_t *n, const char *what,
-                 const char *const *names, const yaml_node_t **vals)
+static int s_map(s_ctx_t *c, const cf_yt_node_t *n, const char *what,
+                 const char *const *names, const cf_yt_node_t **vals)
 {
     char msg[160];
-    if (!n || n->type != YAML_MAPPING_NODE) {
+    if (!n || n->kind != CF_YT_MAP) {
         snprintf(msg, sizeof msg, "'%s' must be a map", what);
         return s_fail(c, n, msg);
     }
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-         p < n->data.mapping.pairs.top; p++) {
-        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+    CF_YT_EACH_PAIR(n, k, v) {
         size_t i = 0;
         while (names[i] && !s_scalar_eq(k, names[i]))
             i++;
@@ -213,33 +200,31 @@ static int s_map(s_ctx_t *c, const yaml_node_t *n, const char *what,
                      names[1] ? ", " : "", names[1] ? names[1] : "");
             return s_fail(c, k, msg);
         }
-        if (vals[i])
+        if (k->dup_of)
             return s_fail(c, k, "key given twice");
-        vals[i] = yaml_document_get_node(c->doc, p->value);
+        vals[i] = v;
     }
     return 0;
 }
 
-static int s_curve(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+static int s_curve(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
 {
     static const char *const names[] = {"secret_key_file", NULL};
-    const yaml_node_t *vals[1] = {NULL};
+    const cf_yt_node_t *vals[1] = {NULL};
     int rc = s_map(c, n, "curve", names, vals);
     if (rc < 0)
         return rc;
-    const yaml_node_t *f = vals[0];
+    const cf_yt_node_t *f = vals[0];
     if (!f)
         return s_fail(c, n, "'curve' without 'secret_key_file'");
-    if (!s_is_scalar(f) || f->data.scalar.length == 0 ||
-        f->data.scalar.length >= PATH_MAX ||
-        memchr(f->data.scalar.value, '\0', f->data.scalar.length))
+    if (!s_is_scalar(f) || f->len == 0 || f->len >= PATH_MAX || memchr(f->s, '\0', f->len))
         return s_fail(c, f, "'secret_key_file' must be a file name");
     /* Relative to the config file, so the two can move together. */
     const char *slash = strrchr(c->path, '/');
-    int dirlen = f->data.scalar.value[0] != '/' && slash ? (int)(slash - c->path + 1) : 0;
+    int dirlen = f->s[0] != '/' && slash ? (int)(slash - c->path + 1) : 0;
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%.*s%.*s", dirlen, c->path,
-                 (int)f->data.scalar.length, (const char *)f->data.scalar.value) >=
+                 (int)f->len, f->s) >=
         (int)sizeof path)
         return s_fail(c, f, "'secret_key_file' is too long");
     if (!(cfg->curve_secret_file = strdup(path)))
@@ -248,42 +233,41 @@ static int s_curve(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
     return 0;
 }
 
-static int s_portal(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+static int s_portal(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
 {
     static const char *const names[] = {"keys", NULL};
-    const yaml_node_t *vals[1] = {NULL};
+    const cf_yt_node_t *vals[1] = {NULL};
     int rc = s_map(c, n, "portal", names, vals);
     if (rc < 0)
         return rc;
-    const yaml_node_t *keys = vals[0];
-    if (!keys || keys->type != YAML_SEQUENCE_NODE)
+    const cf_yt_node_t *keys = vals[0];
+    if (!keys || keys->kind != CF_YT_SEQ)
         return s_fail(c, keys ? keys : n, "'portal' needs 'keys', a list of CURVE public keys");
-    size_t count = (size_t)(keys->data.sequence.items.top - keys->data.sequence.items.start);
+    size_t count = keys->n;
     if (count > CF_CONFIG_MAX_PORTAL_KEYS)
         return s_fail(c, keys, "'keys' has more than 10000 entries");
     if (count == 0)
         return 0;
     if (!(cfg->portal_keys = calloc(count, sizeof *cfg->portal_keys)))
         return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
-    for (size_t i = 0; i < count; i++) {
-        const yaml_node_t *k =
-            yaml_document_get_node(c->doc, keys->data.sequence.items.start[i]);
-        if (!s_is_scalar(k) || !s_z85_key_ok(k->data.scalar.value, k->data.scalar.length))
+    size_t i = 0;
+    CF_YT_EACH_ITEM(keys, k) {
+        if (!s_is_scalar(k) || !s_z85_key_ok(k->s, k->len))
             return s_fail(c, k, "each portal key must be a 40-character Z85 CURVE public key");
-        memcpy(cfg->portal_keys[i], k->data.scalar.value, CF_KEY_Z85_LEN);
+        memcpy(cfg->portal_keys[i], k->s, CF_KEY_Z85_LEN);
         cfg->portal_keys[i][CF_KEY_Z85_LEN] = '\0';
         for (size_t j = 0; j < i; j++)
             if (strcmp(cfg->portal_keys[j], cfg->portal_keys[i]) == 0)
                 return s_fail(c, k, "portal key listed twice");
-        cfg->nportal_keys = i + 1;
+        cfg->nportal_keys = ++i;
     }
     return 0;
 }
 
-static int s_retention(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+static int s_retention(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
 {
     static const char *const names[] = {"closed_claims_days", NULL};
-    const yaml_node_t *vals[1] = {NULL};
+    const cf_yt_node_t *vals[1] = {NULL};
     int rc = s_map(c, n, "retention", names, vals);
     if (rc < 0)
         return rc;
@@ -313,64 +297,39 @@ static int s_keys_disjoint(s_ctx_t *c, const cf_config_t *cfg)
 }
 
 /* --------------------------------------------------------------- file --- */
-static int s_root(s_ctx_t *c, cf_config_t *cfg)
+static int s_root(s_ctx_t *c, const cf_yt_node_t *root, cf_config_t *cfg)
 {
-    const yaml_node_t *root = yaml_document_get_root_node(c->doc);
     if (!root)
         return s_fail(c, NULL, "empty file (expected a map with 'operators')");
-    if (root->type != YAML_MAPPING_NODE)
+    if (root->kind != CF_YT_MAP)
         return s_fail(c, root, "the file must be a map");
-    bool seen_ops = false, seen_frame = false, seen_doc = false, seen_idem = false;
-    bool seen_curve = false, seen_portal = false, seen_ret = false;
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
-         p < root->data.mapping.pairs.top; p++) {
-        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        const yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+    CF_YT_EACH_PAIR(root, k, v) {
         uint64_t u;
         int rc;
-        if (s_scalar_eq(k, "operators")) {
-            if (seen_ops)
-                return s_fail(c, k, "key given twice");
-            seen_ops = true;
+        if (k->dup_of) {
+            return s_fail(c, k, "key given twice");
+        } else if (s_scalar_eq(k, "operators")) {
             if ((rc = s_operators(c, v, cfg)) < 0)
                 return rc;
         } else if (s_scalar_eq(k, "max_frame")) {
-            if (seen_frame)
-                return s_fail(c, k, "key given twice");
-            seen_frame = true;
             if ((rc = s_uint(c, v, "max_frame", 64u << 20, &u)) < 0)
                 return rc;
             cfg->max_frame = (size_t)u;
         } else if (s_scalar_eq(k, "max_document")) {
-            if (seen_doc)
-                return s_fail(c, k, "key given twice");
-            seen_doc = true;
             if ((rc = s_uint(c, v, "max_document", 64u << 20, &u)) < 0)
                 return rc;
             cfg->max_document = (size_t)u;
         } else if (s_scalar_eq(k, "idempotency_days")) {
-            if (seen_idem)
-                return s_fail(c, k, "key given twice");
-            seen_idem = true;
             if ((rc = s_uint(c, v, "idempotency_days", 3650, &u)) < 0)
                 return rc;
             cfg->idem_retention = (int64_t)u * 86400;
         } else if (s_scalar_eq(k, "curve")) {
-            if (seen_curve)
-                return s_fail(c, k, "key given twice");
-            seen_curve = true;
             if ((rc = s_curve(c, v, cfg)) < 0)
                 return rc;
         } else if (s_scalar_eq(k, "portal")) {
-            if (seen_portal)
-                return s_fail(c, k, "key given twice");
-            seen_portal = true;
             if ((rc = s_portal(c, v, cfg)) < 0)
                 return rc;
         } else if (s_scalar_eq(k, "retention")) {
-            if (seen_ret)
-                return s_fail(c, k, "key given twice");
-            seen_ret = true;
             if ((rc = s_retention(c, v, cfg)) < 0)
                 return rc;
         } else {
@@ -378,7 +337,7 @@ static int s_root(s_ctx_t *c, cf_config_t *cfg)
                                 "max_frame, max_document, idempotency_days)");
         }
     }
-    if (!seen_ops)
+    if (!cf_yt_get(root, "operators"))
         return s_fail(c, root, "no 'operators' list");
     return s_keys_disjoint(c, cfg);
 }
@@ -425,38 +384,39 @@ int cf_config_load(const char *path, cf_config_t **ret, cf_error_t *reterr)
         goto out_free_buf;
     }
 
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) {
+    /* The reader's problems: the first one is the line the operator gets. */
+    cf_diags_t diags = {0};
+    cf_yt_t *yt = NULL;
+    rc = cf_yt_parse(path, buf, len, &yt, &diags);
+    if (rc == 0 && cf_yt_errors(yt) > 0)
+        rc = CF_EBADREQ;
+    if (rc == CF_EBADREQ && diags.n > 0) {
+        const cf_diag_t *d = &diags.v[0];
+        rc = cf_error_set(reterr, CF_EBADREQ, "%s:%lu:%lu: %s", path, (unsigned long)d->line,
+                          (unsigned long)d->col, d->message);
+        goto out_tree;
+    }
+    if (rc != 0) {  /* out of memory, in the reader or for its diagnostic */
         rc = cf_error_set(reterr, CF_EINTERNAL, "out of memory");
-        goto out_free_cfg;
+        goto out_tree;
     }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = cf_error_set(reterr, CF_EBADREQ, "%s:%lu:%lu: not valid YAML: %s",
-                          path, (unsigned long)parser.problem_mark.line + 1,
-                          (unsigned long)parser.problem_mark.column + 1,
-                          parser.problem ? parser.problem : "parse error");
-        goto out_parser;
-    }
-    s_ctx_t c = {.path = path, .doc = &doc, .reterr = reterr};
-    rc = s_root(&c, cfg);
-    yaml_document_delete(&doc);
-    if (rc < 0)
-        goto out_parser;
+    s_ctx_t c = {.path = path, .reterr = reterr};
+    if ((rc = s_root(&c, cf_yt_root(yt), cfg)) < 0)
+        goto out_tree;
     /* Read only once the file is known good: its errors come first. */
     if (cfg->curve &&
         (rc = cf_key_read(cfg->curve_secret_file, true, cfg->curve_secret, reterr)) < 0)
-        goto out_parser;
+        goto out_tree;
 
-    yaml_parser_delete(&parser);
+    cf_yt_destroy(&yt);
+    cf_diags_clear(&diags);
     free(buf);
     *ret = cfg;
     return 0;
 
-out_parser:
-    yaml_parser_delete(&parser);
-out_free_cfg:
+out_tree:
+    cf_yt_destroy(&yt);
+    cf_diags_clear(&diags);
     cf_config_destroy(&cfg);
 out_free_buf:
     free(buf);

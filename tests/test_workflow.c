@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "cf_err.h"
 #include "cf_test.h"
 #include "workflow.h"
@@ -528,6 +529,29 @@ static void test_roles(void)
     CF_ASSERT_STR_EQ(cf_role_name(CF_ROLE_SYSTEM | CF_ROLE_MEMBER), "?");
 }
 
+/* Out of memory at each arena allocation of a load in turn (the YAML
+ * reader's, the scratch and the definition's): CF_EINTERNAL, no definition
+ * and (under ASan) nothing leaked, until the load succeeds. */
+static void test_out_of_memory(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/workflows/health_claim.yaml", cf_test_srcdir());
+    int rc = CF_EINTERNAL;
+    unsigned long k;
+    for (k = 1; k < 100000 && rc == CF_EINTERNAL; k++) {
+        cf_wf_t *wf = NULL;
+        cf_diags_t d = {0};
+        cf_arena_fail_after(k);
+        rc = cf_wf_load_file(path, &wf, &d);
+        cf_arena_fail_after(0);
+        CF_ASSERT(rc == 0 || (rc == CF_EINTERNAL && wf == NULL));
+        cf_wf_destroy(&wf);
+        cf_diags_clear(&d);
+    }
+    CF_ASSERT_INT_EQ(rc, 0);
+    CF_ASSERT(k > 100);
+}
+
 int main(void)
 {
     CF_RUN(test_health_claim_model);
@@ -539,6 +563,7 @@ int main(void)
     CF_RUN(test_yaml_layer);
     CF_RUN(test_too_large);
     CF_RUN(test_deep_nesting);
+    CF_RUN(test_out_of_memory);
     CF_RUN(test_unreadable);
     CF_RUN(test_garbage);
     CF_RUN(test_roles);

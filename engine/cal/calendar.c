@@ -15,12 +15,14 @@
  * in local civil time where the unit is calendar-based and converted back with
  * cf_tz_local_to_utc (gap: forward by the gap; overlap: earlier instant).
  *
- * Loading is two passes: libyaml's event parser builds a small tree (so
- * anchors and aliases can be refused - the document loader resolves them
- * silently), then a validator walks the tree and reports every error it finds
- * with file:line:col instead of stopping at the first.  Rejected: validating
- * straight from the event stream - it makes "duplicate key" and "missing key"
- * checks a state machine of their own.
+ * Loading is two passes: core's YAML reader (yamltree.h) builds a small
+ * tree, refusing tabs in indentation, anchors, aliases, tags, deep nesting
+ * and a second document with the messages every YAML file of claimflow
+ * gets; then a validator walks the tree and reports every error it finds
+ * with file:line:col instead of stopping at the first (the reader's refusals
+ * do not stop it; a syntax error does).  Rejected: validating straight from
+ * the event stream - it makes "duplicate key" and "missing key" checks a
+ * state machine of their own.
  *
  * Invariants of a loaded set: every calendar has a country, a zone, at least
  * one workday and a valid opening time; nothing in it changes after load, so
@@ -28,6 +30,7 @@
  */
 #include "calendar.h"
 #include "cal_tz.h"
+#include "yamltree.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -36,10 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
 #define S_FILE_MAX (1024 * 1024)   /* calendars file size limit */
-#define S_DEPTH_MAX 32             /* YAML nesting limit (the format needs 4) */
 #define S_NAME_MAX 64              /* calendar name length */
 
 /* ------------------------------------------------------------ holidays --- */
@@ -351,19 +352,7 @@ int cf_cal_add(const cf_cal_t *cal, cf_time_t start, cf_dur_t dur, cf_time_t *re
     return 0;
 }
 
-/* ------------------------------------------------------ the YAML tree --- */
-
-typedef enum { S_SCALAR, S_SEQ, S_MAP, S_BAD } s_kind_t;
-
-typedef struct s_node {
-    s_kind_t kind;
-    bool plain;                 /* a plain (unquoted) scalar */
-    char *str;                  /* scalar text, NUL-terminated (may hold NULs) */
-    size_t len;
-    uint32_t line, col;         /* 1-based */
-    struct s_node **kids;       /* seq: items; map: key, value, key, value... */
-    size_t n, cap;
-} s_node_t;
+/* ----------------------------------------------------------- context --- */
 
 typedef struct {
     const char *file;
@@ -387,195 +376,23 @@ static void s_err(s_ctx_t *cx, uint32_t line, uint32_t col, const char *fmt, ...
         cx->oom = true;
 }
 
-static void s_node_free(s_node_t *n)
-{
-    if (!n)
-        return;
-    for (size_t i = 0; i < n->n; i++)
-        s_node_free(n->kids[i]);
-    free(n->kids);
-    free(n->str);
-    free(n);
-}
-
-static int s_node_add(s_node_t *parent, s_node_t *kid)
-{
-    if (parent->n == parent->cap) {
-        size_t cap = parent->cap ? parent->cap * 2 : 8;
-        s_node_t **v = realloc(parent->kids, cap * sizeof *v);
-        if (!v)
-            return CF_EINTERNAL;
-        parent->kids = v;
-        parent->cap = cap;
-    }
-    parent->kids[parent->n++] = kid;
-    return 0;
-}
-
-/* Line and column (1-based, in characters as libyaml counts them) of byte
- * offset off in buf. */
-static void s_position(const char *buf, size_t off, uint32_t *line, uint32_t *col)
-{
-    size_t i = off >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0; /* BOM */
-    *line = *col = 1;
-    for (; i < off; i++) {
-        if (buf[i] == '\n') {
-            ++*line;
-            *col = 1;
-        } else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
-            ++*col;
-        }
-    }
-}
-
-/* Parse buf into a tree.  Returns the root (NULL for an empty stream) and
- * sets *syntax when the tree is incomplete (a syntax error, too deep, more
- * than one document); every such problem is already reported. */
-static s_node_t *s_parse(s_ctx_t *cx, const char *buf, size_t len, bool *syntax)
-{
-    yaml_parser_t p;
-    s_node_t *root = NULL, *stack[S_DEPTH_MAX];
-    size_t depth = 0;
-    int ndocs = 0;
-    bool done = false;
-
-    *syntax = false;
-    if (!yaml_parser_initialize(&p)) {
-        cx->oom = true;
-        return NULL;
-    }
-    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-    while (!done) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            if (p.error == YAML_MEMORY_ERROR) {
-                cx->oom = true;
-            } else if (p.error == YAML_READER_ERROR) {
-                /* bad encoding: libyaml gives a byte offset, not a mark */
-                uint32_t line, col;
-                s_position(buf, p.problem_offset < len ? p.problem_offset : len, &line, &col);
-                s_err(cx, line, col, "bad character: %s", p.problem ? p.problem : "unknown");
-            } else {
-                s_err(cx, (uint32_t)p.problem_mark.line + 1, (uint32_t)p.problem_mark.column + 1,
-                      "YAML syntax error: %s%s%s", p.problem ? p.problem : "unknown",
-                      p.context ? " " : "", p.context ? p.context : "");
-            }
-            *syntax = true;
-            break;
-        }
-        const uint32_t line = (uint32_t)ev.start_mark.line + 1;
-        const uint32_t col = (uint32_t)ev.start_mark.column + 1;
-        bool anchored = false;
-        s_node_t *node = NULL;
-        s_kind_t kind = S_BAD;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++ndocs > 1) {
-                s_err(cx, line, col, "only one YAML document is allowed");
-                *syntax = done = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            s_err(cx, line, col, "aliases (*name) are not allowed");
-            kind = S_BAD;
-            node = calloc(1, sizeof *node);
-            break;
-        case YAML_SCALAR_EVENT:
-            anchored = ev.data.scalar.anchor != NULL;
-            kind = S_SCALAR;
-            node = calloc(1, sizeof *node);
-            if (node) {
-                node->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-                node->len = ev.data.scalar.length;
-                node->str = malloc(node->len + 1);
-                if (node->str) {
-                    memcpy(node->str, ev.data.scalar.value, node->len);
-                    node->str[node->len] = '\0';
-                } else {
-                    free(node);
-                    node = NULL;
-                }
-            }
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-            anchored = ev.data.sequence_start.anchor != NULL;
-            kind = S_SEQ;
-            node = calloc(1, sizeof *node);
-            break;
-        case YAML_MAPPING_START_EVENT:
-            anchored = ev.data.mapping_start.anchor != NULL;
-            kind = S_MAP;
-            node = calloc(1, sizeof *node);
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-        const bool wants_node = ev.type == YAML_ALIAS_EVENT || ev.type == YAML_SCALAR_EVENT ||
-                                ev.type == YAML_SEQUENCE_START_EVENT ||
-                                ev.type == YAML_MAPPING_START_EVENT;
-        yaml_event_delete(&ev);
-        if (anchored)
-            s_err(cx, line, col, "anchors (&name) are not allowed");
-        if (!wants_node)
-            continue;
-        if (!node) {
-            cx->oom = *syntax = true;
-            break;
-        }
-        node->kind = kind;
-        node->line = line;
-        node->col = col;
-        if (depth == 0) {
-            s_node_free(root); /* only one document gets here */
-            root = node;
-        } else if (s_node_add(stack[depth - 1], node) != 0) {
-            s_node_free(node);
-            cx->oom = *syntax = true;
-            break;
-        }
-        if (kind == S_SEQ || kind == S_MAP) {
-            if (depth == S_DEPTH_MAX) {
-                s_err(cx, line, col, "nested too deeply (more than %d levels)", S_DEPTH_MAX);
-                *syntax = true;
-                break;
-            }
-            stack[depth++] = node;
-        }
-    }
-    yaml_parser_delete(&p);
-    return root;
-}
-
 /* -------------------------------------------------------- validation --- */
 
-static bool s_is(const s_node_t *n, const char *s)
+static bool s_is_null(const cf_yt_node_t *n)
 {
-    return n->kind == S_SCALAR && n->len == strlen(s) && memcmp(n->str, s, n->len) == 0;
-}
-
-static bool s_is_null(const s_node_t *n)
-{
-    return n->kind == S_SCALAR && n->plain &&
-           (n->len == 0 || s_is(n, "~") || s_is(n, "null") || s_is(n, "Null") ||
-            s_is(n, "NULL"));
+    return n->kind == CF_YT_SCALAR && n->plain &&
+           (n->len == 0 || cf_yt_eq(n, "~") || cf_yt_eq(n, "null") || cf_yt_eq(n, "Null") ||
+            cf_yt_eq(n, "NULL"));
 }
 
 /* A scalar for a message: at most 40 bytes, control characters as '?'. */
-static const char *s_show(const s_node_t *n, char *buf, size_t cap)
+static const char *s_show(const cf_yt_node_t *n, char *buf, size_t cap)
 {
     size_t k = 0, lim = cap - 4;
     if (lim > 40)
         lim = 40;
     for (size_t i = 0; i < n->len && k < lim; i++) {
-        unsigned char c = (unsigned char)n->str[i];
+        unsigned char c = (unsigned char)n->s[i];
         buf[k++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
     if (k < n->len) {
@@ -588,48 +405,37 @@ static const char *s_show(const s_node_t *n, char *buf, size_t cap)
     return buf;
 }
 
-static const char *s_kind_name(const s_node_t *n)
+static const char *s_kind_name(const cf_yt_node_t *n)
 {
-    return n->kind == S_MAP ? "a mapping" : n->kind == S_SEQ ? "a list" : "a string";
+    return n->kind == CF_YT_MAP ? "a mapping" : n->kind == CF_YT_SEQ ? "a list" : "a string";
 }
 
-/* Report a duplicate key at i in map (keys compared as text); what: "key"
- * or "calendar". */
-static bool s_dup_key(s_ctx_t *cx, const s_node_t *map, size_t i, const char *what)
+/* A key of a map: a scalar that is not a duplicate (the reader marks them),
+ * else reported; what: "key" or "calendar". */
+static bool s_key_ok(s_ctx_t *cx, const cf_yt_node_t *k, const char *what)
 {
-    const s_node_t *k = map->kids[i];
-    for (size_t j = 0; j < i; j += 2) {
-        const s_node_t *o = map->kids[j];
-        if (o->kind == S_SCALAR && o->len == k->len && memcmp(o->str, k->str, k->len) == 0) {
-            char b[48];
-            s_err(cx, k->line, k->col, "duplicate %s '%s' (first at line %u)", what,
-                  s_show(k, b, sizeof b), o->line);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* A key of map: a scalar that is not a duplicate, else reported. */
-static bool s_key_ok(s_ctx_t *cx, const s_node_t *map, size_t i, const char *what)
-{
-    const s_node_t *k = map->kids[i];
-    if (k->kind == S_BAD)
+    char b[48];
+    if (k->kind == CF_YT_BAD)
         return false;
-    if (k->kind != S_SCALAR) {
+    if (k->kind != CF_YT_SCALAR) {
         s_err(cx, k->line, k->col, "a key must be a string, not %s", s_kind_name(k));
         return false;
     }
-    return !s_dup_key(cx, map, i, what);
+    if (k->dup_of) {
+        s_err(cx, k->line, k->col, "duplicate %s '%s' (first at line %u)", what,
+              s_show(k, b, sizeof b), k->dup_of->line);
+        return false;
+    }
+    return true;
 }
 
-static bool s_want_scalar(s_ctx_t *cx, const s_node_t *v, const char *what)
+static bool s_want_scalar(s_ctx_t *cx, const cf_yt_node_t *v, const char *what)
 {
-    if (v->kind == S_SCALAR && !s_is_null(v))
+    if (v->kind == CF_YT_SCALAR && !s_is_null(v))
         return true;
-    if (v->kind != S_BAD)
+    if (v->kind != CF_YT_BAD)
         s_err(cx, v->line, v->col, "%s: expected a string, found %s", what,
-              v->kind == S_SCALAR ? "nothing" : s_kind_name(v));
+              v->kind == CF_YT_SCALAR ? "nothing" : s_kind_name(v));
     return false;
 }
 
@@ -645,12 +451,12 @@ static bool s_digits(const char *s, size_t n, int *ret)
     return true;
 }
 
-static void s_check_country(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
+static void s_check_country(s_ctx_t *cx, const cf_yt_node_t *v, cf_cal_t *cal)
 {
     if (!s_want_scalar(cx, v, "country"))
         return;
     for (size_t i = 0; i < S_NCOUNTRIES; i++)
-        if (s_is(v, s_countries[i].code))
+        if (cf_yt_eq(v, s_countries[i].code))
             cal->country = &s_countries[i];
     if (!cal->country) {
         char b[48];
@@ -659,16 +465,16 @@ static void s_check_country(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
     }
 }
 
-static void s_check_tz(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
+static void s_check_tz(s_ctx_t *cx, const cf_yt_node_t *v, cf_cal_t *cal)
 {
     char why[256] = "", b[48];
     if (!s_want_scalar(cx, v, "timezone"))
         return;
-    if (strlen(v->str) != v->len) {
+    if (strlen(v->s) != v->len) {
         s_err(cx, v->line, v->col, "unknown time zone '%s'", s_show(v, b, sizeof b));
         return;
     }
-    int rc = cf_tz_load(NULL, v->str, &cal->tz, why, sizeof why);
+    int rc = cf_tz_load(NULL, v->s, &cal->tz, why, sizeof why);
     if (rc == CF_EINTERNAL)
         cx->oom = true;
     else if (rc == CF_ENOTFOUND)
@@ -676,15 +482,15 @@ static void s_check_tz(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
     else if (rc != 0)
         s_err(cx, v->line, v->col, "cannot read time zone '%s': %s", s_show(v, b, sizeof b),
               why);
-    else if (!(cal->tzname = strdup(v->str)))
+    else if (!(cal->tzname = strdup(v->s)))
         cx->oom = true;
 }
 
-static void s_check_workdays(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
+static void s_check_workdays(s_ctx_t *cx, const cf_yt_node_t *v, cf_cal_t *cal)
 {
     char b[48];
-    if (v->kind != S_SEQ) {
-        if (v->kind != S_BAD)
+    if (v->kind != CF_YT_SEQ) {
+        if (v->kind != CF_YT_BAD)
             s_err(cx, v->line, v->col, "workdays: expected a list like [mon, tue, wed, thu, fri]");
         return;
     }
@@ -693,12 +499,11 @@ static void s_check_workdays(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
         return;
     }
     unsigned bits = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        const s_node_t *x = v->kids[i];
+    CF_YT_EACH_ITEM(v, x) {
         if (!s_want_scalar(cx, x, "workdays"))
             continue;
         size_t w = 0;
-        while (w < 7 && !s_is(x, s_wdays[w]))
+        while (w < 7 && !cf_yt_eq(x, s_wdays[w]))
             w++;
         if (w == 7)
             s_err(cx, x->line, x->col, "bad weekday '%s' (expected mon, tue, wed, thu, fri, sat or sun)",
@@ -711,14 +516,14 @@ static void s_check_workdays(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
     cal->workdays = bits;
 }
 
-static void s_check_opens(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
+static void s_check_opens(s_ctx_t *cx, const cf_yt_node_t *v, cf_cal_t *cal)
 {
     int h, m;
     char b[48];
     if (!s_want_scalar(cx, v, "opens"))
         return;
-    if (v->len != 5 || v->str[2] != ':' || !s_digits(v->str, 2, &h) ||
-        !s_digits(v->str + 3, 2, &m) || h > 23 || m > 59) {
+    if (v->len != 5 || v->s[2] != ':' || !s_digits(v->s, 2, &h) ||
+        !s_digits(v->s + 3, 2, &m) || h > 23 || m > 59) {
         s_err(cx, v->line, v->col, "opens: bad time '%s' (expected \"HH:MM\", 00:00-23:59)",
               s_show(v, b, sizeof b));
         return;
@@ -727,17 +532,17 @@ static void s_check_opens(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
 }
 
 /* "MM-DD" (every year; 02-29 in leap years) or "YYYY-MM-DD" (that year). */
-static bool s_parse_closed(const s_node_t *v, s_closed_t *c, bool *range)
+static bool s_parse_closed(const cf_yt_node_t *v, s_closed_t *c, bool *range)
 {
     int y = 0, m, d;
     *range = false;
-    if (v->len == 5 && v->str[2] == '-' && s_digits(v->str, 2, &m) &&
-        s_digits(v->str + 3, 2, &d)) {
+    if (v->len == 5 && v->s[2] == '-' && s_digits(v->s, 2, &m) &&
+        s_digits(v->s + 3, 2, &d)) {
         if (m < 1 || m > 12 || d < 1 || (unsigned)d > cf_days_in_month(2000, (unsigned)m))
             return false;
     } else if (v->len == 10) {
         unsigned um, ud;
-        if (cf_date_parse(v->str, 10, &y, &um, &ud) != 0)
+        if (cf_date_parse(v->s, 10, &y, &um, &ud) != 0)
             return false;
         if (y < CF_CAL_YEAR_MIN || y > CF_CAL_YEAR_MAX) {
             *range = true;
@@ -752,13 +557,13 @@ static bool s_parse_closed(const s_node_t *v, s_closed_t *c, bool *range)
     return true;
 }
 
-static void s_check_closed(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
+static void s_check_closed(s_ctx_t *cx, const cf_yt_node_t *v, cf_cal_t *cal)
 {
     char b[48];
     if (s_is_null(v))
         return;
-    if (v->kind != S_SEQ) {
-        if (v->kind != S_BAD)
+    if (v->kind != CF_YT_SEQ) {
+        if (v->kind != CF_YT_BAD)
             s_err(cx, v->line, v->col, "closed: expected a list of \"MM-DD\" or YYYY-MM-DD dates");
         return;
     }
@@ -766,8 +571,7 @@ static void s_check_closed(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
         cx->oom = true;
         return;
     }
-    for (size_t i = 0; i < v->n; i++) {
-        const s_node_t *x = v->kids[i];
+    CF_YT_EACH_ITEM(v, x) {
         s_closed_t c;
         bool range;
         if (!s_want_scalar(cx, x, "closed"))
@@ -793,7 +597,7 @@ static void s_check_closed(s_ctx_t *cx, const s_node_t *v, cf_cal_t *cal)
 
 typedef struct {
     const char *key;
-    void (*check)(s_ctx_t *, const s_node_t *, cf_cal_t *);
+    void (*check)(s_ctx_t *, const cf_yt_node_t *, cf_cal_t *);
     bool required;
 } s_field_t;
 
@@ -806,12 +610,12 @@ static const s_field_t s_fields[] = {
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 
-static bool s_name_ok(const s_node_t *k)
+static bool s_name_ok(const cf_yt_node_t *k)
 {
     if (k->len == 0 || k->len > S_NAME_MAX)
         return false;
     for (size_t i = 0; i < k->len; i++) {
-        char c = k->str[i];
+        char c = k->s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-'))
             return false;
@@ -821,11 +625,11 @@ static bool s_name_ok(const s_node_t *k)
 
 /* One calendar: key k, value v.  Returns the calendar (possibly incomplete
  * when errors were reported) or NULL when out of memory. */
-static cf_cal_t *s_check_cal(s_ctx_t *cx, const s_node_t *k, const s_node_t *v)
+static cf_cal_t *s_check_cal(s_ctx_t *cx, const cf_yt_node_t *k, const cf_yt_node_t *v)
 {
     char b[48];
     cf_cal_t *cal = calloc(1, sizeof *cal);
-    if (!cal || !(cal->name = strdup(k->str))) {
+    if (!cal || !(cal->name = strdup(k->s))) {
         free(cal);
         cx->oom = true;
         return NULL;
@@ -835,19 +639,18 @@ static cf_cal_t *s_check_cal(s_ctx_t *cx, const s_node_t *k, const s_node_t *v)
     if (!s_name_ok(k))
         s_err(cx, k->line, k->col,
               "bad calendar name '%s' (1-64 letters, digits, '_' or '-')", s_show(k, b, sizeof b));
-    if (v->kind != S_MAP) {
-        if (v->kind != S_BAD)
+    if (v->kind != CF_YT_MAP) {
+        if (v->kind != CF_YT_BAD)
             s_err(cx, v->line, v->col, "calendar '%s': expected a mapping, found %s",
                   s_show(k, b, sizeof b), s_is_null(v) ? "nothing" : s_kind_name(v));
         return cal;
     }
     bool seen[S_NFIELDS] = {false};
-    for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const s_node_t *fk = v->kids[i], *fv = v->kids[i + 1];
-        if (!s_key_ok(cx, v, i, "key"))
+    CF_YT_EACH_PAIR(v, fk, fv) {
+        if (!s_key_ok(cx, fk, "key"))
             continue;
         size_t f = 0;
-        while (f < S_NFIELDS && !s_is(fk, s_fields[f].key))
+        while (f < S_NFIELDS && !cf_yt_eq(fk, s_fields[f].key))
             f++;
         if (f == S_NFIELDS) {
             s_err(cx, fk->line, fk->col,
@@ -865,56 +668,55 @@ static cf_cal_t *s_check_cal(s_ctx_t *cx, const s_node_t *k, const s_node_t *v)
     return cal;
 }
 
-static void s_check_calendars(s_ctx_t *cx, const s_node_t *cals, cf_cal_set_t *set)
+static void s_check_calendars(s_ctx_t *cx, const cf_yt_node_t *cals, cf_cal_set_t *set)
 {
-    if (cals->kind != S_MAP || cals->n == 0) {
-        if (cals->kind != S_BAD)
+    if (cals->kind != CF_YT_MAP || cals->n == 0) {
+        if (cals->kind != CF_YT_BAD)
             s_err(cx, cals->line, cals->col, "calendars: expected a mapping of calendar names%s",
-                  cals->kind == S_MAP || s_is_null(cals) ? " (none declared)" : "");
+                  cals->kind == CF_YT_MAP || s_is_null(cals) ? " (none declared)" : "");
         return;
     }
-    for (size_t i = 0; i + 1 < cals->n; i += 2) {
-        if (!s_key_ok(cx, cals, i, "calendar"))
+    CF_YT_EACH_PAIR(cals, k, v) {
+        if (!s_key_ok(cx, k, "calendar"))
             continue;
         if (set->n == set->cap) {
             size_t cap = set->cap ? set->cap * 2 : 4;
-            cf_cal_t **v = realloc(set->v, cap * sizeof *v);
-            if (!v) {
+            cf_cal_t **grown = realloc(set->v, cap * sizeof *grown);
+            if (!grown) {
                 cx->oom = true;
                 return;
             }
-            set->v = v;
+            set->v = grown;
             set->cap = cap;
         }
-        cf_cal_t *cal = s_check_cal(cx, cals->kids[i], cals->kids[i + 1]);
+        cf_cal_t *cal = s_check_cal(cx, k, v);
         if (!cal)
             return;
         set->v[set->n++] = cal;
     }
 }
 
-static void s_check_root(s_ctx_t *cx, const s_node_t *root, cf_cal_set_t *set)
+static void s_check_root(s_ctx_t *cx, const cf_yt_node_t *root, cf_cal_set_t *set)
 {
     char b[48];
     if (!root || s_is_null(root)) {
         s_err(cx, 1, 1, "empty file (expected a 'calendars:' mapping)");
         return;
     }
-    if (root->kind != S_MAP) {
-        if (root->kind != S_BAD)
+    if (root->kind != CF_YT_MAP) {
+        if (root->kind != CF_YT_BAD)
             s_err(cx, root->line, root->col,
                   "the top level must be a mapping with the key 'calendars', not %s",
                   s_kind_name(root));
         return;
     }
     bool seen = false;
-    for (size_t i = 0; i + 1 < root->n; i += 2) {
-        const s_node_t *k = root->kids[i];
-        if (!s_key_ok(cx, root, i, "key"))
+    CF_YT_EACH_PAIR(root, k, v) {
+        if (!s_key_ok(cx, k, "key"))
             continue;
-        if (s_is(k, "calendars")) {
+        if (cf_yt_eq(k, "calendars")) {
             seen = true;
-            s_check_calendars(cx, root->kids[i + 1], set);
+            s_check_calendars(cx, v, set);
         } else {
             s_err(cx, k->line, k->col, "unknown key '%s' (expected 'calendars')",
                   s_show(k, b, sizeof b));
@@ -930,9 +732,7 @@ int cf_cal_set_load_buffer(const char *file, const char *buf, size_t len,
                            cf_cal_set_t **ret, cf_diags_t *reterr)
 {
     s_ctx_t cx = {file ? file : "<buffer>", reterr, 0, false};
-    char *copy = NULL;
-    s_node_t *root = NULL;
-    bool syntax = false;
+    cf_yt_t *yt = NULL;
     int rc;
 
     cf_cal_set_t *set = calloc(1, sizeof *set);
@@ -942,39 +742,18 @@ int cf_cal_set_load_buffer(const char *file, const char *buf, size_t len,
         s_err(&cx, 0, 0, "file too large (%zu bytes; the limit is 1 MiB)", len);
         goto out_done;
     }
-    if (!buf)
-        len = 0;
-    /* Tabs: YAML forbids them in indentation and libyaml's message for that
-     * is cryptic.  Report each line's first tab, then parse a copy with
-     * spaces so the rest of the file is still checked. */
-    bool line_reported = false;
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] == '\t') {
-            if (!line_reported) {
-                uint32_t line, col;
-                s_position(buf, i, &line, &col);
-                s_err(&cx, line, col, "tab character (YAML is indented with spaces)");
-            }
-            line_reported = true;
-            if (!copy) {
-                if (!(copy = malloc(len))) {
-                    cx.oom = true;
-                    goto out_done;
-                }
-                memcpy(copy, buf, len);
-            }
-            copy[i] = ' ';
-        }
-        if (buf[i] == '\n')
-            line_reported = false;
+    rc = cf_yt_parse(cx.file, buf, buf ? len : 0, &yt, reterr);
+    if (rc == CF_EINTERNAL) {
+        cx.oom = true;
+    } else if (rc != 0) {
+        cx.nerr++;  /* the syntax error, reported by the reader */
+    } else {
+        cx.nerr += cf_yt_errors(yt);
+        s_check_root(&cx, cf_yt_root(yt), set);
     }
-    root = s_parse(&cx, copy ? copy : (buf ? buf : ""), len, &syntax);
-    if (!syntax && !cx.oom)
-        s_check_root(&cx, root, set);
 
 out_done:
-    s_node_free(root);
-    free(copy);
+    cf_yt_destroy(&yt);
     rc = cx.oom ? CF_EINTERNAL : cx.nerr ? CF_EBADREQ : 0;
     if (rc) {
         cf_cal_set_destroy(&set);

@@ -3,14 +3,15 @@
  * Loading is three passes over one file, and every pass reports every error
  * it finds and goes on, so one run names all of a file's problems:
  *
- *   1. read.  A scan of the raw text finds tabs in indentation; then
- *      libyaml's event API builds a small tree of scalar / map / sequence
- *      nodes, each with its 1-based line and column.  Anchors, aliases, tags,
- *      nesting deeper than S_MAX_DEPTH and a second document are refused
- *      here.  A YAML syntax error ends the load (the tree is partial, so
- *      checking it would only add noise).
+ *   1. read.  core's YAML reader (yamltree.h) builds a small tree of scalar /
+ *      map / sequence nodes, each with its 1-based line and column; tabs in
+ *      indentation, anchors, aliases, tags, nesting deeper than
+ *      CF_YT_MAX_DEPTH and a second document are refused there, with the
+ *      messages every YAML file of claimflow gets.  A YAML syntax error ends
+ *      the load (the tree is partial, so checking it would only add noise).
  *   2. compile.  A walk of the tree checks each mapping's keys against a
- *      table (unknown and duplicate keys; libyaml does not see duplicates),
+ *      table (unknown keys; duplicates, which the reader marks, are reported
+ *      here with what they name: "duplicate state 'a'"),
  *      each value's type, and builds the model: fields, states, events,
  *      autos, timers, flags.  State names are collected first, so `to:` can
  *      be resolved anywhere.
@@ -18,17 +19,16 @@
  *      `to`, `auto` and `any`; `$previous` returns somewhere already reached);
  *      no non-final state without a way out.
  *
- * The event API rather than libyaml's document API: the document loader
- * resolves aliases into shared nodes (a billion-laughs file is a few lines)
- * and has no depth limit; with events we refuse both before building anything.
- *
- * Memory: the tree lives in one arena, freed when loading ends; the
- * definition in another, which cf_wf_destroy frees in one go, so the model is
- * plain structs with no ownership inside.  Out of memory longjmps back to
- * cf_wf_load_buffer, which frees both arenas and the parser.
+ * Memory: the tree is the reader's, freed when loading ends, and so is a
+ * scratch arena; the definition lives in its own arena, which cf_wf_destroy
+ * frees in one go, so the model is plain structs with no ownership inside.
+ * Out of memory (the reader's CF_EINTERNAL, an arena, a diagnostic) longjmps
+ * back to cf_wf_load_buffer, which frees the tree and both arenas.
  */
 #include "workflow.h"
+#include "arena.h"
 #include "cf_err.h"
+#include "yamltree.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -37,9 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
-#define S_MAX_DEPTH 16   /* nesting of mappings and sequences */
 #define S_MAX_NAME  64   /* bytes in any name */
 
 /* ---------------------------------------------------------------- roles --- */
@@ -88,80 +86,36 @@ const char *cf_role_name(unsigned role)
 }
 
 /* ---------------------------------------------------------------- arena --- */
-/* Chunks in a list; an allocation that does not fit gets a fresh chunk.
- * Everything is zeroed. */
-
-typedef struct s_chunk {
-    struct s_chunk *next;
-} s_chunk_t;
-
-#define S_CHUNK_HDR  16        /* keeps the payload 16-aligned */
-#define S_CHUNK_SIZE 16384
+/* cf_arena with the load's one out-of-memory path: a longjmp back to
+ * cf_wf_load_buffer, so the compile passes need no error plumbing. */
 
 typedef struct {
-    s_chunk_t *head;
-    char *p;
-    size_t left;
+    cf_arena_t a;
     jmp_buf *oom;
 } s_arena_t;
 
 static void *s_alloc(s_arena_t *a, size_t n)
 {
-    n = n ? (n + 15) & ~(size_t)15 : 16;
-    if (n > a->left) {
-        size_t cap = n > S_CHUNK_SIZE ? n : S_CHUNK_SIZE;
-        s_chunk_t *ch = malloc(S_CHUNK_HDR + cap);
-        if (!ch)
-            longjmp(*a->oom, 1);
-        ch->next = a->head;
-        a->head = ch;
-        a->p = (char *)ch + S_CHUNK_HDR;
-        a->left = cap;
-    }
-    void *r = a->p;
-    a->p += n;
-    a->left -= n;
-    memset(r, 0, n);
+    void *r = cf_arena_alloc(&a->a, n);
+    if (!r)
+        longjmp(*a->oom, 1);
     return r;
 }
 
 static char *s_strndup(s_arena_t *a, const char *s, size_t len)
 {
-    char *r = s_alloc(a, len + 1);
-    memcpy(r, s, len);
-    r[len] = '\0';
+    char *r = cf_arena_strndup(&a->a, s, len);
+    if (!r)
+        longjmp(*a->oom, 1);
     return r;
 }
 
-static void s_arena_free(s_chunk_t *head)
-{
-    while (head) {
-        s_chunk_t *next = head->next;
-        free(head);
-        head = next;
-    }
-}
-
-/* The definition handed out: the public struct first, then its arena. */
+/* The definition handed out: the public struct first, then its arena (which
+ * holds the struct itself). */
 typedef struct {
     cf_wf_t pub;
-    s_chunk_t *chunks;
+    cf_arena_t arena;
 } s_wf_t;
-
-/* ----------------------------------------------------------------- tree --- */
-
-typedef enum { S_SCALAR, S_MAP, S_SEQ, S_BAD } s_kind_t;
-
-typedef struct s_node {
-    s_kind_t kind;       /* S_BAD: refused while reading (already reported) */
-    bool plain;          /* a scalar written without quotes */
-    bool dup;            /* a map key repeating an earlier one (reported) */
-    uint32_t line, col;  /* 1-based */
-    const char *s;       /* scalar text, NUL-terminated (may hold NULs) */
-    size_t len;
-    struct s_node *first, *last, *next;
-    size_t n;            /* children; a map's alternate key, value */
-} s_node_t;
 
 /* --------------------------------------------------------------- context --- */
 
@@ -178,20 +132,15 @@ typedef struct {
     size_t nerr;
     int rc;
     jmp_buf oom;
-    s_arena_t tree;
-    s_arena_t out;
-    yaml_parser_t parser;
-    bool parser_live;
-    yaml_event_t event;
-    bool event_live;
-    uint32_t *tab_lines;  /* lines with a tab in their indentation, ascending */
-    size_t ntab_lines;
+    cf_yt_t *yt;          /* the file's tree */
+    s_arena_t scratch;    /* freed when loading ends */
+    s_arena_t out;        /* becomes the definition's */
 
     /* compile */
     s_wf_t *wf;
     cf_wf_field_t *fields;
     cf_wf_state_t *states;
-    const s_node_t **state_keys;
+    const cf_yt_node_t **state_keys;
     s_name_idx_t *state_order;  /* states sorted by name, for lookups */
     const char *flags[CF_WF_MAX_FLAGS];
     size_t nflags;
@@ -223,291 +172,54 @@ static void s_errat(s_ctx_t *c, uint32_t line, uint32_t col, const char *fmt, ..
 #define S_SHOW 64
 #define S_Q(node) (int)((node)->len < S_SHOW ? (node)->len : S_SHOW), (node)->s
 
-/* ------------------------------------------------------------- 1. read --- */
-
-/* Tabs in indentation: libyaml's own message for them ("found character that
- * cannot start any token") helps nobody, so they are found and named first. */
-static void s_scan_tabs(s_ctx_t *c)
-{
-    size_t n = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        uint32_t line = 1;
-        bool indent = true, seen = false;
-        for (size_t i = 0; i < c->len; i++) {
-            char ch = c->buf[i];
-            if (ch == '\n') {
-                line++;
-                indent = true;
-                seen = false;
-            } else if (indent && ch == '\t' && !seen) {
-                seen = true;
-                if (pass == 0) {
-                    n++;
-                } else {
-                    size_t start = i;
-                    while (start > 0 && c->buf[start - 1] != '\n')
-                        start--;
-                    c->tab_lines[c->ntab_lines++] = line;
-                    s_errat(c, line, (uint32_t)(i - start + 1),
-                            "tab character; indent with spaces");
-                }
-            } else if (ch != ' ' && ch != '\t' && ch != '\r') {
-                indent = false;
-            }
-        }
-        if (pass == 0) {
-            if (n == 0)
-                return;
-            c->tab_lines = s_alloc(&c->tree, n * sizeof *c->tab_lines);
-        }
-    }
-}
-
-static bool s_tab_line(const s_ctx_t *c, uint32_t line)
-{
-    size_t lo = 0, hi = c->ntab_lines;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (c->tab_lines[mid] == line)
-            return true;
-        if (c->tab_lines[mid] < line)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
-}
-
-/* The byte at 1-based line:col, or 0 (col counts bytes; good enough to spot
- * a tab, which can only follow ASCII on its line when it matters). */
-static char s_char_at(const s_ctx_t *c, uint32_t line, uint32_t col)
-{
-    size_t i = 0;
-    for (uint32_t l = 1; l < line && i < c->len; i++)
-        if (c->buf[i] == '\n')
-            l++;
-    i += col ? col - 1 : 0;
-    return i < c->len ? c->buf[i] : 0;
-}
-
-static void s_yaml_error(s_ctx_t *c)
-{
-    yaml_parser_t *p = &c->parser;
-    if (p->error == YAML_MEMORY_ERROR)
-        longjmp(c->oom, 1);
-    uint32_t line, col;
-    if (p->error == YAML_READER_ERROR) {
-        /* the reader reports a byte offset, not a mark */
-        size_t off = p->problem_offset < c->len ? p->problem_offset : c->len;
-        line = 1;
-        size_t start = 0;
-        for (size_t i = 0; i < off; i++)
-            if (c->buf[i] == '\n') {
-                line++;
-                start = i + 1;
-            }
-        col = (uint32_t)(off - start + 1);
-    } else {
-        line = (uint32_t)p->problem_mark.line + 1;
-        col = (uint32_t)p->problem_mark.column + 1;
-    }
-    if (s_tab_line(c, line))
-        return; /* the tab was the trouble, and has been named */
-    if (p->error != YAML_READER_ERROR && s_char_at(c, line, col) == '\t') {
-        s_errat(c, line, col, "tab character; indent with spaces");
-        return;
-    }
-    const char *problem = p->problem ? p->problem : "unknown problem";
-    if (p->context)
-        s_errat(c, line, col, "YAML syntax error: %s (%s at line %u)", problem,
-                p->context, (unsigned)p->context_mark.line + 1);
-    else
-        s_errat(c, line, col, "YAML syntax error: %s", problem);
-}
-
-static s_node_t *s_node_new(s_ctx_t *c, s_kind_t kind, const yaml_mark_t *m)
-{
-    s_node_t *n = s_alloc(&c->tree, sizeof *n);
-    n->kind = kind;
-    n->line = (uint32_t)m->line + 1;
-    n->col = (uint32_t)m->column + 1;
-    n->s = "";
-    return n;
-}
-
-static void s_append(s_node_t *parent, s_node_t *n)
-{
-    if (parent->last)
-        parent->last->next = n;
-    else
-        parent->first = n;
-    parent->last = n;
-    parent->n++;
-}
-
-/* Build the tree; false on a syntax error (reported).  *root is NULL for a
- * file with no document. */
-static bool s_read(s_ctx_t *c, s_node_t **root)
-{
-    s_node_t *stack[S_MAX_DEPTH];
-    size_t depth = 0, skip = 0;
-    int docs = 0;
-
-    *root = NULL;
-    if (!yaml_parser_initialize(&c->parser))
-        longjmp(c->oom, 1);
-    c->parser_live = true;
-    yaml_parser_set_input_string(&c->parser, (const unsigned char *)c->buf, c->len);
-
-    for (;;) {
-        if (!yaml_parser_parse(&c->parser, &c->event)) {
-            s_yaml_error(c);
-            return false;
-        }
-        c->event_live = true;
-        const yaml_event_t *e = &c->event;
-        const yaml_mark_t *m = &e->start_mark;
-        s_node_t *n = NULL;
-        bool open = false, done = false;
-        const unsigned char *anchor = NULL, *tag = NULL;
-
-        switch (e->type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1) {
-                s_errat(c, (uint32_t)m->line + 1, (uint32_t)m->column + 1,
-                        "only one YAML document per file");
-                done = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            if (skip)
-                break;
-            s_errat(c, (uint32_t)m->line + 1, (uint32_t)m->column + 1,
-                    "anchors and aliases are not supported");
-            n = s_node_new(c, S_BAD, m);
-            break;
-        case YAML_SCALAR_EVENT:
-            if (skip)
-                break;
-            anchor = e->data.scalar.anchor;
-            tag = e->data.scalar.tag;
-            n = s_node_new(c, S_SCALAR, m);
-            n->s = s_strndup(&c->tree, (const char *)e->data.scalar.value,
-                             e->data.scalar.length);
-            n->len = e->data.scalar.length;
-            n->plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (skip) {
-                skip++;
-                break;
-            }
-            if (e->type == YAML_MAPPING_START_EVENT) {
-                anchor = e->data.mapping_start.anchor;
-                tag = e->data.mapping_start.tag;
-            } else {
-                anchor = e->data.sequence_start.anchor;
-                tag = e->data.sequence_start.tag;
-            }
-            if (depth == S_MAX_DEPTH) {
-                s_errat(c, (uint32_t)m->line + 1, (uint32_t)m->column + 1,
-                        "nesting deeper than %d levels", S_MAX_DEPTH);
-                n = s_node_new(c, S_BAD, m);
-                skip = 1;
-                anchor = tag = NULL;
-                break;
-            }
-            n = s_node_new(c, e->type == YAML_MAPPING_START_EVENT ? S_MAP : S_SEQ, m);
-            open = true;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (skip)
-                skip--;
-            else if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-        if (anchor)
-            s_errat(c, (uint32_t)m->line + 1, (uint32_t)m->column + 1,
-                    "anchors and aliases are not supported");
-        if (tag)
-            s_errat(c, (uint32_t)m->line + 1, (uint32_t)m->column + 1,
-                    "tags are not supported");
-        if (n) {
-            if (depth > 0)
-                s_append(stack[depth - 1], n);
-            else if (!*root)
-                *root = n;
-            if (open)
-                stack[depth++] = n;
-        }
-        yaml_event_delete(&c->event);
-        c->event_live = false;
-        if (done)
-            return true;
-    }
-}
-
 /* --------------------------------------------------------- tree helpers --- */
 
-static bool s_is_null(const s_node_t *n)
+static bool s_is_null(const cf_yt_node_t *n)
 {
-    return n->kind == S_SCALAR && n->plain && n->len == 0;
-}
-
-static bool s_eq(const s_node_t *n, const char *s)
-{
-    return n->kind == S_SCALAR && strlen(s) == n->len && memcmp(n->s, s, n->len) == 0;
+    return n->kind == CF_YT_SCALAR && n->plain && n->len == 0;
 }
 
 /* A mapping (an empty value counts as an empty one); else reported. */
-static bool s_want_map(s_ctx_t *c, const s_node_t *n, const char *what)
+static bool s_want_map(s_ctx_t *c, const cf_yt_node_t *n, const char *what)
 {
-    if (n->kind == S_MAP || s_is_null(n))
+    if (n->kind == CF_YT_MAP || s_is_null(n))
         return true;
-    if (n->kind != S_BAD)
+    if (n->kind != CF_YT_BAD)
         s_err(c, n, "%s must be a mapping", what);
     return false;
 }
 
 /* A list (an empty value counts as an empty one); else reported. */
-static bool s_want_seq(s_ctx_t *c, const s_node_t *n, const char *what)
+static bool s_want_seq(s_ctx_t *c, const cf_yt_node_t *n, const char *what)
 {
-    if (n->kind == S_SEQ || s_is_null(n))
+    if (n->kind == CF_YT_SEQ || s_is_null(n))
         return true;
-    if (n->kind != S_BAD)
+    if (n->kind != CF_YT_BAD)
         s_err(c, n, "%s must be a list", what);
     return false;
 }
 
 /* A single non-empty value; else reported. */
-static bool s_want_scalar(s_ctx_t *c, const s_node_t *n, const char *what)
+static bool s_want_scalar(s_ctx_t *c, const cf_yt_node_t *n, const char *what)
 {
-    if (n->kind == S_SCALAR && !s_is_null(n))
+    if (n->kind == CF_YT_SCALAR && !s_is_null(n))
         return true;
-    if (n->kind == S_BAD)
+    if (n->kind == CF_YT_BAD)
         return false;
-    if (n->kind == S_SCALAR)
+    if (n->kind == CF_YT_SCALAR)
         s_err(c, n, "%s must not be empty", what);
     else
         s_err(c, n, "%s must be a single value, not a %s", what,
-              n->kind == S_MAP ? "mapping" : "list");
+              n->kind == CF_YT_MAP ? "mapping" : "list");
     return false;
 }
 
-static bool s_want_bool(s_ctx_t *c, const s_node_t *n, const char *what, bool *ret)
+static bool s_want_bool(s_ctx_t *c, const cf_yt_node_t *n, const char *what, bool *ret)
 {
-    if (n->kind == S_BAD)
+    if (n->kind == CF_YT_BAD)
         return false;
-    if (n->kind == S_SCALAR && n->plain && (s_eq(n, "true") || s_eq(n, "false"))) {
-        *ret = s_eq(n, "true");
+    if (n->kind == CF_YT_SCALAR && n->plain && (cf_yt_eq(n, "true") || cf_yt_eq(n, "false"))) {
+        *ret = cf_yt_eq(n, "true");
         return true;
     }
     s_err(c, n, "%s must be true or false", what);
@@ -516,13 +228,13 @@ static bool s_want_bool(s_ctx_t *c, const s_node_t *n, const char *what, bool *r
 
 /* A plain decimal integer in [lo, hi]; hi of S_INT_HUGE means no bound. */
 #define S_INT_HUGE INT64_C(999999999999999999)
-static bool s_want_int(s_ctx_t *c, const s_node_t *n, const char *what,
+static bool s_want_int(s_ctx_t *c, const cf_yt_node_t *n, const char *what,
                        int64_t lo, int64_t hi, int64_t *ret)
 {
-    if (n->kind == S_BAD)
+    if (n->kind == CF_YT_BAD)
         return false;
     int64_t v = 0;
-    bool ok = n->kind == S_SCALAR && n->plain && n->len > 0 && n->len <= 18;
+    bool ok = n->kind == CF_YT_SCALAR && n->plain && n->len > 0 && n->len <= 18;
     for (size_t i = 0; ok && i < n->len; i++) {
         if (n->s[i] < '0' || n->s[i] > '9')
             ok = false;
@@ -544,9 +256,9 @@ static bool s_want_int(s_ctx_t *c, const s_node_t *n, const char *what,
 typedef enum { S_IDENT, S_EVENT, S_FLAG } s_name_kind_t;
 
 /* ident [a-z][a-z0-9_]*, event ident(.ident)*, flag [a-z][a-z0-9_.]* */
-static bool s_name_ok(const s_node_t *n, s_name_kind_t kind)
+static bool s_name_ok(const cf_yt_node_t *n, s_name_kind_t kind)
 {
-    if (n->kind != S_SCALAR || n->len == 0 || n->len > S_MAX_NAME)
+    if (n->kind != CF_YT_SCALAR || n->len == 0 || n->len > S_MAX_NAME)
         return false;
     bool word_start = true;
     for (size_t i = 0; i < n->len; i++) {
@@ -573,13 +285,13 @@ static const char *const s_name_rule[] = {
 };
 
 /* Check a name; reported when bad (what: "state", "event", ...). */
-static bool s_want_name(s_ctx_t *c, const s_node_t *n, s_name_kind_t kind, const char *what)
+static bool s_want_name(s_ctx_t *c, const cf_yt_node_t *n, s_name_kind_t kind, const char *what)
 {
-    if (n->kind == S_BAD)
+    if (n->kind == CF_YT_BAD)
         return false;
     if (s_name_ok(n, kind))
         return true;
-    if (n->kind != S_SCALAR)
+    if (n->kind != CF_YT_SCALAR)
         s_err(c, n, "%s name must be a single value", what);
     else if (n->len > S_MAX_NAME)
         s_err(c, n, "%s name '%.*s...' is longer than %d bytes", what, S_Q(n), S_MAX_NAME);
@@ -588,80 +300,35 @@ static bool s_want_name(s_ctx_t *c, const s_node_t *n, s_name_kind_t kind, const
     return false;
 }
 
-static int s_key_cmp(const void *a, const void *b)
+/* Report the repeated keys of map (what: "state", "key", ...).  The reader
+ * has marked them (dup_of), and every lookup sees the first only. */
+static void s_dups(s_ctx_t *c, const cf_yt_node_t *map, const char *what)
 {
-    const s_node_t *x = *(const s_node_t *const *)a, *y = *(const s_node_t *const *)b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int r = memcmp(x->s, y->s, n);
-    if (r)
-        return r;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    if (x->line != y->line)
-        return x->line < y->line ? -1 : 1;
-    return x->col < y->col ? -1 : x->col > y->col;
-}
-
-/* Report repeated keys of map (what: "state", "key", ...) and mark them, so
- * every later lookup sees the first only.  Sorting keeps big maps linear-ish. */
-static void s_dups(s_ctx_t *c, const s_node_t *map, const char *what)
-{
-    if (map->kind != S_MAP || map->n < 4)
-        goto small;
-    size_t nk = 0;
-    const s_node_t **keys = s_alloc(&c->tree, map->n / 2 * sizeof *keys);
-    for (const s_node_t *k = map->first; k && k->next; k = k->next->next)
-        if (k->kind == S_SCALAR)
-            keys[nk++] = k;
-    qsort(keys, nk, sizeof *keys, s_key_cmp);
-    for (size_t i = 1; i < nk; i++) {
-        const s_node_t *first = keys[i - 1];
-        size_t j = i;
-        while (j < nk && keys[j]->len == first->len &&
-               memcmp(keys[j]->s, first->s, first->len) == 0) {
-            ((s_node_t *)keys[j])->dup = true;
-            s_err(c, keys[j], "duplicate %s '%.*s' (first at line %u)", what,
-                  S_Q(keys[j]), (unsigned)first->line);
-            j++;
-        }
-        i = j;
-    }
-    return;
-small:
-    if (map->kind != S_MAP)
-        return;
-    for (s_node_t *k = map->first; k && k->next; k = k->next->next) {
-        if (k->kind != S_SCALAR)
-            continue;
-        for (const s_node_t *e = map->first; e != k; e = e->next->next)
-            if (e->kind == S_SCALAR && e->len == k->len && memcmp(e->s, k->s, k->len) == 0) {
-                k->dup = true;
-                s_err(c, k, "duplicate %s '%.*s' (first at line %u)", what, S_Q(k),
-                      (unsigned)e->line);
-                break;
-            }
-    }
+    CF_YT_EACH_PAIR(map, k, v)
+        if (k->dup_of)
+            s_err(c, k, "duplicate %s '%.*s' (first at line %u)", what, S_Q(k),
+                  (unsigned)k->dup_of->line);
 }
 
 /* Report keys of map that are not in allowed (NULL-terminated). */
-static void s_keys(s_ctx_t *c, const s_node_t *map, const char *const *allowed,
+static void s_keys(s_ctx_t *c, const cf_yt_node_t *map, const char *const *allowed,
                    const char *where)
 {
-    if (map->kind != S_MAP)
+    if (map->kind != CF_YT_MAP)
         return;
-    for (const s_node_t *k = map->first; k && k->next; k = k->next->next) {
-        if (k->kind == S_BAD || k->dup)
+    for (const cf_yt_node_t *k = map->first; k && k->next; k = k->next->next) {
+        if (k->kind == CF_YT_BAD || k->dup_of)
             continue;
-        if (k->kind != S_SCALAR) {
+        if (k->kind != CF_YT_SCALAR) {
             s_err(c, k, "keys in %s must be names, not a %s", where,
-                  k->kind == S_MAP ? "mapping" : "list");
+                  k->kind == CF_YT_MAP ? "mapping" : "list");
             continue;
         }
         bool known = false;
         char list[256] = "";
         size_t used = 0;
         for (size_t i = 0; allowed[i]; i++) {
-            known = known || s_eq(k, allowed[i]);
+            known = known || cf_yt_eq(k, allowed[i]);
             int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", allowed[i]);
             if (w > 0 && (size_t)w < sizeof list - used)
                 used += (size_t)w;
@@ -671,40 +338,13 @@ static void s_keys(s_ctx_t *c, const s_node_t *map, const char *const *allowed,
     }
 }
 
-/* The value under key in map (first occurrence), or NULL. */
-static const s_node_t *s_get(const s_node_t *map, const char *key)
-{
-    if (map->kind != S_MAP)
-        return NULL;
-    for (const s_node_t *k = map->first; k && k->next; k = k->next->next)
-        if (!k->dup && s_eq(k, key))
-            return k->next;
-    return NULL;
-}
-
-/* The key node that holds value v in map. */
-static const s_node_t *s_key_of(const s_node_t *map, const s_node_t *v)
-{
-    for (const s_node_t *k = map->first; k && k->next; k = k->next->next)
-        if (k->next == v)
-            return k;
-    return map;
-}
-
-#define S_EACH_PAIR(map, k, v)                                                 \
-    for (const s_node_t *k = (map)->kind == S_MAP ? (map)->first : NULL, *v = k ? k->next : NULL; \
-         k && v; k = v->next, v = k ? k->next : NULL)
-
-#define S_EACH_ITEM(seq, it) \
-    for (const s_node_t *it = (seq)->kind == S_SEQ ? (seq)->first : NULL; it; it = it->next)
-
 /* ---------------------------------------------------------- 2. compile --- */
 
 /* Index of the state named by scalar n (binary search), or -1. */
-static int s_state_find_node(const s_ctx_t *c, const s_node_t *n)
+static int s_state_find_node(const s_ctx_t *c, const cf_yt_node_t *n)
 {
     size_t lo = 0, hi = c->wf->pub.nstates;
-    if (n->kind != S_SCALAR || memchr(n->s, '\0', n->len))
+    if (n->kind != CF_YT_SCALAR || memchr(n->s, '\0', n->len))
         return -1;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -727,12 +367,12 @@ static int s_order_cmp(const void *a, const void *b)
     return strcmp(((const s_name_idx_t *)a)->name, ((const s_name_idx_t *)b)->name);
 }
 
-static unsigned s_roles_of(s_ctx_t *c, const s_node_t *seq, const char *what)
+static unsigned s_roles_of(s_ctx_t *c, const cf_yt_node_t *seq, const char *what)
 {
     unsigned roles = 0;
     if (!s_want_seq(c, seq, what))
         return 0;
-    S_EACH_ITEM(seq, it) {
+    CF_YT_EACH_ITEM(seq, it) {
         if (!s_want_scalar(c, it, "a role"))
             continue;
         unsigned r = cf_role_parse(it->s, it->len);
@@ -744,17 +384,17 @@ static unsigned s_roles_of(s_ctx_t *c, const s_node_t *seq, const char *what)
     return roles;
 }
 
-static unsigned s_guards_of(s_ctx_t *c, const s_node_t *seq, const char *what)
+static unsigned s_guards_of(s_ctx_t *c, const cf_yt_node_t *seq, const char *what)
 {
     unsigned guards = 0;
     if (!s_want_seq(c, seq, what))
         return 0;
-    S_EACH_ITEM(seq, it) {
+    CF_YT_EACH_ITEM(seq, it) {
         if (!s_want_scalar(c, it, "a guard"))
             continue;
         unsigned g = 0;
         for (size_t i = 0; i < S_NGUARDS; i++)
-            if (s_eq(it, s_guards[i].name))
+            if (cf_yt_eq(it, s_guards[i].name))
                 g = s_guards[i].bit;
         if (!g)
             s_err(c, it, "unknown guard '%.*s' (guards: consent_valid)", S_Q(it));
@@ -763,10 +403,10 @@ static unsigned s_guards_of(s_ctx_t *c, const s_node_t *seq, const char *what)
     return guards;
 }
 
-static int s_flag(s_ctx_t *c, const s_node_t *n)
+static int s_flag(s_ctx_t *c, const cf_yt_node_t *n)
 {
     for (size_t i = 0; i < c->nflags; i++)
-        if (s_eq(n, c->flags[i]))
+        if (cf_yt_eq(n, c->flags[i]))
             return (int)i;
     if (c->nflags == CF_WF_MAX_FLAGS) {
         if (!c->flags_full)
@@ -779,12 +419,12 @@ static int s_flag(s_ctx_t *c, const s_node_t *n)
     return (int)c->nflags++;
 }
 
-static uint64_t s_flags_of(s_ctx_t *c, const s_node_t *seq, const char *what)
+static uint64_t s_flags_of(s_ctx_t *c, const cf_yt_node_t *seq, const char *what)
 {
     uint64_t bits = 0;
     if (!s_want_seq(c, seq, what))
         return 0;
-    S_EACH_ITEM(seq, it) {
+    CF_YT_EACH_ITEM(seq, it) {
         if (!s_want_name(c, it, S_FLAG, "flag"))
             continue;
         int i = s_flag(c, it);
@@ -796,7 +436,7 @@ static uint64_t s_flags_of(s_ctx_t *c, const s_node_t *seq, const char *what)
 
 static const char *const s_field_keys[] = {"type", "required", "max", "values", NULL};
 
-static void s_field(s_ctx_t *c, const s_node_t *k, const s_node_t *v, cf_wf_field_t *f,
+static void s_field(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf_wf_field_t *f,
                     bool claim_data)
 {
     char what[128];
@@ -807,13 +447,13 @@ static void s_field(s_ctx_t *c, const s_node_t *k, const s_node_t *v, cf_wf_fiel
     s_dups(c, v, "key");
     s_keys(c, v, s_field_keys, what);
 
-    const s_node_t *type = s_get(v, "type");
+    const cf_yt_node_t *type = cf_yt_get(v, "type");
     bool typed = false;
     if (!type) {
         s_err(c, k, "field '%s' has no type", f->name);
     } else if (s_want_scalar(c, type, "a field's type")) {
         for (size_t i = 0; i < S_NFTYPES; i++)
-            if (s_eq(type, s_ftypes[i])) {
+            if (cf_yt_eq(type, s_ftypes[i])) {
                 f->type = (cf_wf_ftype_t)i;
                 typed = true;
             }
@@ -832,32 +472,32 @@ static void s_field(s_ctx_t *c, const s_node_t *k, const s_node_t *v, cf_wf_fiel
     if (typed && claim_data && strcmp(f->name, "member") == 0 && f->type != CF_FT_PERSON_ID)
         s_err(c, type, "field 'member' (the claim's member) must have type person_id");
 
-    const s_node_t *n = s_get(v, "required");
+    const cf_yt_node_t *n = cf_yt_get(v, "required");
     if (n)
         s_want_bool(c, n, "required", &f->required);
 
-    if ((n = s_get(v, "max"))) {
+    if ((n = cf_yt_get(v, "max"))) {
         int64_t max;
         if (typed && f->type != CF_FT_STRING)
-            s_err(c, s_key_of(v, n), "field '%s': max applies only to string fields", f->name);
+            s_err(c, cf_yt_key_of(v, n), "field '%s': max applies only to string fields", f->name);
         else if (s_want_int(c, n, "max", 1, CF_WF_STRING_LIMIT, &max))
             f->max_len = (uint32_t)max;
     }
 
-    n = s_get(v, "values");
+    n = cf_yt_get(v, "values");
     if (typed && f->type == CF_FT_ENUM && !n) {
         s_err(c, k, "enum field '%s' has no values", f->name);
     } else if (n && typed && f->type != CF_FT_ENUM) {
-        s_err(c, s_key_of(v, n), "field '%s': values applies only to enum fields", f->name);
+        s_err(c, cf_yt_key_of(v, n), "field '%s': values applies only to enum fields", f->name);
     } else if (n && s_want_seq(c, n, "values")) {
         const char **vals = s_alloc(&c->out, (n->n ? n->n : 1) * sizeof *vals);
         size_t nv = 0;
-        S_EACH_ITEM(n, it) {
+        CF_YT_EACH_ITEM(n, it) {
             if (!s_want_scalar(c, it, "an enum value"))
                 continue;
             bool dup = false;
             for (size_t i = 0; i < nv && !dup; i++)
-                dup = s_eq(it, vals[i]);
+                dup = cf_yt_eq(it, vals[i]);
             if (dup) {
                 s_err(c, it, "duplicate value '%.*s' in enum field '%s'", S_Q(it), f->name);
                 continue;
@@ -871,7 +511,7 @@ static void s_field(s_ctx_t *c, const s_node_t *k, const s_node_t *v, cf_wf_fiel
     }
 }
 
-static void s_fields(s_ctx_t *c, const s_node_t *map, const char *what, bool claim_data,
+static void s_fields(s_ctx_t *c, const cf_yt_node_t *map, const char *what, bool claim_data,
                      const cf_wf_field_t **ret, size_t *nret)
 {
     *ret = NULL;
@@ -881,8 +521,8 @@ static void s_fields(s_ctx_t *c, const s_node_t *map, const char *what, bool cla
     s_dups(c, map, "field");
     cf_wf_field_t *f = s_alloc(&c->out, (map->n / 2 + 1) * sizeof *f);
     size_t n = 0;
-    S_EACH_PAIR(map, k, v) {
-        if (k->dup || !s_want_name(c, k, S_IDENT, "field"))
+    CF_YT_EACH_PAIR(map, k, v) {
+        if (k->dup_of || !s_want_name(c, k, S_IDENT, "field"))
             continue;
         f[n].name = s_strndup(&c->out, k->s, k->len);
         s_field(c, k, v, &f[n], claim_data);
@@ -894,7 +534,7 @@ static void s_fields(s_ctx_t *c, const s_node_t *map, const char *what, bool cla
 
 static const char *const s_event_keys[] = {"to", "by", "requires", "data", "set", "clear", NULL};
 
-static void s_event(s_ctx_t *c, const s_node_t *k, const s_node_t *v, cf_wf_event_t *ev)
+static void s_event(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf_wf_event_t *ev)
 {
     char what[128];
     ev->name = s_strndup(&c->out, k->s, k->len);
@@ -907,9 +547,9 @@ static void s_event(s_ctx_t *c, const s_node_t *k, const s_node_t *v, cf_wf_even
     s_dups(c, v, "key");
     s_keys(c, v, s_event_keys, what);
 
-    const s_node_t *n = s_get(v, "to");
+    const cf_yt_node_t *n = cf_yt_get(v, "to");
     if (n && s_want_scalar(c, n, "'to'")) {
-        if (s_eq(n, "$previous")) {
+        if (cf_yt_eq(n, "$previous")) {
             ev->to = CF_WF_PREVIOUS;
         } else {
             int to = s_state_find_node(c, n);
@@ -919,22 +559,22 @@ static void s_event(s_ctx_t *c, const s_node_t *k, const s_node_t *v, cf_wf_even
                 ev->to = to;
         }
     }
-    if (!(n = s_get(v, "by")))
+    if (!(n = cf_yt_get(v, "by")))
         s_err(c, k, "event '%s' has no 'by' (the roles that may send it)", ev->name);
-    else if ((ev->roles = s_roles_of(c, n, "'by'")) == 0 && n->n == 0 && n->kind != S_BAD &&
-             (n->kind == S_SEQ || s_is_null(n)))
+    else if ((ev->roles = s_roles_of(c, n, "'by'")) == 0 && n->n == 0 && n->kind != CF_YT_BAD &&
+             (n->kind == CF_YT_SEQ || s_is_null(n)))
         s_err(c, n, "event '%s': 'by' must list at least one role", ev->name);
-    if ((n = s_get(v, "requires")))
+    if ((n = cf_yt_get(v, "requires")))
         ev->guards = s_guards_of(c, n, "'requires'");
-    if ((n = s_get(v, "data")))
+    if ((n = cf_yt_get(v, "data")))
         s_fields(c, n, "'data'", false, &ev->fields, &ev->nfields);
-    if ((n = s_get(v, "set")))
+    if ((n = cf_yt_get(v, "set")))
         ev->set_flags = s_flags_of(c, n, "'set'");
-    if ((n = s_get(v, "clear")))
+    if ((n = cf_yt_get(v, "clear")))
         ev->clear_flags = s_flags_of(c, n, "'clear'");
 }
 
-static void s_events(s_ctx_t *c, const s_node_t *map, const char *what,
+static void s_events(s_ctx_t *c, const cf_yt_node_t *map, const char *what,
                      const cf_wf_event_t **ret, size_t *nret)
 {
     *ret = NULL;
@@ -944,8 +584,8 @@ static void s_events(s_ctx_t *c, const s_node_t *map, const char *what,
     s_dups(c, map, "event");
     cf_wf_event_t *ev = s_alloc(&c->out, (map->n / 2 + 1) * sizeof *ev);
     size_t n = 0;
-    S_EACH_PAIR(map, k, v) {
-        if (k->dup || !s_want_name(c, k, S_EVENT, "event"))
+    CF_YT_EACH_PAIR(map, k, v) {
+        if (k->dup_of || !s_want_name(c, k, S_EVENT, "event"))
             continue;
         s_event(c, k, v, &ev[n++]);
     }
@@ -956,7 +596,7 @@ static void s_events(s_ctx_t *c, const s_node_t *map, const char *what,
 static const char *const s_auto_keys[] = {"to", "when", "requires", NULL};
 static const char *const s_when_keys[] = {"field", "in", NULL};
 
-static bool s_auto(s_ctx_t *c, const s_node_t *item, cf_wf_auto_t *a)
+static bool s_auto(s_ctx_t *c, const cf_yt_node_t *item, cf_wf_auto_t *a)
 {
     a->when_field = -1;
     a->to = -1;
@@ -964,26 +604,26 @@ static bool s_auto(s_ctx_t *c, const s_node_t *item, cf_wf_auto_t *a)
         return false;
     s_dups(c, item, "key");
     s_keys(c, item, s_auto_keys, "an auto move");
-    const s_node_t *n = s_get(item, "to");
+    const cf_yt_node_t *n = cf_yt_get(item, "to");
     if (!n) {
         s_err(c, item, "auto move has no 'to'");
     } else if (s_want_scalar(c, n, "'to'")) {
         if ((a->to = s_state_find_node(c, n)) < 0)
             s_err(c, n, "auto move: target state '%.*s' does not exist", S_Q(n));
     }
-    if ((n = s_get(item, "requires")))
+    if ((n = cf_yt_get(item, "requires")))
         a->guards = s_guards_of(c, n, "'requires'");
-    const s_node_t *when = s_get(item, "when");
+    const cf_yt_node_t *when = cf_yt_get(item, "when");
     if (when && s_want_map(c, when, "'when'")) {
         s_dups(c, when, "key");
         s_keys(c, when, s_when_keys, "'when'");
         const cf_wf_field_t *f = NULL;
-        const s_node_t *fn = s_get(when, "field"), *in = s_get(when, "in");
+        const cf_yt_node_t *fn = cf_yt_get(when, "field"), *in = cf_yt_get(when, "in");
         if (!fn) {
             s_err(c, when, "'when' has no 'field'");
         } else if (s_want_scalar(c, fn, "'field'")) {
             for (size_t i = 0; i < c->wf->pub.nfields; i++)
-                if (s_eq(fn, c->fields[i].name)) {
+                if (cf_yt_eq(fn, c->fields[i].name)) {
                     f = &c->fields[i];
                     a->when_field = (int)i;
                 }
@@ -999,12 +639,12 @@ static bool s_auto(s_ctx_t *c, const s_node_t *item, cf_wf_auto_t *a)
         } else if (s_want_seq(c, in, "'in'")) {
             const char **vals = s_alloc(&c->out, (in->n + 1) * sizeof *vals);
             size_t nv = 0;
-            S_EACH_ITEM(in, it) {
+            CF_YT_EACH_ITEM(in, it) {
                 if (!s_want_scalar(c, it, "a value"))
                     continue;
                 bool found = false;
                 for (size_t i = 0; f && i < f->nvalues && !found; i++)
-                    if (s_eq(it, f->values[i])) {
+                    if (cf_yt_eq(it, f->values[i])) {
                         found = true;
                         vals[nv++] = f->values[i];
                     }
@@ -1020,7 +660,7 @@ static bool s_auto(s_ctx_t *c, const s_node_t *item, cf_wf_auto_t *a)
 
 static const char *const s_timer_keys[] = {"after", "send", NULL};
 
-static void s_timers(s_ctx_t *c, const s_node_t *map, size_t si)
+static void s_timers(s_ctx_t *c, const cf_yt_node_t *map, size_t si)
 {
     cf_wf_state_t *st = &c->states[si];
     if (!s_want_map(c, map, "'timers'"))
@@ -1028,8 +668,8 @@ static void s_timers(s_ctx_t *c, const s_node_t *map, size_t si)
     s_dups(c, map, "timer");
     cf_wf_timer_t *t = s_alloc(&c->out, (map->n / 2 + 1) * sizeof *t);
     size_t n = 0;
-    S_EACH_PAIR(map, k, v) {
-        if (k->dup || !s_want_name(c, k, S_IDENT, "timer"))
+    CF_YT_EACH_PAIR(map, k, v) {
+        if (k->dup_of || !s_want_name(c, k, S_IDENT, "timer"))
             continue;
         cf_wf_timer_t *x = &t[n];
         char what[128];
@@ -1040,7 +680,7 @@ static void s_timers(s_ctx_t *c, const s_node_t *map, size_t si)
         s_dups(c, v, "key");
         s_keys(c, v, s_timer_keys, what);
         bool ok = true;
-        const s_node_t *after = s_get(v, "after"), *send = s_get(v, "send");
+        const cf_yt_node_t *after = cf_yt_get(v, "after"), *send = cf_yt_get(v, "send");
         if (!after) {
             s_err(c, k, "timer '%s' has no 'after'", x->name);
             ok = false;
@@ -1075,7 +715,7 @@ static void s_timers(s_ctx_t *c, const s_node_t *map, size_t si)
 
 static const char *const s_state_keys[] = {"initial", "final", "auto", "timers", "on", NULL};
 
-static void s_state(s_ctx_t *c, size_t si, const s_node_t *v)
+static void s_state(s_ctx_t *c, size_t si, const cf_yt_node_t *v)
 {
     cf_wf_state_t *st = &c->states[si];
     char what[128];
@@ -1084,56 +724,56 @@ static void s_state(s_ctx_t *c, size_t si, const s_node_t *v)
         return;
     s_dups(c, v, "key");
     s_keys(c, v, s_state_keys, what);
-    const s_node_t *n;
-    if ((n = s_get(v, "initial")))
+    const cf_yt_node_t *n;
+    if ((n = cf_yt_get(v, "initial")))
         s_want_bool(c, n, "initial", &st->initial);
-    if ((n = s_get(v, "final")))
+    if ((n = cf_yt_get(v, "final")))
         s_want_bool(c, n, "final", &st->final);
     if (st->final) {
         static const char *const moving[] = {"on", "auto", "timers"};
         for (size_t i = 0; i < 3; i++)
-            if ((n = s_get(v, moving[i])))
-                s_err(c, s_key_of(v, n), "final state '%s' cannot have '%s'", st->name,
+            if ((n = cf_yt_get(v, moving[i])))
+                s_err(c, cf_yt_key_of(v, n), "final state '%s' cannot have '%s'", st->name,
                       moving[i]);
         return;
     }
-    if ((n = s_get(v, "on")))
+    if ((n = cf_yt_get(v, "on")))
         s_events(c, n, "'on'", &st->events, &st->nevents);
-    if ((n = s_get(v, "auto")) && s_want_seq(c, n, "'auto'")) {
+    if ((n = cf_yt_get(v, "auto")) && s_want_seq(c, n, "'auto'")) {
         cf_wf_auto_t *a = s_alloc(&c->out, (n->n + 1) * sizeof *a);
         size_t na = 0;
-        S_EACH_ITEM(n, it)
+        CF_YT_EACH_ITEM(n, it)
             if (s_auto(c, it, &a[na]))
                 na++;
         st->autos = a;
         st->nautos = na;
     }
-    if ((n = s_get(v, "timers")))
+    if ((n = cf_yt_get(v, "timers")))
         s_timers(c, n, si);
 }
 
-static bool s_event_declared(const s_ctx_t *c, const s_node_t *n)
+static bool s_event_declared(const s_ctx_t *c, const cf_yt_node_t *n)
 {
     const cf_wf_t *wf = &c->wf->pub;
     for (size_t i = 0; i < wf->nany; i++)
-        if (s_eq(n, wf->any[i].name))
+        if (cf_yt_eq(n, wf->any[i].name))
             return true;
     for (size_t s = 0; s < wf->nstates; s++)
         for (size_t i = 0; i < wf->states[s].nevents; i++)
-            if (s_eq(n, wf->states[s].events[i].name))
+            if (cf_yt_eq(n, wf->states[s].events[i].name))
                 return true;
     return false;
 }
 
-static void s_refusals(s_ctx_t *c, const s_node_t *map)
+static void s_refusals(s_ctx_t *c, const cf_yt_node_t *map)
 {
     if (!s_want_map(c, map, "'refusals'"))
         return;
     s_dups(c, map, "refusal");
     cf_wf_refusal_t *r = s_alloc(&c->out, (map->n / 2 + 1) * sizeof *r);
     size_t n = 0;
-    S_EACH_PAIR(map, k, v) {
-        if (k->dup || !s_want_name(c, k, S_EVENT, "event"))
+    CF_YT_EACH_PAIR(map, k, v) {
+        if (k->dup_of || !s_want_name(c, k, S_EVENT, "event"))
             continue;
         if (!s_event_declared(c, k)) {
             s_err(c, k, "refusal for event '%.*s', which no state accepts", S_Q(k));
@@ -1151,7 +791,7 @@ static void s_refusals(s_ctx_t *c, const s_node_t *map)
 
 /* ------------------------------------------------------------ 3. graph --- */
 
-static void s_graph(s_ctx_t *c, const s_node_t *states_key)
+static void s_graph(s_ctx_t *c, const cf_yt_node_t *states_key)
 {
     cf_wf_t *wf = &c->wf->pub;
     size_t ns = wf->nstates;
@@ -1172,8 +812,8 @@ static void s_graph(s_ctx_t *c, const s_node_t *states_key)
     if (wf->initial < 0) {
         s_err(c, states_key, "no initial state (mark one state with initial: true)");
     } else {
-        bool *seen = s_alloc(&c->tree, ns * sizeof *seen);
-        size_t *queue = s_alloc(&c->tree, ns * sizeof *queue), head = 0, tail = 0;
+        bool *seen = s_alloc(&c->scratch, ns * sizeof *seen);
+        size_t *queue = s_alloc(&c->scratch, ns * sizeof *queue), head = 0, tail = 0;
         seen[wf->initial] = true;
         queue[tail++] = (size_t)wf->initial;
         while (head < tail) {
@@ -1212,37 +852,37 @@ static const char *const s_top_keys[] = {
     "workflow", "version", "calendar", "created_by", "data", "refusals", "states", "any", NULL,
 };
 
-static void s_compile(s_ctx_t *c, const s_node_t *root)
+static void s_compile(s_ctx_t *c, const cf_yt_node_t *root)
 {
     cf_wf_t *wf = &c->wf->pub;
     s_dups(c, root, "key");
     s_keys(c, root, s_top_keys, "the workflow");
 
-    const s_node_t *n;
-    if (!(n = s_get(root, "workflow")))
+    const cf_yt_node_t *n;
+    if (!(n = cf_yt_get(root, "workflow")))
         s_err(c, root, "missing required key 'workflow' (the workflow's name)");
     else if (s_want_name(c, n, S_IDENT, "workflow"))
         wf->name = s_strndup(&c->out, n->s, n->len);
 
     int64_t version;
-    if (!(n = s_get(root, "version")))
+    if (!(n = cf_yt_get(root, "version")))
         s_err(c, root, "missing required key 'version'");
     else if (s_want_int(c, n, "version", 1, S_INT_HUGE, &version))
         wf->version = version;
 
-    if (!(n = s_get(root, "calendar")))
+    if (!(n = cf_yt_get(root, "calendar")))
         s_err(c, root, "missing required key 'calendar' (the business-day calendar)");
     else if (s_want_name(c, n, S_IDENT, "calendar"))
         wf->calendar = s_strndup(&c->out, n->s, n->len);
 
     wf->created_by = CF_ROLE_MEMBER;
-    if ((n = s_get(root, "created_by"))) {
+    if ((n = cf_yt_get(root, "created_by"))) {
         wf->created_by = s_roles_of(c, n, "created_by");
-        if (n->n == 0 && (n->kind == S_SEQ || s_is_null(n)))
+        if (n->n == 0 && (n->kind == CF_YT_SEQ || s_is_null(n)))
             s_err(c, n, "created_by must list at least one role");
     }
 
-    if ((n = s_get(root, "data"))) {
+    if ((n = cf_yt_get(root, "data"))) {
         const cf_wf_field_t *f;
         s_fields(c, n, "'data'", true, &f, &wf->nfields);
         c->fields = (cf_wf_field_t *)f;
@@ -1250,18 +890,18 @@ static void s_compile(s_ctx_t *c, const s_node_t *root)
     }
 
     /* state names first: `to` may name any of them */
-    const s_node_t *states = s_get(root, "states");
-    const s_node_t *states_key = states ? s_key_of(root, states) : root;
+    const cf_yt_node_t *states = cf_yt_get(root, "states");
+    const cf_yt_node_t *states_key = states ? cf_yt_key_of(root, states) : root;
     if (!states) {
         s_err(c, root, "missing required key 'states'");
     } else if (s_want_map(c, states, "'states'")) {
         s_dups(c, states, "state");
         size_t cap = states->n / 2 + 1, ns = 0;
         c->states = s_alloc(&c->out, cap * sizeof *c->states);
-        c->state_keys = s_alloc(&c->tree, cap * sizeof *c->state_keys);
-        c->state_order = s_alloc(&c->tree, cap * sizeof *c->state_order);
-        S_EACH_PAIR(states, k, v) {
-            if (k->dup || !s_want_name(c, k, S_IDENT, "state"))
+        c->state_keys = s_alloc(&c->scratch, cap * sizeof *c->state_keys);
+        c->state_order = s_alloc(&c->scratch, cap * sizeof *c->state_order);
+        CF_YT_EACH_PAIR(states, k, v) {
+            if (k->dup_of || !s_want_name(c, k, S_IDENT, "state"))
                 continue;
             c->states[ns].name = s_strndup(&c->out, k->s, k->len);
             c->state_keys[ns] = k;
@@ -1274,13 +914,13 @@ static void s_compile(s_ctx_t *c, const s_node_t *root)
         qsort(c->state_order, ns, sizeof *c->state_order, s_order_cmp);
     }
 
-    if ((n = s_get(root, "any")))
+    if ((n = cf_yt_get(root, "any")))
         s_events(c, n, "'any'", &wf->any, &wf->nany);
 
     for (size_t i = 0; i < wf->nstates; i++)
         s_state(c, i, c->state_keys[i]->next);
 
-    if ((n = s_get(root, "refusals")))
+    if ((n = cf_yt_get(root, "refusals")))
         s_refusals(c, n);
 
     wf->nflags = c->nflags;
@@ -1289,7 +929,7 @@ static void s_compile(s_ctx_t *c, const s_node_t *root)
         memcpy(flags, c->flags, c->nflags * sizeof *flags);
         wf->flags = flags;
     }
-    if (states && (states->kind == S_MAP || s_is_null(states)))
+    if (states && (states->kind == CF_YT_MAP || s_is_null(states)))
         s_graph(c, states_key);
 }
 
@@ -1328,18 +968,20 @@ static void s_sort_diags(cf_diag_t *v, size_t n, cf_diag_t *tmp)
 static int s_load(s_ctx_t *c, cf_wf_t **ret)
 {
     size_t first_diag = c->diags->n;
-    int rc = CF_EBADREQ;
-    s_node_t *root;
-
-    s_scan_tabs(c);
-    if (!s_read(c, &root))
+    int rc = cf_yt_parse(c->file, c->buf, c->len, &c->yt, c->diags);
+    if (rc == CF_EINTERNAL)
+        longjmp(c->oom, 1);
+    if (rc != 0)
         goto out_sort;
+    rc = CF_EBADREQ;
+    c->nerr += cf_yt_errors(c->yt);
+    const cf_yt_node_t *root = cf_yt_root(c->yt);
     if (!root || s_is_null(root)) {
         s_errat(c, 1, 1, "the file is empty (expected a workflow mapping)");
         goto out_sort;
     }
-    if (root->kind != S_MAP) {
-        if (root->kind != S_BAD)
+    if (root->kind != CF_YT_MAP) {
+        if (root->kind != CF_YT_BAD)
             s_err(c, root, "the file is not a mapping (expected keys workflow, version, "
                   "calendar, states, ...)");
         goto out_sort;
@@ -1349,8 +991,8 @@ static int s_load(s_ctx_t *c, cf_wf_t **ret)
     if (c->nerr == 0) {
         c->wf->pub.source = s_strndup(&c->out, c->buf, c->len);
         c->wf->pub.source_len = c->len;
-        c->wf->chunks = c->out.head;
-        c->out.head = NULL;
+        c->wf->arena = c->out.a;
+        c->out.a = (cf_arena_t){0};
         *ret = &c->wf->pub;
         rc = 0;
     }
@@ -1384,7 +1026,7 @@ int cf_wf_load_buffer(const char *file, const char *buf, size_t len,
     c->buf = buf ? buf : "";
     c->len = buf ? len : 0;
     c->diags = diags;
-    c->tree.oom = &c->oom;
+    c->scratch.oom = &c->oom;
     c->out.oom = &c->oom;
     /* only c (never reassigned) is used after a longjmp */
     if (setjmp(c->oom) == 0)
@@ -1393,12 +1035,9 @@ int cf_wf_load_buffer(const char *file, const char *buf, size_t len,
         c->rc = CF_EINTERNAL;
 
     int rc = c->rc;
-    if (c->event_live)
-        yaml_event_delete(&c->event);
-    if (c->parser_live)
-        yaml_parser_delete(&c->parser);
-    s_arena_free(c->tree.head);
-    s_arena_free(c->out.head);
+    cf_yt_destroy(&c->yt);
+    cf_arena_free(&c->scratch.a);
+    cf_arena_free(&c->out.a);
     free(c);
     cf_diags_clear(&scratch);
     return rc;
@@ -1443,7 +1082,8 @@ void cf_wf_destroy(cf_wf_t **wf_p)
     if (!wf_p || !*wf_p)
         return;
     s_wf_t *wf = (s_wf_t *)(void *)*wf_p;
-    s_arena_free(wf->chunks); /* wf itself lives in one of the chunks */
+    cf_arena_t arena = wf->arena; /* wf itself lives in the arena */
+    cf_arena_free(&arena);
     *wf_p = NULL;
 }
 

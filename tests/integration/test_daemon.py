@@ -94,6 +94,26 @@ def test_bad_config_exit_2_one_line():
             f.write(bad["bad role"])
         lines, _ = run_bad(["--config", os.path.join(d.tmp, "bad.yaml")], d.tmp)
         check(":3:11:" in lines[0], lines)
+        # The YAML reader of workflows and calendars, with its messages: the
+        # first problem in the file is the one line.
+        path = os.path.join(d.tmp, "bad.yaml")
+        yaml_level = [
+            ("operators: &ops []\nportal: *ops\n",
+             "1:12: anchors and aliases are not supported"),
+            ("operators: []\nmax_frame: !!int 5\n", "2:12: tags are not supported"),
+            ("operators: []\n---\noperators: []\n", "2:1: only one YAML document per file"),
+            ("operators:\n\t- id: a\n", "2:1: tab character; indent with spaces"),
+            ("operators: [[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]\n",
+             "1:27: nesting deeper than 16 levels"),
+            ("operators: [\n", "2:1: YAML syntax error: did not find expected node content "
+             "(while parsing a flow node at line 2)"),
+            ("operators: []\noperators: []\n", "2:1: key given twice"),
+        ]
+        for text, want in yaml_level:
+            with open(path, "w") as f:
+                f.write(text)
+            lines, _ = run_bad(["--config", path], d.tmp)
+            eq(lines, ["claimflowd: %s:%s" % (path, want)], text)
     finally:
         d.cleanup()
 
