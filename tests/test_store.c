@@ -522,11 +522,15 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     k[8] = 'z';
     CF_ASSERT_INT_EQ(cf_key_timer_parse(k, kl, &tk), CF_EINTERNAL);
     /* Consent records: round trip, wrong length. */
-    cf_consent_t cs = {1, 2, 3}, back;
+    cf_consent_t cs = {1, 2, 3, 20500, 7}, back;
     unsigned char cr[CF_CONSENT_REC_LEN];
     cf_consent_encode(&cs, cr);
     CF_ASSERT_INT_EQ(cf_consent_decode(cr, sizeof cr, &back), 0);
     CF_ASSERT(back.given_at == 1 && back.valid_until == 2 && back.withdrawn_at == 3);
+    CF_ASSERT(back.change_day == 20500 && back.changes == 7);
+    /* A record from before the rate limit: no changes counted. */
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, CF_CONSENT_REC_OLD, &back), 0);
+    CF_ASSERT(back.given_at == 1 && back.changes == 0);
     CF_ASSERT_INT_EQ(cf_consent_decode(cr, 23, &back), CF_EINTERNAL);
     free(rec);
     cf_wf_destroy(&wf);

@@ -21,6 +21,9 @@
 #include "privacy.h"
 #include "timers.h"
 
+/* The most consent changes (give or withdraw) per member and UTC day. */
+#define CF_CONSENT_CHANGES_PER_DAY 20
+
 /* The most index entries one query page looks at. */
 #define CF_QUERY_SCAN_MAX 10000
 
@@ -329,13 +332,22 @@ static int s_attach(cf_op_t *op)
     return rc;
 }
 
+/* A document range's largest length: a reader that never reads holds at
+ * most this per reply it asked for (docs/SECURITY.md). */
+#define CF_RANGE_MAX ((int64_t)256 << 10)
+
 static int s_document(cf_op_t *op)
 {
     const char *hex;
     size_t hlen;
     unsigned char sha[32];
+    int64_t offset, length;
     int rc = cf_op_str(op, "sha256", true, 64, &hex, &hlen);
     if (rc != 0)
+        return rc;
+    bool ranged = cf_mp_get(op->req, "offset") || cf_mp_get(op->req, "length");
+    if ((rc = cf_op_int(op, "offset", 0, INT64_MAX, 0, &offset)) != 0 ||
+        (rc = cf_op_int(op, "length", 1, CF_RANGE_MAX, CF_RANGE_MAX, &length)) != 0)
         return rc;
     if (cf_unhex(hex, hlen, sha, 32) != 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'sha256' must be 64 lower-case hex digits");
@@ -363,13 +375,25 @@ static int s_document(cf_op_t *op)
         return cf_op_fail(op, rc == CF_ENOTFOUND ? CF_ENOTFOUND : CF_EINTERNAL,
                           "the document cannot be read");
     }
+    const msgpack_object *body = &up.data.via.array.ptr[1];
+    if (body->type != MSGPACK_OBJECT_BIN) {
+        msgpack_unpacked_destroy(&up);
+        cf_claim_fini(&c);
+        return cf_op_fail(op, CF_EINTERNAL, "the document cannot be read");
+    }
+    if (ranged && (uint64_t)offset > body->via.bin.size) {
+        msgpack_unpacked_destroy(&up);
+        cf_claim_fini(&c);
+        return cf_op_fail(op, CF_EBADREQ, "field 'offset' is past the document's end (%u bytes)",
+                          body->via.bin.size);
+    }
     if ((rc = cf_op_audit_one(op, "document", &c)) != 0) {
         msgpack_unpacked_destroy(&up);
         cf_claim_fini(&c);
         return rc;
     }
     cf_op_key(op, "document");
-    msgpack_pack_map(&op->pk, 5);
+    msgpack_pack_map(&op->pk, ranged ? 6 : 5);
     cf_pack_str(&op->pk, "kind");
     cf_pack_str(&op->pk, d->kind);
     cf_pack_str(&op->pk, "content_type");
@@ -379,7 +403,17 @@ static int s_document(cf_op_t *op)
     cf_pack_str(&op->pk, "size");
     msgpack_pack_uint64(&op->pk, d->size);
     cf_pack_str(&op->pk, "body");
-    msgpack_pack_object(&op->pk, up.data.via.array.ptr[1]);
+    if (ranged) {
+        /* [offset, offset + length) of the body, cut at its end. */
+        size_t left = body->via.bin.size - (size_t)offset;
+        size_t n = left < (size_t)length ? left : (size_t)length;
+        msgpack_pack_bin(&op->pk, n);
+        msgpack_pack_bin_body(&op->pk, body->via.bin.ptr + offset, n);
+        cf_pack_str(&op->pk, "offset");
+        msgpack_pack_uint64(&op->pk, (uint64_t)offset);
+    } else {
+        msgpack_pack_object(&op->pk, *body);
+    }
     msgpack_unpacked_destroy(&up);
     cf_claim_fini(&c);
     return 0;
@@ -401,6 +435,20 @@ static int s_consent(cf_op_t *op, bool give)
     bool had = ctx.given_at != 0 && ctx.withdrawn_at == 0 && ctx.valid_until > b->now;
     if (!give && !had)
         return cf_op_fail(op, CF_ENOTFOUND, "the member holds no valid consent to withdraw");
+    /* Each change fans out over the member's open claims and writes their
+     * histories: a member (or a portal bug) flapping consent would grow the
+     * store without bound.  A fixed number of changes per member and UTC
+     * day; refusing the excess (rather than coalescing it) keeps every
+     * accepted change exact in every claim's history. */
+    int64_t day = b->now >= 0 ? b->now / 86400 : (b->now - 86399) / 86400;
+    if (ctx.change_day != day) {
+        ctx.change_day = day;
+        ctx.changes = 0;
+    }
+    if (ctx.changes >= CF_CONSENT_CHANGES_PER_DAY)
+        return cf_op_fail(op, CF_EUNAVAIL, "the member's consent changed %d times today, the "
+                          "most a day allows; retry tomorrow", CF_CONSENT_CHANGES_PER_DAY);
+    ctx.changes++;
     unsigned char k[CF_TIMER_KEY_MAX];
     size_t kl;
     if (ctx.given_at && !ctx.withdrawn_at) {
@@ -474,26 +522,51 @@ static int s_get(cf_op_t *op)
     return 0;
 }
 
+/* History pages: at most `limit` events and about CF_PAGE_BYTES of them
+ * (always at least one), so no reply grows with a claim's history. */
+#define CF_HISTORY_MAX 1000
+#define CF_PAGE_BYTES ((size_t)1 << 20)
+
 static int s_history(cf_op_t *op)
 {
+    int64_t after, limit;
+    int rc;
+    if ((rc = cf_op_int(op, "after", 0, UINT32_MAX, 0, &after)) != 0 ||
+        (rc = cf_op_int(op, "limit", 1, CF_HISTORY_MAX, CF_HISTORY_MAX, &limit)) != 0)
+        return rc;
     cf_claim_t c;
-    int rc = s_load(op, &c);
-    if (rc != 0)
+    if ((rc = s_load(op, &c)) != 0)
         return rc;
     if ((rc = cf_op_audit_one(op, "history", &c)) != 0) {
         cf_claim_fini(&c);
         return rc;
     }
-    cf_op_key(op, "events");
-    msgpack_pack_array(&op->pk, c.seq);
+    msgpack_sbuffer list;
+    msgpack_sbuffer_init(&list);
+    msgpack_packer lp;
+    msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
     unsigned char k[CF_KEY_MAX];
-    for (uint32_t seq = 1; seq <= c.seq && rc == 0; seq++) {
+    uint32_t n = 0, seq = (uint32_t)after;
+    while (rc == 0 && seq < c.seq && n < (uint32_t)limit &&
+           (n == 0 || list.size < CF_PAGE_BYTES)) {
         cf_bytes_t v;
-        size_t kl = cf_key_history(k, c.id, seq);
+        size_t kl = cf_key_history(k, c.id, ++seq);
         rc = cf_txn_get(op->b->txn, CF_DB_HISTORY, k, kl, &v);
         if (rc == 0)
-            rc = cf_event_pack_reply(&op->pk, c.id, NULL, v.data, v.len);
+            rc = cf_event_pack_reply(&lp, c.id, NULL, v.data, v.len);
+        n++;
     }
+    if (rc == 0) {
+        cf_op_key(op, "events");
+        msgpack_pack_array(&op->pk, n);
+        if (list.size)
+            msgpack_sbuffer_write(&op->out, list.data, list.size);
+        if (seq < c.seq) {
+            cf_op_key(op, "next");
+            msgpack_pack_uint32(&op->pk, seq);
+        }
+    }
+    msgpack_sbuffer_destroy(&list);
     cf_claim_fini(&c);
     if (rc != 0)
         return cf_op_fail(op, CF_EINTERNAL, "the claim's history cannot be read");
@@ -941,8 +1014,9 @@ static int s_clock_set(cf_op_t *op) { return s_clock(op, false); }
 static const char *const k_create[] = {"workflow", "data", NULL};
 static const char *const k_send[] = {"claim", "event", "data", NULL};
 static const char *const k_attach[] = {"claim", "kind", "content_type", "body", NULL};
-static const char *const k_document[] = {"claim", "sha256", NULL};
+static const char *const k_document[] = {"claim", "sha256", "offset", "length", NULL};
 static const char *const k_claim[] = {"claim", NULL};
+static const char *const k_history[] = {"claim", "after", "limit", NULL};
 static const char *const k_query[] = {"workflow", "state", "flag", "open", "limit", "after", NULL};
 static const char *const k_timers[] = {"due_before", "limit", NULL};
 static const char *const k_advance[] = {"seconds", NULL};
@@ -961,7 +1035,7 @@ static const cf_op_def_t s_ops[] = {
     {"consent.give", s_consent_give, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
     {"consent.withdraw", s_consent_withdraw, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
     {"get", s_get, EP_BOTH, R_READ, false, true, k_claim},
-    {"history", s_history, EP_BOTH, R_READ, false, true, k_claim},
+    {"history", s_history, EP_BOTH, R_READ, false, true, k_history},
     {"query", s_query, EP_BOTH, R_READ, false, true, k_query},
     {"timers", s_timers, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_timers},
     {"stats", s_stats, CF_OPEP_OPERATOR, R_ANY_OP, false, false, NULL},

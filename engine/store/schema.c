@@ -415,16 +415,20 @@ void cf_consent_encode(const cf_consent_t *c, unsigned char out[CF_CONSENT_REC_L
     cf_be64_put(out, (uint64_t)c->given_at);
     cf_be64_put(out + 8, (uint64_t)c->valid_until);
     cf_be64_put(out + 16, (uint64_t)c->withdrawn_at);
+    cf_be64_put(out + 24, (uint64_t)c->change_day);
+    cf_be64_put(out + 32, c->changes);
 }
 
 int cf_consent_decode(const void *rec, size_t len, cf_consent_t *c)
 {
     const unsigned char *p = rec;
-    if (len != CF_CONSENT_REC_LEN)
+    if (len != CF_CONSENT_REC_LEN && len != CF_CONSENT_REC_OLD)
         return CF_EINTERNAL;
     c->given_at = (cf_time_t)cf_be64_get(p);
     c->valid_until = (cf_time_t)cf_be64_get(p + 8);
     c->withdrawn_at = (cf_time_t)cf_be64_get(p + 16);
+    c->change_day = len == CF_CONSENT_REC_LEN ? (int64_t)cf_be64_get(p + 24) : 0;
+    c->changes = len == CF_CONSENT_REC_LEN ? cf_be64_get(p + 32) : 0;
     return 0;
 }
 

@@ -135,10 +135,16 @@ size_t cf_key_audit_claim(unsigned char *k, const char *id, const unsigned char 
 size_t cf_key_audit_actor(unsigned char *k, const char *actor, const unsigned char *akey);
 
 /* ============================================================= records === */
-/* members: the consent record, three be64 times (0: none). */
-#define CF_CONSENT_REC_LEN 24
+/* members: the consent record: given at, valid until, withdrawn at (be64
+ * times, 0: none), then the day (days since 1970, be64) and number (be64)
+ * of the member's consent changes that day - the rate limit.  Records of
+ * 24 bytes (before the limit) read with no changes counted. */
+#define CF_CONSENT_REC_LEN 40
+#define CF_CONSENT_REC_OLD 24
 typedef struct {
     cf_time_t given_at, valid_until, withdrawn_at;
+    int64_t change_day;
+    uint64_t changes;
 } cf_consent_t;
 void cf_consent_encode(const cf_consent_t *c, unsigned char out[CF_CONSENT_REC_LEN]);
 int cf_consent_decode(const void *rec, size_t len, cf_consent_t *ret);  /* 0 or CF_EINTERNAL */

@@ -216,6 +216,83 @@ def test_forbidden_clock_without_manual():
             "forbidden")
 
 
+def test_history_pages():
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d)
+        m = cpr()
+        c = in_review(p, m)["id"]
+        # Consent withdrawn and given again: two more events each time.
+        for _ in range(2):
+            ok(p.call({"op": "consent.withdraw", "id": new_id(), "member": m}))
+            ok(p.call({"op": "consent.give", "id": new_id(), "member": m}))
+        whole = ok(h.call({"op": "history", "claim": c}))
+        check("next" not in whole, whole)
+        n = len(whole["events"])
+        eq(n, 7, whole)
+        seqs, after, pages = [], 0, 0
+        while True:
+            r = ok(h.call({"op": "history", "claim": c, "after": after, "limit": 2}))
+            pages += 1
+            seqs += [e["seq"] for e in r["events"]]
+            if "next" not in r:
+                break
+            eq(r["next"], r["events"][-1]["seq"], r)
+            after = r["next"]
+        eq(seqs, list(range(1, n + 1)))
+        eq(pages, (n + 1) // 2)
+        r = ok(h.call({"op": "history", "claim": c, "after": n}))
+        eq((r["events"], "next" in r), ([], False))
+        err(h.call({"op": "history", "claim": c, "limit": 1001}), "bad_request")
+        err(h.call({"op": "history", "claim": c, "after": -1}), "bad_request")
+
+
+def test_document_ranges():
+    with Daemon(clock=T0) as d:
+        p = portal(d)
+        m = cpr()
+        c = create(p, m, "physiotherapy")
+        body = b"%PDF-1.4\n" + os.urandom(600 * 1024)
+        r = ok(p.call({"op": "attach", "id": new_id(), "member": m, "claim": c["id"],
+                       "kind": "referral", "content_type": "application/pdf",
+                       "body": body}))
+        sha = r["document"]["sha256"]
+        got, off = b"", 0
+        while True:
+            doc = ok(p.call({"op": "document", "member": m, "claim": c["id"], "sha256": sha,
+                             "offset": off, "length": 256 * 1024}))["document"]
+            eq((doc["offset"], doc["size"]), (off, len(body)))
+            check(len(doc["body"]) <= 256 * 1024, len(doc["body"]))
+            if not doc["body"]:
+                break
+            got += doc["body"]
+            off += len(doc["body"])
+        eq(got, body)
+        # Without a range: the whole document, as before.
+        eq(ok(p.call({"op": "document", "member": m, "claim": c["id"],
+                      "sha256": sha}))["document"]["body"], body)
+        msg = err(p.call({"op": "document", "member": m, "claim": c["id"], "sha256": sha,
+                          "offset": len(body) + 1}), "bad_request")
+        check("past the document's end" in msg, msg)
+        msg = err(p.call({"op": "document", "member": m, "claim": c["id"], "sha256": sha,
+                          "length": 256 * 1024 + 1}), "bad_request")
+        check("'length'" in msg, msg)
+
+
+def test_consent_changes_are_limited_per_day():
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d)
+        m = cpr()
+        for i in range(20):
+            ok(p.call({"op": "consent.give" if i % 2 == 0 else "consent.withdraw",
+                       "id": new_id(), "member": m}))
+        r = p.call({"op": "consent.give", "id": new_id(), "member": m})
+        msg = err(r, "unavailable")
+        check("20 times today" in msg, msg)
+        # The next day (UTC) the member may change it again.
+        ok(h.call({"op": "clock.advance", "seconds": 86400}))
+        ok(p.call({"op": "consent.give", "id": new_id(), "member": m}))
+
+
 def test_portal_ids_are_per_member():
     # Member B may use the id member A used: no conflict, B's own claim; A's
     # retry still gets A's reply.
