@@ -67,6 +67,7 @@
 #include "engine.h"
 #include "keyfile.h"
 #include "mpcheck.h"
+#include "sdnotify.h"
 #include "zap.h"
 
 #ifndef CF_VERSION
@@ -784,6 +785,9 @@ static const char *s_signame(int sig)
 
 int main(int argc, char **argv)
 {
+    /* Under systemd, every line from here on carries its level; if the
+     * stream cannot be made, lines go out plain (nothing is lost). */
+    (void)cf_sd_journal_stderr();
     s_flags_t f;
     s_parse_flags(argc, argv, &f);
 
@@ -910,6 +914,14 @@ int main(int argc, char **argv)
     /* Timers that fell due while the daemon was down fire now, late. */
     s_fire(&d);
 
+    /* systemd (Type=notify): ready now that the sockets are bound and the
+     * store is open; the watchdog is fed from the loop below.  Before the
+     * `started` line, so a warning about it comes first like the others. */
+    cf_sd_t *sd = cf_sd_new();
+    cf_error_t sderr = {0};
+    if (cf_sd_notify(sd, "READY=1\nSTATUS=serving", &sderr) < 0)
+        fprintf(stderr, "claimflowd: warning: cannot notify systemd: %s\n", sderr.message);
+
     char clockbuf[CF_TIME_BUFLEN];
     fprintf(stderr, "claimflowd: started version %s portal=%s operator=%s "
                     "events=%s data=%s workflows=%d operators=%zu curve=%s clock=%s%s\n",
@@ -927,7 +939,7 @@ int main(int argc, char **argv)
     int nitems = d.zap ? 4 : 3;
     int exit_code = 0;
     while (!s_stop_signal) {
-        if (zmq_poll(items, nitems, s_poll_timeout(&d)) < 0) {
+        if (zmq_poll(items, nitems, cf_sd_watchdog_tick(sd, s_poll_timeout(&d))) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             fprintf(stderr, "claimflowd: error: poll failed: %s\n",
@@ -948,7 +960,9 @@ int main(int argc, char **argv)
         }
         s_fire(&d);
     }
-    /* Answer what libzmq has already taken in, then stop. */
+    /* Answer what libzmq has already taken in, then stop.  A failed
+     * STOPPING=1 only costs systemd the early notice. */
+    (void)cf_sd_notify(sd, "STOPPING=1\nSTATUS=stopping", NULL);
     if (exit_code == 0)
         while (s_serve(&d) > 0)
             ;
@@ -961,6 +975,7 @@ int main(int argc, char **argv)
             exit_code ? "error" : s_signame((int)s_stop_signal), d.nrequests,
             d.ndropped, denied);
     s_close(&d);
+    cf_sd_destroy(&sd);
     close(s_sigpipe[0]);
     close(s_sigpipe[1]);
     return exit_code;
