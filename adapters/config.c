@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -296,6 +297,65 @@ static int s_retention(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
     return 0;
 }
 
+/* http.listen: "IPv4:PORT", "[IPv6]:PORT" or "localhost:PORT" (127.0.0.1),
+ * PORT 0-65535.  No other host names: the daemon resolves nothing at start,
+ * and "is this loopback?" must have one answer. */
+static int s_http(s_ctx_t *c, const yaml_node_t *n, cf_config_t *cfg)
+{
+    static const char *const names[] = {"listen", NULL};
+    const yaml_node_t *vals[1] = {NULL};
+    int rc = s_map(c, n, "http", names, vals);
+    if (rc < 0)
+        return rc;
+    const yaml_node_t *l = vals[0];
+    if (!l)
+        return s_fail(c, n, "'http' without 'listen'");
+    static const char msg[] = "'listen' must be ADDRESS:PORT: an IPv4 address, "
+                              "[an IPv6 address] or localhost, and a port from 0 to 65535";
+    char buf[64];
+    if (!s_is_scalar(l) || l->data.scalar.length == 0 || l->data.scalar.length >= sizeof buf)
+        return s_fail(c, l, msg);
+    memcpy(buf, l->data.scalar.value, l->data.scalar.length);
+    buf[l->data.scalar.length] = '\0';
+    char *colon = strrchr(buf, ':');
+    if (!colon || colon[1] == '\0' || strlen(colon + 1) > 5)
+        return s_fail(c, l, msg);
+    unsigned port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return s_fail(c, l, msg);
+        port = port * 10 + (unsigned)(*p - '0');
+    }
+    if (port > 65535)
+        return s_fail(c, l, msg);
+    *colon = '\0';
+    char *host = buf;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(buf, sizeof buf, "127.0.0.1");
+    memset(&cfg->http_addr, 0, sizeof cfg->http_addr);
+    if (host[0] == '[') {
+        size_t hl = strlen(host);
+        if (hl < 3 || host[hl - 1] != ']')
+            return s_fail(c, l, msg);
+        host[hl - 1] = '\0';
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&cfg->http_addr;
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+            return s_fail(c, l, msg);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        cfg->http_loopback = IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&cfg->http_addr;
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return s_fail(c, l, msg);
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        cfg->http_loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+    }
+    cfg->http = true;
+    return 0;
+}
+
 /* A key is one identity: a portal key that is also an operator's would let
  * one party be both (the events socket would not know which). */
 static int s_keys_disjoint(s_ctx_t *c, const cf_config_t *cfg)
@@ -321,7 +381,7 @@ static int s_root(s_ctx_t *c, cf_config_t *cfg)
     if (root->type != YAML_MAPPING_NODE)
         return s_fail(c, root, "the file must be a map");
     bool seen_ops = false, seen_frame = false, seen_doc = false, seen_idem = false;
-    bool seen_curve = false, seen_portal = false, seen_ret = false;
+    bool seen_curve = false, seen_portal = false, seen_ret = false, seen_http = false;
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
          p < root->data.mapping.pairs.top; p++) {
         const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -373,9 +433,15 @@ static int s_root(s_ctx_t *c, cf_config_t *cfg)
             seen_ret = true;
             if ((rc = s_retention(c, v, cfg)) < 0)
                 return rc;
+        } else if (s_scalar_eq(k, "http")) {
+            if (seen_http)
+                return s_fail(c, k, "key given twice");
+            seen_http = true;
+            if ((rc = s_http(c, v, cfg)) < 0)
+                return rc;
         } else {
             return s_fail(c, k, "unknown key (operators, curve, portal, retention, "
-                                "max_frame, max_document, idempotency_days)");
+                                "http, max_frame, max_document, idempotency_days)");
         }
     }
     if (!seen_ops)

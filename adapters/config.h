@@ -10,6 +10,9 @@
  *     keys: ["<40 chars Z85>"] # the portal endpoint's allow-list
  *   retention:
  *     closed_claims_days: 3650 # purge without a date: closed longer than this
+ *   http:                      # optional: /metrics, /healthz, /readyz
+ *     listen: 127.0.0.1:9464   # IPv4:PORT, [IPv6]:PORT or localhost:PORT;
+ *                              # port 0 picks a free one
  *   max_frame: 16777216        # optional, bytes; a flag overrides it
  *   max_document: 10485760     # optional, bytes
  *   idempotency_days: 7        # optional, how long a reply is remembered
@@ -22,8 +25,10 @@
 #ifndef CF_CONFIG_H
 #define CF_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "cf_err.h"
 #include "engine.h"
@@ -48,6 +53,10 @@ typedef struct {
                                           from that file; wiped by destroy */
     char (*portal_keys)[CF_KEY_BUFLEN];  /* owned: portal.keys, Z85 */
     size_t nportal_keys;
+    bool http;                  /* `http:` given: serve /metrics and health */
+    struct sockaddr_storage http_addr;  /* http.listen, an AF_INET or AF_INET6
+                                           address and port (0: any free) */
+    bool http_loopback;         /* that address is 127.0.0.0/8 or ::1 */
 } cf_config_t;
 
 /* Read and check the config file at path.  0 and a new config (free with

@@ -162,7 +162,6 @@ static const struct {
     {"claimflowd: stopped (error)", '3'},
     {"claimflowd: stopped (", '6'},
     {"claimflowd: started ", '6'},
-    {"claimflowd: http: ", '6'},
     {"claimflowd: the store takes writes again", '5'},
 };
 

@@ -174,7 +174,7 @@ class Daemon:
         self.env = dict(env or {})
         self.keep = keep
         self.proc = None
-        self.portal = self.operator = self.events = None
+        self.portal = self.operator = self.events = self.http = None
         self.started_line = None
         self.stderr_lines = []
         self._reader = None
@@ -233,6 +233,7 @@ class Daemon:
         m = dict(re.findall(r"(\w+)=(\S+)", self.started_line))
         self.portal, self.operator, self.events = \
             m["portal"], m["operator"], m["events"]
+        self.http = m.get("http")         # with `http:` in the config
         return self
 
     def _close_clients(self):
