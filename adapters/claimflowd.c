@@ -43,6 +43,13 @@
  * authenticated, so the daemon binds loopback, ipc:// and inproc:// only,
  * and says so at start.
  *
+ * Metrics (metrics.c, http.c; only with `http:` in the config): this loop
+ * owns every number - it counts the replies it sends, times each engine
+ * run, and about once a second (sooner after writes, never more than a
+ * twentieth of its time) runs a `stats` request through the engine as an
+ * internal operator nobody else may name; then it publishes a snapshot.
+ * The HTTP thread renders snapshots and never sees the engine.
+ *
  * Logging: one line at start, one at stop, one per daemon-level error, on
  * stderr.  Never a request's contents: errors name codes and op names, and
  * an op name is logged only if it looks like one.
@@ -58,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,9 +76,13 @@
 #include "stage.h"
 #include "wslog.h"
 #include "engine.h"
+#include "http.h"
 #include "keyfile.h"
 #include "cf_version.h"
+#include "metrics.h"
 #include "mpcheck.h"
+#include "sdnotify.h"
+#include "workflow.h"
 #include "zap.h"
 
 
@@ -85,6 +97,15 @@
 #define CFD_ROUTER_HWM     10000
 #define CFD_PUB_HWM        100000
 #define CFD_LINGER_MS      100
+
+/* The internal operator whose `stats` requests feed /metrics: an auditor
+ * (reads, never writes), named with a '/' that no configured operator id may
+ * hold, and refused on the operator socket (s_serve). */
+#define CFD_METRICS_ACTOR  "claimflowd/metrics"
+#define CFD_STATS_IDLE_MS  1000             /* stats at least this often */
+#define CFD_STATS_DIRTY_MS 100              /* ... this soon after a write */
+#define CFD_STATS_SHARE    20               /* ... at most 1/20 of the time */
+#define CFD_PUBLISH_MS     100              /* counters published this often */
 
 #define CFD_EXIT_RUNTIME   1
 #define CFD_EXIT_USAGE     2
@@ -333,6 +354,11 @@ typedef struct {
     cf_stage_t *stage;                   /* replies and events until released */
     bool compact_failing;                /* the last compaction after a purge failed */
     cf_wslog_t *wslog;                   /* --record-writesets */
+    cf_metrics_t *metrics;               /* NULL when `http:` is not configured */
+    cf_http_t *http;
+    int64_t stats_last_ms, stats_cost_ms, publish_last_ms;
+    bool stats_dirty;                    /* written since the last stats run */
+    bool metrics_dirty;                  /* counted since the last publish */
 } s_daemon_t;
 
 static int64_t s_real_ms(void)
@@ -354,6 +380,13 @@ static int64_t s_mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static double s_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The op of a request frame, if it has one that looks like an op name
@@ -534,6 +567,13 @@ static void s_stage_events(s_daemon_t *d)
 {
     const cf_pub_t *p;
     size_t n = cf_engine_published(d->engine, &p);
+    if (d->metrics && n) {
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += strlen(p[i].topic) + p[i].body_len;
+        cf_metrics_events(d->metrics, n, bytes);
+        d->metrics_dirty = true;
+    }
     cf_stage_events(d->stage, p, n);
 }
 
@@ -579,6 +619,145 @@ static void s_compact_health(s_daemon_t *d)
     d->compact_failing = failed;
 }
 
+/* ------------------------------------------------------------- metrics --- */
+/* True when the request frame's `actor` is exactly name. */
+static bool s_actor_is(const void *frame, size_t len, const char *name)
+{
+    bool is = false;
+    size_t nl = strlen(name);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (cf_mpcheck(frame, len, NULL) == 0 &&
+        msgpack_unpack_next(&u, frame, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 5 &&
+                memcmp(k->via.str.ptr, "actor", 5) == 0 && v->type == MSGPACK_OBJECT_STR &&
+                v->via.str.size == nl && memcmp(v->via.str.ptr, name, nl) == 0)
+                is = true;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return is;
+}
+
+/* Count one reply (sent or not) of slot s; frame is its request, or NULL
+ * when the transport refused it unread. */
+static void s_count_reply(s_daemon_t *d, const s_slot_t *s, const void *frame, size_t len,
+                          const cf_reply_t *r)
+{
+    if (!d->metrics)
+        return;
+    char opname[33] = "?";
+    if (frame)
+        s_op_name(frame, len, opname);
+    cf_metrics_request(d->metrics, s->ep, strcmp(opname, "?") ? opname : NULL, r->code,
+                       r->body.size);
+    d->metrics_dirty = true;
+    /* Under the manual clock, timers fire inside clock.advance/clock.set,
+     * not in s_fire: their replies say how many. */
+    if (r->code == 0 && strncmp(opname, "clock.", 6) == 0) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        if (msgpack_unpack_next(&u, r->body.data, r->body.size, NULL) ==
+                MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP)
+            for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+                const msgpack_object *k = &u.data.via.map.ptr[i].key;
+                const msgpack_object *v = &u.data.via.map.ptr[i].val;
+                if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 5 &&
+                    memcmp(k->via.str.ptr, "fired", 5) == 0 &&
+                    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    cf_metrics_fired(d->metrics, (size_t)v->via.u64);
+            }
+        msgpack_unpacked_destroy(&u);
+    }
+}
+
+/* Run `stats` through the engine as CFD_METRICS_ACTOR and hand the reply to
+ * the metrics.  Called between batches, never with published events unsent
+ * (a run replaces them). */
+static void s_metrics_stats(s_daemon_t *d)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "stats", 5);
+    msgpack_pack_str_with_body(&pk, "actor", 5);
+    msgpack_pack_str_with_body(&pk, CFD_METRICS_ACTOR, strlen(CFD_METRICS_ACTOR));
+    cf_request_t req = {.endpoint = CF_EP_OPERATOR, .frame = sb.data, .len = sb.size};
+    cf_reply_t rep;
+    cf_reply_init(&rep);
+    double t0 = s_mono_s();
+    /* A failed run leaves an error reply, which cf_metrics_stats counts as
+     * a failed stats run: nothing else to do with rc. */
+    (void)cf_engine_run(d->engine, &req, 1, &rep);
+    double took = s_mono_s() - t0;
+    (void)cf_metrics_stats(d->metrics, rep.body.data, rep.body.size, took,
+                           (int64_t)cf_engine_now(d->engine));
+    d->stats_cost_ms = (int64_t)(took * 1000);
+    cf_reply_fini(&rep);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* How long until the next stats run is due (ms, 0: now). */
+static int64_t s_stats_wait(const s_daemon_t *d, int64_t now)
+{
+    int64_t floor = d->stats_dirty ? CFD_STATS_DIRTY_MS : CFD_STATS_IDLE_MS;
+    int64_t gap = d->stats_cost_ms * CFD_STATS_SHARE;
+    int64_t wait = d->stats_last_ms + (gap > floor ? gap : floor) - now;
+    return wait < 0 ? 0 : wait;
+}
+
+/* Once per loop iteration: the liveness beat, stats when due, a publish
+ * when something changed (at most every CFD_PUBLISH_MS) or stats ran. */
+static void s_metrics_tick(s_daemon_t *d, bool force)
+{
+    if (!d->metrics)
+        return;
+    cf_metrics_beat(d->metrics);
+    int64_t now = s_mono_ms();
+    bool stats = force || s_stats_wait(d, now) == 0;
+    if (stats) {
+        s_metrics_stats(d);
+        d->stats_last_ms = now;
+        d->stats_dirty = false;
+    }
+    if (!stats && !(d->metrics_dirty && now - d->publish_last_ms >= CFD_PUBLISH_MS))
+        return;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", cf_engine_data_dir(d->engine));
+    if (stat(path, &st) == 0)
+        cf_metrics_store_bytes(d->metrics, (uint64_t)st.st_size);
+    cf_metrics_dropped(d->metrics, d->ndropped);
+    cf_metrics_writable(d->metrics, !d->commit_failing);
+    /* Out of memory keeps the previous snapshot up; the next tick retries. */
+    if (cf_metrics_publish(d->metrics) == 0) {
+        d->publish_last_ms = now;
+        d->metrics_dirty = false;
+    }
+}
+
+/* The poll timeout, shortened so that stats due after a write, and a
+ * publish of fresh counts, are not a whole tick late. */
+static long s_metrics_timeout(const s_daemon_t *d, long timeout)
+{
+    if (!d->metrics)
+        return timeout;
+    int64_t now = s_mono_ms();
+    int64_t wait = s_stats_wait(d, now);
+    if (d->metrics_dirty) {
+        int64_t pw = d->publish_last_ms + CFD_PUBLISH_MS - now;
+        wait = pw < wait ? (pw < 0 ? 0 : pw) : wait;
+    }
+    return wait < timeout ? (long)wait : timeout;
+}
+
 /* Drain a batch from both sockets, run it, answer it.  Returns the number of
  * requests served, or -1 on a socket error. */
 static int s_serve(s_daemon_t *d)
@@ -603,6 +782,13 @@ static int s_serve(s_daemon_t *d)
                 open[k] = false;
             } else {
                 s_slot_t *s = &d->slots[n];
+                /* Only the daemon itself may be its metrics operator. */
+                if (!s->refuse && d->metrics && s->ep == CF_EP_OPERATOR &&
+                    s_actor_is(zmq_msg_data(&s->req), zmq_msg_size(&s->req),
+                               CFD_METRICS_ACTOR)) {
+                    s->refuse = CF_EFORBIDDEN;
+                    s->refuse_msg = "actor is not an operator in the roster";
+                }
                 if (!s->refuse) {
                     s->eng = neng;
                     d->reqs[neng] = (cf_request_t){
@@ -624,6 +810,7 @@ static int s_serve(s_daemon_t *d)
     for (size_t i = 0; i < neng; i++)
         cf_reply_init(&d->replies[i]);
     if (neng > 0) {
+        double t0 = d->metrics ? s_mono_s() : 0;
         int rc = cf_engine_run(d->engine, d->reqs, neng, d->replies);
         bool failed = rc < 0, wrote = false;
         for (size_t i = 0; i < neng; i++) {
@@ -632,6 +819,11 @@ static int s_serve(s_daemon_t *d)
         }
         s_store_health(d, failed, wrote, "request batch");
         s_compact_health(d);
+        if (d->metrics) {
+            cf_metrics_batch(d->metrics, neng, s_mono_s() - t0, failed);
+            d->stats_dirty |= wrote;
+            d->metrics_dirty = true;
+        }
     }
     /* Into the stage, in the order received: replies leave only when the
      * batch is released. */
@@ -641,6 +833,7 @@ static int s_serve(s_daemon_t *d)
         if (s->refuse) {
             cf_reply_init(&d->refusals[i]);
             cf_reply_error(&d->refusals[i], s->refuse, s->refuse_msg);
+            s_count_reply(d, s, NULL, 0, &d->refusals[i]);
             cf_stage_reply(d->stage, s->sock, s->env, s->nenv, &d->refusals[i]);
             cf_reply_fini(&d->refusals[i]);
         } else {
@@ -652,6 +845,7 @@ static int s_serve(s_daemon_t *d)
                                 "op %s on the %s endpoint\n", opname,
                         s->ep == CF_EP_PORTAL ? "portal" : "operator");
             }
+            s_count_reply(d, s, d->reqs[s->eng].frame, d->reqs[s->eng].len, r);
             cf_stage_reply(d->stage, s->sock, s->env, s->nenv, r);
         }
         s_slot_clear(s);
@@ -679,6 +873,10 @@ static void s_fire(s_daemon_t *d)
     s_stage_events(d);
     cf_stage_end(d->stage);
     s_release(d);
+    if (d->metrics && fired) {
+        cf_metrics_fired(d->metrics, fired);
+        d->stats_dirty = d->metrics_dirty = true;
+    }
     s_store_health(d, rc < 0, fired > 0, "firing timers");
     /* A failed fire leaves the timers due: back off rather than spin. */
     d->fire_retry_ms = rc < 0 ? s_mono_ms() + CFD_TICK_MS : 0;
@@ -784,6 +982,9 @@ static int s_workflow_count(cf_engine_t *e)
 
 static void s_close(s_daemon_t *d)
 {
+    /* The HTTP thread reads the metrics: it stops first. */
+    cf_http_stop(&d->http);
+    cf_metrics_destroy(&d->metrics);
     /* Linger was set small at creation: queued replies get that long. */
     /* What the stage still holds committed: send it before the sockets go. */
     cf_stage_destroy(&d->stage);
@@ -863,6 +1064,9 @@ static const char *s_signame(int sig)
 
 int main(int argc, char **argv)
 {
+    /* Under systemd, every line from here on carries its level; if the
+     * stream cannot be made, lines go out plain (nothing is lost). */
+    (void)cf_sd_journal_stderr();
     s_flags_t f;
     s_parse_flags(argc, argv, &f);
 
@@ -888,6 +1092,33 @@ int main(int argc, char **argv)
                 return CFD_EXIT_USAGE;
             }
     }
+    /* HTTP has no authentication of its own: loopback only, unless the
+     * operator has turned CURVE on (SECURITY.md says what it reveals). */
+    bool http_on = cfg && cfg->http;
+    struct sockaddr_storage http_addr = {0};
+    if (http_on) {
+        http_addr = cfg->http_addr;
+        if (!curve && !cfg->http_loopback) {
+            char host[64] = "?";
+            unsigned port;
+            if (http_addr.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&http_addr;
+                inet_ntop(AF_INET6, &a6->sin6_addr, host + 1, sizeof host - 2);
+                host[0] = '[';
+                strcat(host, "]");
+                port = ntohs(a6->sin6_port);
+            } else {
+                const struct sockaddr_in *a4 = (const struct sockaddr_in *)&http_addr;
+                inet_ntop(AF_INET, &a4->sin_addr, host, sizeof host);
+                port = ntohs(a4->sin_port);
+            }
+            fprintf(stderr, "claimflowd: cannot serve HTTP on %s:%u: CURVE is off (no "
+                            "'curve:' in the config), so only a loopback address "
+                            "(127.0.0.1, [::1], localhost) may be listened on\n", host, port);
+            cf_config_destroy(&cfg);
+            return CFD_EXIT_USAGE;
+        }
+    }
     size_t max_frame = f.max_frame ? f.max_frame
                      : cfg && cfg->max_frame ? cfg->max_frame : CFD_MAX_FRAME;
 
@@ -911,6 +1142,7 @@ int main(int argc, char **argv)
         .map_size = f.map_size,
         .no_grow = f.no_grow,
         .idem_retention = cfg ? cfg->idem_retention : 0,
+        .consent_changes_per_day = cfg ? cfg->consent_changes : 0,
         .max_document = cfg ? cfg->max_document : 0,
         .manual_clock = f.manual_clock,
         .manual_start = f.manual_start,
@@ -923,9 +1155,26 @@ int main(int argc, char **argv)
     size_t noperators = eo.noperators, keyless = 0;
     for (size_t i = 0; i < noperators; i++)
         keyless += !cfg->operators[i].key;
+    /* With metrics, the roster the engine gets has one more: the daemon's
+     * own auditor for `stats` (CFD_METRICS_ACTOR).  The engine copies it. */
+    cf_operator_t *roster = NULL;
+    if (http_on) {
+        roster = calloc(noperators + 1, sizeof *roster);
+        if (!roster) {
+            fprintf(stderr, "claimflowd: out of memory\n");
+            cf_config_destroy(&cfg);
+            return CFD_EXIT_RUNTIME;
+        }
+        for (size_t i = 0; i < noperators; i++)
+            roster[i] = cfg->operators[i];
+        roster[noperators] = (cf_operator_t){.id = CFD_METRICS_ACTOR, .role = CF_ROLE_AUDITOR};
+        eo.operators = roster;
+        eo.noperators = noperators + 1;
+    }
     bool no_portal_keys = cfg && cfg->nportal_keys == 0;
     cf_diags_t diags = {0};
     int rc = cf_engine_open(&eo, &d.engine, &diags);
+    free(roster);
     if (rc < 0) {
         cf_config_destroy(&cfg);
         cf_wslog_close(&d.wslog);
@@ -998,16 +1247,45 @@ int main(int argc, char **argv)
         fprintf(stderr, "claimflowd: warning: CURVE is on and %zu operators have "
                         "no 'key': they cannot connect\n", keyless);
 
+    /* Metrics before the first fire, so its timers are counted. */
+    if (http_on && !(d.metrics = cf_metrics_new(CF_VERSION, (int64_t)time(NULL)))) {
+        fprintf(stderr, "claimflowd: out of memory\n");
+        s_close(&d);
+        return CFD_EXIT_RUNTIME;
+    }
+
     /* Timers that fell due while the daemon was down fire now, late. */
     s_fire(&d);
 
+    /* The first snapshot holds stats, then the HTTP thread may serve it. */
+    char http_bound[80] = "";
+    if (http_on) {
+        s_metrics_tick(&d, true);
+        cf_error_t herr = {0};
+        if (cf_http_start(&http_addr, d.metrics, &d.http, http_bound, sizeof http_bound,
+                          &herr) < 0) {
+            fprintf(stderr, "claimflowd: %s\n", herr.message);
+            s_close(&d);
+            return CFD_EXIT_USAGE;
+        }
+    }
+
+    /* systemd (Type=notify): ready now that the sockets are bound and the
+     * store is open; the watchdog is fed from the loop below.  Before the
+     * `started` line, so a warning about it comes first like the others. */
+    cf_sd_t *sd = cf_sd_new();
+    cf_error_t sderr = {0};
+    if (cf_sd_notify(sd, "READY=1\nSTATUS=serving", &sderr) < 0)
+        fprintf(stderr, "claimflowd: warning: cannot notify systemd: %s\n", sderr.message);
+
     char clockbuf[CF_TIME_BUFLEN];
     fprintf(stderr, "claimflowd: started version %s portal=%s operator=%s "
-                    "events=%s data=%s workflows=%d operators=%zu curve=%s clock=%s%s\n",
+                    "events=%s data=%s workflows=%d operators=%zu curve=%s clock=%s%s%s%s\n",
             CF_VERSION, portal_ep, operator_ep, events_ep, f.data_dir,
             nworkflows, noperators, curve ? "on" : "off",
             f.manual_clock ? "manual:" : "real",
-            f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "");
+            f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "",
+            http_on ? " http=" : "", http_bound);
 
     zmq_pollitem_t items[4] = {
         {.socket = d.portal, .events = ZMQ_POLLIN},
@@ -1018,7 +1296,8 @@ int main(int argc, char **argv)
     int nitems = d.zap ? 4 : 3;
     int exit_code = 0;
     while (!s_stop_signal) {
-        if (zmq_poll(items, nitems, s_poll_timeout(&d)) < 0) {
+        long timeout = s_metrics_timeout(&d, s_poll_timeout(&d));
+        if (zmq_poll(items, nitems, cf_sd_watchdog_tick(sd, timeout)) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             fprintf(stderr, "claimflowd: error: poll failed: %s\n",
@@ -1039,8 +1318,11 @@ int main(int argc, char **argv)
         }
         s_fire(&d);
         cf_stage_release(d.stage, s_mono_us());   /* batches whose wait is over */
+        s_metrics_tick(&d, false);
     }
-    /* Answer what libzmq has already taken in, then stop. */
+    /* Answer what libzmq has already taken in, then stop.  A failed
+     * STOPPING=1 only costs systemd the early notice. */
+    (void)cf_sd_notify(sd, "STOPPING=1\nSTATUS=stopping", NULL);
     if (exit_code == 0)
         while (s_serve(&d) > 0)
             ;
@@ -1053,6 +1335,7 @@ int main(int argc, char **argv)
             exit_code ? "error" : s_signame((int)s_stop_signal), d.nrequests,
             d.ndropped, denied);
     s_close(&d);
+    cf_sd_destroy(&sd);
     close(s_sigpipe[0]);
     close(s_sigpipe[1]);
     return exit_code;

@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -280,6 +281,65 @@ static int s_retention(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
     return 0;
 }
 
+/* http.listen: "IPv4:PORT", "[IPv6]:PORT" or "localhost:PORT" (127.0.0.1),
+ * PORT 0-65535.  No other host names: the daemon resolves nothing at start,
+ * and "is this loopback?" must have one answer. */
+static int s_http(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
+{
+    static const char *const names[] = {"listen", NULL};
+    const cf_yt_node_t *vals[1] = {NULL};
+    int rc = s_map(c, n, "http", names, vals);
+    if (rc < 0)
+        return rc;
+    const cf_yt_node_t *l = vals[0];
+    if (!l)
+        return s_fail(c, n, "'http' without 'listen'");
+    static const char msg[] = "'listen' must be ADDRESS:PORT: an IPv4 address, "
+                              "[an IPv6 address] or localhost, and a port from 0 to 65535";
+    char buf[64];
+    if (!s_is_scalar(l) || l->len == 0 || l->len >= sizeof buf || memchr(l->s, '\0', l->len))
+        return s_fail(c, l, msg);
+    memcpy(buf, l->s, l->len);
+    buf[l->len] = '\0';
+    char *colon = strrchr(buf, ':');
+    if (!colon || colon[1] == '\0' || strlen(colon + 1) > 5)
+        return s_fail(c, l, msg);
+    unsigned port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return s_fail(c, l, msg);
+        port = port * 10 + (unsigned)(*p - '0');
+    }
+    if (port > 65535)
+        return s_fail(c, l, msg);
+    *colon = '\0';
+    char *host = buf;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(buf, sizeof buf, "127.0.0.1");
+    memset(&cfg->http_addr, 0, sizeof cfg->http_addr);
+    if (host[0] == '[') {
+        size_t hl = strlen(host);
+        if (hl < 3 || host[hl - 1] != ']')
+            return s_fail(c, l, msg);
+        host[hl - 1] = '\0';
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&cfg->http_addr;
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+            return s_fail(c, l, msg);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        cfg->http_loopback = IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&cfg->http_addr;
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return s_fail(c, l, msg);
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        cfg->http_loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+    }
+    cfg->http = true;
+    return 0;
+}
+
 /* A key is one identity: a portal key that is also an operator's would let
  * one party be both (the events socket would not know which). */
 static int s_keys_disjoint(s_ctx_t *c, const cf_config_t *cfg)
@@ -323,6 +383,10 @@ static int s_root(s_ctx_t *c, const cf_yt_node_t *root, cf_config_t *cfg)
             if ((rc = s_uint(c, v, "idempotency_days", 3650, &u)) < 0)
                 return rc;
             cfg->idem_retention = (int64_t)u * 86400;
+        } else if (s_scalar_eq(k, "consent_changes_per_day")) {
+            if ((rc = s_uint(c, v, "consent_changes_per_day", 100000, &u)) < 0)
+                return rc;
+            cfg->consent_changes = (unsigned)u;
         } else if (s_scalar_eq(k, "curve")) {
             if ((rc = s_curve(c, v, cfg)) < 0)
                 return rc;
@@ -332,9 +396,13 @@ static int s_root(s_ctx_t *c, const cf_yt_node_t *root, cf_config_t *cfg)
         } else if (s_scalar_eq(k, "retention")) {
             if ((rc = s_retention(c, v, cfg)) < 0)
                 return rc;
+        } else if (s_scalar_eq(k, "http")) {
+            if ((rc = s_http(c, v, cfg)) < 0)
+                return rc;
         } else {
             return s_fail(c, k, "unknown key (operators, curve, portal, retention, "
-                                "max_frame, max_document, idempotency_days)");
+                                "http, max_frame, max_document, idempotency_days, "
+                                "consent_changes_per_day)");
         }
     }
     if (!cf_yt_get(root, "operators"))

@@ -10,9 +10,13 @@
  *     keys: ["<40 chars Z85>"] # the portal endpoint's allow-list
  *   retention:
  *     closed_claims_days: 3650 # purge without a date: closed longer than this
+ *   http:                      # optional: /metrics, /healthz, /readyz
+ *     listen: 127.0.0.1:9464   # IPv4:PORT, [IPv6]:PORT or localhost:PORT;
+ *                              # port 0 picks a free one
  *   max_frame: 16777216        # optional, bytes; a flag overrides it
  *   max_document: 10485760     # optional, bytes
  *   idempotency_days: 7        # optional, how long a reply is remembered
+ *   consent_changes_per_day: 20  # optional, per member and UTC day
  *
  * A relative secret_key_file is relative to the config file's directory, so
  * a config and its key can move together.
@@ -22,8 +26,10 @@
 #ifndef CF_CONFIG_H
 #define CF_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "cf_err.h"
 #include "engine.h"
@@ -41,6 +47,7 @@ typedef struct {
     size_t max_frame;           /* 0 when the file does not set it */
     size_t max_document;        /* 0 when not set */
     int64_t idem_retention;     /* seconds; 0 when not set */
+    unsigned consent_changes;   /* per member and day; 0 when not set */
     int64_t purge_after;        /* retention.closed_claims_days in seconds; 0: not set */
     bool curve;                 /* `curve:` given: every socket requires CURVE */
     char *curve_secret_file;    /* owned; resolved against the config's directory */
@@ -48,6 +55,10 @@ typedef struct {
                                           from that file; wiped by destroy */
     char (*portal_keys)[CF_KEY_BUFLEN];  /* owned: portal.keys, Z85 */
     size_t nportal_keys;
+    bool http;                  /* `http:` given: serve /metrics and health */
+    struct sockaddr_storage http_addr;  /* http.listen, an AF_INET or AF_INET6
+                                           address and port (0: any free) */
+    bool http_loopback;         /* that address is 127.0.0.0/8 or ::1 */
 } cf_config_t;
 
 /* Read and check the config file at path.  0 and a new config (free with

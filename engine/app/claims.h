@@ -45,6 +45,7 @@ typedef struct {
     int64_t idem_retention;      /* seconds */
     size_t max_document;         /* bytes */
     int64_t purge_after;         /* seconds; 0: purge needs a date */
+    unsigned consent_changes;    /* consent changes per member and UTC day */
 } cf_limits_t;
 
 /* The manual clock and the claim-id generator: engine state a batch may

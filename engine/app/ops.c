@@ -21,9 +21,6 @@
 #include "privacy.h"
 #include "timers.h"
 
-/* The most consent changes (give or withdraw) per member and UTC day. */
-#define CF_CONSENT_CHANGES_PER_DAY 20
-
 /* The most index entries one query page looks at. */
 #define CF_QUERY_SCAN_MAX 10000
 
@@ -445,9 +442,9 @@ static int s_consent(cf_op_t *op, bool give)
         ctx.change_day = day;
         ctx.changes = 0;
     }
-    if (ctx.changes >= CF_CONSENT_CHANGES_PER_DAY)
-        return cf_op_fail(op, CF_EUNAVAIL, "the member's consent changed %d times today, the "
-                          "most a day allows; retry tomorrow", CF_CONSENT_CHANGES_PER_DAY);
+    if (ctx.changes >= b->lim->consent_changes)
+        return cf_op_fail(op, CF_EUNAVAIL, "the member's consent changed %u times today, the "
+                          "most a day allows; retry tomorrow", b->lim->consent_changes);
     ctx.changes++;
     unsigned char k[CF_TIMER_KEY_MAX];
     size_t kl;

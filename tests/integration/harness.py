@@ -19,8 +19,9 @@ tcp://127.0.0.1:* and reads the endpoints back from its `started` line on
 stderr (docs/operations.md).  Its stderr is collected in a thread
 (d.stderr_lines) so the pipe never fills and a test can check what it logged.
 
-Client is a DEALER that sends ["", request] (REQ framing) and returns the
-decoded reply map; call() raises TimeoutError when no reply comes.
+Client is the client module's claimflow.Client (clients/python/claimflow.py),
+a DEALER that sends ["", request] (REQ framing); its call() returns the
+decoded reply map, ok or not, and raises TimeoutError when no reply comes.
 """
 
 import datetime
@@ -62,6 +63,11 @@ CF_REPLAY = os.path.join(BUILD_DIR, "tests", "cf_replay")
 # docs/storage.md).
 WRITESETS = os.environ.get("CF_WRITESETS") == "1"
 WORKFLOWS_DIR = os.path.join(SRC_DIR, "workflows")
+
+# The client module the portal backends use (clients/python/claimflow.py):
+# the tests' Client below is one.
+sys.path.insert(0, os.path.join(SRC_DIR, "clients", "python"))
+import claimflow  # noqa: E402
 
 # The valgrind run (tests/reliability/valgrind_integration.py) names a build
 # without sanitizers (CF_DAEMON_BINARY), a command to put in front of the
@@ -156,11 +162,12 @@ class Daemon:
 
     Daemon(clock=T0) runs it with `--clock manual:T0`; config=None uses a
     config file with DEFAULT_OPERATORS, config=False passes no --config;
-    args are extra flags for every start.  The data directory is removed by
-    cleanup() (called by __exit__) unless keep=True."""
+    args are extra flags for every start; env, extra environment variables
+    (NOTIFY_SOCKET, ...).  The data directory is removed by cleanup()
+    (called by __exit__) unless keep=True."""
 
     def __init__(self, clock=None, config=None, args=(), data_dir=None,
-                 workflows_dir=None, keep=False, binary=None):
+                 workflows_dir=None, keep=False, binary=None, env=None):
         self.binary = binary or CLAIMFLOWD
         self.tmp = tempfile.mkdtemp(prefix="cf-it-")
         self.data_dir = data_dir or os.path.join(self.tmp, "var")
@@ -170,9 +177,10 @@ class Daemon:
         self.config = config
         self.clock = clock
         self.args = list(args)
+        self.env = dict(env or {})
         self.keep = keep
         self.proc = None
-        self.portal = self.operator = self.events = None
+        self.portal = self.operator = self.events = self.http = None
         self.started_line = None
         self.stderr_lines = []
         self._reader = None
@@ -216,7 +224,8 @@ class Daemon:
         self.proc = subprocess.Popen(self.command(extra_args),
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     env=dict(os.environ, **self.env))
         self._reader = threading.Thread(target=self._read_stderr,
                                         args=(self.proc,), daemon=True)
         self._reader.start()
@@ -234,6 +243,7 @@ class Daemon:
         m = dict(re.findall(r"(\w+)=(\S+)", self.started_line))
         self.portal, self.operator, self.events = \
             m["portal"], m["operator"], m["events"]
+        self.http = m.get("http")         # with `http:` in the config
         return self
 
     def _close_clients(self):
@@ -363,26 +373,29 @@ class Daemon:
 
 
 # ---------------------------------------------------------------- client ---
-class Client:
-    """A DEALER connected to one endpoint.  call() sends ["", msgpack(req)]
-    and returns the decoded reply map; `defaults` are merged into every
-    request that does not set the key itself (op() sets `actor`)."""
+class Client(claimflow.Client):
+    """The client module's Client (clients/python/claimflow.py) as the tests
+    use it: no retries (a test that gets no reply must see TimeoutError, not
+    a resend), timeouts scaled by CF_TIMEOUT_SCALE, and replies returned as
+    maps, ok or not, for the test to check (err(), ok()).  `defaults` are the
+    module's session fields: merged into every request that does not set the
+    key itself (op() sets `actor`).  sock= adopts a socket made elsewhere
+    (test_security's CURVE clients with monitors)."""
 
-    def __init__(self, endpoint, defaults=None):
-        self.endpoint = endpoint
-        self.defaults = dict(defaults or {})
-        self.sock = _ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
+    def __init__(self, endpoint, defaults=None, sock=None):
+        super().__init__(endpoint, session=defaults, timeout=5 * TIMEOUT_SCALE,
+                         retries=0, context=_ctx, socket=sock)
 
-    def close(self):
-        if self.sock is not None:
-            self.sock.close(0)
-            self.sock = None
+    @property
+    def sock(self):
+        return self.socket
 
-    def request(self, req):
-        full = dict(self.defaults)
-        full.update(req)
+    @property
+    def defaults(self):
+        return self.session
+
+    def full_request(self, req):
+        full = super().full_request(req)
         # Clock ops are writing ops (idempotent by `id`): give them a fresh
         # id, as a real client would, unless the test chose one.
         if str(full.get("op", "")).startswith("clock.") and "id" not in full:
@@ -391,8 +404,7 @@ class Client:
 
     def send(self, req):
         """Send one request without waiting (pipelining); see recv()."""
-        self.sock.send_multipart([b"", msgpack.packb(self.request(req),
-                                                     use_bin_type=True)])
+        self.sock.send_multipart([b"", pack(self.full_request(req))])
 
     def send_raw(self, frames):
         """Send frames exactly as given (bytes each); no delimiter added."""
@@ -410,8 +422,10 @@ class Client:
         return unpack(self.recv_raw(timeout)[-1])
 
     def call(self, req, timeout=5):
-        self.send(req)
-        return self.recv(timeout)
+        """The reply to req (claimflow.Client.request: a reply carrying
+        another request's id is dropped); claimflow.Timeout, a TimeoutError,
+        when none comes."""
+        return self.request(req, timeout=timeout * TIMEOUT_SCALE, retries=0)
 
     def call_raw(self, frames, timeout=5):
         """send_raw(frames), then the decoded reply."""

@@ -150,19 +150,18 @@ class CurveClient(Client):
 
     def __init__(self, d, endpoint, server=None, public=None, secret=None, defaults=None,
                  kind=zmq.DEALER):
-        self.endpoint = endpoint
-        self.defaults = dict(defaults or {})
-        self.sock = _ctx.socket(kind)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.RECONNECT_IVL, -1)
+        sock = _ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, -1)
         if public:
-            self.sock.curve_serverkey = server.encode()
-            self.sock.curve_publickey = public.encode()
-            self.sock.curve_secretkey = secret.encode()
-        self.mon = self.sock.get_monitor_socket(
+            sock.curve_serverkey = server.encode()
+            sock.curve_publickey = public.encode()
+            sock.curve_secretkey = secret.encode()
+        self.mon = sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL |
             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        self.sock.connect(endpoint)
+        sock.connect(endpoint)
+        Client.__init__(self, endpoint, defaults, sock=sock)
         d._clients.append(self)
 
     def send(self, req):
@@ -171,7 +170,7 @@ class CurveClient(Client):
         left to queue it for (EAGAIN): either way it never reaches the
         daemon, which is the point."""
         try:
-            self.sock.send_multipart([b"", msgpack.packb(self.request(req), use_bin_type=True)],
+            self.sock.send_multipart([b"", msgpack.packb(self.full_request(req), use_bin_type=True)],
                                      zmq.NOBLOCK)
         except zmq.Again:
             pass
@@ -189,7 +188,7 @@ class CurveClient(Client):
             self.sock.disable_monitor()
             self.mon.close(0)
             self.sock.close(0)
-            self.sock = None
+            self.socket = None
 
 
 def client(d, keys, endpoint, who, actor=None):

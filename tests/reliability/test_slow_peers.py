@@ -38,6 +38,7 @@ Short form: one round of 150,000 events; long form: eight rounds.
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 
@@ -46,7 +47,7 @@ import zmq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
-from harness import T0, check, eq, ok, pack, unpack  # noqa: E402
+from harness import T0, check, eq, ok, pack, unpack, write_config  # noqa: E402
 from reliability_util import (LONG, SLOW, RDaemon, log, memory, mib,  # noqa: E402
                               member, nfds, run, stop_counts, wait_for)
 
@@ -291,7 +292,10 @@ def test_slow_peers():
     os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=16"
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, 2 * IDLE + 100)
-    d = RDaemon(clock=T0)
+    # The warm-up and the rounds flap one member's consent many times a day.
+    d = RDaemon(clock=T0, config=write_config(
+        os.path.join(tempfile.mkdtemp(prefix="cf-sp-"), "config.yaml"),
+        extra="consent_changes_per_day: 100000\n"))
     sub = None
     try:
         d.start()
