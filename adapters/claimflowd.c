@@ -25,6 +25,9 @@
  * decides bad_request (framing) and too_large (over --max-frame) itself,
  * without giving the frame to the engine; those replies keep their place in
  * the batch, so one client's replies still come back in the order it sent.
+ * It also runs the frame check (mpcheck.h) and refuses, bad_request, a frame
+ * that is not one well-formed msgpack object within its bounds (depth, keys
+ * per map), so the reply can name the bound.
  *
  * The daemon never blocks on a client: every send is ZMQ_DONTWAIT, so a
  * reply to a peer that went away or stopped reading is dropped rather than
@@ -434,6 +437,17 @@ static int s_recv_one(s_daemon_t *d, void *sock, cf_endpoint_t ep, s_slot_t *s)
             s->refuse = CF_ETOOLARGE;
             s->refuse_msg = "the request frame is larger than the daemon's "
                             "max_frame";
+        } else {
+            /* The engine runs the same check, but its message cannot name
+             * the bound a frame broke (a map over CF_MP_MAX_KEYS keys reads
+             * there as "not msgpack"); a linear walk, so doing it twice
+             * costs little next to unpacking. */
+            int chk = cf_mpcheck(zmq_msg_data(&parts[reqi]),
+                                 zmq_msg_size(&parts[reqi]), NULL);
+            if (chk != CF_MPCHECK_OK) {
+                s->refuse = CF_EBADREQ;
+                s->refuse_msg = cf_mpcheck_strerror(chk);
+            }
         }
     }
     s->user[0] = '\0';
