@@ -78,7 +78,22 @@
 
 #define CFD_BATCH_MAX      256              /* requests per engine run */
 #define CFD_BATCH_BYTES    (64u << 20)      /* stop draining past this */
-#define CFD_HARD_MAX_MSG   (64 << 20)       /* ZMQ_MAXMSGSIZE: libzmq drops the peer */
+#define CFD_HARD_MAX_MSG   (64 << 20)       /* largest --max-frame */
+/* Inbound bytes, per peer.  libzmq holds a frame whole before the daemon can
+ * refuse it, and drops the connection of a peer whose frame header declares
+ * more than ZMQ_MAXMSGSIZE, before allocating anything.  So the ROUTERs' limit
+ * is --max-frame plus a margin: a frame a little over the limit (a document
+ * request just over) gets a `too_large` reply, anything larger costs its
+ * sender the connection and the daemon nothing.  The receive high-water mark
+ * is sized in frames of that limit, so one peer's queue holds at most
+ * CFD_PEER_IN_BYTES (or CFD_ROUTER_HWM frames, if fewer). */
+#define CFD_FRAME_MARGIN   (1u << 20)
+#define CFD_PEER_IN_BYTES  ((size_t)256 << 20)
+#define CFD_RCVHWM_MIN     8
+/* The events socket receives only subscriptions ("\x01" + topic; a topic is
+ * at most two 64-byte names): anything longer drops the subscriber. */
+#define CFD_SUB_MAX_MSG    1024
+#define CFD_SUB_RCVHWM     1000
 #define CFD_MAX_FRAME      (16u << 20)      /* default --max-frame */
 #define CFD_ENV_MAX        16               /* envelope frames kept per request */
 #define CFD_KEEP_FRAMES    (CFD_ENV_MAX + 2)
@@ -648,7 +663,8 @@ static long s_poll_timeout(s_daemon_t *d)
 /* A bound socket; with secret (the daemon's Z85 secret key), a CURVE server
  * whose handshakes the ZAP handler decides under the domain `name`. */
 static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
-                      size_t rlen, const char *name, const char *secret)
+                      size_t rlen, const char *name, const char *secret,
+                      size_t max_frame)
 {
     void *s = zmq_socket(ctx, type);
     if (!s) {
@@ -657,11 +673,22 @@ static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
         return NULL;
     }
     int linger = CFD_LINGER_MS, one = 1;
-    int hwm = type == ZMQ_PUB ? CFD_PUB_HWM : CFD_ROUTER_HWM;
-    int64_t maxmsg = CFD_HARD_MAX_MSG;
+    int sndhwm, rcvhwm;
+    int64_t maxmsg;
+    if (type == ZMQ_PUB) {
+        sndhwm = CFD_PUB_HWM;
+        rcvhwm = CFD_SUB_RCVHWM;
+        maxmsg = CFD_SUB_MAX_MSG;
+    } else {
+        sndhwm = CFD_ROUTER_HWM;
+        maxmsg = (int64_t)max_frame + CFD_FRAME_MARGIN;
+        size_t frames = CFD_PEER_IN_BYTES / (size_t)maxmsg;
+        rcvhwm = frames < CFD_RCVHWM_MIN ? CFD_RCVHWM_MIN
+               : frames > CFD_ROUTER_HWM ? CFD_ROUTER_HWM : (int)frames;
+    }
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -891,13 +918,13 @@ int main(int argc, char **argv)
     const char *secret = curve ? cfg->curve_secret : NULL;
     char portal_ep[256], operator_ep[256], events_ep[256];
     d.portal = s_socket(d.ctx, ZMQ_ROUTER, f.portal_ep, portal_ep,
-                        sizeof portal_ep, CF_ZAP_PORTAL, secret);
+                        sizeof portal_ep, CF_ZAP_PORTAL, secret, max_frame);
     d.operator = d.portal ? s_socket(d.ctx, ZMQ_ROUTER, f.operator_ep,
                                      operator_ep, sizeof operator_ep,
-                                     CF_ZAP_OPERATOR, secret)
+                                     CF_ZAP_OPERATOR, secret, max_frame)
                           : NULL;
     d.events = d.operator ? s_socket(d.ctx, ZMQ_PUB, f.events_ep, events_ep,
-                                     sizeof events_ep, CF_ZAP_EVENTS, secret)
+                                     sizeof events_ep, CF_ZAP_EVENTS, secret, max_frame)
                           : NULL;
     /* libzmq holds its own copy now; ours goes with the config. */
     cf_config_destroy(&cfg);
