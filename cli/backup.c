@@ -11,7 +11,14 @@
  *
  * If the daemon grows its map while we hold the environment, our mapping is
  * too small for the new pages and LMDB says MDB_MAP_RESIZED: adopt the new
- * size (mdb_env_set_mapsize 0) and copy again into an emptied directory.
+ * size (mdb_env_set_mapsize 0) and copy again from the start of the file.
+ *
+ * The copy is written to DIR/data.mdb.partial, synced, opened again to check
+ * it, and only then renamed to DIR/data.mdb (and the directory synced): a
+ * backup killed part-way leaves a file whose name says so, never a
+ * data.mdb that looks complete and makes the daemon that opens it die of
+ * SIGBUS past its end (issue 18, item 10).  mdb_env_copy2, which writes
+ * data.mdb itself, was replaced by mdb_env_copyfd2 for that.
  *
  * A protocol op (`backup`, the daemon copying itself with cf_engine_backup)
  * was rejected: the copy would hold the daemon's single engine thread, or
@@ -19,6 +26,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -35,6 +43,7 @@
 
 #define S_MAXDBS 32
 #define S_RETRIES 5
+#define S_PARTIAL "data.mdb.partial"
 
 /* 0 when dir is (now) an empty directory, else a message in why. */
 static int s_prepare_dir(const char *dir, char *why, size_t len)
@@ -68,6 +77,37 @@ static off_t s_file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* The compacted copy of env into fd, from its start; MDB_MAP_RESIZED is
+ * retried with the daemon's new map size.  0 or an LMDB error (an errno). */
+static int s_copy(MDB_env *env, int fd)
+{
+    int mrc;
+    for (int attempt = 0;; attempt++) {
+        mrc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+        if (mrc != MDB_MAP_RESIZED || attempt == S_RETRIES)
+            break;
+        /* The daemon grew its map under us: adopt the size, start over. */
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
+            return errno;
+        if ((mrc = mdb_env_set_mapsize(env, 0)) != 0)
+            break;
+    }
+    if (mrc == 0 && fsync(fd) != 0)
+        mrc = errno;
+    return mrc;
+}
+
+/* Make the rename of a file in dir durable. */
+static int s_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
 /* ------------------------------------------------------------- progress --- */
 /* mdb_env_copy2 has no callback: a thread watches the copy's file grow. */
 typedef struct {
@@ -90,10 +130,10 @@ static void *s_progress_run(void *arg)
 }
 
 /* ---------------------------------------------------------------- verify --- */
-/* Open the copy read-only, without a lock file, and count its claims.
- * 0 and *claims (-1 when the copy has no `claims` database), or an LMDB
- * error. */
-static int s_verify(const char *dir, long long *claims)
+/* Open the copy (the file itself) read-only, without a lock file, and count
+ * its claims.  0 and *claims (-1 when the copy has no `claims` database), or
+ * an LMDB error. */
+static int s_verify(const char *file, long long *claims)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -103,7 +143,7 @@ static int s_verify(const char *dir, long long *claims)
     if (rc)
         return rc;
     if ((rc = mdb_env_set_maxdbs(env, S_MAXDBS)) ||
-        (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0600)) ||
+        (rc = mdb_env_open(env, file, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0600)) ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
         goto out_env;
     *claims = -1;
@@ -139,9 +179,10 @@ int cf_cmd_backup(int argc, char **argv)
     if (rc >= 0)
         return rc;
     const char *dir = cli.args[0];
-    char why[PATH_MAX + 128], src_file[PATH_MAX], dst_file[PATH_MAX];
+    char why[PATH_MAX + 128], src_file[PATH_MAX], dst_file[PATH_MAX], tmp_file[PATH_MAX];
     snprintf(src_file, sizeof src_file, "%s/data.mdb", data);
     snprintf(dst_file, sizeof dst_file, "%s/data.mdb", dir);
+    snprintf(tmp_file, sizeof tmp_file, "%s/" S_PARTIAL, dir);
 
     if (s_file_size(src_file) < 0) {
         rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: no claimflow store in %s (%s: %s)", data,
@@ -167,35 +208,45 @@ int cf_cmd_backup(int argc, char **argv)
     MDB_stat st;
     mdb_env_info(env, &info);
     mdb_env_stat(env, &st);
-    s_progress_t prog = {dst_file, (double)(info.me_last_pgno + 1) * st.ms_psize / 1048576.0, false};
+    int fd = open(tmp_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: cannot create %s: %s", tmp_file,
+                         strerror(errno));
+        goto out_env;
+    }
+    s_progress_t prog = {tmp_file, (double)(info.me_last_pgno + 1) * st.ms_psize / 1048576.0, false};
     pthread_t thr;
     bool progress = isatty(STDERR_FILENO) &&
                     pthread_create(&thr, NULL, s_progress_run, &prog) == 0;
-
-    for (int attempt = 0;; attempt++) {
-        mrc = mdb_env_copy2(env, dir, MDB_CP_COMPACT);
-        if (mrc != MDB_MAP_RESIZED || attempt == S_RETRIES)
-            break;
-        /* The daemon grew its map under us: adopt the size, start over. */
-        unlink(dst_file);
-        if ((mrc = mdb_env_set_mapsize(env, 0)) != 0)
-            break;
-    }
+    mrc = s_copy(env, fd);
     if (progress) {
         atomic_store(&prog.done, true);
         pthread_join(thr, NULL);
         cf_cli_progress(NULL);
     }
+    if (close(fd) != 0 && mrc == 0)
+        mrc = errno;
     if (mrc) {
-        unlink(dst_file);
         rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: copy failed: %s", mdb_strerror(mrc));
-        goto out_env;
+        goto out_unlink;
     }
 
     long long claims;
-    if ((mrc = s_verify(dir, &claims)) != 0) {
+    if ((mrc = s_verify(tmp_file, &claims)) != 0) {
         rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: the copy in %s does not open: %s", dir,
                          mdb_strerror(mrc));
+        goto out_unlink;
+    }
+    /* Complete and checked: only now does it get the name a store has. */
+    if (rename(tmp_file, dst_file) != 0) {
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: cannot rename %s to data.mdb: %s",
+                         tmp_file, strerror(errno));
+        goto out_unlink;
+    }
+    int err = s_sync_dir(dir);
+    if (err) {
+        /* data.mdb is complete; only its name may not survive a power cut. */
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "backup: cannot sync %s: %s", dir, strerror(err));
         goto out_env;
     }
     off_t size = s_file_size(dst_file);
@@ -204,6 +255,10 @@ int cf_cmd_backup(int argc, char **argv)
         printf(", %lld claims", claims);
     printf("\n");
     rc = CF_EXIT_OK;
+    goto out_env;
+out_unlink:
+    /* A failed copy leaves nothing behind; a killed one leaves data.mdb.partial. */
+    unlink(tmp_file);
 out_env:
     mdb_env_close(env);
 out_cli:
