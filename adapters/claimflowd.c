@@ -45,6 +45,15 @@
  * authenticated, so the daemon binds loopback, ipc:// and inproc:// only,
  * and says so at start.
  *
+ * Subscribers: libzmq bounds a PUB socket's queue per subscriber
+ * (CFD_PUB_HWM), never in total, so the daemon caps the events socket's
+ * connections.  A socket monitor counts them (accepted up, disconnected
+ * down) and the ZAP handler, which the events socket consults with or
+ * without CURVE, asks s_admit_subscriber about each handshake: beyond the
+ * cap it is refused (status 400); the client connects again later.  Capping
+ * in the ZAP handler was chosen over XPUB's subscription messages, which
+ * cannot say which subscriber left and so cannot be counted.
+ *
  * Logging: one line at start, one at stop, one per daemon-level error, on
  * stderr.  Never a request's contents: errors name codes and op names, and
  * an op name is logged only if it looks like one.
@@ -100,7 +109,13 @@
 #define CFD_TICK_MS        1000             /* longest poll */
 #define CFD_FIRE_MAX       256              /* timers per fire transaction */
 #define CFD_ROUTER_HWM     10000
-#define CFD_PUB_HWM        100000
+/* Events queued for one subscriber, and how many subscribers there may be:
+ * libzmq bounds a PUB queue per subscriber only, so the daemon bounds the
+ * subscribers (the ZAP gate, s_admit_subscriber), and the two together bound
+ * what deaf subscribers can make it hold: 32 x 20,000 events. */
+#define CFD_PUB_HWM        20000
+#define CFD_MAX_SUBSCRIBERS 32
+#define CFD_EVMON_EP       "inproc://claimflowd-events-monitor"
 #define CFD_LINGER_MS      100
 
 #define CFD_EXIT_RUNTIME   1
@@ -119,12 +134,13 @@ typedef struct {
     size_t max_frame;              /* 0: not given */
     size_t map_size;
     bool no_grow;
+    size_t max_subscribers;
 } s_flags_t;
 
 enum {
     OPT_DATA = 256, OPT_WORKFLOWS, OPT_CONFIG, OPT_PORTAL, OPT_OPERATOR,
     OPT_EVENTS, OPT_CLOCK, OPT_MAX_FRAME, OPT_MAP_SIZE, OPT_NO_GROW,
-    OPT_VERSION, OPT_HELP,
+    OPT_MAX_SUBSCRIBERS, OPT_VERSION, OPT_HELP,
 };
 
 static const struct option s_longopts[] = {
@@ -138,6 +154,7 @@ static const struct option s_longopts[] = {
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
     {"map-size",  required_argument, NULL, OPT_MAP_SIZE},
     {"no-grow",   no_argument,       NULL, OPT_NO_GROW},
+    {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
     {"version",   no_argument,       NULL, OPT_VERSION},
     {"help",      no_argument,       NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -147,7 +164,8 @@ static const char s_usage[] =
     "usage: claimflowd [--data DIR] [--workflows DIR] [--config FILE]\n"
     "                  [--portal EP] [--operator EP] [--events EP]\n"
     "                  [--clock real|manual:RFC3339] [--max-frame BYTES]\n"
-    "                  [--map-size BYTES] [--no-grow] [--version] [--help]\n"
+    "                  [--map-size BYTES] [--no-grow] [--max-subscribers N]\n"
+    "                  [--version] [--help]\n"
     "\n"
     "  --data DIR        LMDB store directory, created if missing (./var)\n"
     "  --workflows DIR   workflow and calendar YAML (./workflows)\n"
@@ -162,6 +180,8 @@ static const char s_usage[] =
     "  --max-frame BYTES largest request frame (16M; at most 64M)\n"
     "  --map-size BYTES  initial LMDB map size (64M)\n"
     "  --no-grow         never grow the map: full means `unavailable`\n"
+    "  --max-subscribers N  connections the events socket takes at once (32);\n"
+    "                    more are refused until one goes\n"
     "BYTES takes a K, M or G suffix (powers of 1024).\n"
     "Runs in the foreground until SIGTERM or SIGINT.\n";
 
@@ -212,6 +232,7 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
         .portal_ep = "tcp://127.0.0.1:7401",
         .operator_ep = "tcp://127.0.0.1:7402",
         .events_ep = "tcp://127.0.0.1:7403",
+        .max_subscribers = CFD_MAX_SUBSCRIBERS,
     };
     opterr = 0;
     int c;
@@ -241,6 +262,11 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
             if (s_parse_bytes(optarg, CFD_HARD_MAX_MSG, &u) < 0)
                 s_usage_fail("--max-frame: expected a byte count from 1 to 64M");
             f->max_frame = (size_t)u;
+            break;
+        case OPT_MAX_SUBSCRIBERS:
+            if (s_parse_bytes(optarg, 10000, &u) < 0 || strpbrk(optarg, "kKmMgG"))
+                s_usage_fail("--max-subscribers: expected a number from 1 to 10000");
+            f->max_subscribers = (size_t)u;
             break;
         case OPT_MAP_SIZE:
             if (s_parse_bytes(optarg, (uint64_t)1 << 40, &u) < 0 || u < (1u << 20))
@@ -313,7 +339,11 @@ typedef struct {
     cf_engine_t *engine;
     void *ctx;
     void *portal, *operator, *events;
-    cf_zap_t *zap;                       /* NULL when CURVE is off */
+    cf_zap_t *zap;                       /* also without CURVE: the events gate */
+    bool curve;
+    void *evmon;                         /* the events socket's monitor */
+    int64_t nsubs;                       /* connections to the events socket */
+    size_t max_subs;
     size_t max_frame;
     bool manual;
     s_slot_t *slots;                     /* CFD_BATCH_MAX */
@@ -466,7 +496,7 @@ static int s_recv_one(s_daemon_t *d, void *sock, cf_endpoint_t ep, s_slot_t *s)
         }
     }
     s->user[0] = '\0';
-    if (d->zap && ep == CF_EP_OPERATOR && !s->refuse) {
+    if (d->curve && ep == CF_EP_OPERATOR && !s->refuse) {
         /* Who the key belongs to, as the ZAP handler said; every message
          * of the connection carries it.  Without it nobody is proven, and
          * the request must not run as whoever it names. */
@@ -692,8 +722,16 @@ static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    if (secret && (zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, name, strlen(name)) < 0 ||
-                   zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+    /* Without CURVE the events socket still asks the ZAP handler, whose
+     * gate caps the subscribers; the ROUTERs need no handler then. */
+    if ((secret || type == ZMQ_PUB) &&
+        zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, name, strlen(name)) < 0) {
+        fprintf(stderr, "claimflowd: cannot set the %s socket's ZAP domain: %s\n", name,
+                zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    if (secret && (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
                    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, CF_KEY_BUFLEN) < 0)) {
         fprintf(stderr, "claimflowd: cannot enable CURVE on the %s socket: %s\n", name,
                 zmq_strerror(zmq_errno()));
@@ -747,8 +785,72 @@ static int s_workflow_count(cf_engine_t *e)
     return count;
 }
 
+/* Count the events socket's connections from its monitor: accepted ones
+ * up, closed ones (refused handshakes too) down.  Never waits. */
+static void s_count_subscribers(s_daemon_t *d)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, d->evmon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        /* Frame 1: the event (uint16, host order) and a value; frame 2:
+         * the endpoint. */
+        uint16_t ev = 0;
+        if (zmq_msg_size(&m) >= sizeof ev)
+            memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+        bool more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) {
+            zmq_msg_init(&m);
+            more = zmq_msg_recv(&m, d->evmon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (ev == ZMQ_EVENT_ACCEPTED)
+            d->nsubs++;
+        else if (ev == ZMQ_EVENT_DISCONNECTED && d->nsubs > 0)
+            d->nsubs--;
+    }
+}
+
+/* The ZAP gate of the events socket.  A client is counted from its TCP
+ * accept, which libzmq reports before the client's handshake asks this: so
+ * the one asking is among d->nsubs. */
+static bool s_admit_subscriber(void *arg)
+{
+    s_daemon_t *d = arg;
+    s_count_subscribers(d);
+    return d->nsubs <= (int64_t)d->max_subs;
+}
+
+/* Watch the events socket's connections.  Our end takes every event
+ * (receive HWM 0): libzmq's monitor sends block, in its I/O thread, holding
+ * a lock that stopping the monitor needs. */
+static int s_monitor_events(s_daemon_t *d)
+{
+    int zero = 0;
+    if (zmq_socket_monitor(d->events, CFD_EVMON_EP,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) < 0 ||
+        !(d->evmon = zmq_socket(d->ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(d->evmon, ZMQ_RCVHWM, &zero, sizeof zero) < 0 ||
+        zmq_setsockopt(d->evmon, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
+        zmq_connect(d->evmon, CFD_EVMON_EP) < 0) {
+        fprintf(stderr, "claimflowd: cannot monitor the events socket: %s\n",
+                zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
 static void s_close(s_daemon_t *d)
 {
+    if (d->evmon) {
+        zmq_socket_monitor(d->events, NULL, 0);
+        zmq_close(d->evmon);
+        d->evmon = NULL;
+    }
     /* Linger was set small at creation: queued replies get that long. */
     if (d->portal)
         zmq_close(d->portal);
@@ -860,7 +962,8 @@ int main(int argc, char **argv)
         return CFD_EXIT_RUNTIME;
     }
 
-    s_daemon_t d = {.max_frame = max_frame, .manual = f.manual_clock};
+    s_daemon_t d = {.max_frame = max_frame, .manual = f.manual_clock, .curve = curve,
+                    .max_subs = f.max_subscribers};
     cf_engine_opts_t eo = {
         .data_dir = f.data_dir,
         .workflows_dir = f.workflows_dir,
@@ -905,16 +1008,15 @@ int main(int argc, char **argv)
         return CFD_EXIT_RUNTIME;
     }
     /* The handler first: a handshake that finds none is not refused by
-     * every libzmq. */
-    if (curve) {
-        cf_error_t zerr = {0};
-        if (cf_zap_new(d.ctx, cfg, &d.zap, &zerr) < 0) {
-            fprintf(stderr, "claimflowd: %s\n", zerr.message);
-            cf_config_destroy(&cfg);
-            s_close(&d);
-            return CFD_EXIT_RUNTIME;
-        }
+     * every libzmq.  Without CURVE it serves the events socket's gate. */
+    cf_error_t zerr = {0};
+    if (cf_zap_new(d.ctx, cfg, &d.zap, &zerr) < 0) {
+        fprintf(stderr, "claimflowd: %s\n", zerr.message);
+        cf_config_destroy(&cfg);
+        s_close(&d);
+        return CFD_EXIT_RUNTIME;
     }
+    cf_zap_set_gate(d.zap, s_admit_subscriber, &d);
     const char *secret = curve ? cfg->curve_secret : NULL;
     char portal_ep[256], operator_ep[256], events_ep[256];
     d.portal = s_socket(d.ctx, ZMQ_ROUTER, f.portal_ep, portal_ep,
@@ -931,6 +1033,10 @@ int main(int argc, char **argv)
     if (!d.events) {
         s_close(&d);
         return CFD_EXIT_USAGE;
+    }
+    if (s_monitor_events(&d) < 0) {
+        s_close(&d);
+        return CFD_EXIT_RUNTIME;
     }
 
     if (!f.config_path)
@@ -959,13 +1065,14 @@ int main(int argc, char **argv)
             f.manual_clock ? "manual:" : "real",
             f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "");
 
-    zmq_pollitem_t items[4] = {
+    zmq_pollitem_t items[5] = {
         {.socket = d.portal, .events = ZMQ_POLLIN},
         {.socket = d.operator, .events = ZMQ_POLLIN},
         {.socket = NULL, .fd = s_sigpipe[0], .events = ZMQ_POLLIN},
-        {.socket = d.zap ? cf_zap_socket(d.zap) : NULL, .events = ZMQ_POLLIN},
+        {.socket = cf_zap_socket(d.zap), .events = ZMQ_POLLIN},
+        {.socket = d.evmon, .events = ZMQ_POLLIN},
     };
-    int nitems = d.zap ? 4 : 3;
+    int nitems = 5;
     int exit_code = 0;
     while (!s_stop_signal) {
         if (zmq_poll(items, nitems, s_poll_timeout(&d)) < 0) {
@@ -977,7 +1084,8 @@ int main(int argc, char **argv)
             break;
         }
         /* Handshakes first: a client waiting on one is waiting on us. */
-        if (d.zap && cf_zap_handle(d.zap) < 0) {
+        s_count_subscribers(&d);
+        if (cf_zap_handle(d.zap) < 0) {
             fprintf(stderr, "claimflowd: error: the ZAP handler failed: %s\n",
                     zmq_strerror(zmq_errno()));
             exit_code = CFD_EXIT_RUNTIME;
@@ -995,12 +1103,12 @@ int main(int argc, char **argv)
             ;
 
     char denied[48] = "";
-    if (d.zap)
+    if (curve)
         snprintf(denied, sizeof denied, " denied_handshakes=%" PRIu64, cf_zap_denied(d.zap));
     fprintf(stderr, "claimflowd: stopped (%s) requests=%" PRIu64
-                    " dropped_replies=%" PRIu64 "%s\n",
+                    " dropped_replies=%" PRIu64 " refused_subscribers=%" PRIu64 "%s\n",
             exit_code ? "error" : s_signame((int)s_stop_signal), d.nrequests,
-            d.ndropped, denied);
+            d.ndropped, cf_zap_gated(d.zap), denied);
     s_close(&d);
     close(s_sigpipe[0]);
     close(s_sigpipe[1]);
