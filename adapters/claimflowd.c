@@ -26,6 +26,9 @@
  * decides bad_request (framing) and too_large (over --max-frame) itself,
  * without giving the frame to the engine; those replies keep their place in
  * the batch, so one client's replies still come back in the order it sent.
+ * It also runs the frame check (mpcheck.h) and refuses, bad_request, a frame
+ * that is not one well-formed msgpack object within its bounds (depth, keys
+ * per map), so the reply can name the bound.
  *
  * The daemon never blocks on a client: every send is ZMQ_DONTWAIT, so a
  * reply to a peer that went away or stopped reading is dropped rather than
@@ -49,6 +52,15 @@
  * twentieth of its time) runs a `stats` request through the engine as an
  * internal operator nobody else may name; then it publishes a snapshot.
  * The HTTP thread renders snapshots and never sees the engine.
+ *
+ * Subscribers: libzmq bounds a PUB socket's queue per subscriber
+ * (CFD_PUB_HWM), never in total, so the daemon caps the events socket's
+ * connections.  A socket monitor counts them (accepted up, disconnected
+ * down) and the ZAP handler, which the events socket consults with or
+ * without CURVE, asks s_admit_subscriber about each handshake: beyond the
+ * cap it is refused (status 400); the client connects again later.  Capping
+ * in the ZAP handler was chosen over XPUB's subscription messages, which
+ * cannot say which subscriber left and so cannot be counted.
  *
  * Logging: one line at start, one at stop, one per daemon-level error, on
  * stderr.  Never a request's contents: errors name codes and op names, and
@@ -88,14 +100,35 @@
 
 #define CFD_BATCH_MAX      256              /* requests per engine run */
 #define CFD_BATCH_BYTES    (64u << 20)      /* stop draining past this */
-#define CFD_HARD_MAX_MSG   (64 << 20)       /* ZMQ_MAXMSGSIZE: libzmq drops the peer */
+#define CFD_HARD_MAX_MSG   (64 << 20)       /* largest --max-frame */
+/* Inbound bytes, per peer.  libzmq holds a frame whole before the daemon can
+ * refuse it, and drops the connection of a peer whose frame header declares
+ * more than ZMQ_MAXMSGSIZE, before allocating anything.  So the ROUTERs' limit
+ * is --max-frame plus a margin: a frame a little over the limit (a document
+ * request just over) gets a `too_large` reply, anything larger costs its
+ * sender the connection and the daemon nothing.  The receive high-water mark
+ * is sized in frames of that limit, so one peer's queue holds at most
+ * CFD_PEER_IN_BYTES (or CFD_ROUTER_HWM frames, if fewer). */
+#define CFD_FRAME_MARGIN   (1u << 20)
+#define CFD_PEER_IN_BYTES  ((size_t)256 << 20)
+#define CFD_RCVHWM_MIN     8
+/* The events socket receives only subscriptions ("\x01" + topic; a topic is
+ * at most two 64-byte names): anything longer drops the subscriber. */
+#define CFD_SUB_MAX_MSG    1024
+#define CFD_SUB_RCVHWM     1000
 #define CFD_MAX_FRAME      (16u << 20)      /* default --max-frame */
 #define CFD_ENV_MAX        16               /* envelope frames kept per request */
 #define CFD_KEEP_FRAMES    (CFD_ENV_MAX + 2)
 #define CFD_TICK_MS        1000             /* longest poll */
 #define CFD_FIRE_MAX       256              /* timers per fire transaction */
 #define CFD_ROUTER_HWM     10000
-#define CFD_PUB_HWM        100000
+/* Events queued for one subscriber, and how many subscribers there may be:
+ * libzmq bounds a PUB queue per subscriber only, so the daemon bounds the
+ * subscribers (the ZAP gate, s_admit_subscriber), and the two together bound
+ * what deaf subscribers can make it hold: 32 x 20,000 events. */
+#define CFD_PUB_HWM        20000
+#define CFD_MAX_SUBSCRIBERS 32
+#define CFD_EVMON_EP       "inproc://claimflowd-events-monitor"
 #define CFD_LINGER_MS      100
 
 /* The internal operator whose `stats` requests feed /metrics: an auditor
@@ -125,12 +158,13 @@ typedef struct {
     bool no_grow;
     const char *record_writesets;
     int64_t release_delay_us;
+    size_t max_subscribers;
 } s_flags_t;
 
 enum {
     OPT_DATA = 256, OPT_WORKFLOWS, OPT_CONFIG, OPT_PORTAL, OPT_OPERATOR,
     OPT_EVENTS, OPT_CLOCK, OPT_MAX_FRAME, OPT_MAP_SIZE, OPT_NO_GROW,
-    OPT_VERSION, OPT_HELP, OPT_RECORD_WS, OPT_RELEASE_DELAY,
+    OPT_MAX_SUBSCRIBERS, OPT_VERSION, OPT_HELP, OPT_RECORD_WS, OPT_RELEASE_DELAY,
 };
 
 static const struct option s_longopts[] = {
@@ -146,6 +180,7 @@ static const struct option s_longopts[] = {
     {"no-grow",   no_argument,       NULL, OPT_NO_GROW},
     {"record-writesets", required_argument, NULL, OPT_RECORD_WS},
     {"release-delay-us", required_argument, NULL, OPT_RELEASE_DELAY},
+    {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
     {"version",   no_argument,       NULL, OPT_VERSION},
     {"help",      no_argument,       NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -155,8 +190,9 @@ static const char s_usage[] =
     "usage: claimflowd [--data DIR] [--workflows DIR] [--config FILE]\n"
     "                  [--portal EP] [--operator EP] [--events EP]\n"
     "                  [--clock real|manual:RFC3339] [--max-frame BYTES]\n"
-    "                  [--map-size BYTES] [--no-grow] [--record-writesets FILE]\n"
-    "                  [--release-delay-us N] [--version] [--help]\n"
+    "                  [--map-size BYTES] [--no-grow] [--max-subscribers N]\n"
+    "                  [--record-writesets FILE] [--release-delay-us N]\n"
+    "                  [--version] [--help]\n"
     "\n"
     "  --data DIR        LMDB store directory, created if missing (./var)\n"
     "  --workflows DIR   workflow and calendar YAML (./workflows)\n"
@@ -178,6 +214,8 @@ static const char s_usage[] =
     "                    hold each batch's replies N microseconds after its\n"
     "                    commit, as a replica's acknowledgement would (for\n"
     "                    measuring the pipeline; docs/BENCHMARKS.md)\n"
+    "  --max-subscribers N  connections the events socket takes at once (32);\n"
+    "                    more are refused until one goes\n"
     "BYTES takes a K, M or G suffix (powers of 1024).\n"
     "Runs in the foreground until SIGTERM or SIGINT.\n";
 
@@ -228,6 +266,7 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
         .portal_ep = "tcp://127.0.0.1:7401",
         .operator_ep = "tcp://127.0.0.1:7402",
         .events_ep = "tcp://127.0.0.1:7403",
+        .max_subscribers = CFD_MAX_SUBSCRIBERS,
     };
     opterr = 0;
     int c;
@@ -267,6 +306,11 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
             if (s_parse_bytes(optarg, CFD_HARD_MAX_MSG, &u) < 0)
                 s_usage_fail("--max-frame: expected a byte count from 1 to 64M");
             f->max_frame = (size_t)u;
+            break;
+        case OPT_MAX_SUBSCRIBERS:
+            if (s_parse_bytes(optarg, 10000, &u) < 0 || strpbrk(optarg, "kKmMgG"))
+                s_usage_fail("--max-subscribers: expected a number from 1 to 10000");
+            f->max_subscribers = (size_t)u;
             break;
         case OPT_MAP_SIZE:
             if (s_parse_bytes(optarg, (uint64_t)1 << 40, &u) < 0 || u < (1u << 20))
@@ -339,7 +383,11 @@ typedef struct {
     cf_engine_t *engine;
     void *ctx;
     void *portal, *operator, *events;
-    cf_zap_t *zap;                       /* NULL when CURVE is off */
+    cf_zap_t *zap;                       /* also without CURVE: the events gate */
+    bool curve;
+    void *evmon;                         /* the events socket's monitor */
+    int64_t nsubs;                       /* connections to the events socket */
+    size_t max_subs;
     size_t max_frame;
     bool manual;
     s_slot_t *slots;                     /* CFD_BATCH_MAX */
@@ -500,10 +548,21 @@ static int s_recv_one(s_daemon_t *d, void *sock, cf_endpoint_t ep, s_slot_t *s)
             s->refuse = CF_ETOOLARGE;
             s->refuse_msg = "the request frame is larger than the daemon's "
                             "max_frame";
+        } else {
+            /* The engine runs the same check, but its message cannot name
+             * the bound a frame broke (a map over CF_MP_MAX_KEYS keys reads
+             * there as "not msgpack"); a linear walk, so doing it twice
+             * costs little next to unpacking. */
+            int chk = cf_mpcheck(zmq_msg_data(&parts[reqi]),
+                                 zmq_msg_size(&parts[reqi]), NULL);
+            if (chk != CF_MPCHECK_OK) {
+                s->refuse = CF_EBADREQ;
+                s->refuse_msg = cf_mpcheck_strerror(chk);
+            }
         }
     }
     s->user[0] = '\0';
-    if (d->zap && ep == CF_EP_OPERATOR && !s->refuse) {
+    if (d->curve && ep == CF_EP_OPERATOR && !s->refuse) {
         /* Who the key belongs to, as the ZAP handler said; every message
          * of the connection carries it.  Without it nobody is proven, and
          * the request must not run as whoever it names. */
@@ -908,7 +967,8 @@ static long s_poll_timeout(s_daemon_t *d)
 /* A bound socket; with secret (the daemon's Z85 secret key), a CURVE server
  * whose handshakes the ZAP handler decides under the domain `name`. */
 static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
-                      size_t rlen, const char *name, const char *secret)
+                      size_t rlen, const char *name, const char *secret,
+                      size_t max_frame)
 {
     void *s = zmq_socket(ctx, type);
     if (!s) {
@@ -917,16 +977,35 @@ static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
         return NULL;
     }
     int linger = CFD_LINGER_MS, one = 1;
-    int hwm = type == ZMQ_PUB ? CFD_PUB_HWM : CFD_ROUTER_HWM;
-    int64_t maxmsg = CFD_HARD_MAX_MSG;
+    int sndhwm, rcvhwm;
+    int64_t maxmsg;
+    if (type == ZMQ_PUB) {
+        sndhwm = CFD_PUB_HWM;
+        rcvhwm = CFD_SUB_RCVHWM;
+        maxmsg = CFD_SUB_MAX_MSG;
+    } else {
+        sndhwm = CFD_ROUTER_HWM;
+        maxmsg = (int64_t)max_frame + CFD_FRAME_MARGIN;
+        size_t frames = CFD_PEER_IN_BYTES / (size_t)maxmsg;
+        rcvhwm = frames < CFD_RCVHWM_MIN ? CFD_RCVHWM_MIN
+               : frames > CFD_ROUTER_HWM ? CFD_ROUTER_HWM : (int)frames;
+    }
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    if (secret && (zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, name, strlen(name)) < 0 ||
-                   zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+    /* Without CURVE the events socket still asks the ZAP handler, whose
+     * gate caps the subscribers; the ROUTERs need no handler then. */
+    if ((secret || type == ZMQ_PUB) &&
+        zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, name, strlen(name)) < 0) {
+        fprintf(stderr, "claimflowd: cannot set the %s socket's ZAP domain: %s\n", name,
+                zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    if (secret && (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
                    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, CF_KEY_BUFLEN) < 0)) {
         fprintf(stderr, "claimflowd: cannot enable CURVE on the %s socket: %s\n", name,
                 zmq_strerror(zmq_errno()));
@@ -980,11 +1059,75 @@ static int s_workflow_count(cf_engine_t *e)
     return count;
 }
 
+/* Count the events socket's connections from its monitor: accepted ones
+ * up, closed ones (refused handshakes too) down.  Never waits. */
+static void s_count_subscribers(s_daemon_t *d)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, d->evmon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        /* Frame 1: the event (uint16, host order) and a value; frame 2:
+         * the endpoint. */
+        uint16_t ev = 0;
+        if (zmq_msg_size(&m) >= sizeof ev)
+            memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+        bool more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) {
+            zmq_msg_init(&m);
+            more = zmq_msg_recv(&m, d->evmon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (ev == ZMQ_EVENT_ACCEPTED)
+            d->nsubs++;
+        else if (ev == ZMQ_EVENT_DISCONNECTED && d->nsubs > 0)
+            d->nsubs--;
+    }
+}
+
+/* The ZAP gate of the events socket.  A client is counted from its TCP
+ * accept, which libzmq reports before the client's handshake asks this: so
+ * the one asking is among d->nsubs. */
+static bool s_admit_subscriber(void *arg)
+{
+    s_daemon_t *d = arg;
+    s_count_subscribers(d);
+    return d->nsubs <= (int64_t)d->max_subs;
+}
+
+/* Watch the events socket's connections.  Our end takes every event
+ * (receive HWM 0): libzmq's monitor sends block, in its I/O thread, holding
+ * a lock that stopping the monitor needs. */
+static int s_monitor_events(s_daemon_t *d)
+{
+    int zero = 0;
+    if (zmq_socket_monitor(d->events, CFD_EVMON_EP,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) < 0 ||
+        !(d->evmon = zmq_socket(d->ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(d->evmon, ZMQ_RCVHWM, &zero, sizeof zero) < 0 ||
+        zmq_setsockopt(d->evmon, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
+        zmq_connect(d->evmon, CFD_EVMON_EP) < 0) {
+        fprintf(stderr, "claimflowd: cannot monitor the events socket: %s\n",
+                zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
 static void s_close(s_daemon_t *d)
 {
     /* The HTTP thread reads the metrics: it stops first. */
     cf_http_stop(&d->http);
     cf_metrics_destroy(&d->metrics);
+    if (d->evmon) {
+        zmq_socket_monitor(d->events, NULL, 0);
+        zmq_close(d->evmon);
+        d->evmon = NULL;
+    }
     /* Linger was set small at creation: queued replies get that long. */
     /* What the stage still holds committed: send it before the sockets go. */
     cf_stage_destroy(&d->stage);
@@ -1129,7 +1272,8 @@ int main(int argc, char **argv)
         return CFD_EXIT_RUNTIME;
     }
 
-    s_daemon_t d = {.max_frame = max_frame, .manual = f.manual_clock};
+    s_daemon_t d = {.max_frame = max_frame, .manual = f.manual_clock, .curve = curve,
+                    .max_subs = f.max_subscribers};
     if (f.record_writesets && !(d.wslog = cf_wslog_open(f.record_writesets))) {
         fprintf(stderr, "claimflowd: cannot open --record-writesets %s: %s\n",
                 f.record_writesets, strerror(errno));
@@ -1204,32 +1348,35 @@ int main(int argc, char **argv)
         return CFD_EXIT_RUNTIME;
     }
     /* The handler first: a handshake that finds none is not refused by
-     * every libzmq. */
-    if (curve) {
-        cf_error_t zerr = {0};
-        if (cf_zap_new(d.ctx, cfg, &d.zap, &zerr) < 0) {
-            fprintf(stderr, "claimflowd: %s\n", zerr.message);
-            cf_config_destroy(&cfg);
-            s_close(&d);
-            return CFD_EXIT_RUNTIME;
-        }
+     * every libzmq.  Without CURVE it serves the events socket's gate. */
+    cf_error_t zerr = {0};
+    if (cf_zap_new(d.ctx, cfg, &d.zap, &zerr) < 0) {
+        fprintf(stderr, "claimflowd: %s\n", zerr.message);
+        cf_config_destroy(&cfg);
+        s_close(&d);
+        return CFD_EXIT_RUNTIME;
     }
+    cf_zap_set_gate(d.zap, s_admit_subscriber, &d);
     const char *secret = curve ? cfg->curve_secret : NULL;
     char portal_ep[256], operator_ep[256], events_ep[256];
     d.portal = s_socket(d.ctx, ZMQ_ROUTER, f.portal_ep, portal_ep,
-                        sizeof portal_ep, CF_ZAP_PORTAL, secret);
+                        sizeof portal_ep, CF_ZAP_PORTAL, secret, max_frame);
     d.operator = d.portal ? s_socket(d.ctx, ZMQ_ROUTER, f.operator_ep,
                                      operator_ep, sizeof operator_ep,
-                                     CF_ZAP_OPERATOR, secret)
+                                     CF_ZAP_OPERATOR, secret, max_frame)
                           : NULL;
     d.events = d.operator ? s_socket(d.ctx, ZMQ_PUB, f.events_ep, events_ep,
-                                     sizeof events_ep, CF_ZAP_EVENTS, secret)
+                                     sizeof events_ep, CF_ZAP_EVENTS, secret, max_frame)
                           : NULL;
     /* libzmq holds its own copy now; ours goes with the config. */
     cf_config_destroy(&cfg);
     if (!d.events) {
         s_close(&d);
         return CFD_EXIT_USAGE;
+    }
+    if (s_monitor_events(&d) < 0) {
+        s_close(&d);
+        return CFD_EXIT_RUNTIME;
     }
 
     if (!f.config_path)
@@ -1287,13 +1434,14 @@ int main(int argc, char **argv)
             f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "",
             http_on ? " http=" : "", http_bound);
 
-    zmq_pollitem_t items[4] = {
+    zmq_pollitem_t items[5] = {
         {.socket = d.portal, .events = ZMQ_POLLIN},
         {.socket = d.operator, .events = ZMQ_POLLIN},
         {.socket = NULL, .fd = s_sigpipe[0], .events = ZMQ_POLLIN},
-        {.socket = d.zap ? cf_zap_socket(d.zap) : NULL, .events = ZMQ_POLLIN},
+        {.socket = cf_zap_socket(d.zap), .events = ZMQ_POLLIN},
+        {.socket = d.evmon, .events = ZMQ_POLLIN},
     };
-    int nitems = d.zap ? 4 : 3;
+    int nitems = 5;
     int exit_code = 0;
     while (!s_stop_signal) {
         long timeout = s_metrics_timeout(&d, s_poll_timeout(&d));
@@ -1306,7 +1454,8 @@ int main(int argc, char **argv)
             break;
         }
         /* Handshakes first: a client waiting on one is waiting on us. */
-        if (d.zap && cf_zap_handle(d.zap) < 0) {
+        s_count_subscribers(&d);
+        if (cf_zap_handle(d.zap) < 0) {
             fprintf(stderr, "claimflowd: error: the ZAP handler failed: %s\n",
                     zmq_strerror(zmq_errno()));
             exit_code = CFD_EXIT_RUNTIME;
@@ -1328,12 +1477,12 @@ int main(int argc, char **argv)
             ;
 
     char denied[48] = "";
-    if (d.zap)
+    if (curve)
         snprintf(denied, sizeof denied, " denied_handshakes=%" PRIu64, cf_zap_denied(d.zap));
     fprintf(stderr, "claimflowd: stopped (%s) requests=%" PRIu64
-                    " dropped_replies=%" PRIu64 "%s\n",
+                    " dropped_replies=%" PRIu64 " refused_subscribers=%" PRIu64 "%s\n",
             exit_code ? "error" : s_signame((int)s_stop_signal), d.nrequests,
-            d.ndropped, denied);
+            d.ndropped, cf_zap_gated(d.zap), denied);
     s_close(&d);
     cf_sd_destroy(&sd);
     close(s_sigpipe[0]);

@@ -13,6 +13,10 @@
  * rejected as more code than a handshake's cost justifies.  Keys are public,
  * so the comparison need not be constant-time.
  *
+ * Without CURVE only the events socket has a ZAP domain, so only its
+ * NULL-mechanism handshakes come here, and the keys decide nothing: the gate
+ * alone (the daemon's subscriber cap) does.
+ *
  * Nothing here logs: the daemon reports the count of refusals when it stops.
  * A refused client's key or address is not logged (an attacker could fill
  * the log; the address is not ours to keep).
@@ -37,23 +41,22 @@ typedef struct {
 
 struct cf_zap {
     void *sock;
+    bool curve;                     /* false: NULL mechanism, events only */
     s_entry_t *portal;
     size_t nportal;
     s_entry_t *ops;
     size_t nops;
-    uint64_t denied;
+    cf_zap_gate_fn *gate;
+    void *gate_arg;
+    uint64_t denied, gated;
 };
 
-int cf_zap_new(void *ctx, const cf_config_t *cfg, cf_zap_t **ret, cf_error_t *reterr)
+/* The allow-lists of cfg's keys; -1 when out of memory. */
+static int s_load_keys(cf_zap_t *self, const cf_config_t *cfg)
 {
-    cf_zap_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return cf_error_set(reterr, CF_EINTERNAL, "out of memory");
     if ((cfg->nportal_keys && !(self->portal = calloc(cfg->nportal_keys, sizeof *self->portal))) ||
-        (cfg->noperators && !(self->ops = calloc(cfg->noperators, sizeof *self->ops)))) {
-        cf_zap_destroy(&self);
-        return cf_error_set(reterr, CF_EINTERNAL, "out of memory");
-    }
+        (cfg->noperators && !(self->ops = calloc(cfg->noperators, sizeof *self->ops))))
+        return -1;
     /* The config checked every key: decoding cannot fail here. */
     for (size_t i = 0; i < cfg->nportal_keys; i++)
         if (cf_key_z85_decode(cfg->portal_keys[i], CF_KEY_Z85_LEN, self->portal[self->nportal].key))
@@ -65,6 +68,19 @@ int cf_zap_new(void *ctx, const cf_config_t *cfg, cf_zap_t **ret, cf_error_t *re
             continue;
         snprintf(self->ops[self->nops].id, sizeof self->ops[self->nops].id, "%s", o->id);
         self->nops++;
+    }
+    return 0;
+}
+
+int cf_zap_new(void *ctx, const cf_config_t *cfg, cf_zap_t **ret, cf_error_t *reterr)
+{
+    cf_zap_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return cf_error_set(reterr, CF_EINTERNAL, "out of memory");
+    self->curve = cfg && cfg->curve;
+    if (self->curve && s_load_keys(self, cfg) != 0) {
+        cf_zap_destroy(&self);
+        return cf_error_set(reterr, CF_EINTERNAL, "out of memory");
     }
     int linger = 0;
     if (!(self->sock = zmq_socket(ctx, ZMQ_REP)) ||
@@ -102,6 +118,17 @@ uint64_t cf_zap_denied(const cf_zap_t *self)
     return self->denied;
 }
 
+uint64_t cf_zap_gated(const cf_zap_t *self)
+{
+    return self->gated;
+}
+
+void cf_zap_set_gate(cf_zap_t *self, cf_zap_gate_fn *gate, void *arg)
+{
+    self->gate = gate;
+    self->gate_arg = arg;
+}
+
 static const s_entry_t *s_find(const s_entry_t *list, size_t n, const void *key)
 {
     for (size_t i = 0; i < n; i++)
@@ -116,10 +143,15 @@ static bool s_frame_eq(zmq_msg_t *m, const char *s)
     return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
 }
 
-/* The verdict on one request: the user id to grant, or NULL to refuse. */
-static const char *s_decide(const cf_zap_t *self, zmq_msg_t *f, size_t n)
+/* What the keys say about one request: the user id to grant, or NULL to
+ * refuse. */
+static const char *s_keys_decide(const cf_zap_t *self, zmq_msg_t *f, size_t n)
 {
-    /* version, request id, domain, address, routing id, mechanism, key */
+    /* version, request id, domain, address, routing id, mechanism[, key] */
+    if (!self->curve)
+        return n == 6 && s_frame_eq(&f[0], "1.0") && s_frame_eq(&f[5], "NULL") &&
+                       s_frame_eq(&f[2], CF_ZAP_EVENTS)
+                   ? "" : NULL;
     if (n != 7 || !s_frame_eq(&f[0], "1.0") || !s_frame_eq(&f[5], "CURVE") ||
         zmq_msg_size(&f[6]) != CF_KEY_BIN_LEN)
         return NULL;
@@ -169,11 +201,19 @@ static int s_handle_one(cf_zap_t *self)
         if (!more)
             break;
     }
-    const char *user = total == n ? s_decide(self, f, n) : NULL;
-    if (!user)
+    const char *user = total == n ? s_keys_decide(self, f, n) : NULL;
+    const char *code = "200", *text = "OK";
+    if (!user) {
         self->denied++;
-    const char *code = user ? "200" : "400";
-    const char *text = user ? "OK" : "not allowed";
+        code = "400", text = "not allowed";
+    } else if (s_frame_eq(&f[2], CF_ZAP_EVENTS) && self->gate && !self->gate(self->gate_arg)) {
+        self->gated++;
+        user = NULL;
+        /* Not 300 ("try later"): libzmq's NULL mechanism answers that with
+         * silence, and the connection hangs until the handshake times out,
+         * holding its place.  A 400 closes it at once. */
+        code = "400", text = "too many subscribers";
+    }
     /* The request id goes back as it came; an empty one if there was none. */
     int rc = s_send(self->sock, "1.0", 3, true);
     if (rc == 0)

@@ -362,6 +362,19 @@ const cf_client_curve_t *cf_cli_curve(const cf_cli_t *cli, cf_client_curve_t *bu
 
 int cf_cli_handshake_failed(const cf_cli_t *cli, const char *endpoint, int reason)
 {
+    /* The events socket also refuses subscribers beyond its cap, keys or
+     * not (claimflowd --max-subscribers); without keys that is the only
+     * refusal there can be. */
+    bool events = cli->events && strcmp(endpoint, cli->events) == 0;
+    if (reason == CF_CLIENT_HS_REFUSED && events && !cli->curve)
+        return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s refused the subscription: it "
+                           "has all the subscribers it takes (--max-subscribers); try again "
+                           "later", endpoint);
+    if (reason == CF_CLIENT_HS_REFUSED && events)
+        return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s refused your key (is the public "
+                           "key of %s on the daemon's list for this endpoint?), or has all "
+                           "the subscribers it takes (--max-subscribers)",
+                           endpoint, cli->key_file ? cli->key_file : "--key");
     if (reason == CF_CLIENT_HS_REFUSED)
         return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s refused your key (is the public "
                            "key of %s on the daemon's list for this endpoint?)",

@@ -104,6 +104,16 @@ static cf_time_t s_parse_time(const msgpack_object *o)
     return INT64_MAX;
 }
 
+/* The daemon's clock, from a ping reply's `now`: ages and due times are
+ * measured against the engine's time, not this machine's, which may differ
+ * (and does when the daemon runs --clock manual).  This machine's clock when
+ * the reply has none (a daemon from before `now`). */
+static cf_time_t s_daemon_now(const msgpack_object *ping)
+{
+    cf_time_t t = s_parse_time(cf_mp_get(ping, "now"));
+    return t == INT64_MAX ? cf_time_now() : t;
+}
+
 /* The soonest due_at of the claim's pending timers; INT64_MAX when none. */
 static cf_time_t s_next_due(const msgpack_object *claim)
 {
@@ -295,11 +305,12 @@ int cf_cmd_queue(int argc, char **argv)
     msgpack_unpacked ping;
     msgpack_unpacked_init(&ping);
     const msgpack_object *wfs = NULL;
+    cf_req_t preq;
+    cf_req_init(&preq, "ping");
+    if ((rc = cf_cli_call(&cli, &preq, &ping)) != 0)
+        goto out;
+    cf_time_t now = s_daemon_now(&ping.data);
     if (state && !workflow) {
-        cf_req_t req;
-        cf_req_init(&req, "ping");
-        if ((rc = cf_cli_call(&cli, &req, &ping)) != 0)
-            goto out;
         wfs = cf_mp_get(&ping.data, "workflows");
         if (!wfs || wfs->type != MSGPACK_OBJECT_ARRAY) {
             rc = cf_cli_fail(CF_EXIT_CONNECT, "queue: claimflowd's ping reply has no workflows");
@@ -358,7 +369,6 @@ int cf_cmd_queue(int argc, char **argv)
     static const char *const head[] = {"ID", "STATE", "TREATMENT", "AGE", "NEXT DUE", "FLAGS"};
     cf_table_t t;
     cf_table_init(&t, 6, head);
-    cf_time_t now = cf_time_now();
     for (size_t i = 0; i < shown; i++) {
         const msgpack_object *c = q.items[i].claim;
         char id[64], st[64], what[64], age[32], due[CF_CLI_TIMELEN], flags[256];
@@ -595,7 +605,7 @@ int cf_cmd_timers(int argc, char **argv)
     msgpack_unpacked rep;
     msgpack_unpacked_init(&rep);
     char due_before[CF_TIME_BUFLEN];
-    cf_time_t now = cf_time_now(), until;
+    cf_time_t now = 0, until;
     cf_req_t req;
     cf_req_init(&req, "timers");
     if (within && before) {
@@ -606,12 +616,20 @@ int cf_cmd_timers(int argc, char **argv)
         rc = cf_cli_usage_error(&cli, "--limit: at most 1000");
         goto out;
     }
+    cf_dur_t d;
+    if (within && cf_dur_parse(within, &d) != 0) {
+        rc = cf_cli_usage_error(&cli, "--due-within: '%s' is not a duration (30m, 2h, 1d, 1w, 2bd)", within);
+        goto out;
+    }
+    /* "Due within" and "overdue" count from the daemon's now. */
+    cf_req_t preq;
+    cf_req_init(&preq, "ping");
+    if ((rc = cf_cli_call(&cli, &preq, &rep)) != 0)
+        goto out;
+    now = s_daemon_now(&rep.data);
+    msgpack_unpacked_destroy(&rep);
+    msgpack_unpacked_init(&rep);
     if (within) {
-        cf_dur_t d;
-        if (cf_dur_parse(within, &d) != 0) {
-            rc = cf_cli_usage_error(&cli, "--due-within: '%s' is not a duration (30m, 2h, 1d, 1w, 2bd)", within);
-            goto out;
-        }
         if (cli.cal) {
             if (cf_cal_add(cli.cal, now, d, &until) != 0) {
                 rc = cf_cli_usage_error(&cli, "--due-within: '%s' is too far", within);

@@ -5,10 +5,18 @@
  * prints the compiled model, not the YAML, so what it shows is what the
  * engine runs; dot draws the same model for Graphviz (docs/health_claim.svg is
  * made with it, see docs/workflows.md).
+ *
+ * validate takes a directory's files the way claimflowd reads the directory:
+ * the file named calendars.yaml is the calendars file, every other one a
+ * workflow, so `validate workflows/<all>.yaml` checks what the daemon loads;
+ * and with a calendars file it checks each workflow's `calendar` against it,
+ * which the daemon refuses to start without.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "calendar.h"
 #include "cmd.h"
 #include "workflow.h"
 
@@ -24,7 +32,9 @@ static int s_show(int argc, char **argv);
 static int s_dot(int argc, char **argv);
 
 static const s_sub_t s_subs[] = {
-    {"validate", s_validate, "FILE...", "check workflow files; every error as file:line:col: message"},
+    {"validate", s_validate, "[--calendars FILE] FILE...",
+     "check workflow files, and the calendars file (calendars.yaml or --calendars FILE) "
+     "their calendars must be in; every error as file:line:col: message"},
     {"show", s_show, "FILE", "print a workflow's states, events and timers as a table"},
     {"dot", s_dot, "FILE", "print a workflow as a Graphviz graph (claimctl workflow dot F | dot -Tsvg)"},
 };
@@ -34,7 +44,7 @@ static void s_usage(FILE *out)
 {
     fprintf(out, "usage: claimctl workflow SUBCOMMAND [ARGS...]\n\nsubcommands:\n");
     for (size_t i = 0; i < S_NSUBS; i++)
-        fprintf(out, "  %-8s %-8s %s\n", s_subs[i].name, s_subs[i].args, s_subs[i].summary);
+        fprintf(out, "  %-8s %s\n           %s\n", s_subs[i].name, s_subs[i].args, s_subs[i].summary);
     fprintf(out, "\nThe workflow language is described in docs/workflows.md.\n");
 }
 
@@ -86,24 +96,108 @@ static cf_wf_t *s_load(const char *path)
 
 /* -------------------------------------------------------------- validate --- */
 
+static bool s_is_calendars_file(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    return strcmp(base ? base + 1 : path, "calendars.yaml") == 0;
+}
+
+/* "claimctl workflow validate: <what>'<arg>'<after>", then the usage. */
+static int s_validate_usage(const char *what, const char *arg, const char *after)
+{
+    fprintf(stderr, "claimctl workflow validate: %s%s%s\n", what, arg, after);
+    s_sub_usage(&s_subs[0], stderr);
+    return CF_EXIT_USAGE;
+}
+
+/* Load the calendars file and say so; NULL (its errors printed) when it
+ * does not load. */
+static cf_cal_set_t *s_load_calendars(const char *path)
+{
+    cf_cal_set_t *cals = NULL;
+    cf_diags_t d = {0};
+    int rc = cf_cal_set_load_file(path, &cals, &d);
+    cf_diags_print(&d, stderr);
+    if (rc != 0 && d.n == 0)
+        fprintf(stderr, "%s: cannot load: out of memory\n", path);
+    cf_diags_clear(&d);
+    if (rc != 0)
+        return NULL;
+    printf("%s: ok (calendars", path);
+    for (size_t i = 0; i < cf_cal_count(cals); i++)
+        printf("%s%s", i ? ", " : " ", cf_cal_name(cf_cal_at(cals, i)));
+    printf(")\n");
+    return cals;
+}
+
 static int s_validate(int argc, char **argv)
 {
-    int rc = s_args(&s_subs[0], argc, argv, 1, -1);
-    if (rc >= 0)
-        return rc;
-    rc = CF_EXIT_OK;
+    const char *calfile = NULL;
+    bool options = true;
+    int nfiles = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
+        const char *a = argv[i];
+        if (options && s_is_help(a)) {
+            s_sub_usage(&s_subs[0], stdout);
+            return CF_EXIT_OK;
+        }
+        if (options && strcmp(a, "--") == 0) {
+            options = false;
             continue;
-        cf_wf_t *wf = s_load(argv[i]);
+        }
+        bool flag = options && strcmp(a, "--calendars") == 0;
+        if (flag && i + 1 == argc)
+            return s_validate_usage("--calendars needs a file", "", "");
+        if (options && !flag && a[0] == '-' && a[1] != '\0')
+            return s_validate_usage("unknown option '", a, "'");
+        if (flag || s_is_calendars_file(a)) {
+            const char *f = flag ? argv[++i] : a;
+            if (calfile && strcmp(calfile, f) != 0)
+                return s_validate_usage("'", f, "' is a second calendars file: give one");
+            calfile = f;
+        } else {
+            nfiles++;
+        }
+    }
+    if (nfiles == 0 && !calfile) {
+        s_sub_usage(&s_subs[0], stderr);
+        return CF_EXIT_USAGE;
+    }
+
+    int rc = CF_EXIT_OK;
+    cf_cal_set_t *cals = NULL;
+    if (calfile && !(cals = s_load_calendars(calfile)))
+        rc = CF_EXIT_REFUSED;
+    options = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options && strcmp(a, "--") == 0) {
+            options = false;
+            continue;
+        }
+        if (options && strcmp(a, "--calendars") == 0) {
+            i++;
+            continue;
+        }
+        if (s_is_calendars_file(a))
+            continue;
+        cf_wf_t *wf = s_load(a);
         if (!wf) {
             rc = CF_EXIT_REFUSED;
             continue;
         }
-        printf("%s: ok (workflow %s, version %lld, %zu states)\n", argv[i], wf->name,
-               (long long)wf->version, wf->nstates);
+        if (cals && !cf_cal_find(cals, wf->calendar)) {
+            /* The daemon's words for the same refusal (engine.c). */
+            fprintf(stderr, "%s: workflow '%s' names calendar '%s', which %s does not "
+                            "declare\n", a, wf->name, wf->calendar, calfile);
+            rc = CF_EXIT_REFUSED;
+        } else {
+            printf("%s: ok (workflow %s, version %lld, %zu states)\n", a, wf->name,
+                   (long long)wf->version, wf->nstates);
+        }
         cf_wf_destroy(&wf);
     }
+    cf_cal_set_destroy(&cals);
     return rc;
 }
 

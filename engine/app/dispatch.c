@@ -192,6 +192,10 @@ void cf_dispatch(cf_batch_t *b, const cf_request_t *req, cf_reply_t *r)
     msgpack_unpack_return ur = chk == 0
         ? msgpack_unpack_next(&up, req->frame, req->len, &off)
         : chk > 0 ? MSGPACK_UNPACK_CONTINUE : MSGPACK_UNPACK_PARSE_ERROR;
+    if (chk == CF_MPCHECK_TOO_MANY_KEYS) {
+        code = cf_op_fail(&op, CF_EBADREQ, "%s", cf_mpcheck_strerror(chk));
+        goto out;
+    }
     if (ur != MSGPACK_UNPACK_SUCCESS) {
         code = cf_op_fail(&op, CF_EBADREQ, ur == MSGPACK_UNPACK_CONTINUE
                                                ? "the frame is truncated msgpack, or declares more elements than it holds"

@@ -1,5 +1,7 @@
 /* mpcheck: see mpcheck.h.  A single pass over the bytes with a small stack
- * of "elements still to read" per open container. */
+ * of "elements still to read" per open container.  Every bound is checked
+ * at a container's header, from its declared count, so what a refused frame
+ * costs does not grow with what it declares. */
 #include "mpcheck.h"
 
 #include <stdint.h>
@@ -29,7 +31,7 @@ int cf_mpcheck(const void *buf, size_t len, size_t *used)
             continue;
         }
         if (pos >= len)
-            return 1;
+            return CF_MPCHECK_TRUNCATED;
         unsigned char b = p[pos++];
         left[depth]--;
         pending--;
@@ -67,12 +69,12 @@ int cf_mpcheck(const void *buf, size_t len, size_t *used)
             case 0xdd: kind = 1, hdr = 4; break;
             case 0xde: kind = 2, hdr = 2; break;
             case 0xdf: kind = 2, hdr = 4; break;
-            default: return -1; /* 0xc1: never used */
+            default: return CF_MPCHECK_MALFORMED; /* 0xc1: never used */
             }
         }
         if (hdr) {
             if (len - pos < (size_t)hdr)
-                return 1;
+                return CF_MPCHECK_TRUNCATED;
             uint64_t n = s_be(p + pos, hdr);
             pos += (size_t)hdr;
             if (kind)
@@ -81,22 +83,46 @@ int cf_mpcheck(const void *buf, size_t len, size_t *used)
                 skip += n;
         }
         if (kind) {
+            /* Before the fit check: no byte that could follow makes such a
+             * map acceptable, so "truncated" would be the wrong answer. */
+            if (kind == 2 && elems > CF_MP_MAX_KEYS)
+                return CF_MPCHECK_TOO_MANY_KEYS;
             uint64_t need = kind == 2 ? elems * 2 : elems;
             if (pending + need > (uint64_t)(len - pos))
-                return 1; /* ends before the elements it declares */
+                return CF_MPCHECK_TRUNCATED; /* ends before the elements it declares */
             if (need == 0)
                 continue;
             if (depth + 1 > CF_MP_MAX_DEPTH)
-                return -1;
+                return CF_MPCHECK_TOO_DEEP;
             left[++depth] = need;
             pending += need;
         } else {
             if ((uint64_t)(len - pos) < skip)
-                return 1;
+                return CF_MPCHECK_TRUNCATED;
             pos += (size_t)skip;
         }
     }
     if (used)
         *used = pos;
-    return 0;
+    return CF_MPCHECK_OK;
+}
+
+#define S_STR_(x) #x
+#define S_STR(x) S_STR_(x)
+
+const char *cf_mpcheck_strerror(int rc)
+{
+    switch (rc) {
+    case CF_MPCHECK_OK:
+        return "well-formed msgpack";
+    case CF_MPCHECK_TRUNCATED:
+        return "the frame is truncated msgpack, or declares more elements than it holds";
+    case CF_MPCHECK_TOO_DEEP:
+        return "the frame nests deeper than " S_STR(CF_MP_MAX_DEPTH);
+    case CF_MPCHECK_TOO_MANY_KEYS:
+        return "a map in the frame has more than " S_STR(CF_MP_MAX_KEYS)
+               " keys, the most a request may hold";
+    default:
+        return "the frame is not msgpack";
+    }
 }

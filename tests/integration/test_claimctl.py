@@ -26,8 +26,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import zoneinfo  # noqa: E402
 
-from harness import (CLAIMCTL, WORKFLOWS_DIR, Client, Daemon, T0, check,  # noqa: E402
-                     cpr, eq, new_id, ok, op, portal, run_tests)
+from harness import (CLAIMCTL, SRC_DIR, WORKFLOWS_DIR, Client, Daemon, T0,  # noqa: E402
+                     check, cpr, eq, new_id, ok, op, portal, run_tests)
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
 RUN_TIMEOUT = 60          # an ASan claimctl on a busy machine; never a hang
@@ -294,6 +294,96 @@ def test_queue_breached_first():
                   "claimctl: queue: no calendar 'xx' in %s/calendars.yaml" % WORKFLOWS_DIR)
         finally:
             shutil.rmtree(empty)
+
+
+def test_queue_and_timers_count_from_the_daemons_clock():
+    """Issue 18: `queue`'s AGE used this machine's clock ("271d 22h" for a
+    claim just created under a manual clock).  ping's `now` is the engine's
+    clock; AGE, "overdue" and `timers --due-within` count from it."""
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)        # the clock is Thu 11:00Z
+        eq(ok(op(d).call({"op": "ping"}))["now"], "2026-11-26T11:00:00Z")
+        t = ok_run(ctl(d, "queue"))
+        lines = t.out.splitlines()
+        age, due = lines[0].index("AGE"), lines[0].index("NEXT DUE")
+        eq([(ln.split()[0], ln[age:due].strip()) for ln in lines[1:]],
+           [(a, "2d 2h"), (f, "1h 0m"), (e, "1h 0m"), (g, "0s")], t)
+        # Due within a day of the daemon's Thu 11:00Z (before Fri 11:00Z):
+        # F's SLA warning (Fri 10:00Z), not E's (Fri 11:00Z) nor the
+        # deadlines (Mon); within 25 hours both warnings.
+        for within, want in (("1d", [f]), ("1bd", [f]), ("25h", [f, e])):
+            r = ok_run(ctl(d, "timers", "--due-within", within, "--json"))
+            eq([(x["claim"], x["name"]) for x in r.json()["timers"]],
+               [(c, "decision_warning") for c in want], within, r)
+
+
+SE_CLAIM = """\
+workflow: se_claim
+version: 1
+calendar: se
+states:
+  open:
+    initial: true
+    on:
+      done: {to: closed, by: [handler]}
+  closed: {final: true}
+"""
+
+
+def test_workflow_validate_a_directory():
+    """Issue 18: `claimctl workflow validate workflows/*.yaml` (as
+    docs/workflows.md says) failed on calendars.yaml, and a workflow naming
+    a calendar that does not exist validated while the daemon then refused
+    to start.  calendars.yaml is validated as the calendars file, and each
+    workflow's calendar is checked against it."""
+    files = sorted(os.path.join(WORKFLOWS_DIR, f) for f in os.listdir(WORKFLOWS_DIR)
+                   if f.endswith(".yaml"))
+    r = ok_run(run("workflow", "validate", *files))
+    eq(r.out.splitlines(), [
+        "%s/calendars.yaml: ok (calendars dk, no)" % WORKFLOWS_DIR,
+        "%s/health_claim.yaml: ok (workflow health_claim, version 1, 14 states)" % WORKFLOWS_DIR,
+        "%s/inquiry.yaml: ok (workflow inquiry, version 1, 2 states)" % WORKFLOWS_DIR], r)
+    eq(r.err, "", r)
+
+    tmp = tempfile.mkdtemp(prefix="cf-validate-")
+    try:
+        wd = os.path.join(tmp, "workflows")
+        shutil.copytree(WORKFLOWS_DIR, wd)
+        se = os.path.join(wd, "se_claim.yaml")
+        with open(se, "w") as f:
+            f.write(SE_CLAIM)
+        files = sorted(os.path.join(wd, f) for f in os.listdir(wd))
+        r = run("workflow", "validate", *files)
+        eq(r.rc, 1, r)
+        eq(r.err.splitlines(), ["%s: workflow 'se_claim' names calendar 'se', which "
+                                "%s/calendars.yaml does not declare" % (se, wd)], r)
+        eq(len(r.out.splitlines()), 3, r)          # the others are ok
+        # ... exactly what the daemon refuses to start with.
+        try:
+            Daemon(workflows_dir=wd).start()
+            raise AssertionError("claimflowd started with calendar 'se' missing")
+        except RuntimeError as ex:
+            check("names calendar 'se'" in str(ex) and "exit 2" in str(ex), ex)
+        # Without a calendars file the calendar cannot be checked;
+        # --calendars names one by another name.
+        ok_run(run("workflow", "validate", se))
+        other = os.path.join(SRC_DIR, "tests", "data", "calendars", "test.yaml")
+        r = run("workflow", "validate", "--calendars", other, se)
+        eq(r.rc, 1, r)
+        check("which %s does not declare" % other in r.err, r)
+        # A broken calendars file: its errors, file:line:col, exit 1.
+        bad = os.path.join(tmp, "calendars.yaml")
+        with open(bad, "w") as f:
+            f.write("calendars:\n  dk:\n    country: xx\n")
+        r = run("workflow", "validate", bad)
+        eq(r.rc, 1, r)
+        check(r.err.startswith("%s:3:" % bad), r)
+        r = run("workflow", "validate", bad, os.path.join(wd, "calendars.yaml"))
+        eq(r.rc, 2, r)
+        eq(r.err.splitlines()[0], "claimctl workflow validate: '%s/calendars.yaml' is a "
+                                  "second calendars file: give one" % wd, r)
+    finally:
+        shutil.rmtree(tmp)
 
 
 def test_operator_day_decisions_and_watch():

@@ -372,8 +372,9 @@ def test_too_large():
     with Daemon(clock=T0) as d:
         p = portal(d)
         m = cpr()
-        # A 17 MiB frame: refused by the transport, before the engine.
-        big = {"op": "ping", "pad": b"x" * (17 * MIB)}
+        # A frame just over the 16 MiB limit (within the 1 MiB margin of
+        # ZMQ_MAXMSGSIZE): refused by the transport, before the engine.
+        big = {"op": "ping", "pad": b"x" * (16 * MIB + MIB // 2)}
         r = p.call(big, timeout=30)
         msg = err(r, "too_large")
         check("max_frame" in msg, msg)
@@ -474,7 +475,7 @@ def test_malformed_frames():
             ("50 frames", [b""] + [b"x"] * 49, "bad_request"),
             ("deep nesting", [b"", b"\x81\xa2op" + b"\x91" * 100000 + b"\xc0"],
              "bad_request"),
-            ("20 MiB", [b"", b"\x81" + b"x" * (20 * MIB)], "too_large"),
+            ("16.5 MiB", [b"", b"\x81" + b"x" * (16 * MIB + MIB // 2)], "too_large"),
         ]
         for name, frames, code in cases:
             p.send_raw(frames)
@@ -490,6 +491,39 @@ def test_malformed_frames():
         eq(r["id"], "after")
         c = create(p, m)
         attach_referral(p, m, c["id"])
+
+
+def test_maps_with_too_many_keys():
+    """Issue 18, item 3: a map of 200,000 short keys (1 MiB) froze the daemon
+    for 74 s in the dispatcher's quadratic duplicate-key check.  A map over
+    256 keys, at any depth, is refused at its header, naming the bound, and
+    nobody else waits."""
+    with Daemon(clock=T0) as d:
+        p, other = portal(d), portal(d)
+        m = cpr()
+        flood = pack({"k%d" % i: 0 for i in range(200000)})
+        check(len(flood) > MIB, len(flood))
+        p.send_raw([b"", flood])
+        other.send({"op": "ping", "id": "other"})
+        msg = err(p.recv(timeout=30), "bad_request")
+        eq(msg, "a map in the frame has more than 256 keys, the most a "
+                "request may hold")
+        eq(ok(other.recv(timeout=30))["id"], "other")
+        # Nested: in a claim's data, one over the bound.
+        data = {"member": m, "treatment": "scan"}
+        data.update({"f%d" % i: "x" for i in range(255)})
+        msg = err(p.call({"op": "create", "id": new_id(),
+                          "workflow": "health_claim", "member": m,
+                          "data": data}), "bad_request")
+        check("more than 256 keys" in msg, msg)
+        # At the bound the engine reads it and names the unknown field.
+        del data["f254"]
+        msg = err(p.call({"op": "create", "id": new_id(),
+                          "workflow": "health_claim", "member": m,
+                          "data": data}), "bad_request")
+        check("256" not in msg and "f" in msg, msg)
+        ok(p.call({"op": "ping"}))
+        eq(create(p, m)["state"], "awaiting_referral")
 
 
 def test_framing_envelopes():

@@ -428,7 +428,8 @@ def test_events_socket_needs_a_listed_key():
                 "--server-key", keys.server_pub, "--timeout", "30")
         eq(r.rc, 3, r)
         eq(r.err, "claimctl: claimflowd at %s refused your key (is the public key of %s.key "
-                  "on the daemon's list for this endpoint?)\n" % (d.events, stranger), r)
+                  "on the daemon's list for this endpoint?), or has all the subscribers "
+                  "it takes (--max-subscribers)\n" % (d.events, stranger), r)
 
 
 def test_the_key_is_the_operator():

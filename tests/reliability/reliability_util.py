@@ -10,6 +10,11 @@ beyond harness.py.
   Valgrind cannot run a sanitized binary, so with a wrapper the tests skip
   (exit 77) when claimflowd was built with ASan; CF_DAEMON_BINARY names
   another build's claimflowd (docs/RELIABILITY.md).
+- CF_PLAIN_BUILDDIR: a build without sanitizers (`./dev test` exports
+  build/plain, which it builds when the slow suite is asked for), for what
+  a sanitized daemon cannot do: valgrind, and judging memory (ASan's
+  quarantine and shadow memory grow by themselves).  plain_daemon() gives
+  its claimflowd.
 - Memory: the daemon's VmRSS/VmHWM/RssAnon from /proc/<pid>/status.
 - Store checks: mdb_stat -a, and a full read (every claim by paging `query`,
   the history of each, gap-free and ending in the claim's state).
@@ -56,6 +61,23 @@ def run(namespace):
               "CF_DAEMON_BINARY to a build without sanitizers" % DAEMON_BINARY)
         sys.exit(77)
     harness.run_tests(namespace, argv)
+
+
+def plain_daemon():
+    """A claimflowd built without sanitizers: CF_DAEMON_BINARY or this
+    build's when unsanitized, else CF_PLAIN_BUILDDIR's; None if there is
+    none."""
+    for path in (DAEMON_BINARY,
+                 os.path.join(os.environ.get("CF_PLAIN_BUILDDIR") or "/nonexistent",
+                              "adapters", "claimflowd")):
+        if os.access(path, os.X_OK) and not is_sanitized(path):
+            return path
+    return None
+
+
+NO_PLAIN = ("needs a claimflowd built without sanitizers: run `./dev test --suite "
+            "slow` (it builds build/plain and exports CF_PLAIN_BUILDDIR), or set "
+            "CF_PLAIN_BUILDDIR to such a build directory")
 
 
 def is_sanitized(path):

@@ -233,5 +233,73 @@ def test_backup_under_load():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_killed_backup_leaves_no_data_mdb():
+    """Issue 18, item 10: a `claimctl backup` killed mid-copy left a
+    data.mdb that looked complete and made a daemon started on it die of
+    SIGBUS.  The copy is written as data.mdb.partial and renamed only when
+    complete and checked: SIGKILL at any moment of the copy leaves no
+    data.mdb; a backup that completes leaves data.mdb alone."""
+    tmp = tempfile.mkdtemp(prefix="cf-bk-kill-")
+    try:
+        with RDaemon(clock=T0) as d:
+            p = d.client(d.portal)
+            m = member(1)
+            ok(p.call({"op": "consent.give", "id": "c", "member": m}))
+            # ~80 MiB of distinct documents: a copy takes long enough to be
+            # caught in the middle.
+            for i in range(8):
+                c = ok(p.call({"op": "create", "id": "k%d" % i, "member": m,
+                               "workflow": "health_claim",
+                               "data": {"member": m, "treatment": "scan"}}))["claim"]
+                ok(p.call({"op": "attach", "id": "a%d" % i, "member": m,
+                           "claim": c["id"], "kind": "referral",
+                           "content_type": "application/pdf",
+                           "body": b"%PDF-1.4\n" + os.urandom(10 * (1 << 20) - 9)},
+                          timeout=TIMEOUT))
+            caught = 0
+            for attempt in range(40):
+                dest = os.path.join(tmp, "kill-%d" % attempt)
+                partial = os.path.join(dest, "data.mdb.partial")
+                proc = subprocess.Popen([harness.CLAIMCTL, "backup", dest, "--data",
+                                         d.data_dir], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                # Wait until the copy has begun, at a random point of it.
+                want = random.randrange(1, 60) << 20
+                while proc.poll() is None:
+                    try:
+                        if os.path.getsize(partial) >= want:
+                            break
+                    except OSError:
+                        pass
+                    try:
+                        if os.path.getsize(os.path.join(dest, "data.mdb")) >= want:
+                            break           # the unfixed claimctl: caught too
+                    except OSError:
+                        pass
+                    time.sleep(0.0005)
+                proc.kill()
+                rc = proc.wait()
+                if rc != -9:
+                    continue                # it finished first: not a kill mid-copy
+                caught += 1
+                left = sorted(os.listdir(dest))
+                check("data.mdb" not in left, "a killed backup left a data.mdb", left)
+                eq(left, ["data.mdb.partial"], "what a killed backup leaves")
+                if caught == 3:
+                    break
+            log("%d backups killed mid-copy in %d attempts", caught, attempt + 1)
+            check(caught > 0, "no backup was caught mid-copy")
+            # A complete one leaves only data.mdb, and it restores.
+            dest = os.path.join(tmp, "complete")
+            nclaims = backup(d.data_dir, dest)
+            eq(sorted(os.listdir(dest)), ["data.mdb"])
+            eq(nclaims, 8)
+        with RDaemon(clock=T0, data_dir=dest) as r:
+            aud = r.client(r.operator, {"actor": "aud"})
+            eq(ok(aud.call({"op": "stats"}))["claims"], 8)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     run(globals())

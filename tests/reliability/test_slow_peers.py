@@ -21,7 +21,7 @@ subscriber follows its events.  Checked, all exactly:
 - memory: the daemon's heap at its peak (the largest RssAnon sampled during
   the round: the queues full) grows by less than MEM_LIMIT_MIB above the
   warm baseline in every round (a generous bound on what the queues can
-  hold: 100,000 events, 10,000 replies, 1,000 connections, with ASan's
+  hold: 20,000 events, 10,000 replies, 1,000 connections, with ASan's
   overhead), and in the long form the last of eight rounds peaks less than
   a tenth of the first round's growth (+8 MiB) above the round before
   (bounded queues, nothing accumulating; the allocator's own fragmentation
@@ -54,7 +54,7 @@ from reliability_util import (LONG, SLOW, RDaemon, log, memory, mib,  # noqa: E4
 ROUNDS = 8 if LONG else 1
 IDLE = 1000
 FLOOD_CLAIMS = 250            # one consent request moves all of them
-FLOOD_REQUESTS = 600          # 150,000 events, past the PUB HWM (100,000)
+FLOOD_REQUESTS = 600          # 150,000 events, past the PUB HWM (20,000)
 SLOW_GETS = 20000             # past the ROUTER HWM (10,000) and the socket buffers
 MEM_LIMIT_MIB = 512           # heap growth over the warm baseline, any build
 TIMEOUT = 60 * SLOW

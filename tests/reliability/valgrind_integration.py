@@ -6,14 +6,16 @@ not instrument" (libzmq, LMDB, libsodium, msgpack-c are not built with it).
     valgrind_integration.py [TEST_SCRIPT...]
 
 Valgrind cannot run an ASan binary, so the daemon comes from
-CF_DAEMON_BINARY, or else this build's claimflowd when it has no sanitizer;
-otherwise the test is skipped (exit 77) with a line saying how to run it:
+CF_DAEMON_BINARY, or else this build's claimflowd when it has no sanitizer,
+or else CF_PLAIN_BUILDDIR's (`./dev test --suite slow` builds build/plain
+without sanitizers and exports it); otherwise the test is skipped (exit 77)
+with a line saying how to run it:
 
-    meson setup build/rel --buildtype=release
-    meson test -C build/rel --suite slow valgrind_integration
-    # or, from the ASan test build:
-    CF_DAEMON_BINARY=$PWD/build/rel/adapters/claimflowd \\
-        meson test -C build/test --suite slow valgrind_integration
+    ./dev test --suite slow valgrind_integration
+    # or by hand, from the ASan test build:
+    meson setup build/plain --buildtype=debugoptimized -Dfuzz=disabled
+    meson compile -C build/plain adapters/claimflowd
+    CF_PLAIN_BUILDDIR=$PWD/build/plain meson test -C build/test --suite slow valgrind_integration
 
 harness.py puts CF_DAEMON_WRAPPER in front of each daemon and stretches its
 timeouts by CF_TIMEOUT_SCALE.  Valgrind writes to a log file per process
@@ -49,10 +51,15 @@ def main(argv):
     if not os.access(binary, os.X_OK):
         print("SKIP: %s not built" % binary)
         return 77
+    plain = os.path.join(os.environ.get("CF_PLAIN_BUILDDIR") or "/nonexistent",
+                         "adapters", "claimflowd")
+    if sanitized(binary) and os.access(plain, os.X_OK) and not sanitized(plain):
+        binary = plain
     if sanitized(binary):
-        print("SKIP: %s is built with ASan, which valgrind cannot run; set "
-              "CF_DAEMON_BINARY to a claimflowd built without sanitizers "
-              "(e.g. meson setup build/rel --buildtype=release)" % binary)
+        print("SKIP: %s is built with ASan, which valgrind cannot run: run "
+              "`./dev test --suite slow` (it builds build/plain without sanitizers "
+              "and exports CF_PLAIN_BUILDDIR), or set CF_PLAIN_BUILDDIR or "
+              "CF_DAEMON_BINARY to such a build" % binary)
         return 77
     if shutil.which("valgrind") is None:
         print("SKIP: valgrind is not installed")
