@@ -49,6 +49,8 @@ extern const char *const bench_kind_names[BENCH_K__COUNT];
 
 typedef struct {
     const char *daemon;       /* claimflowd binary */
+    const char *daemon_args[8];  /* extra flags for it (--daemon-arg) */
+    int ndaemon_args;
     const char *workflows;    /* workflows directory */
     const char *json_path;    /* --json FILE, or NULL */
     const char *tmpdir;       /* where stores go */

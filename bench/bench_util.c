@@ -234,10 +234,13 @@ int bench_daemon_start(const bench_opts_t *o, const char *dir, const char *data,
         return -1;
     }
     const char *ep = "tcp://127.0.0.1:*";
-    char *argv[] = {(char *)o->daemon, (char *)"--data", d->data,
-                    (char *)"--workflows", (char *)o->workflows, (char *)"--config", cfg,
-                    (char *)"--portal", (char *)ep, (char *)"--operator", (char *)ep,
-                    (char *)"--events", (char *)ep, (char *)"--clock", clock, NULL};
+    char *argv[16 + 8] = {(char *)o->daemon, (char *)"--data", d->data,
+                          (char *)"--workflows", (char *)o->workflows, (char *)"--config", cfg,
+                          (char *)"--portal", (char *)ep, (char *)"--operator", (char *)ep,
+                          (char *)"--events", (char *)ep, (char *)"--clock", clock, NULL};
+    for (int i = 0; i < o->ndaemon_args; i++)
+        argv[15 + i] = (char *)o->daemon_args[i];
+    argv[15 + o->ndaemon_args] = NULL;
     d->started_at = bench_now();
     pid_t pid = fork();
     if (pid < 0) {

@@ -25,7 +25,8 @@
 #include <unistd.h>
 
 static const char s_usage[] =
-    "usage: claimflow-bench [--quick] [--daemon PATH] [--workflows DIR] [--json FILE]\n"
+    "usage: claimflow-bench [--quick] [--daemon PATH] [--daemon-arg ARG] [--workflows DIR]\n"
+    "         [--json FILE]\n"
     "         [--clients N] [--inflight N] [--duration S] [--warmup S] [--rate TPS]\n"
     "         [--mix L,I,R] [--doc-bytes N] [--store-claims N] [--calib-claims N]\n"
     "         [--scale N] [--scale-timers N] [--scale-fire N] [--ceil-seconds S]\n"
@@ -34,6 +35,7 @@ static const char s_usage[] =
     "  --quick            everything, small and short (< 20 s): the test suite's run\n"
     "  --daemon PATH      claimflowd to start ($CF_BUILDDIR/adapters/claimflowd, or\n"
     "                     the one beside this program's build directory)\n"
+    "  --daemon-arg ARG   one more flag for it, e.g. --release-delay-us=2000 (up to 8)\n"
     "  --workflows DIR    workflows ($CF_SRCDIR/workflows, or ./workflows)\n"
     "  --json FILE        also write the results as JSON\n"
     "  --clients N        concurrent clients, each a portal and an operator DEALER (64)\n"
@@ -54,10 +56,12 @@ enum {
     OPT_DAEMON = 256, OPT_WORKFLOWS, OPT_JSON, OPT_CLIENTS, OPT_INFLIGHT, OPT_DURATION,
     OPT_WARMUP, OPT_RATE, OPT_MIX, OPT_DOC, OPT_STORE, OPT_CALIB, OPT_SCALE, OPT_STIMERS,
     OPT_SFIRE, OPT_CEIL, OPT_NOLOAD, OPT_NOCEIL, OPT_TMP, OPT_SEED, OPT_QUICK, OPT_HELP,
+    OPT_DAEMON_ARG,
 };
 
 static const struct option s_longopts[] = {
     {"daemon", required_argument, NULL, OPT_DAEMON},
+    {"daemon-arg", required_argument, NULL, OPT_DAEMON_ARG},
     {"workflows", required_argument, NULL, OPT_WORKFLOWS},
     {"json", required_argument, NULL, OPT_JSON},
     {"clients", required_argument, NULL, OPT_CLIENTS},
@@ -161,6 +165,13 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
     while ((c = getopt_long(argc, argv, "h", s_longopts, NULL)) != -1) {
         switch (c) {
         case OPT_DAEMON: o->daemon = optarg; break;
+        case OPT_DAEMON_ARG:
+            if (o->ndaemon_args == 8) {
+                fprintf(stderr, "claimflow-bench: at most 8 --daemon-arg\n");
+                exit(2);
+            }
+            o->daemon_args[o->ndaemon_args++] = optarg;
+            break;
         case OPT_WORKFLOWS: o->workflows = optarg; break;
         case OPT_JSON: o->json_path = optarg; break;
         case OPT_CLIENTS: o->clients = (int)s_long(optarg, 1, 4096); break;

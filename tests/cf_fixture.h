@@ -151,9 +151,12 @@ s_call(cf_engine_t *e, cf_endpoint_t ep, const char *fmt, ...)
      * unless the test chose one. */
     static unsigned clock_ids;
     if (strstr(text, "'op':'clock.") && !strstr(text, "'id':") && text[0] == '{') {
-        char with[sizeof text + 32];
-        snprintf(with, sizeof with, "{'id':'clock-%u',%s", ++clock_ids, text + 1);
-        snprintf(text, sizeof text, "%s", with);
+        char head[40];
+        size_t hl = (size_t)snprintf(head, sizeof head, "{'id':'clock-%u',", ++clock_ids);
+        size_t tl = strlen(text);
+        CF_ASSERT(hl + tl < sizeof text);
+        memmove(text + hl, text + 1, tl);      /* the rest, with its NUL */
+        memcpy(text, head, hl);
     }
     msgpack_sbuffer sb;
     cf_mp_from_json(&sb, "%s", text);

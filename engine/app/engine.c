@@ -52,6 +52,11 @@ struct cf_engine {
     cf_pub_t *pub_view;
     bool compact_failed;
     cf_error_t compact_err;
+    /* The earliest due timer, as of batch sequence next_due_seq: the daemon
+     * asks before every poll, and only a commit can change the answer. */
+    cf_time_t next_due;
+    uint64_t next_due_seq;
+    bool next_due_known;
 };
 
 static int s_registry_add(cf_engine_t *e, cf_wf_t **wf_p, const char *file, cf_diags_t *d)
@@ -628,14 +633,21 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
 
 cf_time_t cf_engine_next_due(cf_engine_t *e)
 {
+    uint64_t seq = cf_store_seq(e->store);
+    if (e->next_due_known && e->next_due_seq == seq)
+        return e->next_due;
     cf_txn_t *txn;
     if (cf_store_begin(e->store, true, &txn) != 0)
         return 0;
     cf_time_t due = 0;
-    if (cf_timers_next_due(txn, &due) != 0)
-        due = 0;
+    int rc = cf_timers_next_due(txn, &due);
     cf_txn_abort(&txn);
-    return due;
+    if (rc != 0 && rc != CF_ENOTFOUND)
+        return 0;           /* not remembered: asked again next time */
+    e->next_due = rc == 0 ? due : 0;
+    e->next_due_seq = seq;
+    e->next_due_known = true;
+    return e->next_due;
 }
 
 int cf_engine_fire_due(cf_engine_t *e, size_t max, size_t *fired)
