@@ -86,6 +86,7 @@
 
 #include "config.h"
 #include "stage.h"
+#include "syncer.h"
 #include "wslog.h"
 #include "engine.h"
 #include "http.h"
@@ -158,13 +159,14 @@ typedef struct {
     bool no_grow;
     const char *record_writesets;
     int64_t release_delay_us;
+    bool sync_immediate;            /* --sync immediate */
     size_t max_subscribers;
 } s_flags_t;
 
 enum {
     OPT_DATA = 256, OPT_WORKFLOWS, OPT_CONFIG, OPT_PORTAL, OPT_OPERATOR,
     OPT_EVENTS, OPT_CLOCK, OPT_MAX_FRAME, OPT_MAP_SIZE, OPT_NO_GROW,
-    OPT_MAX_SUBSCRIBERS, OPT_VERSION, OPT_HELP, OPT_RECORD_WS, OPT_RELEASE_DELAY,
+    OPT_MAX_SUBSCRIBERS, OPT_VERSION, OPT_HELP, OPT_RECORD_WS, OPT_RELEASE_DELAY, OPT_SYNC,
 };
 
 static const struct option s_longopts[] = {
@@ -180,6 +182,7 @@ static const struct option s_longopts[] = {
     {"no-grow",   no_argument,       NULL, OPT_NO_GROW},
     {"record-writesets", required_argument, NULL, OPT_RECORD_WS},
     {"release-delay-us", required_argument, NULL, OPT_RELEASE_DELAY},
+    {"sync", required_argument, NULL, OPT_SYNC},
     {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
     {"version",   no_argument,       NULL, OPT_VERSION},
     {"help",      no_argument,       NULL, OPT_HELP},
@@ -192,6 +195,7 @@ static const char s_usage[] =
     "                  [--clock real|manual:RFC3339] [--max-frame BYTES]\n"
     "                  [--map-size BYTES] [--no-grow] [--max-subscribers N]\n"
     "                  [--record-writesets FILE] [--release-delay-us N]\n"
+    "                  [--sync deferred|immediate]\n"
     "                  [--version] [--help]\n"
     "\n"
     "  --data DIR        LMDB store directory, created if missing (./var)\n"
@@ -207,6 +211,9 @@ static const char s_usage[] =
     "  --max-frame BYTES largest request frame (16M; at most 64M)\n"
     "  --map-size BYTES  initial LMDB map size (64M)\n"
     "  --no-grow         never grow the map: full means `unavailable`\n"
+    "  --sync MODE       deferred (default): a commit fsyncs its data, a second\n"
+    "                    thread the meta page while the next batch runs; replies\n"
+    "                    wait for it.  immediate: both fsyncs in the commit\n"
     "  --record-writesets FILE\n"
     "                    append every committed batch's write set to FILE\n"
     "                    (docs/storage.md; tests and inspection)\n"
@@ -281,6 +288,14 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
         case OPT_EVENTS:    f->events_ep = optarg; break;
         case OPT_NO_GROW:   f->no_grow = true; break;
         case OPT_RECORD_WS: f->record_writesets = optarg; break;
+        case OPT_SYNC:
+            if (strcmp(optarg, "deferred") == 0)
+                f->sync_immediate = false;
+            else if (strcmp(optarg, "immediate") == 0)
+                f->sync_immediate = true;
+            else
+                s_usage_fail("--sync: expected 'deferred' or 'immediate'");
+            break;
         case OPT_RELEASE_DELAY: {
             char *end;
             errno = 0;
@@ -400,6 +415,9 @@ typedef struct {
     uint64_t nfailed_commits;
     int64_t fire_retry_ms;               /* don't retry a failed fire before */
     cf_stage_t *stage;                   /* replies and events until released */
+    cf_syncer_t *syncer;                 /* --sync deferred: the durability thread */
+    uint64_t kicked_seq;                 /* the last batch the syncer was told of */
+    uint64_t sync_failures;
     bool compact_failing;                /* the last compaction after a purge failed */
     cf_wslog_t *wslog;                   /* --record-writesets */
     cf_metrics_t *metrics;               /* NULL when `http:` is not configured */
@@ -639,7 +657,25 @@ static void s_stage_events(s_daemon_t *d)
 /* One node: a batch is acknowledged when its commit returns. */
 static void s_release(s_daemon_t *d)
 {
-    cf_stage_ack(d->stage, cf_engine_seq(d->engine));
+    uint64_t seq = cf_engine_seq(d->engine);
+    if (!d->syncer) {
+        cf_stage_ack(d->stage, seq);          /* every commit synced itself */
+    } else if (seq > d->kicked_seq) {
+        cf_syncer_kick(d->syncer);            /* acknowledged when synced */
+        d->kicked_seq = seq;
+    }
+    cf_stage_release(d->stage, s_mono_us());
+}
+
+/* The syncer made batches durable: release what waited for them. */
+static void s_synced(s_daemon_t *d)
+{
+    uint64_t failures = 0;
+    cf_stage_ack(d->stage, cf_syncer_take(d->syncer, &failures));
+    if (failures > d->sync_failures)
+        fprintf(stderr, "claimflowd: error: syncing the store failed (%" PRIu64 " times so "
+                        "far); replies wait until it succeeds\n", failures);
+    d->sync_failures = failures;
     cf_stage_release(d->stage, s_mono_us());
 }
 
@@ -1129,7 +1165,13 @@ static void s_close(s_daemon_t *d)
         d->evmon = NULL;
     }
     /* Linger was set small at creation: queued replies get that long. */
-    /* What the stage still holds committed: send it before the sockets go. */
+    /* What the stage still holds committed: made durable, then sent before
+     * the sockets go. */
+    uint64_t synced = 0;
+    if (d->syncer) {
+        cf_syncer_destroy(&d->syncer, &synced);
+        cf_stage_ack(d->stage, synced);
+    }
     cf_stage_destroy(&d->stage);
     if (d->portal)
         zmq_close(d->portal);
@@ -1295,6 +1337,7 @@ int main(int argc, char **argv)
         .noperators = cfg ? cfg->noperators : 0,
         .commit_hook = d.wslog ? cf_wslog_hook : NULL,
         .hook_ctx = d.wslog,
+        .defer_sync = !f.sync_immediate,
     };
     size_t noperators = eo.noperators, keyless = 0;
     for (size_t i = 0; i < noperators; i++)
@@ -1339,9 +1382,12 @@ int main(int argc, char **argv)
     d.refusals = calloc(CFD_BATCH_MAX, sizeof *d.refusals);
     cf_stage_out_t out = {s_send_reply, s_send_event, &d};
     d.stage = cf_stage_new(&out, f.release_delay_us);
+    if (!f.sync_immediate)
+        d.syncer = cf_syncer_new(d.engine);
     s_raise_nofile();
     d.ctx = zmq_ctx_new();
-    if (!d.slots || !d.reqs || !d.replies || !d.refusals || !d.stage || !d.ctx) {
+    if (!d.slots || !d.reqs || !d.replies || !d.refusals || !d.stage || !d.ctx ||
+        (!f.sync_immediate && !d.syncer)) {
         fprintf(stderr, "claimflowd: out of memory\n");
         cf_config_destroy(&cfg);
         s_close(&d);
@@ -1434,14 +1480,15 @@ int main(int argc, char **argv)
             f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "",
             http_on ? " http=" : "", http_bound);
 
-    zmq_pollitem_t items[5] = {
+    zmq_pollitem_t items[6] = {
         {.socket = d.portal, .events = ZMQ_POLLIN},
         {.socket = d.operator, .events = ZMQ_POLLIN},
         {.socket = NULL, .fd = s_sigpipe[0], .events = ZMQ_POLLIN},
         {.socket = cf_zap_socket(d.zap), .events = ZMQ_POLLIN},
         {.socket = d.evmon, .events = ZMQ_POLLIN},
+        {.socket = NULL, .fd = d.syncer ? cf_syncer_fd(d.syncer) : -1, .events = ZMQ_POLLIN},
     };
-    int nitems = 5;
+    int nitems = d.syncer ? 6 : 5;
     int exit_code = 0;
     while (!s_stop_signal) {
         long timeout = s_metrics_timeout(&d, s_poll_timeout(&d));
@@ -1466,6 +1513,8 @@ int main(int argc, char **argv)
             break;
         }
         s_fire(&d);
+        if (d.syncer && (items[5].revents & ZMQ_POLLIN))
+            s_synced(&d);
         cf_stage_release(d.stage, s_mono_us());   /* batches whose wait is over */
         s_metrics_tick(&d, false);
     }

@@ -341,7 +341,7 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     e->lim.operators = e->operators;
     cf_store_opts_t so = {.map_size = opts->map_size, .map_max = opts->map_max,
                           .no_grow = opts->no_grow, .hook = opts->commit_hook,
-                          .hook_ctx = opts->hook_ctx};
+                          .hook_ctx = opts->hook_ctx, .defer_meta_sync = opts->defer_sync};
     cf_error_t err;
     if ((rc = cf_store_open(e->data_dir, &so, &e->store, &err)) != 0) {
         cf_diag_add(reterr, e->data_dir, 0, 0, "%s", err.message);
@@ -401,6 +401,15 @@ void cf_engine_destroy(cf_engine_t **e_p)
 const char *cf_engine_data_dir(const cf_engine_t *e) { return e->data_dir; }
 bool cf_engine_clock_is_manual(const cf_engine_t *e) { return e->clock.manual; }
 uint64_t cf_engine_seq(const cf_engine_t *e) { return cf_store_seq(e->store); }
+
+int cf_engine_sync(cf_engine_t *e, uint64_t *ret_seq)
+{
+    if (!cf_store_defers_sync(e->store)) {
+        *ret_seq = cf_store_seq(e->store);
+        return 0;
+    }
+    return cf_store_sync(e->store, ret_seq);
+}
 cf_store_t *cf_engine_store(cf_engine_t *e) { return e->store; }
 const char *cf_engine_version(void) { return CF_VERSION; }
 

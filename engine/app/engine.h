@@ -47,6 +47,10 @@ typedef struct {
      * store's creation on; NULL: none (and no cost). */
     cf_commit_hook_fn commit_hook;
     void *hook_ctx;
+    /* Commit with one fsync and make batches durable with cf_engine_sync,
+     * which a second thread runs while the next batch is prepared (store.h
+     * defer_meta_sync; claimflowd's default). */
+    bool defer_sync;
 } cf_engine_opts_t;
 
 /* Open (or create) the store in opts->data_dir, load the workflows and
@@ -100,6 +104,13 @@ int cf_engine_fire_due(cf_engine_t *e, size_t max, size_t *fired);
 /* ------------------------------------------------------------ maintenance --- */
 /* The sequence number of the last committed batch (store.h). */
 uint64_t cf_engine_seq(const cf_engine_t *e);
+
+/* With opts.defer_sync: make every batch committed so far durable; *ret_seq
+ * is the last one covered.  Safe on one thread other than the engine's,
+ * concurrently with it (it only syncs the store's file).  Without
+ * defer_sync every commit is durable already: returns at once.  0 or
+ * CF_EUNAVAIL. */
+int cf_engine_sync(cf_engine_t *e, uint64_t *ret_seq);
 
 /* A purge committed but the compaction that removes the erased bytes from
  * the file did not finish (its error in *reterr when not NULL): it is

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <msgpack.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -54,6 +55,10 @@ struct cf_store {
     void *hook_ctx;
     cf_fault_t fault_kind;
     unsigned fault_n;          /* 0: disarmed */
+    bool defer_meta_sync;      /* MDB_NOMETASYNC: cf_store_sync makes it durable */
+    /* cf_store_sync may run on another thread: it must not meet the
+     * environment being closed and reopened by a compaction. */
+    pthread_mutex_t env_lock;
 };
 
 struct cf_wset {
@@ -123,7 +128,31 @@ void cf_store_fault(cf_store_t *s, cf_fault_t kind, unsigned n)
 
 bool cf_store_map_full(const cf_store_t *s) { return s->map_full; }
 const unsigned char *cf_store_hashkey(const cf_store_t *s) { return s->hashkey; }
-uint64_t cf_store_seq(const cf_store_t *s) { return s->seq; }
+uint64_t cf_store_seq(const cf_store_t *s)
+{
+    return __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+}
+
+static void s_seq_set(cf_store_t *s, uint64_t seq)
+{
+    __atomic_store_n(&s->seq, seq, __ATOMIC_RELEASE);
+}
+
+bool cf_store_defers_sync(const cf_store_t *s) { return s->defer_meta_sync; }
+
+int cf_store_sync(cf_store_t *s, uint64_t *ret_seq)
+{
+    /* Every batch committed before the fdatasync begins is covered by it:
+     * read the sequence first. */
+    uint64_t seq = cf_store_seq(s);
+    pthread_mutex_lock(&s->env_lock);
+    int rc = s->env ? mdb_env_sync(s->env, 1) : EIO;
+    pthread_mutex_unlock(&s->env_lock);
+    if (rc != 0)
+        return s_err(rc);
+    *ret_seq = seq;
+    return 0;
+}
 
 void cf_store_set_hook(cf_store_t *s, cf_commit_hook_fn hook, void *ctx)
 {
@@ -447,7 +476,7 @@ static int s_commit(cf_txn_t *t, uint64_t seq, bool call_hook)
             s->hook(s->hook_ctx, seq, NULL);
         return s_note(s, mrc);
     }
-    s->seq = seq;
+    s_seq_set(s, seq);
     return 0;
 }
 
@@ -566,7 +595,7 @@ static int s_meta_init(cf_store_t *s, bool bare, cf_error_t *reterr)
     cf_bytes_t v;
     rc = cf_txn_get(t, CF_DB_META, "seq", 3, &v);
     if (rc == 0 && v.len == 8)
-        s->seq = cf_be64_get(v.data);
+        s_seq_set(s, cf_be64_get(v.data));
     rc = cf_txn_get(t, CF_DB_META, "format", 6, &v);
     if (rc == CF_ENOTFOUND) {
         if (bare) {
@@ -611,7 +640,8 @@ static int s_env_open(cf_store_t *s, const char *dir)
     if ((rc = mdb_env_set_maxdbs(s->env, CF_DB__COUNT + 2)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 126)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, s->map_size)) != 0 ||
-        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0) {
+        (rc = mdb_env_open(s->env, dir,
+                           MDB_NOTLS | (s->defer_meta_sync ? MDB_NOMETASYNC : 0), 0600)) != 0) {
         mdb_env_close(s->env);
         s->env = NULL;
     }
@@ -683,6 +713,8 @@ int cf_store_open(const char *dir, const cf_store_opts_t *opts, cf_store_t **ret
     s->map_size = opts && opts->map_size ? opts->map_size : (size_t)64 << 20;
     s->map_max = opts ? opts->map_max : 0;
     s->no_grow = opts && opts->no_grow;
+    s->defer_meta_sync = opts && opts->defer_meta_sync;
+    pthread_mutex_init(&s->env_lock, NULL);
     if (opts)
         cf_store_set_hook(s, opts->hook, opts->hook_ctx);
     s_compact_leftovers(dir);
@@ -719,6 +751,7 @@ void cf_store_destroy(cf_store_t **s_p)
         return;
     cf_store_t *s = *s_p;
     mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->env_lock);
     sodium_memzero(s->hashkey, sizeof s->hashkey);
     free(s);
     *s_p = NULL;
@@ -759,12 +792,15 @@ int cf_store_compact(cf_store_t *s, const char *dir, cf_error_t *reterr)
         return cf_error_set(reterr, CF_EUNAVAIL, "compaction failed: %s", mdb_strerror(rc));
     }
     /* The copy is complete and synced; swap it in with no handle open. */
+    pthread_mutex_lock(&s->env_lock);
     mdb_env_close(s->env);
     s->env = NULL;
     int moved = rename(from, to);
     int moved_errno = errno;
     rmdir(tmp);
-    if ((rc = s_env_open(s, dir)) != 0 || (rc = s_dbis_open(s)) != 0)
+    rc = s_env_open(s, dir);
+    pthread_mutex_unlock(&s->env_lock);
+    if (rc != 0 || (rc = s_dbis_open(s)) != 0)
         return cf_error_set(reterr, CF_EUNAVAIL, "cannot reopen the store after compaction: %s",
                             mdb_strerror(rc));
     if (moved != 0)

@@ -94,6 +94,11 @@ typedef struct {
     bool bare;
     cf_commit_hook_fn hook;   /* may be NULL; also sees the meta batch of a new store */
     void *hook_ctx;
+    /* Commit with one fsync (the data pages) and leave the meta page's to
+     * cf_store_sync (LMDB's MDB_NOMETASYNC): a batch is then durable only
+     * once a sync that began after its commit returns (or the next commit
+     * does).  The store stays consistent across any crash either way. */
+    bool defer_meta_sync;
 } cf_store_opts_t;
 
 /* Open or create the environment in dir (created, mode 0700, if missing).
@@ -109,6 +114,13 @@ void cf_store_destroy(cf_store_t **s_p);
 const unsigned char *cf_store_hashkey(const cf_store_t *s);
 /* The sequence number of the last committed batch (0: none). */
 uint64_t cf_store_seq(const cf_store_t *s);
+/* With defer_meta_sync: make every batch committed so far durable (an
+ * fdatasync of the environment); *ret_seq is the last batch it covers.
+ * The one function that may run on a thread other than the writer's, one
+ * such thread at a time, concurrently with transactions and commits.
+ * 0 or CF_EUNAVAIL (I/O error). */
+int cf_store_sync(cf_store_t *s, uint64_t *ret_seq);
+bool cf_store_defers_sync(const cf_store_t *s);
 /* Replace the commit hook (NULL: none). */
 void cf_store_set_hook(cf_store_t *s, cf_commit_hook_fn hook, void *ctx);
 
