@@ -43,6 +43,8 @@ def test_bad_flags_exit_2_one_line():
             ["--map-size", "1000"],
             ["--clock", "manual:yesterday"],
             ["--clock", "fast"],
+            ["--sync", "sometimes"],
+            ["--release-delay-us", "-1"],
             ["extra-argument"],
             ["--config", os.path.join(d.tmp, "missing.yaml")],
             ["--data"],
@@ -254,7 +256,14 @@ def test_sigterm_answers_what_it_read():
 
 
 def test_sigkill_after_ok_is_durable():
-    d = Daemon(clock=T0)
+    # Both sync modes: the default (the syncer thread fsyncs the meta page
+    # before the reply leaves) and the commit doing both fsyncs itself.
+    for mode in ("deferred", "immediate"):
+        _sigkill_after_ok_is_durable(["--sync", mode])
+
+
+def _sigkill_after_ok_is_durable(args):
+    d = Daemon(clock=T0, args=args)
     try:
         d.start()
         p = portal(d)
