@@ -1286,6 +1286,7 @@ int main(int argc, char **argv)
         .map_size = f.map_size,
         .no_grow = f.no_grow,
         .idem_retention = cfg ? cfg->idem_retention : 0,
+        .audit_retention = cfg ? cfg->audit_retention : 0,
         .consent_changes_per_day = cfg ? cfg->consent_changes : 0,
         .max_document = cfg ? cfg->max_document : 0,
         .manual_clock = f.manual_clock,

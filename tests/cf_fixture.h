@@ -152,8 +152,12 @@ s_call(cf_engine_t *e, cf_endpoint_t ep, const char *fmt, ...)
     static unsigned clock_ids;
     if (strstr(text, "'op':'clock.") && !strstr(text, "'id':") && text[0] == '{') {
         char with[sizeof text + 32];
-        snprintf(with, sizeof with, "{'id':'clock-%u',%s", ++clock_ids, text + 1);
-        snprintf(text, sizeof text, "%s", with);
+        int wn = snprintf(with, sizeof with, "{'id':'clock-%u',%s", ++clock_ids, text + 1);
+        /* (memcpy, not snprintf: gcc -O2 calls a "%s" of the larger buffer
+         * a possible truncation, an error under -Werror.) */
+        size_t len = wn < 0 ? 0 : (size_t)wn < sizeof text ? (size_t)wn : sizeof text - 1;
+        memcpy(text, with, len);
+        text[len] = '\0';
     }
     msgpack_sbuffer sb;
     cf_mp_from_json(&sb, "%s", text);
