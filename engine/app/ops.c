@@ -384,6 +384,17 @@ static int s_document(cf_op_t *op)
         cf_claim_fini(&c);
         return cf_op_fail(op, CF_EINTERNAL, "the document cannot be read");
     }
+    /* A whole body in one reply only up to a page's size: a client that
+     * asks for 10 MiB documents and does not read would make the daemon
+     * queue 10 MiB a reply (docs/RELIABILITY.md, "Bounds"); ranges exist. */
+    if (!ranged && body->via.bin.size > CF_PAGE_BYTES) {
+        uint32_t size = body->via.bin.size;
+        msgpack_unpacked_destroy(&up);
+        cf_claim_fini(&c);
+        return cf_op_fail(op, CF_ETOOLARGE, "the document is %u bytes, more than a reply "
+                          "holds (%zu): read it in ranges ('offset', 'length' up to %lld)",
+                          size, CF_PAGE_BYTES, (long long)CF_RANGE_MAX);
+    }
     if (ranged && (uint64_t)offset > body->via.bin.size) {
         uint32_t size = body->via.bin.size;     /* (up's zone goes first) */
         msgpack_unpacked_destroy(&up);

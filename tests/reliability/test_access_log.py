@@ -16,6 +16,9 @@ claims as a 26-character string, and one 42-byte index key per claim
   Short form 200 queries of 1,000 claims; long form (suite `slow`) the
   issue's 4,100.
 
+- test_purge_of_more_than_one_round_ends (item 1 at full size in the long
+  form): 10,050 withdrawn claims, `claimctl purge` ends and erases each.
+
 - test_entries_past_the_retention_are_pruned: with `retention:
   {access_log_days: 2}`, entries older than two days are gone, with their
   index entries, once the manual clock has moved past it and batches have
@@ -163,6 +166,44 @@ def test_entries_past_the_retention_are_pruned():
             eq(len(ok(s.call({"op": "audit", "operator": "hanne"}))["entries"]), 1)
     finally:
         harness.shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_purge_of_more_than_one_round_ends():
+    # Issue 18, item 1 at full size (long form): 10,050 withdrawn claims,
+    # more than one purge transaction erases (10,000); `claimctl purge`
+    # repeats while the daemon says `more`, erases every one once and ends.
+    # Short form 300 claims (one round).
+    n = 10050 if LONG else 300
+    with RDaemon(clock=T0) as d:
+        p = portal(d)
+        ids = make_claims(p, n)
+        for start in range(0, n, 100):
+            chunk = range(start, min(n, start + 100))
+            for i in chunk:
+                p.send({"op": "send", "id": new_id(), "member": member(i), "claim": ids[i],
+                        "event": "claim.withdrawn"})
+            for _ in chunk:
+                eq(ok(p.recv(timeout=60))["claim"]["state"], "withdrawn")
+        ok(op(d, "hanne").call({"op": "clock.advance", "id": new_id(), "seconds": 3 * 86400}))
+        r = subprocess.run([harness.CLAIMCTL, "purge", "--closed-before", "2026-11-26",
+                            "--endpoint", d.operator, "--as", "sofie"], capture_output=True,
+                           text=True, timeout=1800, stdin=subprocess.DEVNULL)
+        eq((r.returncode, r.stdout), (0, "purged %d claims\n" % n), r.stderr)
+        # Nothing is left to purge, and no claim kept its data.
+        s = op(d, "sofie")
+        r = ok(s.call({"op": "purge", "id": new_id(), "closed_before": "2026-11-26"}, timeout=60))
+        eq((r["purged"], r["more"]), (0, False))
+        kept, after = 0, None
+        while True:
+            req = {"op": "query", "limit": 1000}
+            if after:
+                req["after"] = after
+            page = ok(s.call(req, timeout=60))
+            kept += sum(1 for c in page["claims"] if c["data"])
+            after = page.get("next")
+            if not after:
+                break
+        eq(kept, 0)
 
 
 if __name__ == "__main__":
