@@ -109,10 +109,11 @@
  * request just over) gets a `too_large` reply, anything larger costs its
  * sender the connection and the daemon nothing.  The receive high-water mark
  * is sized in frames of that limit, so one peer's queue holds at most
- * CFD_PEER_IN_BYTES (or CFD_ROUTER_HWM frames, if fewer). */
+ * CFD_PEER_IN_BYTES (or CFD_RCVHWM_MAX frames, if fewer). */
 #define CFD_FRAME_MARGIN   (1u << 20)
 #define CFD_PEER_IN_BYTES  ((size_t)256 << 20)
 #define CFD_RCVHWM_MIN     8
+#define CFD_RCVHWM_MAX     10000
 /* The events socket receives only subscriptions ("\x01" + topic; a topic is
  * at most two 64-byte names): anything longer drops the subscriber. */
 #define CFD_SUB_MAX_MSG    1024
@@ -122,7 +123,19 @@
 #define CFD_KEEP_FRAMES    (CFD_ENV_MAX + 2)
 #define CFD_TICK_MS        1000             /* longest poll */
 #define CFD_FIRE_MAX       256              /* timers per fire transaction */
-#define CFD_ROUTER_HWM     10000
+/* Outbound bytes, per peer.  libzmq bounds a ROUTER's queue to one peer in
+ * messages (ZMQ_SNDHWM), not bytes, so the daemon bounds every reply's size
+ * instead: lists stop at about 1 MiB (history, query, audit: CF_PAGE_BYTES
+ * and one item more) and a whole document is sent only up to 1 MiB (larger
+ * ones in ranges of 256 KiB), so no reply exceeds CFD_REPLY_MAX, and the
+ * queue of a peer that does not read holds at most CFD_PEER_OUT_BYTES:
+ * CFD_ROUTER_HWM = 256 MiB / (1 MiB + 64 KiB) = 240 replies.  A high-water
+ * mark sized for 10 MiB documents (25 replies) was rejected: it would drop
+ * the replies of any client with 26 small requests in flight and a full
+ * socket buffer. */
+#define CFD_REPLY_MAX      ((size_t)(1u << 20) + (64u << 10))
+#define CFD_PEER_OUT_BYTES ((size_t)256 << 20)
+#define CFD_ROUTER_HWM     ((int)(CFD_PEER_OUT_BYTES / CFD_REPLY_MAX))
 /* Events queued for one subscriber, and how many subscribers there may be:
  * libzmq bounds a PUB queue per subscriber only, so the daemon bounds the
  * subscribers (the ZAP gate, s_admit_subscriber), and the two together bound
@@ -1024,7 +1037,7 @@ static void *s_socket(void *ctx, int type, const char *ep, char *resolved,
         maxmsg = (int64_t)max_frame + CFD_FRAME_MARGIN;
         size_t frames = CFD_PEER_IN_BYTES / (size_t)maxmsg;
         rcvhwm = frames < CFD_RCVHWM_MIN ? CFD_RCVHWM_MIN
-               : frames > CFD_ROUTER_HWM ? CFD_ROUTER_HWM : (int)frames;
+               : frames > CFD_RCVHWM_MAX ? CFD_RCVHWM_MAX : (int)frames;
     }
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
@@ -1328,6 +1341,7 @@ int main(int argc, char **argv)
         .map_size = f.map_size,
         .no_grow = f.no_grow,
         .idem_retention = cfg ? cfg->idem_retention : 0,
+        .audit_retention = cfg ? cfg->audit_retention : 0,
         .consent_changes_per_day = cfg ? cfg->consent_changes : 0,
         .max_document = cfg ? cfg->max_document : 0,
         .manual_clock = f.manual_clock,

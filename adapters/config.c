@@ -267,17 +267,24 @@ static int s_portal(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
 
 static int s_retention(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
 {
-    static const char *const names[] = {"closed_claims_days", NULL};
-    const cf_yt_node_t *vals[1] = {NULL};
+    static const char *const names[] = {"closed_claims_days", "access_log_days", NULL};
+    const cf_yt_node_t *vals[2] = {NULL, NULL};
     int rc = s_map(c, n, "retention", names, vals);
     if (rc < 0)
         return rc;
-    if (!vals[0])
-        return s_fail(c, n, "'retention' without 'closed_claims_days'");
+    if (!vals[0] && !vals[1])
+        return s_fail(c, n, "'retention' without 'closed_claims_days' or 'access_log_days'");
     uint64_t days;
-    if ((rc = s_uint(c, vals[0], "closed_claims_days", 36500, &days)) < 0)
-        return rc;
-    cfg->purge_after = (int64_t)days * 86400;
+    if (vals[0]) {
+        if ((rc = s_uint(c, vals[0], "closed_claims_days", 36500, &days)) < 0)
+            return rc;
+        cfg->purge_after = (int64_t)days * 86400;
+    }
+    if (vals[1]) {
+        if ((rc = s_uint(c, vals[1], "access_log_days", 36500, &days)) < 0)
+            return rc;
+        cfg->audit_retention = (int64_t)days * 86400;
+    }
     return 0;
 }
 

@@ -313,7 +313,8 @@ typedef struct {
     bench_store_t st;
     uint64_t bytes_nodocs;         /* every database's pages but docs */
     uint64_t bytes_nodocs_noidem;  /* and without idem, idem_age (expire after 7 days) */
-    double per_claim, per_claim_noidem, file_per_claim;
+    uint64_t bytes_audit;          /* the access log: audit, audit_claim, audit_actor */
+    double per_claim, per_claim_noidem, audit_per_claim, file_per_claim;
     bool ran, ok;
 } bench_storefig_t;
 

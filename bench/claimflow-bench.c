@@ -311,6 +311,14 @@ static void s_phase_store(bench_opts_t *o, bench_result_t *R)
         s->bytes_nodocs_noidem = bench_store_bytes(&s->st, noidem);
         s->per_claim = (double)s->bytes_nodocs / (double)s->claims;
         s->per_claim_noidem = (double)s->bytes_nodocs_noidem / (double)s->claims;
+        /* The access log: one entry per operator request naming a claim. */
+        static const char *const audit[] = {"audit", "audit_claim", "audit_actor"};
+        s->bytes_audit = 0;
+        for (size_t i = 0; i < sizeof audit / sizeof audit[0]; i++) {
+            const bench_dbstat_t *a = bench_store_db(&s->st, audit[i]);
+            s->bytes_audit += a ? a->pages * s->st.psize : 0;
+        }
+        s->audit_per_claim = (double)s->bytes_audit / (double)s->claims;
         s->file_per_claim = (double)s->st.file_bytes / (double)s->claims;
         s->ok = true;
     }

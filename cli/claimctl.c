@@ -18,6 +18,7 @@ static const s_command_t s_commands[] = {
     {"queue", cf_cmd_queue, "open claims, most urgent first (breached SLAs, then soonest due)"},
     {"show", cf_cmd_show, "one claim: data, state, flags, timers, documents, last events"},
     {"history", cf_cmd_history, "a claim's whole history, one event a line"},
+    {"document", cf_cmd_document, "a claim's document into a file, in ranges, SHA-256 checked"},
     {"approve", cf_cmd_decide, "approve a claim in review (decision.approved)"},
     {"deny", cf_cmd_decide, "deny a claim in review, with a reason (decision.denied)"},
     {"request-info", cf_cmd_decide, "ask the member for more information (info.requested)"},

@@ -15,6 +15,7 @@ int cf_cmd_calendar(int argc, char **argv);   /* cmd_calendar.c */
 int cf_cmd_queue(int argc, char **argv);      /* cmd_ops.c */
 int cf_cmd_show(int argc, char **argv);
 int cf_cmd_history(int argc, char **argv);
+int cf_cmd_document(int argc, char **argv);
 int cf_cmd_timers(int argc, char **argv);
 int cf_cmd_stats(int argc, char **argv);
 int cf_cmd_export(int argc, char **argv);

@@ -487,6 +487,64 @@ static void s_show_claim(const cf_cli_t *cli, const msgpack_object *c)
     }
 }
 
+/* ------------------------------------------------------- history pages --- */
+/* A claim's whole history: `history` is paged (at most 1,000 events and
+ * about 1 MiB a reply), so follow `next` to the end, keeping every page's
+ * reply alive for the events that point into it. */
+typedef struct {
+    msgpack_unpacked *pages;
+    size_t npages;
+    msgpack_object *ev;
+    uint32_t n;
+} s_history_t;
+
+static void s_history_fini(s_history_t *h)
+{
+    for (size_t i = 0; i < h->npages; i++)
+        msgpack_unpacked_destroy(&h->pages[i]);
+    free(h->pages);
+    free(h->ev);
+    memset(h, 0, sizeof *h);
+}
+
+static int s_history_all(cf_cli_t *cli, const char *claim, s_history_t *h)
+{
+    memset(h, 0, sizeof *h);
+    const msgpack_object *next = NULL;
+    for (;;) {
+        msgpack_unpacked *pages = realloc(h->pages, (h->npages + 1) * sizeof *pages);
+        if (!pages)
+            return cf_cli_fail(CF_EXIT_REFUSED, "history: out of memory");
+        h->pages = pages;
+        msgpack_unpacked *page = &h->pages[h->npages++];
+        msgpack_unpacked_init(page);
+        cf_req_t req;
+        cf_req_init(&req, "history");
+        cf_req_str(&req, "claim", claim);
+        if (next)
+            cf_req_obj(&req, "after", *next);
+        int rc = cf_cli_call(cli, &req, page);
+        if (rc != CF_EXIT_OK)
+            return rc;
+        const msgpack_object *events = cf_mp_get(&page->data, "events");
+        if (!events || events->type != MSGPACK_OBJECT_ARRAY)
+            return cf_cli_fail(CF_EXIT_CONNECT, "history: claimflowd's reply has no events");
+        uint32_t k = events->via.array.size;
+        msgpack_object *ev = realloc(h->ev, ((size_t)h->n + k + 1) * sizeof *ev);
+        if (!ev)
+            return cf_cli_fail(CF_EXIT_REFUSED, "history: out of memory");
+        h->ev = ev;
+        memcpy(h->ev + h->n, events->via.array.ptr, k * sizeof *ev);
+        h->n += k;
+        next = cf_mp_get(&page->data, "next");
+        if (!next || next->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return CF_EXIT_OK;
+        if (k == 0)
+            return cf_cli_fail(CF_EXIT_CONNECT, "history: claimflowd's reply is empty but "
+                               "names a next page");
+    }
+}
+
 int cf_cmd_show(int argc, char **argv)
 {
     static const cf_cmd_spec_t spec = {
@@ -499,32 +557,28 @@ int cf_cmd_show(int argc, char **argv)
     int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
     if (rc >= 0)
         return rc;
-    msgpack_unpacked got, hist;
+    msgpack_unpacked got;
     msgpack_unpacked_init(&got);
-    msgpack_unpacked_init(&hist);
+    s_history_t hist = {0};
     cf_req_t req;
     cf_req_init(&req, "get");
     cf_req_str(&req, "claim", cli.args[0]);
     if ((rc = cf_cli_call(&cli, &req, &got)) != 0)
         goto out;
-    cf_req_init(&req, "history");
-    cf_req_str(&req, "claim", cli.args[0]);
-    if ((rc = cf_cli_call(&cli, &req, &hist)) != 0)
+    if ((rc = s_history_all(&cli, cli.args[0], &hist)) != 0)
         goto out;
 
     const msgpack_object *claim = cf_mp_get(&got.data, "claim");
-    const msgpack_object *events = cf_mp_get(&hist.data, "events");
-    if (!claim || claim->type != MSGPACK_OBJECT_MAP || !events ||
-        events->type != MSGPACK_OBJECT_ARRAY) {
-        rc = cf_cli_fail(CF_EXIT_CONNECT, "show: claimflowd's reply has no claim or events");
+    if (!claim || claim->type != MSGPACK_OBJECT_MAP) {
+        rc = cf_cli_fail(CF_EXIT_CONNECT, "show: claimflowd's reply has no claim");
         goto out;
     }
-    uint32_t n = events->via.array.size;
+    uint32_t n = hist.n;
     uint32_t first = n > S_SHOW_EVENTS ? n - S_SHOW_EVENTS : 0;
     if (cli.json) {
         msgpack_object_kv kv[2] = {
             {cf_mp_str("claim"), *claim},
-            {cf_mp_str("events"), s_array(events->via.array.ptr + first, n - first)},
+            {cf_mp_str("events"), s_array(hist.ev + first, n - first)},
         };
         msgpack_object m;
         memset(&m, 0, sizeof m);
@@ -537,9 +591,9 @@ int cf_cmd_show(int argc, char **argv)
     s_show_claim(&cli, claim);
     printf("\n%slast events%s (%u of %u)\n", cf_cli_color(&cli, CF_C_BOLD),
            cf_cli_color(&cli, CF_C_RESET), n - first, n);
-    s_print_events(&cli, events->via.array.ptr + first, n - first);
+    s_print_events(&cli, hist.ev + first, n - first);
 out:
-    msgpack_unpacked_destroy(&hist);
+    s_history_fini(&hist);
     msgpack_unpacked_destroy(&got);
     cf_cli_fini(&cli);
     return rc;
@@ -558,24 +612,15 @@ int cf_cmd_history(int argc, char **argv)
     int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
     if (rc >= 0)
         return rc;
-    msgpack_unpacked hist;
-    msgpack_unpacked_init(&hist);
-    cf_req_t req;
-    cf_req_init(&req, "history");
-    cf_req_str(&req, "claim", cli.args[0]);
-    if ((rc = cf_cli_call(&cli, &req, &hist)) != 0)
+    s_history_t hist;
+    if ((rc = s_history_all(&cli, cli.args[0], &hist)) != 0)
         goto out;
-    const msgpack_object *events = cf_mp_get(&hist.data, "events");
-    if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
-        rc = cf_cli_fail(CF_EXIT_CONNECT, "history: claimflowd's reply has no events");
-        goto out;
-    }
     if (cli.json)
-        cf_cli_json_one("events", *events);
+        cf_cli_json_one("events", s_array(hist.ev, hist.n));
     else
-        s_print_events(&cli, events->via.array.ptr, events->via.array.size);
+        s_print_events(&cli, hist.ev, hist.n);
 out:
-    msgpack_unpacked_destroy(&hist);
+    s_history_fini(&hist);
     cf_cli_fini(&cli);
     return rc;
 }

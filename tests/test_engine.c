@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cf_fixture.h"
+#include "schema.h"
 
 /* -------------------------------------------------------------- tests --- */
 
@@ -579,6 +580,107 @@ static void test_roles_and_audit(void)
     s_close(&e);
 }
 
+/* The access log of a store from before the binary ids: an entry written
+ * the old way (ids as 26 characters, record and index) reads back beside
+ * new ones, in time order, by claim, by actor and whole; the retention
+ * prunes both kinds with their index keys. */
+static void s_count3(cf_engine_t *e, uint64_t want_log, uint64_t want_claim, uint64_t want_actor)
+{
+    cf_txn_t *t;
+    uint64_t n;
+    CF_ASSERT_INT_EQ(cf_store_begin(cf_engine_store(e), true, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_count(t, CF_DB_AUDIT, &n), 0);
+    CF_ASSERT_INT_EQ(n, want_log);
+    CF_ASSERT_INT_EQ(cf_txn_count(t, CF_DB_AUDIT_CLAIM, &n), 0);
+    CF_ASSERT_INT_EQ(n, want_claim);
+    CF_ASSERT_INT_EQ(cf_txn_count(t, CF_DB_AUDIT_ACTOR, &n), 0);
+    CF_ASSERT_INT_EQ(n, want_actor);
+    cf_txn_abort(&t);
+}
+
+static void test_access_log_old_entries_and_retention(void)
+{
+    cf_engine_t *e = s_open();
+    char a[CF_ID_LEN + 1], b[CF_ID_LEN + 1];
+    snprintf(a, sizeof a, "%s", s_create(e, CPR_A, "physiotherapy"));
+    snprintf(b, sizeof b, "%s", s_create(e, CPR_B, "physiotherapy"));
+    /* An old entry, an hour before T0, naming both claims in text. */
+    cf_time_t t0;
+    CF_ASSERT_INT_EQ(cf_time_parse(T0, strlen(T0), &t0), 0);
+    unsigned char akey[CF_AUDIT_KEY_LEN], k[CF_KEY_MAX];
+    cf_key_audit(akey, t0 - 3600, 1000);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int64(&pk, t0 - 3600);
+    cf_pack_str(&pk, "hanne");
+    cf_pack_str(&pk, "query");
+    msgpack_pack_array(&pk, 2);
+    cf_pack_str(&pk, a);
+    cf_pack_str(&pk, b);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(cf_engine_store(e), false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_AUDIT, akey, sizeof akey, sb.data, sb.size), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_AUDIT_CLAIM, k, cf_key_audit_claim_text(k, a, akey), "", 0), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_AUDIT_CLAIM, k, cf_key_audit_claim_text(k, b, akey), "", 0), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_AUDIT_ACTOR, k, cf_key_audit_actor(k, "hanne", akey), "", 0), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);
+    msgpack_sbuffer_destroy(&sb);
+    /* New entries: a get of a, a listing of both. */
+    ASSERT_OK(s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", a));
+    ASSERT_OK(s_call(e, O, "{'op':'query','actor':'hanne','workflow':'health_claim'}"));
+    s_count3(e, 3, 5, 3);
+    const msgpack_object *r = s_call(e, O, "{'op':'audit','actor':'aud','claim':'%s'}", a);
+    ASSERT_OK(r);
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 3);
+    CF_ASSERT_STR_EQ(S(r, "entries.0.op"), "query");
+    CF_ASSERT_STR_EQ(S(r, "entries.0.at"), "2026-11-24T08:00:00Z");
+    CF_ASSERT_STR_EQ(S(r, "entries.0.claims.0"), a);
+    CF_ASSERT_STR_EQ(S(r, "entries.0.claims.1"), b);
+    CF_ASSERT_STR_EQ(S(r, "entries.1.op"), "get");
+    CF_ASSERT_STR_EQ(S(r, "entries.1.claims.0"), a);
+    CF_ASSERT_STR_EQ(S(r, "entries.2.op"), "query");
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries.2.claims")->via.array.size, 2);
+    /* Paged one by one across the two forms: the same three, in order. */
+    static const char *const ops[] = {"query", "get", "query"};
+    char after[40] = "";
+    for (int i = 0; i < 3; i++) {
+        r = after[0] ? s_call(e, O, "{'op':'audit','actor':'aud','claim':'%s','limit':1,"
+                              "'after':'%s'}", a, after)
+                     : s_call(e, O, "{'op':'audit','actor':'aud','claim':'%s','limit':1}", a);
+        ASSERT_OK(r);
+        CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 1);
+        CF_ASSERT_STR_EQ(S(r, "entries.0.op"), ops[i]);
+        const msgpack_object *nx = cf_mp_path(r, "next");
+        if (i < 2) {
+            CF_ASSERT(nx && nx->type == MSGPACK_OBJECT_STR);
+            snprintf(after, sizeof after, "%.*s", (int)nx->via.str.size, nx->via.str.ptr);
+        } else {
+            CF_ASSERT(nx == NULL);
+        }
+    }
+    r = s_call(e, O, "{'op':'audit','actor':'aud','claim':'%s'}", b);
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 2);
+    r = s_call(e, O, "{'op':'audit','actor':'aud','operator':'hanne'}");
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 3);
+    CF_ASSERT_STR_EQ(S(r, "entries.0.claims.1"), b);
+    /* Five years on (1825 days, the default) less an hour: the old entry
+     * is past it, the new ones not yet. */
+    ASSERT_OK(s_call(e, O, "{'op':'clock.advance','actor':'hanne','seconds':%d}",
+                     1825 * 86400 - 1800));
+    /* (The clock moves inside its batch: the next batch prunes.) */
+    ASSERT_OK(s_call(e, O, "{'op':'ping','actor':'hanne'}"));
+    s_count3(e, 2, 3, 2);
+    r = s_call(e, O, "{'op':'audit','actor':'aud','claim':'%s'}", b);
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 1);
+    ASSERT_OK(s_call(e, O, "{'op':'clock.advance','actor':'hanne','seconds':3600}"));
+    ASSERT_OK(s_call(e, O, "{'op':'ping','actor':'hanne'}"));
+    s_count3(e, 0, 0, 0);
+    s_close(&e);
+}
+
 static bool s_file_has(const char *path, const char *needle)
 {
     FILE *f = fopen(path, "rb");
@@ -795,6 +897,7 @@ int main(void)
     CF_RUN(test_errors);
     CF_RUN(test_map_growth_and_full);
     CF_RUN(test_roles_and_audit);
+    CF_RUN(test_access_log_old_entries_and_retention);
     CF_RUN(test_purge);
     CF_RUN(test_crash_sigkill);
     return cf_test_done();

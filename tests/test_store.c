@@ -537,6 +537,89 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     s_close(&e);
 }
 
+/* Claim ids as 16 bytes (the access log's form): the ULID spec's example,
+ * round trips, and what is no canonical ULID stays text. */
+static void test_claim_ids_in_binary(void)
+{
+    unsigned char bin[CF_ID_BIN_LEN];
+    char back[CF_ID_LEN + 1];
+    static const unsigned char want[CF_ID_BIN_LEN] = {
+        0x01, 0x56, 0x3e, 0x3a, 0xb5, 0xd3, 0xd6, 0x76,
+        0x4c, 0x61, 0xef, 0xb9, 0x93, 0x02, 0xbd, 0x5b};
+    CF_ASSERT_INT_EQ(cf_id_to_bin("01ARZ3NDEKTSV4RRFFQ69G5FAV", bin), 0);
+    CF_ASSERT(memcmp(bin, want, sizeof want) == 0);
+    cf_id_from_bin(bin, back);
+    CF_ASSERT_STR_EQ(back, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    /* The extremes. */
+    CF_ASSERT_INT_EQ(cf_id_to_bin("7ZZZZZZZZZZZZZZZZZZZZZZZZZ", bin), 0);
+    for (size_t i = 0; i < sizeof bin; i++)
+        CF_ASSERT_INT_EQ(bin[i], 0xff);
+    cf_id_from_bin(bin, back);
+    CF_ASSERT_STR_EQ(back, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+    CF_ASSERT_INT_EQ(cf_id_to_bin("00000000000000000000000000", bin), 0);
+    cf_id_from_bin(bin, back);
+    CF_ASSERT_STR_EQ(back, "00000000000000000000000000");
+    /* Ids the engine makes round trip. */
+    cf_engine_t *e = s_open();
+    for (int i = 0; i < 50; i++) {
+        char id[CF_ID_LEN + 1];
+        snprintf(id, sizeof id, "%s", s_create(e, CPR_A, "physiotherapy"));
+        CF_ASSERT_INT_EQ(cf_id_to_bin(id, bin), 0);
+        cf_id_from_bin(bin, back);
+        CF_ASSERT_STR_EQ(back, id);
+    }
+    s_close(&e);
+    /* Not canonical: past 128 bits, lower case, outside the alphabet. */
+    CF_ASSERT_INT_EQ(cf_id_to_bin("80000000000000000000000000", bin), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_id_to_bin("01arz3ndektsv4rrffq69g5fav", bin), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_id_to_bin("01ARZ3NDEKTSV4RRFFQ69G5FAU", bin), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_id_to_bin("01ARZ3NDEKTSV4RRFFQ69G5FA\n", bin), CF_EBADREQ);
+    char nul[CF_ID_LEN + 1] = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    nul[3] = '\0';
+    CF_ASSERT_INT_EQ(cf_id_to_bin(nul, bin), CF_EBADREQ);
+    /* The index key's two forms. */
+    unsigned char k[CF_KEY_MAX], akey[CF_AUDIT_KEY_LEN] = {1};
+    bool text;
+    CF_ASSERT_INT_EQ(cf_key_audit_claim(k, "01ARZ3NDEKTSV4RRFFQ69G5FAV", akey, &text),
+                     CF_AUDIT_CLAIM_BIN);
+    CF_ASSERT(!text && memcmp(k, want, sizeof want) == 0);
+    CF_ASSERT_INT_EQ(cf_key_audit_claim(k, "not-a-ulid-but-26-bytes-xx", akey, &text),
+                     CF_AUDIT_CLAIM_TEXT);
+    CF_ASSERT(text && memcmp(k, "not-a-ulid", 10) == 0);
+    /* Records: binary ids, text ids, elements appended after the fourth. */
+    const char *ids[2] = {"01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-a-ulid-but-26-bytes-xx"};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CF_ASSERT_INT_EQ(cf_audit_encode(1000, "hanne", "query", ids, 2, &sb), 0);
+    CF_ASSERT_INT_EQ(sb.size, 1 + 3 + 6 + 6 + 1 + 18 + 27);
+    cf_audit_rec_t r;
+    CF_ASSERT_INT_EQ(cf_audit_decode(sb.data, sb.size, &r), 0);
+    CF_ASSERT_INT_EQ(r.at, 1000);
+    CF_ASSERT_INT_EQ(r.nclaims, 2);
+    CF_ASSERT_INT_EQ(r.claims[0].type, MSGPACK_OBJECT_BIN);
+    CF_ASSERT_INT_EQ(cf_audit_claim(&r, 0, back), 0);
+    CF_ASSERT_STR_EQ(back, ids[0]);
+    CF_ASSERT_INT_EQ(cf_audit_claim(&r, 1, back), 0);
+    CF_ASSERT_STR_EQ(back, ids[1]);
+    CF_ASSERT_INT_EQ(r.nrest, 0);
+    cf_audit_fini(&r);
+    /* [at, actor, op, [id], purpose, role]: issue 17's trailing elements. */
+    static const char later[] = "\x96\xcd\x03\xe8\xa5hanne\xa3get\x91\xc4\x10"
+                                "0123456789abcdef\xa7payment\xa7handler";
+    CF_ASSERT_INT_EQ(cf_audit_decode(later, sizeof later - 1, &r), 0);
+    CF_ASSERT_INT_EQ(r.nclaims, 1);
+    CF_ASSERT_INT_EQ(r.nrest, 2);
+    cf_audit_fini(&r);
+    /* Hostile: every prefix, a wrong shape. */
+    for (size_t n = 0; n < sb.size; n++) {
+        CF_ASSERT_INT_EQ(cf_audit_decode(sb.data, n, &r), CF_EINTERNAL);
+        cf_audit_fini(&r);
+    }
+    CF_ASSERT_INT_EQ(cf_audit_decode("\x93\x01\xa1x\xa1y", 6, &r), CF_EINTERNAL);
+    cf_audit_fini(&r);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void)
 {
     CF_RUN(test_open_commit_seq);
@@ -547,5 +630,6 @@ int main(void)
     CF_RUN(test_truncated_file_refused_and_leftovers_removed);
     CF_RUN(test_copy_is_complete_or_absent);
     CF_RUN(test_codecs_round_trip_and_hostile_bytes);
+    CF_RUN(test_claim_ids_in_binary);
     return cf_test_done();
 }

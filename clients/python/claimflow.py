@@ -419,10 +419,26 @@ class Client:
             body = f.read()
         return self.attach(claim, kind, body, content_type, **kw)
 
+    RANGE = 256 * 1024      # the daemon's largest document range
+
     def document(self, claim, sha256, **kw):
-        """Download a document: {kind, content_type, sha256, size, body}.
-        ProtocolError if the body does not hash to sha256."""
-        doc = self.call("document", claim=claim, sha256=sha256, **kw)["document"]
+        """Download a document: {kind, content_type, sha256, size, body},
+        in ranges of 256 KiB (the daemon sends a whole body in one reply
+        only up to 1 MiB).  ProtocolError if the body does not hash to
+        sha256."""
+        parts, offset = [], 0
+        while True:
+            doc = self.call("document", claim=claim, sha256=sha256, offset=offset,
+                            length=self.RANGE, **kw)["document"]
+            part = doc.get("body")
+            if not isinstance(part, bytes):
+                break
+            parts.append(part)
+            offset += len(part)
+            if not part or offset >= doc.get("size", 0):
+                break
+        doc.pop("offset", None)
+        doc["body"] = b"".join(parts)
         body = doc.get("body")
         if not isinstance(body, bytes) or hashlib.sha256(body).hexdigest() != sha256:
             raise ProtocolError("the document's body does not match its sha256",

@@ -97,7 +97,6 @@ int cf_claims_publish(cf_batch_t *b, const char *workflow, const char *event, co
 
 void cf_claims_new_id(cf_batch_t *b, char out[CF_ID_LEN + 1])
 {
-    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     cf_idgen_t *g = b->ids;
     uint64_t ms;
     if (b->clock->manual) {
@@ -118,19 +117,12 @@ void cf_claims_new_id(cf_batch_t *b, char out[CF_ID_LEN + 1])
         randombytes_buf(g->last_rand, sizeof g->last_rand);
         g->last_rand[0] &= 0x7f; /* room to count up */
     }
-    /* 48 bits of time -> 10 chars, 80 bits of randomness -> 16 chars. */
-    for (int i = 9; i >= 0; i--, ms >>= 5)
-        out[i] = b32[ms & 31];
-    const unsigned char *r = g->last_rand;
-    uint64_t hi = (uint64_t)r[0] << 32 | (uint64_t)r[1] << 24 | (uint64_t)r[2] << 16 |
-                  (uint64_t)r[3] << 8 | r[4];
-    uint64_t lo = (uint64_t)r[5] << 32 | (uint64_t)r[6] << 24 | (uint64_t)r[7] << 16 |
-                  (uint64_t)r[8] << 8 | r[9];
-    for (int i = 17; i >= 10; i--, hi >>= 5)
-        out[i] = b32[hi & 31];
-    for (int i = 25; i >= 18; i--, lo >>= 5)
-        out[i] = b32[lo & 31];
-    out[CF_ID_LEN] = '\0';
+    /* 48 bits of time, 80 of randomness: the ULID's 16 bytes, in text. */
+    unsigned char bin[CF_ID_BIN_LEN];
+    for (int i = 5; i >= 0; i--, ms >>= 8)
+        bin[i] = (unsigned char)ms;
+    memcpy(bin + 6, g->last_rand, sizeof g->last_rand);
+    cf_id_from_bin(bin, out);
 }
 
 void cf_claims_member_hash(const cf_batch_t *b, const char *canon,
@@ -426,7 +418,9 @@ int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
                     const char *const *claims, size_t n)
 {
     /* Key: at + sequence, so the log reads in time order; two indexes find
-     * the entries of one claim or one actor. */
+     * the entries of one claim or one actor.  Claim ids are stored as their
+     * 16 bytes (schema.h): a listing of 1,000 claims costs ~100 bytes a
+     * claim instead of ~125 (docs/SECURITY.md). */
     unsigned char key[CF_AUDIT_KEY_LEN];
     cf_key_audit(key, b->now, ++*b->audit_seq);
     msgpack_sbuffer sb;
@@ -437,13 +431,163 @@ int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
     msgpack_sbuffer_destroy(&sb);
     unsigned char k[CF_KEY_MAX];
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        size_t kl = cf_key_audit_claim(k, claims[i], key);
+        size_t kl = cf_key_audit_claim(k, claims[i], key, NULL);
         rc = cf_txn_put(b->txn, CF_DB_AUDIT_CLAIM, k, kl, "", 0);
     }
     if (rc == 0 && strlen(actor) <= CF_NAME_MAX) {
         size_t kl = cf_key_audit_actor(k, actor, key);
         rc = cf_txn_put(b->txn, CF_DB_AUDIT_ACTOR, k, kl, "", 0);
     }
+    return rc;
+}
+
+/* One claim's entries: its audit_claim keys in both forms (schema.h),
+ * merged in audit-key order. */
+typedef struct {
+    size_t plen, klen, cap, n;
+    const unsigned char *after;
+    unsigned char (*keys)[CF_AUDIT_KEY_LEN];
+} s_of_claim_t;
+
+static int s_of_claim_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_of_claim_t *x = ctx;
+    const unsigned char *akey = (const unsigned char *)k.data + x->plen;
+    if (k.len != x->klen)
+        return CF_SCAN_NEXT;      /* the other form, sharing the prefix */
+    if (x->after && memcmp(akey, x->after, CF_AUDIT_KEY_LEN) <= 0)
+        return CF_SCAN_NEXT;
+    if (x->n == x->cap)
+        return CF_SCAN_STOP;
+    memcpy(x->keys[x->n++], akey, CF_AUDIT_KEY_LEN);
+    return CF_SCAN_NEXT;
+}
+
+static int s_akey_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, CF_AUDIT_KEY_LEN);
+}
+
+int cf_claims_audit_of_claim(cf_txn_t *txn, const char *id, const unsigned char *after,
+                             size_t max, unsigned char (*ret)[CF_AUDIT_KEY_LEN],
+                             size_t *ret_n)
+{
+    /* Up to max of each form, merged: the first max of the union are
+     * among them. */
+    unsigned char (*keys)[CF_AUDIT_KEY_LEN] = malloc(2 * (max ? max : 1) * CF_AUDIT_KEY_LEN);
+    if (!keys)
+        return CF_EINTERNAL;
+    unsigned char from[CF_KEY_MAX];
+    bool text;
+    size_t plen = cf_key_audit_claim(from, id, NULL, &text);
+    s_of_claim_t x = {.plen = plen, .klen = plen + CF_AUDIT_KEY_LEN, .cap = max,
+                      .after = after, .keys = keys};
+    if (after)
+        memcpy(from + plen, after, CF_AUDIT_KEY_LEN);
+    int rc = cf_txn_scan(txn, CF_DB_AUDIT_CLAIM, from, plen + (after ? CF_AUDIT_KEY_LEN : 0),
+                         plen, s_of_claim_one, &x);
+    if (rc == 0 && !text) {
+        /* A ULID: its entries from before the binary form are under its text. */
+        plen = cf_key_audit_claim_text(from, id, NULL);
+        if (after)
+            memcpy(from + plen, after, CF_AUDIT_KEY_LEN);
+        x.plen = plen;
+        x.klen = plen + CF_AUDIT_KEY_LEN;
+        x.cap = x.n + max;
+        rc = cf_txn_scan(txn, CF_DB_AUDIT_CLAIM, from, plen + (after ? CF_AUDIT_KEY_LEN : 0),
+                         plen, s_of_claim_one, &x);
+    }
+    if (rc == 0) {
+        qsort(keys, x.n, CF_AUDIT_KEY_LEN, s_akey_cmp);
+        *ret_n = x.n < max ? x.n : max;
+        memcpy(ret, keys, *ret_n * CF_AUDIT_KEY_LEN);
+    }
+    free(keys);
+    return rc;
+}
+
+/* Delete one entry and its index keys; rec is a copy (deletes move the
+ * store's pages).  *nkeys counts the index keys deleted. */
+static int s_audit_drop(cf_txn_t *txn, const unsigned char *akey, const void *rec, size_t len,
+                        size_t *nkeys)
+{
+    cf_audit_rec_t r;
+    unsigned char k[CF_KEY_MAX];
+    int rc = 0;
+    /* A record that does not decode goes alone: its index keys, if it had
+     * any, cannot be named, and a reader skips keys whose entry is gone. */
+    if (cf_audit_decode(rec, len, &r) == 0) {
+        for (uint32_t i = 0; rc == 0 && i < r.nclaims; i++) {
+            /* The key has the form of the record's element: bin or text. */
+            char id[CF_ID_LEN + 1];
+            if (cf_audit_claim(&r, i, id) != 0)
+                continue;
+            size_t kl = r.claims[i].type == MSGPACK_OBJECT_BIN
+                            ? cf_key_audit_claim(k, id, akey, NULL)
+                            : cf_key_audit_claim_text(k, id, akey);
+            rc = cf_txn_del(txn, CF_DB_AUDIT_CLAIM, k, kl);
+            (*nkeys)++;
+        }
+        if (rc == 0 && r.actor.via.str.size <= CF_NAME_MAX) {
+            char actor[CF_NAME_MAX + 1];
+            memcpy(actor, r.actor.via.str.ptr, r.actor.via.str.size);
+            actor[r.actor.via.str.size] = '\0';
+            size_t kl = cf_key_audit_actor(k, actor, akey);
+            rc = cf_txn_del(txn, CF_DB_AUDIT_ACTOR, k, kl);
+        }
+    }
+    cf_audit_fini(&r);
+    /* (A key already gone - a claim named twice in one entry - is no
+     * failure: cf_txn_del returns 0.) */
+    return rc == 0 ? cf_txn_del(txn, CF_DB_AUDIT, akey, CF_AUDIT_KEY_LEN) : rc;
+}
+
+typedef struct {
+    cf_txn_t *txn;
+    cf_time_t before;
+    size_t max_entries, max_keys, entries, keys;
+    unsigned char akey[CF_AUDIT_KEY_LEN];
+    void *rec;
+    size_t len;
+    bool found;
+} s_prune_t;
+
+static int s_prune_first(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    s_prune_t *x = ctx;
+    if (k.len != CF_AUDIT_KEY_LEN || (cf_time_t)cf_be64_get(k.data) >= x->before)
+        return CF_SCAN_STOP;
+    x->rec = malloc(v.len ? v.len : 1);
+    if (!x->rec)
+        return CF_EINTERNAL;
+    memcpy(x->akey, k.data, CF_AUDIT_KEY_LEN);
+    memcpy(x->rec, v.data, v.len);
+    x->len = v.len;
+    x->found = true;
+    return CF_SCAN_STOP;
+}
+
+int cf_claims_audit_prune(cf_batch_t *b, cf_time_t before, size_t max_entries,
+                          size_t max_keys, size_t *ret_n)
+{
+    s_prune_t x = {.txn = b->txn, .before = before};
+    int rc = 0;
+    /* Oldest first, one entry at a time: deleting under a scan's cursor in
+     * other databases is fine, but each entry's record must be copied
+     * before its index keys go. */
+    while (rc == 0 && x.entries < max_entries && x.keys < max_keys) {
+        x.found = false;
+        if ((rc = cf_txn_scan(b->txn, CF_DB_AUDIT, NULL, 0, 0, s_prune_first, &x)) != 0 ||
+            !x.found)
+            break;
+        rc = s_audit_drop(b->txn, x.akey, x.rec, x.len, &x.keys);
+        free(x.rec);
+        x.rec = NULL;
+        x.entries++;
+    }
+    if (ret_n)
+        *ret_n = x.entries;
     return rc;
 }
 

@@ -43,6 +43,7 @@ typedef struct {
     const cf_operator_t *operators;
     size_t noperators;
     int64_t idem_retention;      /* seconds */
+    int64_t audit_retention;     /* seconds an access-log entry is kept */
     size_t max_document;         /* bytes */
     int64_t purge_after;         /* seconds; 0: purge needs a date */
     unsigned consent_changes;    /* consent changes per member and UTC day */
@@ -161,9 +162,25 @@ int cf_claims_publish(cf_batch_t *b, const char *workflow, const char *event, co
 
 /* ---------------------------------------------------------- access log --- */
 /* Record an access to claims[0..n) (each CF_ID_LEN bytes) by actor with op
- * (docs/SECURITY.md).  0 or a store error. */
+ * (docs/SECURITY.md): one entry, each claim id in it and in the per-claim
+ * index as its 16 bytes (schema.h).  0 or a store error. */
 int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
                     const char *const *claims, size_t n);
+/* One claim's access-log entries: the audit keys (CF_AUDIT_KEY_LEN each)
+ * of its audit_claim index entries after `after` (NULL: from the first),
+ * in key order (time, sequence), at most max of them, into ret (room for
+ * max), their number in *ret_n.  Looks under both forms of the index key
+ * (the 16-byte id, and the 26 characters of entries from before; schema.h).
+ * 0, CF_EINTERNAL (out of memory) or a store error. */
+int cf_claims_audit_of_claim(cf_txn_t *txn, const char *id, const unsigned char *after,
+                             size_t max, unsigned char (*ret)[CF_AUDIT_KEY_LEN],
+                             size_t *ret_n);
+/* The retention: delete entries older than `before`, oldest first, with
+ * their audit_claim and audit_actor index entries, until max_entries are
+ * deleted or max_keys index keys (always at least one entry when one is
+ * due).  *ret_n (may be NULL): the entries deleted.  0 or a store error. */
+int cf_claims_audit_prune(cf_batch_t *b, cf_time_t before, size_t max_entries,
+                          size_t max_keys, size_t *ret_n);
 /* The access log's last sequence number (at engine open). */
 int cf_claims_audit_seq(cf_txn_t *txn, uint64_t *ret);
 /* Keep the sequence in meta (in the batch that moved it). */

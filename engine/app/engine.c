@@ -19,8 +19,14 @@
  * answered `unavailable` - so the others still land.  Nothing is answered
  * before the commit returns.
  *
- * Idempotency entries older than the retention are pruned a few per batch,
- * oldest first (idem_age index), so pruning never stalls a batch.
+ * Idempotency entries and access-log entries older than their retention
+ * are pruned a few per batch, oldest first (the idem_age index; the access
+ * log's own keys, which begin with the time), so pruning never stalls a
+ * batch.  The access log's budget is counted in entries and in the index
+ * keys they name (a listing names up to 1,000 claims): a batch of n
+ * requests writes at most n entries and prunes up to 32, or 8,192 claim
+ * references, so entries past the retention are gone within a few batches
+ * of falling due, also under load.
  */
 #include "engine.h"
 
@@ -37,6 +43,9 @@
 #include "timers.h"
 
 #define CF_IDEM_PRUNE_PER_BATCH 64
+#define CF_AUDIT_PRUNE_ENTRIES 32
+#define CF_AUDIT_PRUNE_KEYS 8192
+#define CF_AUDIT_RETENTION_DEFAULT ((int64_t)1825 * 86400)
 
 struct cf_engine {
     cf_store_t *store;
@@ -316,6 +325,8 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     if (!e)
         return CF_EINTERNAL;
     e->lim.idem_retention = opts->idem_retention > 0 ? opts->idem_retention : 7 * 86400;
+    e->lim.audit_retention = opts->audit_retention > 0 ? opts->audit_retention
+                                                       : CF_AUDIT_RETENTION_DEFAULT;
     e->lim.max_document = opts->max_document ? opts->max_document : (size_t)10 << 20;
     e->lim.purge_after = opts->purge_after;
     e->lim.consent_changes = opts->consent_changes_per_day ? opts->consent_changes_per_day : 20;
@@ -511,7 +522,8 @@ static void s_batch_begin(cf_engine_t *e, cf_batch_t *b, cf_txn_t *txn)
     b->pubs = &e->pubs;
 }
 
-/* Delete a few idempotency entries past the retention, oldest first. */
+/* Delete a few idempotency and access-log entries past their retention,
+ * oldest first. */
 typedef struct {
     cf_batch_t *b;
     cf_time_t limit;
@@ -532,10 +544,14 @@ static int s_prune_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
     return CF_SCAN_DEL;
 }
 
-static int s_idem_prune(cf_batch_t *b)
+static int s_prune(cf_batch_t *b)
 {
     s_prune_t x = {b, b->now - b->lim->idem_retention, 0};
-    return cf_txn_scan(b->txn, CF_DB_IDEM_AGE, NULL, 0, 0, s_prune_one, &x);
+    int rc = cf_txn_scan(b->txn, CF_DB_IDEM_AGE, NULL, 0, 0, s_prune_one, &x);
+    if (rc == 0)
+        rc = cf_claims_audit_prune(b, b->now - b->lim->audit_retention, CF_AUDIT_PRUNE_ENTRIES,
+                                   CF_AUDIT_PRUNE_KEYS, NULL);
+    return rc;
 }
 
 int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t *replies)
@@ -568,7 +584,7 @@ int cf_engine_run(cf_engine_t *e, const cf_request_t *reqs, size_t n, cf_reply_t
         cf_batch_t b;
         s_batch_begin(e, &b, txn);
         long failed_at = -1;
-        if (prune && (s_idem_prune(&b) != 0 || cf_batch_failed(&b)))
+        if (prune && (s_prune(&b) != 0 || cf_batch_failed(&b)))
             failed_at = -2;
         for (size_t i = 0; failed_at == -1 && i < n; i++) {
             if (forced[i]) {

@@ -35,6 +35,7 @@ typedef struct {
     size_t map_max;              /* the map never grows past this; 0 = no limit */
     bool no_grow;                /* never grow: a full map is `unavailable` */
     int64_t idem_retention;      /* seconds an idempotency entry is kept; 0 = 7 days */
+    int64_t audit_retention;     /* seconds an access-log entry is kept; 0 = 1825 days */
     unsigned consent_changes_per_day;  /* per member and UTC day; 0 = 20 */
     size_t max_document;         /* largest document body; 0 = 10 MiB */
     bool manual_clock;           /* time moves only by clock.set/advance */

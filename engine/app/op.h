@@ -8,6 +8,12 @@
 
 #include "claims.h"
 
+/* Replies that list (history, query, audit) stop adding items once the
+ * list holds about this many bytes, always holding at least one item, and
+ * say where to go on (`next`): no reply grows with the store (only a
+ * whole `document` is bigger, up to max_document). */
+#define CF_PAGE_BYTES ((size_t)1 << 20)
+
 /* One request being applied. */
 typedef struct {
     cf_batch_t *b;

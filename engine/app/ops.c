@@ -359,6 +359,12 @@ static int s_document(cf_op_t *op)
         cf_claim_fini(&c);
         return cf_op_fail(op, CF_ENOTFOUND, "the claim holds no document with that sha256");
     }
+    /* The access-log entry first: the body below is borrowed from the
+     * store, valid only until the transaction's next write (store.h). */
+    if ((rc = cf_op_audit_one(op, "document", &c)) != 0) {
+        cf_claim_fini(&c);
+        return rc;
+    }
     cf_bytes_t v;
     rc = cf_txn_get(op->b->txn, CF_DB_DOCS, sha, 32, &v);
     msgpack_unpacked up;
@@ -378,17 +384,23 @@ static int s_document(cf_op_t *op)
         cf_claim_fini(&c);
         return cf_op_fail(op, CF_EINTERNAL, "the document cannot be read");
     }
+    /* A whole body in one reply only up to a page's size: a client that
+     * asks for 10 MiB documents and does not read would make the daemon
+     * queue 10 MiB a reply (docs/RELIABILITY.md, "Bounds"); ranges exist. */
+    if (!ranged && body->via.bin.size > CF_PAGE_BYTES) {
+        uint32_t size = body->via.bin.size;
+        msgpack_unpacked_destroy(&up);
+        cf_claim_fini(&c);
+        return cf_op_fail(op, CF_ETOOLARGE, "the document is %u bytes, more than a reply "
+                          "holds (%zu): read it in ranges ('offset', 'length' up to %lld)",
+                          size, CF_PAGE_BYTES, (long long)CF_RANGE_MAX);
+    }
     if (ranged && (uint64_t)offset > body->via.bin.size) {
-        uint32_t size = body->via.bin.size;     /* body goes with up */
+        uint32_t size = body->via.bin.size;     /* (up's zone goes first) */
         msgpack_unpacked_destroy(&up);
         cf_claim_fini(&c);
         return cf_op_fail(op, CF_EBADREQ, "field 'offset' is past the document's end (%u bytes)",
                           size);
-    }
-    if ((rc = cf_op_audit_one(op, "document", &c)) != 0) {
-        msgpack_unpacked_destroy(&up);
-        cf_claim_fini(&c);
-        return rc;
     }
     cf_op_key(op, "document");
     msgpack_pack_map(&op->pk, ranged ? 6 : 5);
@@ -523,7 +535,6 @@ static int s_get(cf_op_t *op)
 /* History pages: at most `limit` events and about CF_PAGE_BYTES of them
  * (always at least one), so no reply grows with a claim's history. */
 #define CF_HISTORY_MAX 1000
-#define CF_PAGE_BYTES ((size_t)1 << 20)
 
 static int s_history(cf_op_t *op)
 {
@@ -597,7 +608,8 @@ static int s_query_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
     s_query_t *q = ctx;
     if (q->after && k.len == q->afterlen && memcmp(k.data, q->after, k.len) == 0)
         return CF_SCAN_NEXT;
-    if (q->count == q->limit || q->scanned == CF_QUERY_SCAN_MAX) {
+    if (q->count == q->limit || q->scanned == CF_QUERY_SCAN_MAX ||
+        (q->count && q->list.size >= CF_PAGE_BYTES)) {
         q->more = true;
         return CF_SCAN_STOP;
     }

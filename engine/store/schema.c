@@ -408,11 +408,69 @@ void cf_key_audit(unsigned char *k, cf_time_t at, uint64_t seq)
     cf_be64_put(k + 8, seq);
 }
 
-size_t cf_key_audit_claim(unsigned char *k, const char *id, const unsigned char *akey)
+/* Crockford's base32, as ULIDs use it. */
+static const char s_b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+static int s_b32_val(char ch)
+{
+    const char *p = ch ? strchr(s_b32, ch) : NULL;
+    return p ? (int)(p - s_b32) : -1;
+}
+
+/* The 26 characters are 130 bits, the top two zero: the 128-bit ULID. */
+int cf_id_to_bin(const char *id, unsigned char out[CF_ID_BIN_LEN])
+{
+    unsigned char v[CF_ID_BIN_LEN] = {0};
+    for (size_t i = 0; i < CF_ID_LEN; i++) {
+        int d = s_b32_val(id[i]);
+        if (d < 0 || (i == 0 && d > 7))
+            return CF_EBADREQ;
+        /* v = v << 5 | d, over 128 bits */
+        unsigned carry = (unsigned)d;
+        for (int j = CF_ID_BIN_LEN - 1; j >= 0; j--) {
+            unsigned x = (unsigned)v[j] << 5 | carry;
+            v[j] = (unsigned char)x;
+            carry = x >> 8;
+        }
+    }
+    memcpy(out, v, sizeof v);
+    return 0;
+}
+
+void cf_id_from_bin(const unsigned char bin[CF_ID_BIN_LEN], char out[CF_ID_LEN + 1])
+{
+    /* Character i holds bits 125-5i .. 129-5i of the 130-bit number. */
+    for (int i = 0; i < CF_ID_LEN; i++) {
+        unsigned d = 0;
+        for (int b = 0; b < 5; b++) {
+            int bit = 129 - 5 * i - b;          /* from the top, 0 = least significant */
+            if (bit < 128 && (bin[CF_ID_BIN_LEN - 1 - bit / 8] >> (bit % 8) & 1))
+                d |= 1u << (4 - b);
+        }
+        out[i] = s_b32[d];
+    }
+    out[CF_ID_LEN] = '\0';
+}
+
+size_t cf_key_audit_claim(unsigned char *k, const char *id, const unsigned char *akey,
+                          bool *text)
+{
+    bool t = cf_id_to_bin(id, k) != 0;
+    if (text)
+        *text = t;
+    if (t)
+        return cf_key_audit_claim_text(k, id, akey);
+    if (akey)
+        memcpy(k + CF_ID_BIN_LEN, akey, CF_AUDIT_KEY_LEN);
+    return CF_ID_BIN_LEN + (akey ? CF_AUDIT_KEY_LEN : 0);
+}
+
+size_t cf_key_audit_claim_text(unsigned char *k, const char *id, const unsigned char *akey)
 {
     memcpy(k, id, CF_ID_LEN);
-    memcpy(k + CF_ID_LEN, akey, CF_AUDIT_KEY_LEN);
-    return CF_ID_LEN + CF_AUDIT_KEY_LEN;
+    if (akey)
+        memcpy(k + CF_ID_LEN, akey, CF_AUDIT_KEY_LEN);
+    return CF_ID_LEN + (akey ? CF_AUDIT_KEY_LEN : 0);
 }
 
 size_t cf_key_audit_actor(unsigned char *k, const char *actor, const unsigned char *akey)
@@ -484,9 +542,60 @@ int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
     cf_pack_str(&pk, actor);
     cf_pack_str(&pk, op);
     msgpack_pack_array(&pk, (uint32_t)n);
-    for (size_t i = 0; i < n; i++)
-        cf_pack_strn(&pk, claims[i], CF_ID_LEN);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char bin[CF_ID_BIN_LEN];
+        if (cf_id_to_bin(claims[i], bin) == 0) {
+            msgpack_pack_bin(&pk, sizeof bin);
+            msgpack_pack_bin_body(&pk, bin, sizeof bin);
+        } else {
+            cf_pack_strn(&pk, claims[i], CF_ID_LEN);
+        }
+    }
     return sb->data ? 0 : CF_EINTERNAL;
+}
+
+int cf_audit_decode(const void *rec, size_t len, cf_audit_rec_t *r)
+{
+    memset(r, 0, sizeof *r);
+    msgpack_unpacked_init(&r->up);
+    size_t off = 0;
+    int64_t at;
+    if (cf_mpcheck(rec, len, NULL) != 0 ||
+        msgpack_unpack_next(&r->up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        r->up.data.type != MSGPACK_OBJECT_ARRAY || r->up.data.via.array.size < 4)
+        return CF_EINTERNAL;
+    const msgpack_object *a = r->up.data.via.array.ptr;
+    if (!s_int(&a[0], &at) || a[1].type != MSGPACK_OBJECT_STR ||
+        a[2].type != MSGPACK_OBJECT_STR || a[3].type != MSGPACK_OBJECT_ARRAY)
+        return CF_EINTERNAL;
+    r->at = at;
+    r->actor = a[1];
+    r->op = a[2];
+    r->claims = a[3].via.array.ptr;
+    r->nclaims = a[3].via.array.size;
+    r->rest = a + 4;
+    r->nrest = r->up.data.via.array.size - 4;
+    return 0;
+}
+
+void cf_audit_fini(cf_audit_rec_t *r)
+{
+    msgpack_unpacked_destroy(&r->up);
+}
+
+int cf_audit_claim(const cf_audit_rec_t *r, uint32_t i, char out[CF_ID_LEN + 1])
+{
+    const msgpack_object *o = &r->claims[i];
+    if (o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == CF_ID_BIN_LEN) {
+        cf_id_from_bin((const unsigned char *)o->via.bin.ptr, out);
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == CF_ID_LEN) {
+        memcpy(out, o->via.str.ptr, CF_ID_LEN);
+        out[CF_ID_LEN] = '\0';
+        return 0;
+    }
+    return CF_EINTERNAL;
 }
 
 int cf_event_encode(uint32_t seq, cf_time_t at, const char *event, const char *from,

@@ -127,11 +127,34 @@ size_t cf_key_idem(unsigned char *k, char endpoint, const char *actor, const cha
                    size_t idlen);
 size_t cf_key_idem_age(unsigned char *k, cf_time_t at, const unsigned char *ikey, size_t iklen);
 
-/* audit: at(be64) + seq(be64); audit_claim: claim id + audit key;
+/* Claim ids in binary: a ULID's 26 Crockford base32 characters as its 16
+ * bytes (48 bits of milliseconds, 80 random bits; big-endian), the form the
+ * access log stores them in.  cf_id_to_bin: 0, or CF_EBADREQ when id is not
+ * a canonical ULID (lower case, a character outside the alphabet, a first
+ * character past '7'), so that cf_id_from_bin(cf_id_to_bin(id)) == id
+ * always.  cf_id_from_bin writes 26 characters and a NUL. */
+#define CF_ID_BIN_LEN 16
+int cf_id_to_bin(const char *id, unsigned char out[CF_ID_BIN_LEN]);
+void cf_id_from_bin(const unsigned char bin[CF_ID_BIN_LEN], char out[CF_ID_LEN + 1]);
+
+/* audit: at(be64) + seq(be64).
+ * audit_claim: claim id + audit key.  The id is its 16 bytes
+ * (CF_AUDIT_CLAIM_BIN: 32-byte keys) when it is a ULID; an id that is not
+ * one (a request naming no real claim) and every key written before the
+ * binary form (format 1 stores of before issue 18) hold its 26 characters
+ * (CF_AUDIT_CLAIM_TEXT: 42-byte keys).  Readers look under both; the
+ * lengths tell them apart.  cf_key_audit_claim writes the form the log
+ * writes now and says which in *text (may be NULL); with akey NULL it
+ * writes only the id, a scan prefix.  cf_key_audit_claim_text: the text
+ * form, to read (and prune) older keys.
  * audit_actor: actor \0 + audit key */
 #define CF_AUDIT_KEY_LEN 16
+#define CF_AUDIT_CLAIM_BIN (CF_ID_BIN_LEN + CF_AUDIT_KEY_LEN)
+#define CF_AUDIT_CLAIM_TEXT (CF_ID_LEN + CF_AUDIT_KEY_LEN)
 void cf_key_audit(unsigned char *k, cf_time_t at, uint64_t seq);
-size_t cf_key_audit_claim(unsigned char *k, const char *id, const unsigned char *akey);
+size_t cf_key_audit_claim(unsigned char *k, const char *id, const unsigned char *akey,
+                          bool *text);
+size_t cf_key_audit_claim_text(unsigned char *k, const char *id, const unsigned char *akey);
 size_t cf_key_audit_actor(unsigned char *k, const char *actor, const unsigned char *akey);
 
 /* ============================================================= records === */
@@ -160,9 +183,27 @@ int cf_doc_encode(const char *ctype, size_t clen, const void *body, size_t blen,
 int cf_idem_encode(const unsigned char hash[32], cf_time_t at, const void *reply, size_t len,
                    unsigned char **ret, size_t *ret_len);  /* *ret: free() */
 
-/* audit: [at, actor, op, [claim id...]] */
+/* audit: [at, actor, op, [claim id...]], each claim id a 16-byte bin (a
+ * ULID; cf_id_to_bin) or, for an id that is not one and in records written
+ * before, its 26 characters.  Elements after the fourth (issue 17 appends
+ * purpose and role) are kept by whoever writes them and skipped here.
+ * cf_audit_decode: 0, or CF_EINTERNAL (not such a record); the views in
+ * *ret borrow rec and the decoder's zone: valid until cf_audit_fini.
+ * cf_audit_claim: the i-th claim id as text, 0 or CF_EINTERNAL. */
 int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
                     const char *const *claims, size_t n, msgpack_sbuffer *sb);
+typedef struct {
+    cf_time_t at;
+    msgpack_object actor, op;          /* strings */
+    const msgpack_object *claims;      /* nclaims elements: bin 16 or str 26 */
+    uint32_t nclaims;
+    const msgpack_object *rest;        /* elements after the fourth */
+    uint32_t nrest;
+    msgpack_unpacked up;
+} cf_audit_rec_t;
+int cf_audit_decode(const void *rec, size_t len, cf_audit_rec_t *ret);
+void cf_audit_fini(cf_audit_rec_t *r);
+int cf_audit_claim(const cf_audit_rec_t *r, uint32_t i, char out[CF_ID_LEN + 1]);
 
 /* history: [seq, at, event, from|nil, to, actor, data|nil]; data: packed
  * msgpack or NULL.  cf_event_strip: the same record without its data (a

@@ -815,5 +815,78 @@ def test_backup_under_load():
         usage(run("backup"), "backup", "claimctl: backup: missing argument (DIR)")
 
 
+def history_pages(d, claim_id):
+    """The whole history through the protocol, page by page; and the pages."""
+    events, sizes, after = [], [], 0
+    while True:
+        r = ok(op(d, "aud").call({"op": "history", "claim": claim_id, "after": after}))
+        events += r["events"]
+        sizes.append(len(r["events"]))
+        if "next" not in r:
+            return events, sizes
+        after = r["next"]
+
+
+def test_history_and_show_follow_the_pages():
+    # 300 events of ~4 KB: the daemon's history replies stop at about
+    # 1 MiB, so the history comes in two pages; claimctl reads them all.
+    with Daemon(clock=T0) as d:
+        p = portal(d)
+        a = create(p, M1)["id"]
+        consent(p, M1)
+        h = op(d, "hanne")
+        for i in range(150):
+            ok(h.call({"op": "send", "id": new_id(), "claim": a, "event": "info.requested",
+                       "data": {"text": "%04d" % i + "q" * 3996}}))
+            member_send(p, M1, a, "info.provided", {"text": "%04d" % i + "a" * 3996})
+        hist, sizes = history_pages(d, a)
+        eq(len(sizes), 2, sizes)
+        eq([e["seq"] for e in hist], list(range(1, len(hist) + 1)))
+        eq(ok_run(ctl(d, "history", a, "--json")).json(), {"events": hist})
+        t = ok_run(ctl(d, "history", a))
+        eq(len(t.out.splitlines()), len(hist) + 1)
+        doc = ok_run(ctl(d, "show", a, "--json")).json()
+        eq(doc["events"], hist[-10:])
+        check("last events (10 of %d)" % len(hist) in ok_run(ctl(d, "show", a)).out)
+
+
+def test_document_in_ranges_checked():
+    with Daemon(clock=T0) as d:
+        p = portal(d)
+        a = create(p, M1, "physiotherapy")["id"]
+        body = b"%PDF-1.4\n" + os.urandom(600 * 1024)     # three ranges of 256 KiB
+        sha = ok(p.call({"op": "attach", "id": new_id(), "member": M1, "claim": a,
+                         "kind": "referral", "content_type": "application/pdf",
+                         "body": body}))["document"]["sha256"]
+        tmp = tempfile.mkdtemp(prefix="cf-doc-")
+        try:
+            path = os.path.join(tmp, "referral.pdf")
+            r = ok_run(ctl(d, "document", a, sha, "-o", path))
+            eq(r.out, "")
+            eq(r.err, "claimctl: document: %d bytes written to %s, SHA-256 checked\n"
+               % (len(body), path))
+            eq(open(path, "rb").read(), body)
+            eq(sorted(os.listdir(tmp)), ["referral.pdf"])
+            # On stdout (-o -): the bytes themselves.
+            q = subprocess.run([CLAIMCTL, "document", a, sha, "-o", "-", "--endpoint",
+                                d.operator, "--as", "hanne"], capture_output=True,
+                               timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+            eq((q.returncode, q.stdout == body, q.stderr), (0, True, b""))
+            # Every range was an access-log entry.
+            log = ok(op(d, "aud").call({"op": "audit", "claim": a}))["entries"]
+            eq([e["op"] for e in log], ["document"] * 6)
+            # A document the claim does not hold: refused, no file at all.
+            other = "0" * 64
+            r = ctl(d, "document", a, other, "-o", os.path.join(tmp, "x.pdf"))
+            refused(r, "not_found")
+            eq(sorted(os.listdir(tmp)), ["referral.pdf"])
+            r = ctl(d, "document", a, "ABC", "-o", os.path.join(tmp, "x.pdf"))
+            eq(r.rc, 2, r)
+            eq(r.err.splitlines()[0],
+               "claimctl: document: SHA256 must be 64 lower-case hex digits")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     run_tests(globals())

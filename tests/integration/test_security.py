@@ -328,7 +328,13 @@ def test_key_and_config_errors_name_the_file_never_the_key():
         eq(start_fails(config_text=head + "retention:\n  closed_claims_days: 0\n"),
            "claimflowd: %s:5:23: 'closed_claims_days' must be an integer from 1 to 36500" % cfg)
         eq(start_fails(config_text=head + "retention: {days: 3}\n"),
-           "claimflowd: %s:4:13: unknown key in 'retention' (closed_claims_days)" % cfg)
+           "claimflowd: %s:4:13: unknown key in 'retention' (closed_claims_days, "
+           "access_log_days)" % cfg)
+        eq(start_fails(config_text=head + "retention: {access_log_days: 0}\n"),
+           "claimflowd: %s:4:30: 'access_log_days' must be an integer from 1 to 36500" % cfg)
+        eq(start_fails(config_text=head + "retention: {}\n"),
+           "claimflowd: %s:4:12: 'retention' without 'closed_claims_days' or "
+           "'access_log_days'" % cfg)
     finally:
         d.cleanup()
 
