@@ -19,6 +19,7 @@
 #include "cf_version.h"
 #include "person.h"
 #include "privacy.h"
+#include "rights.h"
 #include "timers.h"
 
 /* The most index entries one query page looks at. */
@@ -477,18 +478,7 @@ static int s_consent(cf_op_t *op, bool give)
     if (rc == 0) {
         op->wrote = true;
         cf_op_key(op, "consent");
-        msgpack_pack_map(&op->pk, 4);
-        cf_pack_str(&op->pk, "member");
-        cf_pack_strn(&op->pk, member, mlen);
-        cf_pack_str(&op->pk, "given_at");
-        cf_pack_time(&op->pk, ctx.given_at);
-        cf_pack_str(&op->pk, "valid_until");
-        cf_pack_time(&op->pk, ctx.valid_until);
-        cf_pack_str(&op->pk, "withdrawn_at");
-        if (ctx.withdrawn_at)
-            cf_pack_time(&op->pk, ctx.withdrawn_at);
-        else
-            msgpack_pack_nil(&op->pk);
+        cf_rights_pack_consent(&op->pk, member, mlen, &ctx);
         cf_op_key(op, "moved");
         msgpack_pack_array(&op->pk, nmoved);
         if (moved.size)
@@ -1031,6 +1021,7 @@ static const cf_op_def_t s_ops[] = {
     {"document", s_document, EP_BOTH, R_READ, false, true, k_document},
     {"consent.give", s_consent_give, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
     {"consent.withdraw", s_consent_withdraw, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
+    {"consent.get", cf_op_consent_get, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, NULL},
     {"get", s_get, EP_BOTH, R_READ, false, true, k_claim},
     {"history", s_history, EP_BOTH, R_READ, false, true, k_history},
     {"query", s_query, EP_BOTH, R_READ, false, true, k_query},
