@@ -471,7 +471,8 @@ static void test_invalid_transition(void)
     CF_ASSERT_STR_EQ(e.message,
                      "event 'treatment.started' is not accepted in state 'in_review' (accepts: "
                      "sla.warning, sla.breached, info.requested, decision.approved, "
-                     "decision.denied, claim.withdrawn, consent.withdrawn, consent.expired): "
+                     "decision.denied, claim.withdrawn, consent.withdrawn, consent.expired, "
+                     "consent.expiring): "
                      "treatment is covered only once it is pre-approved (a payment guarantee "
                      "or a network referral)");
     /* no refusal text for an event without one */
@@ -479,7 +480,8 @@ static void test_invalid_transition(void)
                              &r, &e), CF_EINVTRANS);
     CF_ASSERT_STR_EQ(e.message,
                      "event 'decision.approved' is not accepted in state 'approved' (accepts: "
-                     "guarantee.issued, network.referred, consent.withdrawn, consent.expired)");
+                     "guarantee.issued, network.referred, consent.withdrawn, consent.expired, "
+                     "consent.expiring)");
     /* an unknown event; a final state */
     CF_ASSERT_INT_EQ(s_apply(s_hc, "closed", -1, 0, "no.such", M, NULL, true, &r, &e),
                      CF_EINVTRANS);

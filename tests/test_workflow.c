@@ -52,7 +52,7 @@ static void test_health_claim_model(void)
 {
     cf_wf_t *wf = s_load_shipped("health_claim.yaml");
     CF_ASSERT_STR_EQ(wf->name, "health_claim");
-    CF_ASSERT_INT_EQ(wf->version, 1);
+    CF_ASSERT_INT_EQ(wf->version, 2);
     CF_ASSERT_STR_EQ(wf->calendar, "dk");
     CF_ASSERT_INT_EQ(wf->created_by, CF_ROLE_MEMBER);
     CF_ASSERT_INT_EQ(wf->nstates, 14);
@@ -110,7 +110,7 @@ static void test_health_claim_model(void)
     CF_ASSERT(cf_wf_event_find(wf, ir, "sla.warning", 3) == NULL);
 
     /* any: in every non-final state, never in a final one */
-    CF_ASSERT_INT_EQ(wf->nany, 2);
+    CF_ASSERT_INT_EQ(wf->nany, 3);
     ev = cf_wf_event_find(wf, ir, "consent.withdrawn", 17);
     CF_ASSERT(ev == &wf->any[0]);
     CF_ASSERT(cf_wf_event_find(wf, cf_wf_state_find(wf, "closed"), "consent.withdrawn", 17) == NULL);

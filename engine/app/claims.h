@@ -125,6 +125,13 @@ typedef struct {
     bool only_changes;           /* skip (return 1) unless state or flags change */
 } cf_apply_rec_t;
 
+/* Start (start true) or cancel the member timers of consent c: its expiry
+ * (consent.expired at valid_until) and its reminder (consent.expiring
+ * CF_CONSENT_NOTICE before).  Cancelling a consent that is not running
+ * (never given, withdrawn) does nothing.  0 or a store error. */
+int cf_claims_consent_timers(cf_batch_t *b, const unsigned char *hash, const cf_consent_t *c,
+                             bool start);
+
 /* Apply event[0..elen) with data to c as role: the consent context, the
  * state machine, the due times of timers it starts, then the write
  * (transition, indexes, timers, history, publication).  Nothing is written
@@ -150,6 +157,14 @@ int cf_claims_save(cf_batch_t *b, const cf_claim_t *c);
  * error. */
 int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
                      msgpack_packer *moved, uint32_t *nmoved);
+
+/* Send event (as `system`, with history data hist[0..hlen), may be NULL)
+ * to every open claim of a member whose state accepts it, recorded in each
+ * claim's history and published even when it changes nothing: a notice
+ * (consent.expiring).  *notified (may be NULL) counts them.  0 or a store
+ * error. */
+int cf_claims_notify(cf_batch_t *b, const unsigned char *hash, const char *event,
+                     const char *hist, size_t hlen, uint32_t *notified);
 
 /* The claim ids of a member, in id order, into *ret (malloc'd; free()). */
 int cf_claims_of_member(cf_batch_t *b, const unsigned char *hash, char (**ret)[CF_ID_LEN],

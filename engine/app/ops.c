@@ -447,21 +447,13 @@ static int s_consent(cf_op_t *op, bool give)
         return cf_op_fail(op, CF_EUNAVAIL, "the member's consent changed %u times today, the "
                           "most a day allows; retry tomorrow", b->lim->consent_changes);
     ctx.changes++;
-    unsigned char k[CF_TIMER_KEY_MAX];
-    size_t kl;
-    if (ctx.given_at && !ctx.withdrawn_at) {
-        kl = cf_key_timer(k, ctx.valid_until, CF_TIMER_MEMBER, op->member_hash,
-                          CF_MEMBER_HASH_LEN, CF_CONSENT_TIMER);
-        if ((rc = cf_txn_del(b->txn, CF_DB_TIMERS, k, kl)) != 0)
-            return rc;
-    }
+    if ((rc = cf_claims_consent_timers(b, op->member_hash, &ctx, false)) != 0)
+        return rc;
     if (give) {
         ctx.given_at = b->now;
         ctx.valid_until = cf_add_year(b->now);
         ctx.withdrawn_at = 0;
-        kl = cf_key_timer(k, ctx.valid_until, CF_TIMER_MEMBER, op->member_hash,
-                          CF_MEMBER_HASH_LEN, CF_CONSENT_TIMER);
-        if ((rc = cf_txn_put(b->txn, CF_DB_TIMERS, k, kl, "consent.expired", 15)) != 0)
+        if ((rc = cf_claims_consent_timers(b, op->member_hash, &ctx, true)) != 0)
             return rc;
     } else {
         ctx.withdrawn_at = b->now;

@@ -232,13 +232,8 @@ static int s_drop_member_if_unused(cf_batch_t *b, const unsigned char *hash)
     cf_consent_t c;
     if ((rc = cf_claims_consent_get(b, hash, &c)) != 0)
         return rc;
-    if (c.given_at && !c.withdrawn_at) {
-        unsigned char tk[CF_KEY_MAX];
-        size_t tl = cf_key_timer(tk, c.valid_until, CF_TIMER_MEMBER, hash, CF_MEMBER_HASH_LEN,
-                                 CF_CONSENT_TIMER);
-        if ((rc = cf_txn_del(b->txn, CF_DB_TIMERS, tk, tl)) != 0)
-            return rc;
-    }
+    if ((rc = cf_claims_consent_timers(b, hash, &c, false)) != 0)
+        return rc;
     return cf_txn_del(b->txn, CF_DB_MEMBERS, hash, CF_MEMBER_HASH_LEN);
 }
 

@@ -108,6 +108,10 @@ size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq);
 #define CF_TIMER_MEMBER 'm'   /* target: member hash (16) */
 #define CF_TIMER_KEY_MAX (8 + 1 + CF_ID_LEN + CF_NAME_MAX)
 #define CF_CONSENT_TIMER "consent"
+/* A consent's reminder: a member timer CF_CONSENT_NOTICE before its expiry
+ * that sends consent.expiring to the member's open claims. */
+#define CF_CONSENT_EXPIRING_TIMER "consent_expiring"
+#define CF_CONSENT_NOTICE ((cf_time_t)30 * 86400)
 size_t cf_key_timer(unsigned char *k, cf_time_t due, char kind, const void *target,
                     size_t tlen, const char *name);
 /* A timer key taken apart: 0, or CF_EINTERNAL when it is not one. */

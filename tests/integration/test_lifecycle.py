@@ -74,7 +74,7 @@ def test_health_claim_to_treatment():
         m = cpr(1, 1, 1990, 1234)
         c = create(p, m, "physiotherapy", description="knee")
         eq(c["workflow"], "health_claim")
-        eq(c["version"], 1)
+        eq(c["version"], 2)
         eq(c["state"], "awaiting_referral", c)
         eq(len(c["id"]), 26, c)
         eq(c["data"]["treatment"], "physiotherapy")
