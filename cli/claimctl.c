@@ -45,6 +45,7 @@ static const struct {
 } s_globals[] = {
     {"endpoint", "CLAIMFLOW_ENDPOINT"},   {"events", "CLAIMFLOW_EVENTS"},
     {"as", "CLAIMFLOW_OPERATOR"},         {"workflows", "CLAIMFLOW_WORKFLOWS"},
+    {"purpose", "CLAIMFLOW_PURPOSE"},
     {"calendar", "CLAIMFLOW_CALENDAR"},   {"timeout", "CLAIMFLOW_TIMEOUT"},
     {"key", "CLAIMFLOW_KEY"},             {"server-key", "CLAIMFLOW_SERVER_KEY"},
 };

@@ -153,7 +153,9 @@ s_call(cf_engine_t *e, cf_endpoint_t ep, const char *fmt, ...)
     if (strstr(text, "'op':'clock.") && !strstr(text, "'id':") && text[0] == '{') {
         char with[sizeof text + 32];
         snprintf(with, sizeof with, "{'id':'clock-%u',%s", ++clock_ids, text + 1);
-        snprintf(text, sizeof text, "%s", with);
+        size_t n = strnlen(with, sizeof text - 1); /* a long request is cut, as above */
+        memcpy(text, with, n);
+        text[n] = '\0';
     }
     msgpack_sbuffer sb;
     cf_mp_from_json(&sb, "%s", text);

@@ -25,6 +25,7 @@ void cf_batch_init(cf_batch_t *b)
     msgpack_sbuffer_init(&b->scratch);
     b->compact_pending = false;
     b->purge_ran = false;
+    b->audit_role = b->audit_purpose = NULL;
 }
 
 void cf_batch_fini(cf_batch_t *b)
@@ -472,7 +473,8 @@ int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
     cf_key_audit(key, b->now, ++*b->audit_seq);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    int rc = cf_audit_encode(b->now, actor, opname, claims, n, &sb);
+    int rc = cf_audit_encode(b->now, actor, opname, claims, n, b->audit_purpose, b->audit_role,
+                             &sb);
     if (rc == 0)
         rc = cf_txn_put(b->txn, CF_DB_AUDIT, key, sizeof key, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);

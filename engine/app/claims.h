@@ -46,6 +46,7 @@ typedef struct {
     size_t max_document;         /* bytes */
     int64_t purge_after;         /* seconds; 0: purge needs a date */
     unsigned consent_changes;    /* consent changes per member and UTC day */
+    bool show_operator_ids;      /* a member's access log names operators */
 } cf_limits_t;
 
 /* The manual clock and the claim-id generator: engine state a batch may
@@ -88,6 +89,10 @@ typedef struct {
     uint64_t *audit_seq;            /* the access log's last sequence */
     cf_pubs_t *pubs;                /* staged publications */
     msgpack_sbuffer scratch;        /* record encoding; reused */
+    /* The current request's role and purpose, kept in the access-log
+     * entries it writes (set by the dispatcher for each request; NULL
+     * outside one, e.g. while timers fire). */
+    const char *audit_role, *audit_purpose;
     bool compact_pending;           /* a purge erased data: compact after commit */
     bool purge_ran;                 /* a purge committed: retry a failed compaction */
 } cf_batch_t;
@@ -176,7 +181,8 @@ int cf_claims_publish(cf_batch_t *b, const char *workflow, const char *event, co
 
 /* ---------------------------------------------------------- access log --- */
 /* Record an access to claims[0..n) (each CF_ID_LEN bytes) by actor with op
- * (docs/SECURITY.md).  0 or a store error. */
+ * (docs/SECURITY.md), with the batch's audit_role and audit_purpose.  0 or
+ * a store error. */
 int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
                     const char *const *claims, size_t n);
 /* The access log's last sequence number (at engine open). */

@@ -44,19 +44,30 @@ static void s_pack_entry(msgpack_packer *pk, const void *rec, size_t len)
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
+    cf_audit_view_t a;
     if (cf_mpcheck(rec, len, NULL) == 0 &&
         msgpack_unpack_next(&up, rec, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_ARRAY && up.data.via.array.size == 4) {
-        const msgpack_object *a = up.data.via.array.ptr;
-        msgpack_pack_map(pk, 4);
+        cf_audit_decode(&up.data, &a) == 0) {
+        msgpack_pack_map(pk, 6);
         cf_pack_str(pk, "at");
-        cf_pack_time(pk, a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (cf_time_t)a[0].via.u64 : 0);
+        cf_pack_time(pk, a.at);
         cf_pack_str(pk, "actor");
-        msgpack_pack_object(pk, a[1]);
+        msgpack_pack_object(pk, *a.actor);
         cf_pack_str(pk, "op");
-        msgpack_pack_object(pk, a[2]);
+        msgpack_pack_object(pk, *a.op);
         cf_pack_str(pk, "claims");
-        msgpack_pack_object(pk, a[3]);
+        msgpack_pack_object(pk, *a.claims);
+        /* nil on entries written before roles and purposes were kept */
+        cf_pack_str(pk, "role");
+        if (a.role)
+            msgpack_pack_object(pk, *a.role);
+        else
+            msgpack_pack_nil(pk);
+        cf_pack_str(pk, "purpose");
+        if (a.purpose)
+            msgpack_pack_object(pk, *a.purpose);
+        else
+            msgpack_pack_nil(pk);
     } else {
         msgpack_pack_nil(pk);
     }

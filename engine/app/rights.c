@@ -8,7 +8,10 @@
  */
 #include "rights.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "mpcheck.h"
 
 /* ============================================================ consent === */
 
@@ -49,5 +52,211 @@ int cf_op_consent_get(cf_op_t *op)
         return cf_op_fail(op, rc, "the member's consent cannot be read");
     cf_op_key(op, "consent");
     cf_rights_pack_consent(&op->pk, member, mlen, &c);
+    return 0;
+}
+
+/* ========================================================= access log === */
+/* The member's view of the access log is made from the log's claim index
+ * (audit_claim): every entry naming one of the member's claims, newest
+ * first.  The log itself holds no person ids or member hashes (it is kept
+ * as long as the store, SECURITY.md), so an access that named no claim of
+ * the member - an operator's query by person id that found nothing - cannot
+ * be attributed to them; one that found claims names them.  A member-keyed
+ * index was rejected for that reason: it would put a member link into the
+ * log that purge would then have to find.
+ *
+ * Each page collects the audit keys of all the member's claims, sorts them
+ * newest first and takes the ones after the cursor: a member has few
+ * claims, and the cost is that of their accesses, not of the log's. */
+
+typedef struct {
+    unsigned char (*keys)[CF_AUDIT_KEY_LEN];
+    size_t n, cap;
+} s_akeys_t;
+
+static int s_collect_akey(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_akeys_t *x = ctx;
+    if (k.len != CF_ID_LEN + CF_AUDIT_KEY_LEN)
+        return CF_SCAN_NEXT;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 64;
+        void *nv = realloc(x->keys, cap * CF_AUDIT_KEY_LEN);
+        if (!nv)
+            return CF_EINTERNAL;
+        x->keys = nv;
+        x->cap = cap;
+    }
+    memcpy(x->keys[x->n++], (const unsigned char *)k.data + CF_ID_LEN, CF_AUDIT_KEY_LEN);
+    return CF_SCAN_NEXT;
+}
+
+static int s_akey_desc(const void *a, const void *b)
+{
+    return memcmp(b, a, CF_AUDIT_KEY_LEN);
+}
+
+static int s_id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, CF_ID_LEN);
+}
+
+/* The member's claims (sorted, as the member index holds them). */
+typedef struct {
+    char (*ids)[CF_ID_LEN];
+    size_t n;
+} s_member_t;
+
+static bool s_is_members(const s_member_t *m, const msgpack_object *id)
+{
+    return id->type == MSGPACK_OBJECT_STR && id->via.str.size == CF_ID_LEN &&
+           bsearch(id->via.str.ptr, m->ids, m->n, CF_ID_LEN, s_id_cmp) != NULL;
+}
+
+/* One entry as a member is shown it: at, op, role, purpose, the member's
+ * claims it named, and the operator's id only when configured. */
+static void s_pack_access(cf_batch_t *b, msgpack_packer *pk, const s_member_t *m,
+                          const cf_audit_view_t *a)
+{
+    bool ids = b->lim->show_operator_ids;
+    msgpack_pack_map(pk, ids ? 6 : 5);
+    cf_pack_str(pk, "at");
+    cf_pack_time(pk, a->at);
+    cf_pack_str(pk, "op");
+    msgpack_pack_object(pk, *a->op);
+    cf_pack_str(pk, "role");
+    if (a->role)
+        msgpack_pack_object(pk, *a->role);
+    else
+        msgpack_pack_nil(pk);
+    cf_pack_str(pk, "purpose");
+    if (a->purpose)
+        msgpack_pack_object(pk, *a->purpose);
+    else
+        msgpack_pack_nil(pk);
+    cf_pack_str(pk, "claims");
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < a->claims->via.array.size; i++)
+        n += s_is_members(m, &a->claims->via.array.ptr[i]);
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < a->claims->via.array.size; i++)
+        if (s_is_members(m, &a->claims->via.array.ptr[i]))
+            msgpack_pack_object(pk, a->claims->via.array.ptr[i]);
+    if (ids) {
+        cf_pack_str(pk, "actor");
+        msgpack_pack_object(pk, *a->actor);
+    }
+}
+
+/* A page of the member's access log into lp: entries older than after
+ * (NULL: from the newest), at most limit and about max_bytes (always at
+ * least one).  *count, and *more with the last key returned in last. */
+static int s_access_page(cf_batch_t *b, const s_member_t *m, const unsigned char *after,
+                         uint32_t limit, size_t max_bytes, msgpack_packer *lp,
+                         msgpack_sbuffer *lsb, uint32_t *count, bool *more,
+                         unsigned char last[CF_AUDIT_KEY_LEN])
+{
+    s_akeys_t x = {0};
+    int rc = 0;
+    for (size_t i = 0; i < m->n && rc == 0; i++)
+        rc = cf_txn_scan(b->txn, CF_DB_AUDIT_CLAIM, m->ids[i], CF_ID_LEN, CF_ID_LEN,
+                         s_collect_akey, &x);
+    *count = 0;
+    *more = false;
+    if (rc == 0 && x.n)
+        qsort(x.keys, x.n, CF_AUDIT_KEY_LEN, s_akey_desc);
+    size_t base = lsb->size;
+    for (size_t i = 0; rc == 0 && i < x.n; i++) {
+        /* one entry naming two of the member's claims is one access */
+        if (i > 0 && memcmp(x.keys[i], x.keys[i - 1], CF_AUDIT_KEY_LEN) == 0)
+            continue;
+        if (after && memcmp(x.keys[i], after, CF_AUDIT_KEY_LEN) >= 0)
+            continue;
+        if (*count == limit || (*count > 0 && lsb->size - base >= max_bytes)) {
+            *more = true;
+            break;
+        }
+        cf_bytes_t v;
+        rc = cf_txn_get(b->txn, CF_DB_AUDIT, x.keys[i], CF_AUDIT_KEY_LEN, &v);
+        if (rc == CF_ENOTFOUND) {
+            rc = 0; /* an entry pruned from the log: its index entry lags */
+            continue;
+        }
+        if (rc != 0)
+            break;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        size_t off = 0;
+        cf_audit_view_t a;
+        if (cf_mpcheck(v.data, v.len, NULL) != 0 ||
+            msgpack_unpack_next(&up, v.data, v.len, &off) != MSGPACK_UNPACK_SUCCESS ||
+            cf_audit_decode(&up.data, &a) != 0)
+            rc = CF_EINTERNAL;
+        else
+            s_pack_access(b, lp, m, &a);
+        msgpack_unpacked_destroy(&up);
+        if (rc == 0) {
+            memcpy(last, x.keys[i], CF_AUDIT_KEY_LEN);
+            (*count)++;
+        }
+    }
+    free(x.keys);
+    return rc;
+}
+
+/* `after`: a cursor from a previous page (the hex of an audit key). */
+static int s_cursor(cf_op_t *op, const char *key, unsigned char out[CF_AUDIT_KEY_LEN],
+                    bool *present)
+{
+    const char *s;
+    size_t n;
+    int rc = cf_op_str(op, key, false, 2 * CF_AUDIT_KEY_LEN, &s, &n);
+    *present = s != NULL;
+    if (rc == 0 && s && (n != 2 * CF_AUDIT_KEY_LEN || cf_unhex(s, n, out, CF_AUDIT_KEY_LEN) != 0))
+        return cf_op_fail(op, CF_EBADREQ, "field '%s' is not a cursor of this log", key);
+    return rc;
+}
+
+/* The most bytes of entries a page holds (besides `limit`). */
+#define CF_RIGHTS_PAGE_BYTES ((size_t)1 << 20)
+
+int cf_op_access_log(cf_op_t *op)
+{
+    cf_batch_t *b = op->b;
+    unsigned char after[CF_AUDIT_KEY_LEN], last[CF_AUDIT_KEY_LEN];
+    bool has_after;
+    int64_t limit;
+    int rc;
+    if ((rc = s_cursor(op, "after", after, &has_after)) != 0 ||
+        (rc = cf_op_int(op, "limit", 1, 1000, 100, &limit)) != 0)
+        return rc;
+    s_member_t m = {0};
+    if ((rc = cf_claims_of_member(b, op->member_hash, &m.ids, &m.n)) != 0)
+        return cf_op_fail(op, rc, "the member's claims cannot be read");
+    msgpack_sbuffer list;
+    msgpack_sbuffer_init(&list);
+    msgpack_packer lp;
+    msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
+    uint32_t count;
+    bool more;
+    rc = s_access_page(b, &m, has_after ? after : NULL, (uint32_t)limit, CF_RIGHTS_PAGE_BYTES,
+                       &lp, &list, &count, &more, last);
+    free(m.ids);
+    if (rc == 0) {
+        cf_op_key(op, "entries");
+        msgpack_pack_array(&op->pk, count);
+        if (list.size)
+            msgpack_sbuffer_write(&op->out, list.data, list.size);
+        if (more) {
+            char hex[2 * CF_AUDIT_KEY_LEN + 1];
+            cf_hex(last, CF_AUDIT_KEY_LEN, hex);
+            cf_op_key(op, "next");
+            cf_pack_str(&op->pk, hex);
+        }
+    }
+    msgpack_sbuffer_destroy(&list);
+    if (rc != 0)
+        return cf_op_fail(op, rc, "the access log cannot be read");
     return 0;
 }

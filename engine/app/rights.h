@@ -20,5 +20,9 @@ void cf_rights_pack_consent(msgpack_packer *pk, const char *member, size_t mlen,
 
 /* op `consent.get` (portal): the member's consent. */
 int cf_op_consent_get(cf_op_t *op);
+/* op `access_log` (portal): every operator access to the member's claims,
+ * newest first, as the member is shown it (role, purpose; the operator's id
+ * only when configured). */
+int cf_op_access_log(cf_op_t *op);
 
 #endif

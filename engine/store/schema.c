@@ -460,19 +460,52 @@ int cf_idem_encode(const unsigned char hash[32], cf_time_t at, const void *reply
 }
 
 int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
-                    const char *const *claims, size_t n, msgpack_sbuffer *sb)
+                    const char *const *claims, size_t n, const char *purpose,
+                    const char *role, msgpack_sbuffer *sb)
 {
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
+    bool why = purpose || role;
+    msgpack_pack_array(&pk, why ? 6 : 4);
     msgpack_pack_int64(&pk, at);
     cf_pack_str(&pk, actor);
     cf_pack_str(&pk, op);
     msgpack_pack_array(&pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
         cf_pack_strn(&pk, claims[i], CF_ID_LEN);
+    /* Trailing, so a reader of the older four elements reads these too. */
+    if (why) {
+        if (purpose)
+            cf_pack_str(&pk, purpose);
+        else
+            msgpack_pack_nil(&pk);
+        if (role)
+            cf_pack_str(&pk, role);
+        else
+            msgpack_pack_nil(&pk);
+    }
     return sb->data ? 0 : CF_EINTERNAL;
+}
+
+int cf_audit_decode(const msgpack_object *rec, cf_audit_view_t *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    if (rec->type != MSGPACK_OBJECT_ARRAY || rec->via.array.size < 4)
+        return CF_EINTERNAL;
+    const msgpack_object *a = rec->via.array.ptr;
+    uint32_t n = rec->via.array.size;
+    if (!s_int(&a[0], &ret->at) || a[1].type != MSGPACK_OBJECT_STR ||
+        a[2].type != MSGPACK_OBJECT_STR || a[3].type != MSGPACK_OBJECT_ARRAY)
+        return CF_EINTERNAL;
+    ret->actor = &a[1];
+    ret->op = &a[2];
+    ret->claims = &a[3];
+    if (n > 4 && a[4].type == MSGPACK_OBJECT_STR)
+        ret->purpose = &a[4];
+    if (n > 5 && a[5].type == MSGPACK_OBJECT_STR)
+        ret->role = &a[5];
+    return 0;
 }
 
 int cf_event_encode(uint32_t seq, cf_time_t at, const char *event, const char *from,

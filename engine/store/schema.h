@@ -164,9 +164,21 @@ int cf_doc_encode(const char *ctype, size_t clen, const void *body, size_t blen,
 int cf_idem_encode(const unsigned char hash[32], cf_time_t at, const void *reply, size_t len,
                    unsigned char **ret, size_t *ret_len);  /* *ret: free() */
 
-/* audit: [at, actor, op, [claim id...]] */
+/* audit: [at, actor, op, [claim id...], purpose|nil, role|nil]; the last
+ * two only when purpose or role is given (records written before them have
+ * four elements, and decode with both nil). */
 int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
-                    const char *const *claims, size_t n, msgpack_sbuffer *sb);
+                    const char *const *claims, size_t n, const char *purpose,
+                    const char *role, msgpack_sbuffer *sb);
+/* A decoded access record: views into the unpacked record. */
+typedef struct {
+    cf_time_t at;
+    const msgpack_object *actor, *op;   /* strings */
+    const msgpack_object *claims;       /* an array of claim ids */
+    const msgpack_object *purpose, *role;  /* strings, or NULL (older records) */
+} cf_audit_view_t;
+/* rec: an unpacked access record.  0 or CF_EINTERNAL (not one). */
+int cf_audit_decode(const msgpack_object *rec, cf_audit_view_t *ret);
 
 /* history: [seq, at, event, from|nil, to, actor, data|nil]; data: packed
  * msgpack or NULL.  cf_event_strip: the same record without its data (a

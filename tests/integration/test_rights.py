@@ -6,11 +6,15 @@ operator ids only when configured); the export of everything held about a
 member; Norwegian members on Norwegian calendars and currency.  Every
 assertion is on exact codes and fields (docs/protocol.md)."""
 
-import sys
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, Subscriber, T0, check, cpr, eq, err, fnr,  # noqa: E402
+from harness import (CLAIMCTL, WORKFLOWS_DIR, Daemon, Subscriber, write_config, T0, check, cpr, eq, err, fnr,  # noqa: E402
                      new_id, ok, op, portal, run_tests)
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
@@ -25,6 +29,27 @@ def create(p, member, treatment="physiotherapy"):
 
 def give_consent(p, member):
     return ok(p.call({"op": "consent.give", "id": new_id(), "member": member}))
+
+
+def claimctl(d, *args, actor="hanne"):
+    """claimctl ARGS against d's operator endpoint; (exit code, stdout, stderr)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMFLOW_")}
+    e["CLAIMFLOW_WORKFLOWS"] = WORKFLOWS_DIR
+    p = subprocess.run([CLAIMCTL] + [str(a) for a in args] +
+                       ["--endpoint", d.operator, "--as", actor],
+                       capture_output=True, text=True, timeout=60, env=e,
+                       stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def access_log(p, member, **kw):
+    req = {"op": "access_log", "member": member}
+    req.update(kw)
+    return ok(p.call(req))
+
+
+def tick(h, seconds=60):
+    ok(h.call({"op": "clock.advance", "id": new_id(), "seconds": seconds}))
 
 
 def history(c, claim_id, **kw):
@@ -131,6 +156,100 @@ def test_withdrawn_consent_sends_no_reminder():
         r = ok(h.call({"op": "clock.set", "id": new_id(), "at": VALID_UNTIL}))
         eq(r["fired"], 0, r)
         eq(len(history(h, a["id"])), n)
+
+
+
+def test_access_log_shows_role_and_purpose_not_the_operator():
+    with Daemon(clock=T0) as d:
+        p, h, s, a = portal(d), op(d, "hanne"), op(d, "sofie"), op(d, "aud")
+        ma, mb, unknown = cpr(6, 6, 1966, 1001), cpr(7, 7, 1967, 1002), cpr(8, 8, 1968, 1003)
+        ca, cb = create(p, ma), create(p, mb)
+        # Nobody has read anything yet: both look exactly like a stranger.
+        empty = {"ok": True, "entries": []}
+        for m in (ma, mb, unknown):
+            eq(access_log(p, m), empty)
+        # An operator reads A's claim three times, each with a purpose.
+        tick(h)
+        ok(h.call({"op": "get", "claim": ca["id"], "purpose": "assessing the referral"}))
+        tick(h)
+        ok(h.call({"op": "history", "claim": ca["id"], "purpose": "checking the timeline"}))
+        tick(h)
+        ok(h.call({"op": "get", "claim": ca["id"]}))    # the default purpose
+        r = access_log(p, ma)
+        eq(r, {"ok": True, "entries": [
+            {"at": "2026-11-24T09:03:00Z", "op": "get", "role": "handler",
+             "purpose": "case handling", "claims": [ca["id"]]},
+            {"at": "2026-11-24T09:02:00Z", "op": "history", "role": "handler",
+             "purpose": "checking the timeline", "claims": [ca["id"]]},
+            {"at": "2026-11-24T09:01:00Z", "op": "get", "role": "handler",
+             "purpose": "assessing the referral", "claims": [ca["id"]]}]})
+        check("hanne" not in repr(r), r)
+        # B's log and a stranger's: nothing of A's.
+        eq(access_log(p, mb), empty)
+        eq(access_log(p, unknown), empty)
+        # A query over both members' claims: each sees only their own claim.
+        tick(h)
+        ok(s.call({"op": "query", "workflow": "health_claim", "purpose": "supervision"}))
+        want = {"at": "2026-11-24T09:04:00Z", "op": "query", "role": "supervisor",
+                "purpose": "supervision"}
+        eq(access_log(p, ma)["entries"][0], dict(want, claims=[ca["id"]]))
+        eq(access_log(p, mb)["entries"], [dict(want, claims=[cb["id"]])])
+        # Paging, newest first.
+        r1 = access_log(p, ma, limit=3)
+        eq(len(r1["entries"]), 3, r1)
+        r2 = access_log(p, ma, limit=3, after=r1["next"])
+        eq(r2, {"ok": True, "entries": [
+            {"at": "2026-11-24T09:01:00Z", "op": "get", "role": "handler",
+             "purpose": "assessing the referral", "claims": [ca["id"]]}]})
+        # The auditors' log holds the same, with the operator.
+        e = ok(a.call({"op": "audit", "claim": ca["id"]}))["entries"][0]
+        eq(e, {"at": "2026-11-24T09:01:00Z", "actor": "hanne", "op": "get",
+               "claims": [ca["id"]], "role": "handler", "purpose": "assessing the referral"})
+        # Bad input.
+        err(p.call({"op": "access_log", "member": ma, "after": "zz"}), "bad_request")
+        err(p.call({"op": "access_log", "member": ma, "limit": 0}), "bad_request")
+        err(p.call({"op": "access_log"}), "bad_request")
+        err(h.call({"op": "access_log", "member": ma}), "forbidden")
+        err(p.call({"op": "get", "member": ma, "claim": ca["id"], "purpose": "x"}),
+            "bad_request")
+        err(h.call({"op": "get", "claim": ca["id"], "purpose": ""}), "bad_request")
+        err(h.call({"op": "get", "claim": ca["id"], "purpose": "x" * 201}), "bad_request")
+        err(h.call({"op": "get", "claim": ca["id"], "purpose": "a\nb"}), "bad_request")
+        err(h.call({"op": "get", "claim": ca["id"], "purpose": 7}), "bad_request")
+        # claimctl --purpose on a read command.
+        rc, out, errout = claimctl(d, "show", ca["id"], "--purpose", "written complaint")
+        eq(rc, 0, out, errout)
+        got = access_log(p, ma, limit=2)["entries"]
+        eq([(x["op"], x["purpose"]) for x in got],
+           [("history", "written complaint"), ("get", "written complaint")], got)
+
+
+def test_access_log_names_operators_when_configured():
+    tmp = tempfile.mkdtemp(prefix="cf-rights-")
+    cfg = write_config(os.path.join(tmp, "config.yaml"),
+                       extra="privacy:\n  show_operator_ids_to_members: true\n")
+    d = Daemon(clock=T0, config=cfg)
+    with d:
+        p, h = portal(d), op(d, "hanne")
+        m = cpr(9, 9, 1969, 1004)
+        c = create(p, m)
+        ok(h.call({"op": "get", "claim": c["id"], "purpose": "assessment"}))
+        eq(access_log(p, m)["entries"],
+           [{"at": T0, "op": "get", "role": "handler", "purpose": "assessment",
+             "claims": [c["id"]], "actor": "hanne"}])
+    shutil.rmtree(tmp)
+    # Anything but true or false is refused at start, naming the key.
+    bad = write_config(os.path.join(tmp + ".bad.yaml"),
+                       extra="privacy:\n  show_operator_ids_to_members: yes\n")
+    d = Daemon(clock=T0, config=bad)
+    try:
+        d.start()
+        raise AssertionError("claimflowd started with a bad privacy setting")
+    except RuntimeError as e:
+        check("'show_operator_ids_to_members' must be true or false" in str(e), str(e))
+    finally:
+        d.cleanup()
+        os.unlink(bad)
 
 
 if __name__ == "__main__":
