@@ -1003,6 +1003,7 @@ static const char *const k_set[] = {"at", NULL};
 static const char *const k_audit[] = {"claim", "operator", "limit", "after", NULL};
 static const char *const k_purge[] = {"closed_before", "limit", NULL};
 static const char *const k_page[] = {"after", "limit", NULL};
+static const char *const k_export[] = {"after", NULL};
 
 /* name, fn, endpoints, roles (0: anyone, no actor needed), writes,
  * portal needs member, keys */
@@ -1016,6 +1017,7 @@ static const cf_op_def_t s_ops[] = {
     {"consent.withdraw", s_consent_withdraw, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
     {"consent.get", cf_op_consent_get, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, NULL},
     {"access_log", cf_op_access_log, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, k_page},
+    {"export", cf_op_export, EP_BOTH, R_READ, false, true, k_export},
     {"get", s_get, EP_BOTH, R_READ, false, true, k_claim},
     {"history", s_history, EP_BOTH, R_READ, false, true, k_history},
     {"query", s_query, EP_BOTH, R_READ, false, true, k_query},

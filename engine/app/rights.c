@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mpcheck.h"
+#include "person.h"
 
 /* ============================================================ consent === */
 
@@ -259,4 +260,149 @@ int cf_op_access_log(cf_op_t *op)
     if (rc != 0)
         return cf_op_fail(op, rc, "the access log cannot be read");
     return 0;
+}
+
+/* ============================================================= export === */
+/* Everything held about one member, in pages of about
+ * CF_RIGHTS_PAGE_BYTES: the consent (on every page), then the member's
+ * claims in id order, each with its whole history (a claim is never split
+ * across pages), then the access log as `access_log` shows it, newest
+ * first.  The cursor says where the next page starts: "c:" + the last
+ * claim id, "a:" (the log from its newest entry) or "a:" + the last audit
+ * key in hex.  Each page is itself an access (op `export`, the claims it
+ * held), recorded after the page was read, so a page never shows itself. */
+
+static int s_pack_claim_with_history(cf_batch_t *b, msgpack_packer *pk, const cf_claim_t *c)
+{
+    msgpack_pack_map(pk, 2);
+    cf_pack_str(pk, "claim");
+    cf_claim_pack_reply(pk, c);
+    cf_pack_str(pk, "events");
+    msgpack_pack_array(pk, c->seq);
+    unsigned char k[CF_KEY_MAX];
+    for (uint32_t seq = 1; seq <= c->seq; seq++) {
+        cf_bytes_t v;
+        size_t kl = cf_key_history(k, c->id, seq);
+        int rc = cf_txn_get(b->txn, CF_DB_HISTORY, k, kl, &v);
+        if (rc == 0)
+            rc = cf_event_pack_reply(pk, c->id, NULL, v.data, v.len);
+        if (rc != 0)
+            return rc == CF_ENOTFOUND ? CF_EINTERNAL : rc;
+    }
+    return 0;
+}
+
+int cf_op_export(cf_op_t *op)
+{
+    cf_batch_t *b = op->b;
+    const char *member, *after;
+    size_t mlen, alen;
+    int rc;
+    if ((rc = cf_op_str(op, "member", true, 32, &member, &mlen)) != 0 ||
+        (rc = cf_op_str(op, "after", false, 2 + 2 * CF_AUDIT_KEY_LEN, &after, &alen)) != 0)
+        return rc;
+    if (op->ep == CF_EP_OPERATOR) {
+        char canon[12];
+        if (cf_pid_canonical(member, mlen, canon) != 0)
+            return cf_op_fail(op, CF_EBADREQ, "field 'member' is not a valid person id");
+        cf_claims_member_hash(b, canon, op->member_hash);
+        op->has_member = true;
+    }
+    /* Where this page starts. */
+    bool in_log = false, log_from = false;
+    char claim_after[CF_ID_LEN + 1] = "";
+    unsigned char log_after[CF_AUDIT_KEY_LEN];
+    if (after) {
+        bool okc = alen == 2 + CF_ID_LEN && memcmp(after, "c:", 2) == 0;
+        bool oka = alen == 2 && memcmp(after, "a:", 2) == 0;
+        bool okk = alen == 2 + 2 * CF_AUDIT_KEY_LEN && memcmp(after, "a:", 2) == 0 &&
+                   cf_unhex(after + 2, alen - 2, log_after, CF_AUDIT_KEY_LEN) == 0;
+        if (!okc && !oka && !okk)
+            return cf_op_fail(op, CF_EBADREQ, "field 'after' is not a cursor of this export");
+        if (okc)
+            memcpy(claim_after, after + 2, CF_ID_LEN);
+        in_log = oka || okk;
+        log_from = okk;
+    }
+    cf_consent_t consent;
+    if ((rc = cf_claims_consent_get(b, op->member_hash, &consent)) != 0)
+        return cf_op_fail(op, rc, "the member's consent cannot be read");
+    s_member_t m = {0};
+    if ((rc = cf_claims_of_member(b, op->member_hash, &m.ids, &m.n)) != 0)
+        return cf_op_fail(op, rc, "the member's claims cannot be read");
+
+    msgpack_sbuffer cl, lg;
+    msgpack_sbuffer_init(&cl);
+    msgpack_sbuffer_init(&lg);
+    msgpack_packer cp, lp;
+    msgpack_packer_init(&cp, &cl, msgpack_sbuffer_write);
+    msgpack_packer_init(&lp, &lg, msgpack_sbuffer_write);
+    const char **paged = calloc(m.n ? m.n : 1, sizeof *paged);
+    uint32_t nclaims = 0, nlog = 0;
+    char next[2 + 2 * CF_AUDIT_KEY_LEN + 1] = "";
+    if (!paged)
+        rc = CF_EINTERNAL;
+    for (size_t i = 0; rc == 0 && !in_log && i < m.n; i++) {
+        if (claim_after[0] && memcmp(m.ids[i], claim_after, CF_ID_LEN) <= 0)
+            continue;
+        if (nclaims > 0 && cl.size >= CF_RIGHTS_PAGE_BYTES) {
+            snprintf(next, sizeof next, "c:%.*s", (int)CF_ID_LEN, m.ids[i - 1]);
+            break;
+        }
+        cf_claim_t c;
+        rc = cf_claims_load(b, m.ids[i], CF_ID_LEN, &c);
+        if (rc == CF_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc != 0)
+            break;
+        rc = s_pack_claim_with_history(b, &cp, &c);
+        cf_claim_fini(&c);
+        paged[nclaims++] = m.ids[i];
+    }
+    /* The access log, when the claims are done and the page has room. */
+    if (rc == 0 && !next[0]) {
+        if (!in_log && nclaims > 0 && cl.size >= CF_RIGHTS_PAGE_BYTES) {
+            snprintf(next, sizeof next, "a:");
+        } else {
+            bool more;
+            unsigned char last[CF_AUDIT_KEY_LEN];
+            size_t room = CF_RIGHTS_PAGE_BYTES - (in_log ? 0 : cl.size);
+            rc = s_access_page(b, &m, log_from ? log_after : NULL, 1000, room, &lp, &lg, &nlog,
+                               &more, last);
+            if (rc == 0 && more) {
+                memcpy(next, "a:", 2);
+                cf_hex(last, CF_AUDIT_KEY_LEN, next + 2);
+            }
+        }
+    }
+    /* The export is an access like any read, on either endpoint. */
+    if (rc == 0 && (rc = cf_claims_audit(b, op->actor, "export", paged, nclaims)) == 0)
+        op->wrote = op->audited = true;
+    if (rc == 0) {
+        cf_op_key(op, "member");
+        cf_pack_strn(&op->pk, member, mlen);
+        cf_op_key(op, "consent");
+        cf_rights_pack_consent(&op->pk, member, mlen, &consent);
+        cf_op_key(op, "claims");
+        msgpack_pack_array(&op->pk, nclaims);
+        if (cl.size)
+            msgpack_sbuffer_write(&op->out, cl.data, cl.size);
+        cf_op_key(op, "access_log");
+        msgpack_pack_array(&op->pk, nlog);
+        if (lg.size)
+            msgpack_sbuffer_write(&op->out, lg.data, lg.size);
+        if (next[0]) {
+            cf_op_key(op, "next");
+            cf_pack_str(&op->pk, next);
+        }
+    }
+    free(paged);
+    free(m.ids);
+    msgpack_sbuffer_destroy(&cl);
+    msgpack_sbuffer_destroy(&lg);
+    if (rc != 0 && !op->err.code)
+        return cf_op_fail(op, rc, "the member's data cannot be read");
+    return rc;
 }

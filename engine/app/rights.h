@@ -24,5 +24,10 @@ int cf_op_consent_get(cf_op_t *op);
  * newest first, as the member is shown it (role, purpose; the operator's id
  * only when configured). */
 int cf_op_access_log(cf_op_t *op);
+/* op `export` (portal; operators for a written request): everything held
+ * about one member - consent, claims with their whole history and document
+ * metadata, the access log - in pages; each page is recorded in the access
+ * log (op `export`). */
+int cf_op_export(cf_op_t *op);
 
 #endif

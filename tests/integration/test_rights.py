@@ -252,5 +252,77 @@ def test_access_log_names_operators_when_configured():
         os.unlink(bad)
 
 
+
+def test_export_holds_everything_of_the_member_and_nothing_else():
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d, "hanne")
+        m, other = cpr(10, 10, 1960, 2001), cpr(11, 11, 1961, 2002)
+        c1, c2 = create(p, m), create(p, m, "chiropractic")
+        ok(p.call({"op": "attach", "id": new_id(), "member": m, "claim": c1["id"],
+                   "kind": "referral", "content_type": "application/pdf", "body": PDF}))
+        q = ok(p.call({"op": "create", "id": new_id(), "workflow": "inquiry", "member": m,
+                       "data": {"claim": c1["id"], "text": "how long?"}}))["claim"]
+        give_consent(p, m)
+        co = create(p, other)
+        give_consent(p, other)
+        for purpose in ("assessment", "second opinion", "complaint"):
+            tick(h)
+            ok(h.call({"op": "get", "claim": c1["id"], "purpose": purpose}))
+        ok(h.call({"op": "get", "claim": co["id"]}))
+        ok(h.call({"op": "send", "id": new_id(), "claim": c2["id"],
+                   "event": "decision.approved"}))
+        # What the store holds about the member, read op by op.
+        ids = sorted(c["id"] for c in ok(p.call({"op": "query", "member": m}))["claims"])
+        eq(ids, sorted([c1["id"], c2["id"], q["id"]]))
+        want_claims = [{"claim": ok(p.call({"op": "get", "member": m, "claim": i}))["claim"],
+                        "events": history(p, i, member=m)} for i in ids]
+        want_log = access_log(p, m, limit=1000)["entries"]
+        # The three reads and the decision, newest first; not the other's read.
+        eq([(e["op"], e["purpose"], e["claims"]) for e in want_log],
+           [("send", "case handling", [c2["id"]]), ("get", "complaint", [c1["id"]]),
+            ("get", "second opinion", [c1["id"]]), ("get", "assessment", [c1["id"]])])
+        want_consent = ok(p.call({"op": "consent.get", "member": m}))["consent"]
+
+        r = ok(p.call({"op": "export", "member": m}))
+        eq(r, {"ok": True, "member": m, "consent": want_consent, "claims": want_claims,
+               "access_log": want_log})
+        text = repr(r)
+        for x in (other, co["id"]):
+            check(x not in text, x)
+        # Document metadata, not bytes.
+        eq(r["claims"][[c["claim"]["id"] for c in r["claims"]].index(c1["id"])]
+           ["claim"]["documents"][0]["size"], len(PDF))
+        # The export is itself in the member's log (and the auditors').
+        e = access_log(p, m)["entries"][0]
+        eq(e, {"at": "2026-11-24T09:03:00Z", "op": "export", "role": "member",
+               "purpose": "the member's own request", "claims": ids})
+        # Cursors: the claims after one, the log alone; a foreign cursor.
+        r = ok(p.call({"op": "export", "member": m, "after": "c:" + ids[0]}))
+        eq([c["claim"]["id"] for c in r["claims"]], ids[1:], r)
+        r = ok(p.call({"op": "export", "member": m, "after": "a:"}))
+        eq((r["claims"], len(r["access_log"])), ([], 6), r)   # + the two exports
+        err(p.call({"op": "export", "member": m, "after": "x"}), "bad_request")
+        err(p.call({"op": "export"}), "bad_request")
+        # A stranger's export: nothing, exactly as for a member with no data.
+        stranger = cpr(12, 12, 1962, 2003)
+        eq(ok(p.call({"op": "export", "member": stranger})),
+           {"ok": True, "member": stranger, "consent": None, "claims": [], "access_log": []})
+        # An operator answers a written request: claimctl export --member.
+        rc, out, errout = claimctl(d, "export", "--member", m, "--purpose", "written request")
+        eq(rc, 0, out, errout)
+        lines = [json.loads(x) for x in out.splitlines()]
+        eq(lines[0], {"consent": want_consent})
+        eq([x["claim"]["id"] for x in lines[1:4]], ids)
+        eq([x["events"] for x in lines[1:4]], [c["events"] for c in want_claims])
+        check(all(list(x) == ["access"] for x in lines[4:]), lines)
+        eq(len(lines), 4 + 6, lines)
+        e = access_log(p, m)["entries"][0]
+        eq((e["op"], e["role"], e["purpose"], e["claims"]),
+           ("export", "handler", "written request", ids), e)
+        err(h.call({"op": "export", "member": "0101"}), "bad_request")
+        rc, out, errout = claimctl(d, "export", "--member", "123")
+        eq(rc, 1, out, errout)
+
+
 if __name__ == "__main__":
     run_tests(globals())
