@@ -143,9 +143,11 @@ static void test_inquiry_two_days(void)
     ASSERT_OK(r);
     CF_ASSERT_STR_EQ(S(r, "claim.state"), "open");
     CF_ASSERT_STR_EQ(S(r, "claim.parent"), parent);
-    CF_ASSERT_STR_EQ(S(r, "claim.timers.0.name"), "response_due");
-    /* 2 calendar days, not business days. */
-    CF_ASSERT_STR_EQ(S(r, "claim.timers.0.due_at"), "2026-11-26T09:00:00Z");
+    /* 1 and 2 calendar days, not business days. */
+    CF_ASSERT_STR_EQ(S(r, "claim.timers.0.name"), "response_warning");
+    CF_ASSERT_STR_EQ(S(r, "claim.timers.0.due_at"), "2026-11-25T09:00:00Z");
+    CF_ASSERT_STR_EQ(S(r, "claim.timers.1.name"), "response_due");
+    CF_ASSERT_STR_EQ(S(r, "claim.timers.1.due_at"), "2026-11-26T09:00:00Z");
     s_close(&e);
 }
 

@@ -150,9 +150,13 @@ static void test_inquiry_model(void)
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "claim")].type, CF_FT_CLAIM);
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "text")].max_len, 4000);
     const cf_wf_state_t *open = &wf->states[wf->initial];
-    CF_ASSERT_INT_EQ(open->ntimers, 1);
+    CF_ASSERT_INT_EQ(open->ntimers, 2);
     CF_ASSERT_INT_EQ(open->timers[0].after.unit, CF_DUR_DAYS);
-    CF_ASSERT_STR_EQ(open->timers[0].event, "sla.breached");
+    CF_ASSERT_INT_EQ(open->timers[0].after.n, 1);
+    CF_ASSERT_STR_EQ(open->timers[0].event, "sla.warning");
+    CF_ASSERT_INT_EQ(open->timers[1].after.unit, CF_DUR_DAYS);
+    CF_ASSERT_INT_EQ(open->timers[1].after.n, 2);
+    CF_ASSERT_STR_EQ(open->timers[1].event, "sla.breached");
     CF_ASSERT(wf->states[cf_wf_state_find(wf, "answered")].final);
     cf_wf_destroy(&wf);
 }

@@ -116,7 +116,7 @@ def test_consent_expiring_30_days_before():
         # Exactly 30 days before: the reminder, in each open claim's history.
         r = ok(h.call({"op": "clock.advance", "id": new_id(), "seconds": 1}))
         eq((r["now"], r["fired"]), (REMINDER, 1), r)
-        for c, state, flags in ((a, "awaiting_referral", []), (q, "open", ["sla.breached"])):
+        for c, state, flags in ((a, "awaiting_referral", []), (q, "open", ["sla.warning", "sla.breached"])):
             ev = history(h, c["id"])[-1]
             eq({k: ev[k] for k in ("event", "at", "from", "to", "actor", "data")},
                {"event": "consent.expiring", "at": REMINDER, "from": state, "to": state,
