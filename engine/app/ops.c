@@ -380,10 +380,11 @@ static int s_document(cf_op_t *op)
         return cf_op_fail(op, CF_EINTERNAL, "the document cannot be read");
     }
     if (ranged && (uint64_t)offset > body->via.bin.size) {
+        uint32_t size = body->via.bin.size; /* body lives in up's zone */
         msgpack_unpacked_destroy(&up);
         cf_claim_fini(&c);
         return cf_op_fail(op, CF_EBADREQ, "field 'offset' is past the document's end (%u bytes)",
-                          body->via.bin.size);
+                          size);
     }
     if ((rc = cf_op_audit_one(op, "document", &c)) != 0) {
         msgpack_unpacked_destroy(&up);
