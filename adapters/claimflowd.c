@@ -1347,6 +1347,7 @@ int main(int argc, char **argv)
         .manual_clock = f.manual_clock,
         .manual_start = f.manual_start,
         .purge_after = cfg ? cfg->purge_after : 0,
+        .show_operator_ids = cfg ? cfg->show_operator_ids : false,
         .operators = cfg ? cfg->operators : NULL,
         .noperators = cfg ? cfg->noperators : 0,
         .commit_hook = d.wslog ? cf_wslog_hook : NULL,

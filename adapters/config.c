@@ -288,6 +288,24 @@ static int s_retention(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
     return 0;
 }
 
+/* privacy.show_operator_ids_to_members: true or false (the words only, as
+ * everywhere in claimflow's YAML). */
+static int s_privacy(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
+{
+    static const char *const names[] = {"show_operator_ids_to_members", NULL};
+    const cf_yt_node_t *vals[1] = {NULL};
+    int rc = s_map(c, n, "privacy", names, vals);
+    if (rc < 0)
+        return rc;
+    if (!vals[0])
+        return 0;
+    if (s_scalar_eq(vals[0], "true"))
+        cfg->show_operator_ids = true;
+    else if (!s_scalar_eq(vals[0], "false"))
+        return s_fail(c, vals[0], "'show_operator_ids_to_members' must be true or false");
+    return 0;
+}
+
 /* http.listen: "IPv4:PORT", "[IPv6]:PORT" or "localhost:PORT" (127.0.0.1),
  * PORT 0-65535.  No other host names: the daemon resolves nothing at start,
  * and "is this loopback?" must have one answer. */
@@ -403,12 +421,15 @@ static int s_root(s_ctx_t *c, const cf_yt_node_t *root, cf_config_t *cfg)
         } else if (s_scalar_eq(k, "retention")) {
             if ((rc = s_retention(c, v, cfg)) < 0)
                 return rc;
+        } else if (s_scalar_eq(k, "privacy")) {
+            if ((rc = s_privacy(c, v, cfg)) < 0)
+                return rc;
         } else if (s_scalar_eq(k, "http")) {
             if ((rc = s_http(c, v, cfg)) < 0)
                 return rc;
         } else {
             return s_fail(c, k, "unknown key (operators, curve, portal, retention, "
-                                "http, max_frame, max_document, idempotency_days, "
+                                "privacy, http, max_frame, max_document, idempotency_days, "
                                 "consent_changes_per_day)");
         }
     }

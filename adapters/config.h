@@ -11,6 +11,9 @@
  *   retention:                 # either or both
  *     closed_claims_days: 3650 # purge without a date: closed longer than this
  *     access_log_days: 1825    # access-log entries kept (default 5 years)
+ *   privacy:
+ *     show_operator_ids_to_members: false  # the member's access log names
+ *                              # the operator (default: role and purpose only)
  *   http:                      # optional: /metrics, /healthz, /readyz
  *     listen: 127.0.0.1:9464   # IPv4:PORT, [IPv6]:PORT or localhost:PORT;
  *                              # port 0 picks a free one
@@ -51,6 +54,7 @@ typedef struct {
     unsigned consent_changes;   /* per member and day; 0 when not set */
     int64_t purge_after;        /* retention.closed_claims_days in seconds; 0: not set */
     int64_t audit_retention;    /* retention.access_log_days in seconds; 0: not set */
+    bool show_operator_ids;     /* privacy.show_operator_ids_to_members */
     bool curve;                 /* `curve:` given: every socket requires CURVE */
     char *curve_secret_file;    /* owned; resolved against the config's directory */
     char curve_secret[CF_KEY_BUFLEN];  /* the daemon's secret key (Z85), read

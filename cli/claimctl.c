@@ -31,7 +31,7 @@ static const s_command_t s_commands[] = {
     {"timers", cf_cmd_timers, "pending timers, soonest first"},
     {"stats", cf_cmd_stats, "claims per state, breached SLAs, pending timers"},
     {"watch", cf_cmd_watch, "print transitions live as they are committed"},
-    {"export", cf_cmd_export, "every claim as JSON lines"},
+    {"export", cf_cmd_export_any, "every claim as JSON lines; with --member, everything held about one member"},
     {"backup", cf_cmd_backup, "a consistent, compacted copy of the live store"},
     {"audit", cf_cmd_audit, "the access log: who read which claims (auditors, supervisors)"},
     {"purge", cf_cmd_purge, "erase the personal data of claims closed before a date (supervisors)"},
@@ -46,6 +46,7 @@ static const struct {
 } s_globals[] = {
     {"endpoint", "CLAIMFLOW_ENDPOINT"},   {"events", "CLAIMFLOW_EVENTS"},
     {"as", "CLAIMFLOW_OPERATOR"},         {"workflows", "CLAIMFLOW_WORKFLOWS"},
+    {"purpose", "CLAIMFLOW_PURPOSE"},
     {"calendar", "CLAIMFLOW_CALENDAR"},   {"timeout", "CLAIMFLOW_TIMEOUT"},
     {"key", "CLAIMFLOW_KEY"},             {"server-key", "CLAIMFLOW_SERVER_KEY"},
 };

@@ -43,6 +43,7 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
         {CF_CO_LOCAL, {"calendar", "NAME", "the calendar whose time zone times are shown in (default dk; UTC if none loads)", CF_OPT_STR, &cli->calendar, false}},
         {CF_CO_DAEMON, {"endpoint", "URL", "claimflowd's operator endpoint (CLAIMFLOW_ENDPOINT; default " CF_CLI_DEFAULT_ENDPOINT ")", CF_OPT_STR, &cli->endpoint, false}},
         {CF_CO_DAEMON, {"as", "OPERATOR", "your operator id in the daemon's roster (CLAIMFLOW_OPERATOR)", CF_OPT_STR, &cli->actor, false}},
+        {CF_CO_DAEMON, {"purpose", "TEXT", "why you read the member's data, kept in the access log the member sees (CLAIMFLOW_PURPOSE; default: case handling)", CF_OPT_STR, &cli->purpose, false}},
         {CF_CO_EVENTS, {"events", "URL", "claimflowd's events endpoint (CLAIMFLOW_EVENTS; default " CF_CLI_DEFAULT_EVENTS ")", CF_OPT_STR, &cli->events, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"timeout", "SECONDS", "wait at most this long for claimflowd (default 5)", CF_OPT_STR, &cli->timeout_arg, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"key", "FILE", "your CURVE secret key file, from 'claimctl keygen' (CLAIMFLOW_KEY)", CF_OPT_STR, &cli->key_file, false}},
@@ -218,6 +219,7 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
     cli->endpoint = s_env("CLAIMFLOW_ENDPOINT", CF_CLI_DEFAULT_ENDPOINT);
     cli->events = s_env("CLAIMFLOW_EVENTS", CF_CLI_DEFAULT_EVENTS);
     cli->actor = s_env("CLAIMFLOW_OPERATOR", NULL);
+    cli->purpose = s_env("CLAIMFLOW_PURPOSE", NULL);
     cli->workflows = s_env("CLAIMFLOW_WORKFLOWS", "./workflows");
     cli->calendar = s_env("CLAIMFLOW_CALENDAR", CF_CLI_DEFAULT_CALENDAR);
     cli->timeout_arg = s_env("CLAIMFLOW_TIMEOUT", NULL);
@@ -318,6 +320,10 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
         rc = cf_cli_usage_error(cli, "who are you? give --as OPERATOR or set CLAIMFLOW_OPERATOR");
         goto out_free;
     }
+    if (cli->purpose && (strlen(cli->purpose) < 1 || strlen(cli->purpose) > 200)) {
+        rc = cf_cli_usage_error(cli, "--purpose must be 1 to 200 bytes");
+        goto out_free;
+    }
     if (cli->id && (strlen(cli->id) < 1 || strlen(cli->id) > 128)) {
         rc = cf_cli_usage_error(cli, "--id must be 1 to 128 bytes");
         goto out_free;
@@ -406,6 +412,12 @@ int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
             return cf_cli_fail(CF_EXIT_CONNECT, "cannot reach claimflowd at %s (%s)",
                                cli->endpoint, strerror(errno));
         }
+    }
+    /* Every operator request may say why (the access log keeps it). */
+    cf_req_t with = *req;
+    if (cli->purpose) {
+        cf_req_str(&with, "purpose", cli->purpose);
+        req = &with;
     }
     cf_client_error_t err;
     int rc = cf_client_call(cli->client, req, reply, &err);

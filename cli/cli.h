@@ -49,7 +49,7 @@ typedef struct {
 
 /* Common option groups a command takes (cf_cmd_spec_t.common). */
 enum {
-    CF_CO_DAEMON = 1u << 0,   /* --endpoint, --as, --timeout, --key, --server-key */
+    CF_CO_DAEMON = 1u << 0,   /* --endpoint, --as, --purpose, --timeout, --key, --server-key */
     CF_CO_JSON   = 1u << 1,   /* --json */
     CF_CO_LOCAL  = 1u << 2,   /* --workflows, --calendar: times in local time */
     CF_CO_ID     = 1u << 3,   /* --id: idempotency key of a writing command */
@@ -72,6 +72,7 @@ typedef struct {
 
     /* Common options, after the environment's defaults. */
     const char *endpoint, *events, *actor, *workflows, *calendar, *id;
+    const char *purpose;       /* --purpose: why the operator reads (access log) */
     const char *timeout_arg;   /* --timeout as given */
     const char *key_file;      /* --key: our secret key file, or NULL */
     const char *server_key;    /* --server-key: a Z85 key or a file, or NULL */

@@ -19,6 +19,9 @@ int cf_cmd_document(int argc, char **argv);
 int cf_cmd_timers(int argc, char **argv);
 int cf_cmd_stats(int argc, char **argv);
 int cf_cmd_export(int argc, char **argv);
+/* export: with --member, one member's data (cmd_rights.c); else
+ * cf_cmd_export. */
+int cf_cmd_export_any(int argc, char **argv);
 /* approve, deny, request-info, guarantee, refer-network, answer, uphold,
  * reject: argv[0] says which. */
 int cf_cmd_decide(int argc, char **argv);     /* cmd_decide.c */

@@ -835,7 +835,9 @@ int cf_cmd_export(int argc, char **argv)
         "export", "", "Every claim (open and closed), one JSON object a line, oldest first, for reports.",
         "examples:\n"
         "  claimctl export --as aud > claims.jsonl\n"
-        "  claimctl export --workflow inquiry --as aud | jq -r 'select(.state==\"open\") | .id'\n",
+        "  claimctl export --workflow inquiry --as aud | jq -r 'select(.state==\"open\") | .id'\n"
+        "  claimctl export --member 0101901234 --purpose 'written request' > member.jsonl\n"
+        "      # everything held about one member (claimctl export --member X --help)\n",
         CF_CO_DAEMON, 0, 0};
     const char *workflow = NULL;
     const cf_opt_t opts[] = {

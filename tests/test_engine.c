@@ -28,7 +28,7 @@ static void test_lifecycle(void)
     ASSERT_OK(r);
     CF_ASSERT_STR_EQ(S(r, "claim.state"), "awaiting_referral");
     CF_ASSERT_STR_EQ(S(r, "claim.workflow"), "health_claim");
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "1");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "2");
     CF_ASSERT_STR_EQ(S(r, "claim.created_at"), T0);
 
     r = s_attach(e, CPR_A, claim, "referral", "application/pdf", s_pdf, sizeof s_pdf - 1);
@@ -231,9 +231,13 @@ static void test_consent_expiry(void)
     ASSERT_OK(r);
     CF_ASSERT_STR_EQ(S(r, "fired"), "1");
     r = s_call(e, O, "{'op':'history','actor':'hanne','claim':'%s'}", a);
-    CF_ASSERT_STR_EQ(S(r, "events.2.event"), "consent.expired");
-    CF_ASSERT_STR_EQ(S(r, "events.2.to"), "consent_withdrawn");
-    CF_ASSERT_STR_EQ(S(r, "events.2.actor"), "system");
+    /* 30 days before, the reminder; the claim stays where it is. */
+    CF_ASSERT_STR_EQ(S(r, "events.2.event"), "consent.expiring");
+    CF_ASSERT_STR_EQ(S(r, "events.2.at"), "2027-10-25T09:00:00Z");
+    CF_ASSERT_STR_EQ(S(r, "events.2.to"), "awaiting_info");
+    CF_ASSERT_STR_EQ(S(r, "events.3.event"), "consent.expired");
+    CF_ASSERT_STR_EQ(S(r, "events.3.to"), "consent_withdrawn");
+    CF_ASSERT_STR_EQ(S(r, "events.3.actor"), "system");
     s_close(&e);
 }
 
@@ -325,25 +329,25 @@ static void test_workflow_versions(void)
     cf_engine_destroy(&e);
     s_free_replies();
 
-    /* Version 2 replaces the file; version 1 lives on in the store. */
+    /* Version 3 replaces the file; version 2 lives on in the store. */
     snprintf(src, sizeof src, "%s/workflows/health_claim.yaml", cf_test_srcdir());
     snprintf(dst, sizeof dst, "%s/health_claim.yaml", wf);
-    s_copy_file(src, dst, "version: 1", "version: 2");
+    s_copy_file(src, dst, "version: 2", "version: 3");
     e = s_open_at(data, wf, 0, false);
     const msgpack_object *r = s_call(e, P, "{'op':'ping'}");
     ASSERT_OK(r);
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", old);
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "1");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "2");
     ASSERT_OK(s_call(e, O, "{'op':'send','id':'a','actor':'hanne','claim':'%s','event':'decision.approved'}", old));
     char nw[32];
     snprintf(nw, sizeof nw, "%s", s_create(e, CPR_B, "chiropractic"));
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", nw);
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "2");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "3");
     cf_engine_destroy(&e);
     s_free_replies();
 
     /* A changed file under a version the store holds is refused. */
-    s_copy_file(src, dst, "version: 1", "version: 2\n# changed\n");
+    s_copy_file(src, dst, "version: 2", "version: 3\n# changed\n");
     cf_time_t t0;
     cf_time_parse(T0, strlen(T0), &t0);
     cf_engine_opts_t o = {.data_dir = data, .workflows_dir = wf, .manual_clock = true,
@@ -351,7 +355,7 @@ static void test_workflow_versions(void)
     cf_diags_t d = {0};
     CF_ASSERT_INT_EQ(cf_engine_open(&o, &e, &d), CF_EBADREQ);
     CF_ASSERT(d.n >= 1);
-    CF_ASSERT_STR_HAS(d.v[0].message, "differs from the version 2");
+    CF_ASSERT_STR_HAS(d.v[0].message, "differs from the version 3");
     cf_diags_clear(&d);
     s_rmrf(s_tmp);
 }

@@ -199,8 +199,9 @@ static const struct {
     {0, "consent_withdrawn", "consent.given", SY, D_NONE, 1, "denied", 0, 1, NULL},
     {0, "consent_withdrawn", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 0, 0, NULL},
     /* inquiry */
+    {1, "open", "sla.warning", SY, D_NONE, 0, "open", 0, 0, "sla.warning"},
     {1, "open", "sla.breached", SY, D_NONE, 0, "open", 0, 0, "sla.breached"},
-    {1, "open", "inquiry.answered", H, D_TEXT, 0, "answered", 1, 0, NULL},
+    {1, "open", "inquiry.answered", H, D_TEXT, 0, "answered", 2, 0, NULL},
 };
 #define S_NROWS (sizeof s_rows / sizeof s_rows[0])
 
@@ -371,8 +372,9 @@ static void test_create_errors(void)
     ctx.claim_data = &d.obj;
     CF_ASSERT_INT_EQ(cf_sm_create(s_inq, M, &d.obj, &ctx, &r, &e), 0);
     CF_ASSERT_STR_EQ(s_inq->states[r.next.state].name, "open");
-    CF_ASSERT_INT_EQ(r.nstart, 1);
-    CF_ASSERT_STR_EQ(r.start[0].name, "response_due");
+    CF_ASSERT_INT_EQ(r.nstart, 2);
+    CF_ASSERT_STR_EQ(r.start[0].name, "response_warning");
+    CF_ASSERT_STR_EQ(r.start[1].name, "response_due");
     s_data_init(&d);
     s_put(&d, "claim", s_str(""));
     s_put(&d, "text", s_str("x"));
@@ -471,7 +473,8 @@ static void test_invalid_transition(void)
     CF_ASSERT_STR_EQ(e.message,
                      "event 'treatment.started' is not accepted in state 'in_review' (accepts: "
                      "sla.warning, sla.breached, info.requested, decision.approved, "
-                     "decision.denied, claim.withdrawn, consent.withdrawn, consent.expired): "
+                     "decision.denied, claim.withdrawn, consent.withdrawn, consent.expired, "
+                     "consent.expiring): "
                      "treatment is covered only once it is pre-approved (a payment guarantee "
                      "or a network referral)");
     /* no refusal text for an event without one */
@@ -479,7 +482,8 @@ static void test_invalid_transition(void)
                              &r, &e), CF_EINVTRANS);
     CF_ASSERT_STR_EQ(e.message,
                      "event 'decision.approved' is not accepted in state 'approved' (accepts: "
-                     "guarantee.issued, network.referred, consent.withdrawn, consent.expired)");
+                     "guarantee.issued, network.referred, consent.withdrawn, consent.expired, "
+                     "consent.expiring)");
     /* an unknown event; a final state */
     CF_ASSERT_INT_EQ(s_apply(s_hc, "closed", -1, 0, "no.such", M, NULL, true, &r, &e),
                      CF_EINVTRANS);

@@ -590,7 +590,7 @@ static void test_claim_ids_in_binary(void)
     const char *ids[2] = {"01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-a-ulid-but-26-bytes-xx"};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    CF_ASSERT_INT_EQ(cf_audit_encode(1000, "hanne", "query", ids, 2, &sb), 0);
+    CF_ASSERT_INT_EQ(cf_audit_encode(1000, "hanne", "query", ids, 2, NULL, NULL, &sb), 0);
     CF_ASSERT_INT_EQ(sb.size, 1 + 3 + 6 + 6 + 1 + 18 + 27);
     cf_audit_rec_t r;
     CF_ASSERT_INT_EQ(cf_audit_decode(sb.data, sb.size, &r), 0);

@@ -52,7 +52,7 @@ static void test_health_claim_model(void)
 {
     cf_wf_t *wf = s_load_shipped("health_claim.yaml");
     CF_ASSERT_STR_EQ(wf->name, "health_claim");
-    CF_ASSERT_INT_EQ(wf->version, 1);
+    CF_ASSERT_INT_EQ(wf->version, 2);
     CF_ASSERT_STR_EQ(wf->calendar, "dk");
     CF_ASSERT_INT_EQ(wf->created_by, CF_ROLE_MEMBER);
     CF_ASSERT_INT_EQ(wf->nstates, 14);
@@ -110,7 +110,7 @@ static void test_health_claim_model(void)
     CF_ASSERT(cf_wf_event_find(wf, ir, "sla.warning", 3) == NULL);
 
     /* any: in every non-final state, never in a final one */
-    CF_ASSERT_INT_EQ(wf->nany, 2);
+    CF_ASSERT_INT_EQ(wf->nany, 3);
     ev = cf_wf_event_find(wf, ir, "consent.withdrawn", 17);
     CF_ASSERT(ev == &wf->any[0]);
     CF_ASSERT(cf_wf_event_find(wf, cf_wf_state_find(wf, "closed"), "consent.withdrawn", 17) == NULL);
@@ -150,9 +150,13 @@ static void test_inquiry_model(void)
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "claim")].type, CF_FT_CLAIM);
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "text")].max_len, 4000);
     const cf_wf_state_t *open = &wf->states[wf->initial];
-    CF_ASSERT_INT_EQ(open->ntimers, 1);
+    CF_ASSERT_INT_EQ(open->ntimers, 2);
     CF_ASSERT_INT_EQ(open->timers[0].after.unit, CF_DUR_DAYS);
-    CF_ASSERT_STR_EQ(open->timers[0].event, "sla.breached");
+    CF_ASSERT_INT_EQ(open->timers[0].after.n, 1);
+    CF_ASSERT_STR_EQ(open->timers[0].event, "sla.warning");
+    CF_ASSERT_INT_EQ(open->timers[1].after.unit, CF_DUR_DAYS);
+    CF_ASSERT_INT_EQ(open->timers[1].after.n, 2);
+    CF_ASSERT_STR_EQ(open->timers[1].event, "sla.breached");
     CF_ASSERT(wf->states[cf_wf_state_find(wf, "answered")].final);
     cf_wf_destroy(&wf);
 }

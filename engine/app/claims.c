@@ -25,6 +25,7 @@ void cf_batch_init(cf_batch_t *b)
     msgpack_sbuffer_init(&b->scratch);
     b->compact_pending = false;
     b->purge_ran = false;
+    b->audit_role = b->audit_purpose = NULL;
 }
 
 void cf_batch_fini(cf_batch_t *b)
@@ -181,6 +182,31 @@ int cf_claims_consent_ctx(cf_batch_t *b, const unsigned char *hash, cf_sm_ctx_t 
     ctx->consent_valid_until = c.valid_until;
     ctx->consent_withdrawn_at = c.withdrawn_at;
     return rc;
+}
+
+int cf_claims_consent_timers(cf_batch_t *b, const unsigned char *hash, const cf_consent_t *c,
+                             bool start)
+{
+    if (!start && (c->given_at == 0 || c->withdrawn_at != 0))
+        return 0;
+    static const struct {
+        const char *name, *event;
+        cf_time_t before;
+    } timers[] = {
+        {CF_CONSENT_TIMER, "consent.expired", 0},
+        {CF_CONSENT_EXPIRING_TIMER, "consent.expiring", CF_CONSENT_NOTICE},
+    };
+    unsigned char k[CF_TIMER_KEY_MAX];
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
+        size_t kl = cf_key_timer(k, c->valid_until - timers[i].before, CF_TIMER_MEMBER, hash,
+                                 CF_MEMBER_HASH_LEN, timers[i].name);
+        int rc = start ? cf_txn_put(b->txn, CF_DB_TIMERS, k, kl, timers[i].event,
+                                    strlen(timers[i].event))
+                       : cf_txn_del(b->txn, CF_DB_TIMERS, k, kl);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* Due times of r's timers to start, computed before any write. */
@@ -375,8 +401,10 @@ int cf_claims_of_member(cf_batch_t *b, const unsigned char *hash, char (**ret)[C
     return 0;
 }
 
-int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
-                     msgpack_packer *moved, uint32_t *nmoved)
+/* The fan-out and the notice: event to every open claim of a member, as
+ * rec says. */
+static int s_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
+                    const cf_apply_rec_t *rec_in, msgpack_packer *moved, uint32_t *nmoved)
 {
     /* The ids first, then the writes: simpler to reason about than writing
      * while a cursor walks the same index. */
@@ -385,7 +413,7 @@ int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event
     int rc = cf_claims_of_member(b, hash, &ids, &nids);
     if (rc != 0)
         return rc;
-    cf_apply_rec_t rec = {.actor = "system", .only_changes = true};
+    cf_apply_rec_t rec = *rec_in;
     for (size_t i = 0; i < nids && rc == 0; i++) {
         cf_claim_t c;
         rc = cf_claims_load(b, ids[i], CF_ID_LEN, &c);
@@ -397,10 +425,10 @@ int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event
             break;
         if (!c.wf->states[c.state].final) {
             rc = cf_claims_apply(b, &c, event, strlen(event), CF_ROLE_SYSTEM, NULL, &rec, NULL);
-            if (rc == 0 && moved) {
+            if (rc == 0 && moved)
                 cf_pack_strn(moved, c.id, CF_ID_LEN);
+            if (rc == 0 && nmoved)
                 (*nmoved)++;
-            }
             /* Refused by the state (it does not take the event) or no
              * change: the claim stays as it is. */
             if (rc > 0 || (rc < 0 && !cf_batch_failed(b) && rc != CF_EINTERNAL))
@@ -410,6 +438,20 @@ int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event
     }
     free(ids);
     return rc;
+}
+
+int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
+                     msgpack_packer *moved, uint32_t *nmoved)
+{
+    cf_apply_rec_t rec = {.actor = "system", .only_changes = true};
+    return s_fanout(b, hash, event, &rec, moved, nmoved);
+}
+
+int cf_claims_notify(cf_batch_t *b, const unsigned char *hash, const char *event,
+                     const char *hist, size_t hlen, uint32_t *notified)
+{
+    cf_apply_rec_t rec = {.actor = "system", .hist = hist, .hist_len = hlen};
+    return s_fanout(b, hash, event, &rec, NULL, notified);
 }
 
 /* ========================================================== access log === */
@@ -425,7 +467,8 @@ int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
     cf_key_audit(key, b->now, ++*b->audit_seq);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    int rc = cf_audit_encode(b->now, actor, opname, claims, n, &sb);
+    int rc = cf_audit_encode(b->now, actor, opname, claims, n, b->audit_purpose, b->audit_role,
+                             &sb);
     if (rc == 0)
         rc = cf_txn_put(b->txn, CF_DB_AUDIT, key, sizeof key, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);

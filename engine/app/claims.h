@@ -47,6 +47,7 @@ typedef struct {
     size_t max_document;         /* bytes */
     int64_t purge_after;         /* seconds; 0: purge needs a date */
     unsigned consent_changes;    /* consent changes per member and UTC day */
+    bool show_operator_ids;      /* a member's access log names operators */
 } cf_limits_t;
 
 /* The manual clock and the claim-id generator: engine state a batch may
@@ -89,6 +90,10 @@ typedef struct {
     uint64_t *audit_seq;            /* the access log's last sequence */
     cf_pubs_t *pubs;                /* staged publications */
     msgpack_sbuffer scratch;        /* record encoding; reused */
+    /* The current request's role and purpose, kept in the access-log
+     * entries it writes (set by the dispatcher for each request; NULL
+     * outside one, e.g. while timers fire). */
+    const char *audit_role, *audit_purpose;
     bool compact_pending;           /* a purge erased data: compact after commit */
     bool purge_ran;                 /* a purge committed: retry a failed compaction */
 } cf_batch_t;
@@ -126,6 +131,13 @@ typedef struct {
     bool only_changes;           /* skip (return 1) unless state or flags change */
 } cf_apply_rec_t;
 
+/* Start (start true) or cancel the member timers of consent c: its expiry
+ * (consent.expired at valid_until) and its reminder (consent.expiring
+ * CF_CONSENT_NOTICE before).  Cancelling a consent that is not running
+ * (never given, withdrawn) does nothing.  0 or a store error. */
+int cf_claims_consent_timers(cf_batch_t *b, const unsigned char *hash, const cf_consent_t *c,
+                             bool start);
+
 /* Apply event[0..elen) with data to c as role: the consent context, the
  * state machine, the due times of timers it starts, then the write
  * (transition, indexes, timers, history, publication).  Nothing is written
@@ -152,6 +164,14 @@ int cf_claims_save(cf_batch_t *b, const cf_claim_t *c);
 int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
                      msgpack_packer *moved, uint32_t *nmoved);
 
+/* Send event (as `system`, with history data hist[0..hlen), may be NULL)
+ * to every open claim of a member whose state accepts it, recorded in each
+ * claim's history and published even when it changes nothing: a notice
+ * (consent.expiring).  *notified (may be NULL) counts them.  0 or a store
+ * error. */
+int cf_claims_notify(cf_batch_t *b, const unsigned char *hash, const char *event,
+                     const char *hist, size_t hlen, uint32_t *notified);
+
 /* The claim ids of a member, in id order, into *ret (malloc'd; free()). */
 int cf_claims_of_member(cf_batch_t *b, const unsigned char *hash, char (**ret)[CF_ID_LEN],
                         size_t *n);
@@ -162,8 +182,9 @@ int cf_claims_publish(cf_batch_t *b, const char *workflow, const char *event, co
 
 /* ---------------------------------------------------------- access log --- */
 /* Record an access to claims[0..n) (each CF_ID_LEN bytes) by actor with op
- * (docs/SECURITY.md): one entry, each claim id in it and in the per-claim
- * index as its 16 bytes (schema.h).  0 or a store error. */
+ * (docs/SECURITY.md), with the batch's audit_role and audit_purpose: one
+ * entry, each claim id in it and in the per-claim index as its 16 bytes
+ * (schema.h).  0 or a store error. */
 int cf_claims_audit(cf_batch_t *b, const char *actor, const char *opname,
                     const char *const *claims, size_t n);
 /* One claim's access-log entries: the audit keys (CF_AUDIT_KEY_LEN each)

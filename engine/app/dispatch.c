@@ -21,7 +21,7 @@
 
 /* ========================================================== dispatch === */
 
-static const char *const s_common_keys[] = {"op", "id", "actor", "member", NULL};
+static const char *const s_common_keys[] = {"op", "id", "actor", "member", "purpose", NULL};
 
 static bool s_key_allowed(const cf_op_def_t *def, const msgpack_object_str *k)
 {
@@ -56,16 +56,44 @@ static const cf_operator_t *s_operator(const cf_limits_t *lim, const msgpack_obj
     return NULL;
 }
 
+/* An operator's `purpose`: printable text of 1..CF_PURPOSE_MAX bytes, kept
+ * in the access log; CF_PURPOSE_DEFAULT when absent. */
+static int s_purpose(cf_op_t *op)
+{
+    const msgpack_object *p = cf_mp_get(op->req, "purpose");
+    snprintf(op->purpose, sizeof op->purpose, "%s", CF_PURPOSE_DEFAULT);
+    if (!p || p->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0 ||
+        p->via.str.size > CF_PURPOSE_MAX)
+        return cf_op_fail(op, CF_EBADREQ, "field 'purpose' must be a string of 1 to %d bytes",
+                          CF_PURPOSE_MAX);
+    for (uint32_t i = 0; i < p->via.str.size; i++) {
+        unsigned char ch = (unsigned char)p->via.str.ptr[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return cf_op_fail(op, CF_EBADREQ, "field 'purpose' must not hold control "
+                              "characters");
+    }
+    memcpy(op->purpose, p->via.str.ptr, p->via.str.size);
+    op->purpose[p->via.str.size] = '\0';
+    return 0;
+}
+
 /* Authenticate and authorise: who is asking, may they use this op here. */
 static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *req)
 {
     cf_batch_t *b = op->b;
+    int rc;
     if (req->endpoint == CF_EP_PORTAL) {
         if (!(def->endpoints & CF_OPEP_PORTAL))
             return cf_op_fail(op, CF_EFORBIDDEN, "op '%s' is not served on the portal endpoint",
                               def->name);
         op->role = CF_ROLE_MEMBER;
         snprintf(op->actor, sizeof op->actor, "member");
+        if (cf_mp_get(op->req, "purpose"))
+            return cf_op_fail(op, CF_EBADREQ, "field 'purpose' is not allowed on the portal "
+                              "endpoint (a member's reads are their own)");
+        snprintf(op->purpose, sizeof op->purpose, "%s", CF_PURPOSE_MEMBER);
         const msgpack_object *m = cf_mp_get(op->req, "member");
         if (def->needs_member && !m)
             return cf_op_fail(op, CF_EBADREQ, "field 'member' is required on the portal endpoint");
@@ -84,7 +112,10 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
     if (!(def->endpoints & CF_OPEP_OPERATOR))
         return cf_op_fail(op, CF_EFORBIDDEN, "op '%s' is not served on the operator endpoint",
                           def->name);
-    if (cf_mp_get(op->req, "member") && strcmp(def->name, "query") != 0)
+    if ((rc = s_purpose(op)) != 0)
+        return rc;
+    if (cf_mp_get(op->req, "member") && strcmp(def->name, "query") != 0 &&
+        strcmp(def->name, "export") != 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'member' is not allowed on the operator "
                           "endpoint for op '%s'", def->name);
     const msgpack_object *a = cf_mp_get(op->req, "actor");
@@ -312,9 +343,13 @@ void cf_dispatch(cf_batch_t *b, const cf_request_t *req, cf_reply_t *r)
         }
     }
 
+    /* What the access-log entries of this request say about it. */
+    b->audit_role = cf_role_name(op.role);
+    b->audit_purpose = op.purpose;
     code = def->fn(&op);
     if (!cf_batch_failed(b) && s_audit_rest(&op, def) != 0 && code == 0)
         code = cf_op_fail(&op, CF_EUNAVAIL, "the access log cannot be written");
+    b->audit_role = b->audit_purpose = NULL;
     if (cf_batch_failed(b)) {
         if (code == 0)
             code = cf_op_fail(&op, CF_EUNAVAIL, "the store cannot take writes now");

@@ -329,6 +329,7 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
                                                        : CF_AUDIT_RETENTION_DEFAULT;
     e->lim.max_document = opts->max_document ? opts->max_document : (size_t)10 << 20;
     e->lim.purge_after = opts->purge_after;
+    e->lim.show_operator_ids = opts->show_operator_ids;
     e->lim.consent_changes = opts->consent_changes_per_day ? opts->consent_changes_per_day : 20;
     e->clock.manual = opts->manual_clock;
     e->clock.manual_now = opts->manual_start;

@@ -42,6 +42,8 @@ typedef struct {
     cf_time_t manual_start;      /* the manual clock's first reading */
     int64_t purge_after;         /* purge without a date: claims closed longer ago
                                     than this many seconds; 0 = a date is needed */
+    bool show_operator_ids;      /* a member's access log names the operators
+                                    (config privacy.show_operator_ids_to_members) */
     const cf_operator_t *operators;  /* copied */
     size_t noperators;
     /* Called with every committed batch's write set (store.h), from the

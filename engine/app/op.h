@@ -13,6 +13,12 @@
  * say where to go on (`next`): no reply grows with the store (only a
  * whole `document` is bigger, up to max_document). */
 #define CF_PAGE_BYTES ((size_t)1 << 20)
+/* An operator's `purpose` (kept in the access log): its most bytes, and
+ * what is kept when a request gives none.  A portal request's entries
+ * (export) carry CF_PURPOSE_MEMBER. */
+#define CF_PURPOSE_MAX 200
+#define CF_PURPOSE_DEFAULT "case handling"
+#define CF_PURPOSE_MEMBER "the member's own request"
 
 /* One request being applied. */
 typedef struct {
@@ -30,6 +36,7 @@ typedef struct {
     cf_error_t err;
     bool wrote;
     bool audited;                   /* the op wrote its own access-log entry */
+    char purpose[CF_PURPOSE_MAX + 1];   /* why an operator reads: the access log */
 } cf_op_t;
 
 /* Start the next reply field (its value is packed next, on op->pk). */

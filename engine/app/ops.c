@@ -19,6 +19,7 @@
 #include "cf_version.h"
 #include "person.h"
 #include "privacy.h"
+#include "rights.h"
 #include "timers.h"
 
 /* The most index entries one query page looks at. */
@@ -459,21 +460,13 @@ static int s_consent(cf_op_t *op, bool give)
         return cf_op_fail(op, CF_EUNAVAIL, "the member's consent changed %u times today, the "
                           "most a day allows; retry tomorrow", b->lim->consent_changes);
     ctx.changes++;
-    unsigned char k[CF_TIMER_KEY_MAX];
-    size_t kl;
-    if (ctx.given_at && !ctx.withdrawn_at) {
-        kl = cf_key_timer(k, ctx.valid_until, CF_TIMER_MEMBER, op->member_hash,
-                          CF_MEMBER_HASH_LEN, CF_CONSENT_TIMER);
-        if ((rc = cf_txn_del(b->txn, CF_DB_TIMERS, k, kl)) != 0)
-            return rc;
-    }
+    if ((rc = cf_claims_consent_timers(b, op->member_hash, &ctx, false)) != 0)
+        return rc;
     if (give) {
         ctx.given_at = b->now;
         ctx.valid_until = cf_add_year(b->now);
         ctx.withdrawn_at = 0;
-        kl = cf_key_timer(k, ctx.valid_until, CF_TIMER_MEMBER, op->member_hash,
-                          CF_MEMBER_HASH_LEN, CF_CONSENT_TIMER);
-        if ((rc = cf_txn_put(b->txn, CF_DB_TIMERS, k, kl, "consent.expired", 15)) != 0)
+        if ((rc = cf_claims_consent_timers(b, op->member_hash, &ctx, true)) != 0)
             return rc;
     } else {
         ctx.withdrawn_at = b->now;
@@ -490,18 +483,7 @@ static int s_consent(cf_op_t *op, bool give)
     if (rc == 0) {
         op->wrote = true;
         cf_op_key(op, "consent");
-        msgpack_pack_map(&op->pk, 4);
-        cf_pack_str(&op->pk, "member");
-        cf_pack_strn(&op->pk, member, mlen);
-        cf_pack_str(&op->pk, "given_at");
-        cf_pack_time(&op->pk, ctx.given_at);
-        cf_pack_str(&op->pk, "valid_until");
-        cf_pack_time(&op->pk, ctx.valid_until);
-        cf_pack_str(&op->pk, "withdrawn_at");
-        if (ctx.withdrawn_at)
-            cf_pack_time(&op->pk, ctx.withdrawn_at);
-        else
-            msgpack_pack_nil(&op->pk);
+        cf_rights_pack_consent(&op->pk, member, mlen, &ctx);
         cf_op_key(op, "moved");
         msgpack_pack_array(&op->pk, nmoved);
         if (moved.size)
@@ -1033,6 +1015,8 @@ static const char *const k_advance[] = {"seconds", NULL};
 static const char *const k_set[] = {"at", NULL};
 static const char *const k_audit[] = {"claim", "operator", "limit", "after", NULL};
 static const char *const k_purge[] = {"closed_before", "limit", NULL};
+static const char *const k_page[] = {"after", "limit", NULL};
+static const char *const k_export[] = {"after", NULL};
 
 /* name, fn, endpoints, roles (0: anyone, no actor needed), writes,
  * portal needs member, keys */
@@ -1044,6 +1028,9 @@ static const cf_op_def_t s_ops[] = {
     {"document", s_document, EP_BOTH, R_READ, false, true, k_document},
     {"consent.give", s_consent_give, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
     {"consent.withdraw", s_consent_withdraw, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
+    {"consent.get", cf_op_consent_get, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, NULL},
+    {"access_log", cf_op_access_log, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, k_page},
+    {"export", cf_op_export, EP_BOTH, R_READ, false, true, k_export},
     {"get", s_get, EP_BOTH, R_READ, false, true, k_claim},
     {"history", s_history, EP_BOTH, R_READ, false, true, k_history},
     {"query", s_query, EP_BOTH, R_READ, false, true, k_query},

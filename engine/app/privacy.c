@@ -50,7 +50,7 @@ static void s_pack_entry(msgpack_packer *pk, const void *rec, size_t len)
         msgpack_pack_nil(pk);
         return;
     }
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 6);
     cf_pack_str(pk, "at");
     cf_pack_time(pk, r.at);
     cf_pack_str(pk, "actor");
@@ -66,6 +66,17 @@ static void s_pack_entry(msgpack_packer *pk, const void *rec, size_t len)
         else
             msgpack_pack_nil(pk);
     }
+    /* nil on entries written before roles and purposes were kept */
+    cf_pack_str(pk, "role");
+    if (r.role)
+        msgpack_pack_object(pk, *r.role);
+    else
+        msgpack_pack_nil(pk);
+    cf_pack_str(pk, "purpose");
+    if (r.purpose)
+        msgpack_pack_object(pk, *r.purpose);
+    else
+        msgpack_pack_nil(pk);
     cf_audit_fini(&r);
 }
 
@@ -273,13 +284,8 @@ static int s_drop_member_if_unused(cf_batch_t *b, const unsigned char *hash)
     cf_consent_t c;
     if ((rc = cf_claims_consent_get(b, hash, &c)) != 0)
         return rc;
-    if (c.given_at && !c.withdrawn_at) {
-        unsigned char tk[CF_KEY_MAX];
-        size_t tl = cf_key_timer(tk, c.valid_until, CF_TIMER_MEMBER, hash, CF_MEMBER_HASH_LEN,
-                                 CF_CONSENT_TIMER);
-        if ((rc = cf_txn_del(b->txn, CF_DB_TIMERS, tk, tl)) != 0)
-            return rc;
-    }
+    if ((rc = cf_claims_consent_timers(b, hash, &c, false)) != 0)
+        return rc;
     return cf_txn_del(b->txn, CF_DB_MEMBERS, hash, CF_MEMBER_HASH_LEN);
 }
 

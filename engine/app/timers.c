@@ -55,16 +55,32 @@ static int s_fire_claim(cf_batch_t *b, const cf_timer_key_t *tk, const char *eve
     return rc;
 }
 
-/* The consent expiry: the member's claims move as on withdrawal. */
+/* A member's consent timers: the expiry moves the member's claims as a
+ * withdrawal does; the reminder before it is recorded in every open claim
+ * that takes it (consent.expiring, with the consent's valid_until). */
 static int s_fire_member(cf_batch_t *b, const cf_timer_key_t *tk)
 {
     cf_consent_t c;
     int rc = cf_claims_consent_get(b, tk->member, &c);
     if (rc != 0)
         return rc;
-    if (c.given_at == 0 || c.withdrawn_at != 0 || c.valid_until != tk->due)
+    bool notice = strcmp(tk->name, CF_CONSENT_EXPIRING_TIMER) == 0;
+    if (c.given_at == 0 || c.withdrawn_at != 0 ||
+        c.valid_until != tk->due + (notice ? CF_CONSENT_NOTICE : 0))
         return 0; /* renewed or withdrawn since: stale timer */
-    return cf_claims_fanout(b, tk->member, "consent.expired", NULL, NULL);
+    if (!notice)
+        return cf_claims_fanout(b, tk->member, "consent.expired", NULL, NULL);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    cf_pack_str(&pk, "valid_until");
+    cf_pack_time(&pk, c.valid_until);
+    rc = sb.data ? cf_claims_notify(b, tk->member, "consent.expiring", sb.data, sb.size, NULL)
+                 : CF_EINTERNAL;
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
 }
 
 int cf_timers_next_due(cf_txn_t *txn, cf_time_t *due)

@@ -532,12 +532,14 @@ int cf_idem_encode(const unsigned char hash[32], cf_time_t at, const void *reply
 }
 
 int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
-                    const char *const *claims, size_t n, msgpack_sbuffer *sb)
+                    const char *const *claims, size_t n, const char *purpose,
+                    const char *role, msgpack_sbuffer *sb)
 {
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
+    bool why = purpose || role;
+    msgpack_pack_array(&pk, why ? 6 : 4);
     msgpack_pack_int64(&pk, at);
     cf_pack_str(&pk, actor);
     cf_pack_str(&pk, op);
@@ -550,6 +552,17 @@ int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
         } else {
             cf_pack_strn(&pk, claims[i], CF_ID_LEN);
         }
+    }
+    /* Trailing, so a reader of the older four elements reads these too. */
+    if (why) {
+        if (purpose)
+            cf_pack_str(&pk, purpose);
+        else
+            msgpack_pack_nil(&pk);
+        if (role)
+            cf_pack_str(&pk, role);
+        else
+            msgpack_pack_nil(&pk);
     }
     return sb->data ? 0 : CF_EINTERNAL;
 }
@@ -575,6 +588,10 @@ int cf_audit_decode(const void *rec, size_t len, cf_audit_rec_t *r)
     r->nclaims = a[3].via.array.size;
     r->rest = a + 4;
     r->nrest = r->up.data.via.array.size - 4;
+    if (r->nrest > 0 && a[4].type == MSGPACK_OBJECT_STR)
+        r->purpose = &a[4];
+    if (r->nrest > 1 && a[5].type == MSGPACK_OBJECT_STR)
+        r->role = &a[5];
     return 0;
 }
 

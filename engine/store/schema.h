@@ -108,6 +108,10 @@ size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq);
 #define CF_TIMER_MEMBER 'm'   /* target: member hash (16) */
 #define CF_TIMER_KEY_MAX (8 + 1 + CF_ID_LEN + CF_NAME_MAX)
 #define CF_CONSENT_TIMER "consent"
+/* A consent's reminder: a member timer CF_CONSENT_NOTICE before its expiry
+ * that sends consent.expiring to the member's open claims. */
+#define CF_CONSENT_EXPIRING_TIMER "consent_expiring"
+#define CF_CONSENT_NOTICE ((cf_time_t)30 * 86400)
 size_t cf_key_timer(unsigned char *k, cf_time_t due, char kind, const void *target,
                     size_t tlen, const char *name);
 /* A timer key taken apart: 0, or CF_EINTERNAL when it is not one. */
@@ -183,20 +187,23 @@ int cf_doc_encode(const char *ctype, size_t clen, const void *body, size_t blen,
 int cf_idem_encode(const unsigned char hash[32], cf_time_t at, const void *reply, size_t len,
                    unsigned char **ret, size_t *ret_len);  /* *ret: free() */
 
-/* audit: [at, actor, op, [claim id...]], each claim id a 16-byte bin (a
- * ULID; cf_id_to_bin) or, for an id that is not one and in records written
- * before, its 26 characters.  Elements after the fourth (issue 17 appends
- * purpose and role) are kept by whoever writes them and skipped here.
+/* audit: [at, actor, op, [claim id...], purpose|nil, role|nil], each claim
+ * id a 16-byte bin (a ULID; cf_id_to_bin) or, for an id that is not one and
+ * in records written before, its 26 characters.  The last two are written
+ * when purpose or role is given; records written before them have four
+ * elements and decode with both NULL.  Later elements are skipped.
  * cf_audit_decode: 0, or CF_EINTERNAL (not such a record); the views in
  * *ret borrow rec and the decoder's zone: valid until cf_audit_fini.
  * cf_audit_claim: the i-th claim id as text, 0 or CF_EINTERNAL. */
 int cf_audit_encode(cf_time_t at, const char *actor, const char *op,
-                    const char *const *claims, size_t n, msgpack_sbuffer *sb);
+                    const char *const *claims, size_t n, const char *purpose,
+                    const char *role, msgpack_sbuffer *sb);
 typedef struct {
     cf_time_t at;
     msgpack_object actor, op;          /* strings */
     const msgpack_object *claims;      /* nclaims elements: bin 16 or str 26 */
     uint32_t nclaims;
+    const msgpack_object *purpose, *role;  /* strings, or NULL (older records) */
     const msgpack_object *rest;        /* elements after the fourth */
     uint32_t nrest;
     msgpack_unpacked up;

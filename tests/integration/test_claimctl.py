@@ -253,7 +253,7 @@ def test_queue_breached_first():
         ca = claims[0]
         eq(ca["state"], "in_review")
         eq(ca["workflow"], "health_claim")
-        eq(ca["version"], 1)
+        eq(ca["version"], 2)
         eq(ca["data"], {"member": M1, "treatment": "chiropractic"})
         eq(sorted(ca["flags"]), ["sla.breached", "sla.warning"])
         eq(ca["timers"], [])
@@ -341,8 +341,8 @@ def test_workflow_validate_a_directory():
     r = ok_run(run("workflow", "validate", *files))
     eq(r.out.splitlines(), [
         "%s/calendars.yaml: ok (calendars dk, no)" % WORKFLOWS_DIR,
-        "%s/health_claim.yaml: ok (workflow health_claim, version 1, 14 states)" % WORKFLOWS_DIR,
-        "%s/inquiry.yaml: ok (workflow inquiry, version 1, 2 states)" % WORKFLOWS_DIR], r)
+        "%s/health_claim.yaml: ok (workflow health_claim, version 2, 14 states)" % WORKFLOWS_DIR,
+        "%s/inquiry.yaml: ok (workflow inquiry, version 2, 2 states)" % WORKFLOWS_DIR], r)
     eq(r.err, "", r)
 
     tmp = tempfile.mkdtemp(prefix="cf-validate-")
@@ -479,7 +479,7 @@ def test_show_and_history():
         eq([x["seq"] for x in doc["events"]], list(range(len(hist) - 9, len(hist) + 1)))
 
         s = ok_run(ctl(d, "show", e))
-        for want in ("claim      %s" % e, "workflow   health_claim v1", "state      in_review",
+        for want in ("claim      %s" % e, "workflow   health_claim v2", "state      in_review",
                      "treatment  physiotherapy", "decision_warning  2026-11-27 12:00",
                      "referral  59", "last events (3 of 3)"):
             check(want in s.out, want, s)

@@ -135,7 +135,7 @@ def test_operator_session_pages_timers_stats_and_clock():
         eq(h.query(workflow="health_claim", limit=2)["next"] is not None, True)
         eq(len(h.timers()), 6)           # decision_warning, decision_due each
         s = h.stats()
-        eq((s["claims"], s["timers"]["pending"]), (3, 7), s)  # + consent expiry
+        eq((s["claims"], s["timers"]["pending"]), (3, 8), s)  # + consent expiry, reminder
         r = h.clock_advance(86400)
         eq((r["now"], r["fired"]), ("2026-11-25T09:00:00Z", 3), r)
         eq(h.clock_set("2026-11-26T09:00:00Z")["fired"], 3)

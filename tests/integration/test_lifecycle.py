@@ -1,7 +1,7 @@
 """Integration: whole claim lives through the real claimflowd.
 
 health_claim from report to guarantee and treatment; denial and complaint;
-consent across claims; the inquiry's 2-day timer and the health_claim SLA
+consent across claims; the inquiry's 1-day warning and 2-day timer and the health_claim SLA
 timers under a manual clock; the events socket.  Every assertion is on exact
 codes, states and fields (docs/protocol.md)."""
 
@@ -74,7 +74,7 @@ def test_health_claim_to_treatment():
         m = cpr(1, 1, 1990, 1234)
         c = create(p, m, "physiotherapy", description="knee")
         eq(c["workflow"], "health_claim")
-        eq(c["version"], 1)
+        eq(c["version"], 2)
         eq(c["state"], "awaiting_referral", c)
         eq(len(c["id"]), 26, c)
         eq(c["data"]["treatment"], "physiotherapy")
@@ -258,7 +258,7 @@ def test_query_pages():
         check("next" not in r, r)
 
 
-def test_inquiry_two_day_timer():
+def test_inquiry_warns_at_one_day_breaches_at_two():
     with Daemon(clock=T0) as d:
         p, h = portal(d), op(d, "hanne")
         m = cpr(4, 5, 1966, 3000)
@@ -269,37 +269,45 @@ def test_inquiry_two_day_timer():
         eq(q["workflow"], "inquiry")
         eq(q["state"], "open", q)
         eq(q["parent"], c["id"], q)
-        eq(q["timers"], [{"name": "response_due", "due_at": "2026-11-26T09:00:00Z"}], q)
+        # Calendar days (24 hours), not business days.
+        eq(q["timers"], [{"name": "response_warning", "due_at": "2026-11-25T09:00:00Z"},
+                         {"name": "response_due", "due_at": "2026-11-26T09:00:00Z"}], q)
 
-        r = ok(h.call({"op": "clock.advance", "seconds": 86400}))
-        eq(r["now"], "2026-11-25T09:00:00Z", r)
+        r = ok(h.call({"op": "clock.advance", "seconds": 86400 - 1}))
         eq(r["fired"], 0, r)
+        eq(ok(h.call({"op": "get", "claim": q["id"]}))["claim"]["flags"], [])
+        # One day: the warning.
+        r = ok(h.call({"op": "clock.advance", "seconds": 1}))
+        eq((r["now"], r["fired"]), ("2026-11-25T09:00:00Z", 1), r)
         q = ok(h.call({"op": "get", "claim": q["id"]}))["claim"]
-        eq(q["flags"], [], q)
-
-        r = ok(h.call({"op": "clock.advance", "seconds": 86400 + 60}))
+        eq((q["state"], q["flags"]), ("open", ["sla.warning"]), q)
+        eq(q["timers"], [{"name": "response_due", "due_at": "2026-11-26T09:00:00Z"}], q)
+        r = ok(h.call({"op": "clock.advance", "seconds": 86400 - 1}))
+        eq(r["fired"], 0, r)
+        # Two days: the breach.
+        r = ok(h.call({"op": "clock.advance", "seconds": 1 + 60}))
         eq(r["fired"], 1, r)
         q = ok(h.call({"op": "get", "claim": q["id"]}))["claim"]
         eq(q["state"], "open", q)
-        eq(q["flags"], ["sla.breached"], q)
+        eq(q["flags"], ["sla.warning", "sla.breached"], q)
         eq(q["timers"], [], q)
         ev = history(h, q["id"])
         check_gap_free(ev)
-        eq([(e["event"], e["actor"]) for e in ev],
-           [("claim.created", "member"), ("sla.breached", "system")], ev)
-        eq(ev[1]["data"]["timer"], "response_due", ev[1])
-        eq(ev[1]["data"]["due_at"], "2026-11-26T09:00:00Z", ev[1])
+        eq([(e["event"], e["actor"], e["at"], e["from"], e["to"]) for e in ev],
+           [("claim.created", "member", T0, None, "open"),
+            ("sla.warning", "system", "2026-11-25T09:00:00Z", "open", "open"),
+            ("sla.breached", "system", "2026-11-26T09:00:00Z", "open", "open")], ev)
+        eq(ev[1]["data"], {"timer": "response_warning", "due_at": "2026-11-25T09:00:00Z",
+                           "late_seconds": 0}, ev[1])
         # the manual clock steps through due times: the event is at its due
         # time, not at the end of the jump
-        eq(ev[1]["at"], "2026-11-26T09:00:00Z", ev[1])
-        eq(ev[1]["data"]["late_seconds"], 0, ev[1])
-        eq(ev[1]["from"], "open")
-        eq(ev[1]["to"], "open")
+        eq(ev[2]["data"], {"timer": "response_due", "due_at": "2026-11-26T09:00:00Z",
+                           "late_seconds": 0}, ev[2])
 
         # Fired once: more time changes nothing.
         r = ok(h.call({"op": "clock.advance", "seconds": 7 * 86400}))
         eq(r["fired"], 0, r)
-        eq(len(history(h, q["id"])), 2)
+        eq(len(history(h, q["id"])), 3)
 
 
 def test_sla_business_days():

@@ -227,9 +227,10 @@ def check_store(d, workers, fired=False):
         timers = {t["name"]: t["due_at"] for t in claim["timers"]}
         eq(timers, {} if fired else TIMERS_IN.get(state, {}), cid, claim)
         ntimers += len(timers)
-    # Every claim timer, and one consent-expiry timer per member.
+    # Every claim timer, and two consent timers per member (the expiry and
+    # its reminder 30 days before).
     nmembers = sum(len(w.members) for w in workers)
-    eq(st["timers"]["pending"], ntimers + nmembers, st)
+    eq(st["timers"]["pending"], ntimers + 2 * nmembers, st)
     if ntimers <= 1000:
         t = ok(o.call({"op": "timers", "limit": 1000}, timeout=60 * SLOW))["timers"]
         eq(len(t), ntimers, "timers op")
