@@ -143,15 +143,12 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
 }
 
 /* The idempotency key: endpoint, actor, request id.  On the portal the
- * actor is the member the request names (its keyed hash): ids are scoped
- * per member, so one member's ids neither block nor reveal another's. */
+ * actor is the member the request names: ids are scoped per member, so one
+ * member's ids neither block nor reveal another's. */
 static size_t s_idem_key(unsigned char *k, const cf_op_t *op, const msgpack_object *id)
 {
-    if (op->ep == CF_EP_PORTAL && op->has_member) {
-        char hex[2 * CF_MEMBER_HASH_LEN + 1];
-        cf_hex(op->member_hash, CF_MEMBER_HASH_LEN, hex);
-        return cf_key_idem(k, 'p', hex, id->via.str.ptr, id->via.str.size);
-    }
+    if (op->ep == CF_EP_PORTAL && op->has_member)
+        return cf_key_idem_member(k, op->member_hash, id->via.str.ptr, id->via.str.size);
     return cf_key_idem(k, op->ep == CF_EP_PORTAL ? 'p' : 'o', op->actor, id->via.str.ptr,
                        id->via.str.size);
 }

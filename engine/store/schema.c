@@ -395,6 +395,16 @@ size_t cf_key_idem(unsigned char *k, char endpoint, const char *actor, const cha
     return n + idlen;
 }
 
+size_t cf_key_idem_member(unsigned char *k, const unsigned char *hash, const char *id,
+                          size_t idlen)
+{
+    k[0] = 'm';
+    memcpy(k + 1, id, idlen);
+    k[1 + idlen] = 0;
+    memcpy(k + 2 + idlen, hash, CF_MEMBER_HASH_LEN);
+    return 2 + idlen + CF_MEMBER_HASH_LEN;
+}
+
 size_t cf_key_idem_age(unsigned char *k, cf_time_t at, const unsigned char *ikey, size_t iklen)
 {
     cf_be64_put(k, (uint64_t)at);

@@ -129,6 +129,12 @@ int cf_key_timer_parse(const void *k, size_t kl, cf_timer_key_t *ret);
 #define CF_IDEM_KEY_MAX (2 + CF_NAME_MAX + 130)
 size_t cf_key_idem(unsigned char *k, char endpoint, const char *actor, const char *id,
                    size_t idlen);
+/* The portal's, scoped per member: 'm' + request id + \0 + member hash
+ * (16).  The id first: a portal that numbers its requests appends to the
+ * index instead of writing all over it (a member-first key made every
+ * insert a random one: half the engine's throughput, docs/BENCHMARKS.md). */
+size_t cf_key_idem_member(unsigned char *k, const unsigned char *hash, const char *id,
+                          size_t idlen);
 size_t cf_key_idem_age(unsigned char *k, cf_time_t at, const unsigned char *ikey, size_t iklen);
 
 /* Claim ids in binary: a ULID's 26 Crockford base32 characters as its 16
