@@ -224,9 +224,10 @@ static const char s_usage[] =
     "  --max-frame BYTES largest request frame (16M; at most 64M)\n"
     "  --map-size BYTES  initial LMDB map size (64M)\n"
     "  --no-grow         never grow the map: full means `unavailable`\n"
-    "  --sync MODE       deferred (default): a commit fsyncs its data, a second\n"
-    "                    thread the meta page while the next batch runs; replies\n"
-    "                    wait for it.  immediate: both fsyncs in the commit\n"
+    "  --sync MODE       immediate (default): both fsyncs in the commit.\n"
+    "                    deferred: a commit fsyncs its data, a second thread\n"
+    "                    the meta page while the next batch runs; replies wait\n"
+    "                    for it (docs/storage.md, docs/BENCHMARKS.md)\n"
     "  --record-writesets FILE\n"
     "                    append every committed batch's write set to FILE\n"
     "                    (docs/storage.md; tests and inspection)\n"
@@ -287,6 +288,11 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
         .operator_ep = "tcp://127.0.0.1:7402",
         .events_ep = "tcp://127.0.0.1:7403",
         .max_subscribers = CFD_MAX_SUBSCRIBERS,
+        /* Measured on this project's 2-core VM, deferred was slower: the
+         * syncer's fsync and the next commit's contend for the same disk
+         * (docs/BENCHMARKS.md).  It stays an option for disks where a meta
+         * page's fsync costs more than one more fsync in line. */
+        .sync_immediate = true,
     };
     opterr = 0;
     int c;
