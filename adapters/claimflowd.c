@@ -453,13 +453,7 @@ static int64_t s_real_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* The monotonic clock in microseconds, and in the units callers want. */
 static int64_t s_mono_us(void)
 {
     struct timespec ts;
@@ -467,12 +461,8 @@ static int64_t s_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static double s_mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static int64_t s_mono_ms(void) { return s_mono_us() / 1000; }
+static double s_mono_s(void) { return (double)s_mono_us() / 1e6; }
 
 /* The op of a request frame, if it has one that looks like an op name
  * (a-z, '.', '_'; at most 32): safe to log.  "?" otherwise. */
