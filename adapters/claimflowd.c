@@ -370,12 +370,16 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
 
 /* ------------------------------------------------------------- signals --- */
 static volatile sig_atomic_t s_stop_signal;
+static volatile sig_atomic_t s_profile_wanted;     /* SIGUSR1: log the loop profile */
 static int s_sigpipe[2] = {-1, -1};
 
 static void s_on_signal(int sig)
 {
     int saved = errno;
-    s_stop_signal = sig;
+    if (sig == SIGUSR1)
+        s_profile_wanted = 1;
+    else
+        s_stop_signal = sig;
     /* Wakes zmq_poll even if the signal lands between the flag check and
      * the poll; a full pipe already holds a wake-up. */
     ssize_t w = write(s_sigpipe[1], "x", 1);
@@ -392,7 +396,8 @@ static int s_signals_install(void)
     sa.sa_handler = s_on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;                 /* no SA_RESTART: zmq_poll gets EINTR */
-    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+        sigaction(SIGUSR1, &sa, NULL) < 0)
         return -1;
     signal(SIGPIPE, SIG_IGN);
     return 0;
@@ -434,6 +439,12 @@ typedef struct {
     uint64_t nfailed_commits;
     int64_t fire_retry_ms;               /* don't retry a failed fire before */
     cf_stage_t *stage;                   /* replies and events until released */
+    /* Where the loop's wall time goes, in µs since start (SIGUSR1 logs it;
+     * claimflow-bench reads it around each load phase). */
+    struct {
+        int64_t poll, recv, run, stage, fire, other;
+        uint64_t batches;
+    } prof;
     cf_syncer_t *syncer;                 /* --sync deferred: the durability thread */
     uint64_t kicked_seq;                 /* the last batch the syncer was told of */
     uint64_t sync_failures;
@@ -708,6 +719,17 @@ static void s_store_health(s_daemon_t *d, bool failed, bool wrote, const char *w
     }
 }
 
+/* The loop's profile, one line: cumulative µs per stage since start; `run`
+ * includes `commit` (LMDB's commits, their fsyncs). */
+static void s_profile_log(const s_daemon_t *d)
+{
+    fprintf(stderr, "claimflowd: loop us: poll=%" PRId64 " recv=%" PRId64 " run=%" PRId64
+                    " commit=%" PRIu64 " stage=%" PRId64 " fire=%" PRId64 " other=%" PRId64
+                    " batches=%" PRIu64 "\n",
+            d->prof.poll, d->prof.recv, d->prof.run, cf_engine_commit_us(d->engine),
+            d->prof.stage, d->prof.fire, d->prof.other, d->prof.batches);
+}
+
 /* A compaction after a purge that failed leaves the erased bytes in
  * data.mdb: say so once, and once when a later one succeeds. */
 static void s_compact_health(s_daemon_t *d)
@@ -872,6 +894,7 @@ static int s_serve(s_daemon_t *d)
     size_t n = 0, neng = 0, bytes = 0;
     int result = 0;
 
+    int64_t t_recv = s_mono_us();
     /* One from each socket in turn, so a busy portal cannot starve the
      * operators (or the other way round). */
     while (n < CFD_BATCH_MAX && bytes < CFD_BATCH_BYTES && (open[0] || open[1])) {
@@ -908,8 +931,11 @@ static int s_serve(s_daemon_t *d)
             }
         }
     }
+    int64_t t_run = s_mono_us();
+    d->prof.recv += t_run - t_recv;
     if (n == 0)
         return result;
+    d->prof.batches++;
 
     for (size_t i = 0; i < neng; i++)
         cf_reply_init(&d->replies[i]);
@@ -931,7 +957,9 @@ static int s_serve(s_daemon_t *d)
     }
     /* Into the stage, in the order received: replies leave only when the
      * batch is released. */
-    cf_stage_begin(d->stage, cf_engine_seq(d->engine), s_mono_us());
+    int64_t t_stage = s_mono_us();
+    d->prof.run += t_stage - t_run;
+    cf_stage_begin(d->stage, cf_engine_seq(d->engine), t_stage);
     for (size_t i = 0; i < n; i++) {
         s_slot_t *s = &d->slots[i];
         if (s->refuse) {
@@ -960,6 +988,7 @@ static int s_serve(s_daemon_t *d)
     s_stage_events(d);
     cf_stage_end(d->stage);
     s_release(d);
+    d->prof.stage += s_mono_us() - t_stage;
     return result < 0 ? -1 : (int)n;
 }
 
@@ -1503,7 +1532,20 @@ int main(int argc, char **argv)
     int exit_code = 0;
     while (!s_stop_signal) {
         long timeout = s_metrics_timeout(&d, s_poll_timeout(&d));
-        if (zmq_poll(items, nitems, cf_sd_watchdog_tick(sd, timeout)) < 0) {
+        int64_t t_poll = s_mono_us();
+        int prc = zmq_poll(items, nitems, cf_sd_watchdog_tick(sd, timeout));
+        int64_t t_work = s_mono_us();
+        d.prof.poll += t_work - t_poll;
+        if (items[2].revents & ZMQ_POLLIN) {
+            char drain[64];
+            while (read(s_sigpipe[0], drain, sizeof drain) > 0)
+                ;
+        }
+        if (s_profile_wanted) {
+            s_profile_wanted = 0;
+            s_profile_log(&d);
+        }
+        if (prc < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             fprintf(stderr, "claimflowd: error: poll failed: %s\n",
@@ -1519,15 +1561,23 @@ int main(int argc, char **argv)
             exit_code = CFD_EXIT_RUNTIME;
             break;
         }
+        int64_t serve0 = d.prof.recv + d.prof.run + d.prof.stage;
         if (s_serve(&d) < 0) {
             exit_code = CFD_EXIT_RUNTIME;
             break;
         }
+        int64_t t_fire = s_mono_us();
         s_fire(&d);
+        int64_t t_rest = s_mono_us();
+        d.prof.fire += t_rest - t_fire;
         if (d.syncer && (items[5].revents & ZMQ_POLLIN))
             s_synced(&d);
         cf_stage_release(d.stage, s_mono_us());   /* batches whose wait is over */
         s_metrics_tick(&d, false);
+        /* Everything else of the iteration: handshakes, subscriber
+         * counts, syncer reports, releases, metrics. */
+        int64_t serve = d.prof.recv + d.prof.run + d.prof.stage - serve0;
+        d.prof.other += (s_mono_us() - t_work) - serve - (t_rest - t_fire);
     }
     /* Answer what libzmq has already taken in, then stop.  A failed
      * STOPPING=1 only costs systemd the early notice. */

@@ -188,6 +188,13 @@ typedef struct {
     bench_lat_t lat, lat_kind[BENCH_K__COUNT];
     char first_error[512];
     bool completed;
+    /* Where the daemon's loop spent the window (its SIGUSR1 profile line,
+     * read before and after): µs in poll (waiting), receive, run (engine,
+     * commits included), commit (LMDB's fsyncs), stage (staging and
+     * sending), fire (timers), other; batches. */
+    double loop_us[7];
+    uint64_t loop_batches;
+    bool has_loop;
 } bench_load_t;
 
 /* Run one phase against d.  rate 0: closed loop; else open loop at `rate`
@@ -197,6 +204,11 @@ typedef struct {
 int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
                    double seconds, double warmup, long limit, bench_load_t *r);
 void bench_load_free(bench_load_t *r);
+
+/* Ask the daemon for its loop profile (SIGUSR1) and read it from its log:
+ * out[7] as in bench_load_t.loop_us, *batches.  0, or -1 when no new line
+ * came within 2 s. */
+int bench_daemon_profile(const bench_daemon_t *d, double out[7], uint64_t *batches);
 
 /* ------------------------------------------------------------ recorder --- */
 /* bench_rec.c interposes mdb_put/mdb_del/mdb_cursor_del: while recording,

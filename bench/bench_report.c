@@ -79,6 +79,30 @@ static void s_derive(bench_result_t *R, s_derived_t *x)
         x->r_hook = s_div(R->calib_hook.tps, R->calib.tps);
 }
 
+/* Where the daemon's loop spent the measured window, from its profile. */
+static void s_table_loop(FILE *f, const bench_load_t *l)
+{
+    if (!l->has_loop)
+        return;
+    double total = 0;
+    for (int k = 0; k < 7; k++)
+        if (k != 3)             /* commit is inside run */
+            total += l->loop_us[k];
+    if (total <= 0)
+        return;
+    static const char *const names[] = {"waiting in poll", "receive (frames, checks)",
+                                        "engine run, without commit", "commit (LMDB fsyncs)",
+                                        "stage and send replies", "timers", "other"};
+    fprintf(f, "  %-34s %9s %12s\n", "daemon loop, share of the window", "",
+            "us per batch");
+    for (int k = 0; k < 7; k++) {
+        double us = k == 2 ? l->loop_us[2] - l->loop_us[3] : l->loop_us[k];
+        fprintf(f, "    %-32s %8.1f%% %12.1f\n", names[k], 100 * us / total,
+                l->loop_batches ? us / (double)l->loop_batches : 0);
+    }
+    fprintf(f, "    %-32s %9s %12" PRIu64 "\n", "batches", "", l->loop_batches);
+}
+
 static void s_table_load(FILE *f, bench_load_t *l, const char *title)
 {
     fprintf(f, "\n%s\n", title);
@@ -121,11 +145,13 @@ void bench_report_table(bench_result_t *R, FILE *f)
     if (R->ran_closed) {
         snprintf(t, sizeof t, "closed loop, %.1f s after %.1f s warm-up", o->duration, o->warmup);
         s_table_load(f, &R->closed, t);
+        s_table_loop(f, &R->closed);
     }
     if (R->ran_open) {
         snprintf(t, sizeof t, "open loop at %.0f transitions/s (%.0f requests/s), %.1f s; latency "
                  "from the intended send time", R->open.rate, R->open.req_rate, o->duration);
         s_table_load(f, &R->open, t);
+        s_table_loop(f, &R->open);
     }
     if (R->storefig.ran) {
         bench_storefig_t *s = &R->storefig;

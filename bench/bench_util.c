@@ -301,6 +301,49 @@ int bench_daemon_start(const bench_opts_t *o, const char *dir, const char *data,
     return -1;
 }
 
+/* The last "loop us:" line of the log, and how many there are. */
+static int s_last_profile(const char *log, char *line, size_t len)
+{
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return 0;
+    char buf[1024];
+    int n = 0;
+    while (fgets(buf, sizeof buf, f))
+        if (strstr(buf, "claimflowd: loop us: ")) {
+            snprintf(line, len, "%s", buf);
+            n++;
+        }
+    fclose(f);
+    return n;
+}
+
+int bench_daemon_profile(const bench_daemon_t *d, double out[7], uint64_t *batches)
+{
+    char line[1024];
+    int before = s_last_profile(d->log, line, sizeof line);
+    if (d->pid <= 0 || kill(d->pid, SIGUSR1) != 0)
+        return -1;
+    for (int i = 0; i < 200; i++) {
+        if (s_last_profile(d->log, line, sizeof line) > before) {
+            long long v[7];
+            unsigned long long b;
+            if (sscanf(strstr(line, "loop us: "),
+                       "loop us: poll=%lld recv=%lld run=%lld commit=%lld stage=%lld fire=%lld "
+                       "other=%lld batches=%llu",
+                       &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &b) != 8)
+                return -1;
+            for (int k = 0; k < 7; k++)
+                out[k] = (double)v[k];
+            *batches = b;
+            return 0;
+        }
+        const struct timespec tick = {0, 10 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    return -1;
+}
+
 int bench_daemon_stop(bench_daemon_t *d)
 {
     if (d->pid <= 0)

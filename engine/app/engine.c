@@ -413,6 +413,7 @@ void cf_engine_destroy(cf_engine_t **e_p)
 const char *cf_engine_data_dir(const cf_engine_t *e) { return e->data_dir; }
 bool cf_engine_clock_is_manual(const cf_engine_t *e) { return e->clock.manual; }
 uint64_t cf_engine_seq(const cf_engine_t *e) { return cf_store_seq(e->store); }
+uint64_t cf_engine_commit_us(const cf_engine_t *e) { return cf_store_commit_ns(e->store) / 1000; }
 
 int cf_engine_sync(cf_engine_t *e, uint64_t *ret_seq)
 {

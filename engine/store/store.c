@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cf_be.h"
@@ -56,6 +57,7 @@ struct cf_store {
     cf_fault_t fault_kind;
     unsigned fault_n;          /* 0: disarmed */
     bool defer_meta_sync;      /* MDB_NOMETASYNC: cf_store_sync makes it durable */
+    uint64_t commit_ns;        /* time spent in LMDB's commit (fsyncs), summed */
     /* cf_store_sync may run on another thread: it must not meet the
      * environment being closed and reopened by a compaction. */
     pthread_mutex_t env_lock;
@@ -139,6 +141,7 @@ static void s_seq_set(cf_store_t *s, uint64_t seq)
 }
 
 bool cf_store_defers_sync(const cf_store_t *s) { return s->defer_meta_sync; }
+uint64_t cf_store_commit_ns(const cf_store_t *s) { return s->commit_ns; }
 
 int cf_store_sync(cf_store_t *s, uint64_t *ret_seq)
 {
@@ -468,7 +471,11 @@ static int s_commit(cf_txn_t *t, uint64_t seq, bool call_hook)
         mdb_txn_abort(t->txn);   /* the injected fault: LMDB never saw the commit */
         mrc = EIO;
     } else {
+        struct timespec a, z;
+        clock_gettime(CLOCK_MONOTONIC, &a);
         mrc = mdb_txn_commit(t->txn);   /* frees the transaction, also on failure */
+        clock_gettime(CLOCK_MONOTONIC, &z);
+        s->commit_ns += (uint64_t)((z.tv_sec - a.tv_sec) * 1000000000LL + (z.tv_nsec - a.tv_nsec));
     }
     t->txn = NULL;
     if (mrc != 0) {

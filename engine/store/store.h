@@ -121,6 +121,9 @@ uint64_t cf_store_seq(const cf_store_t *s);
  * 0 or CF_EUNAVAIL (I/O error). */
 int cf_store_sync(cf_store_t *s, uint64_t *ret_seq);
 bool cf_store_defers_sync(const cf_store_t *s);
+/* Nanoseconds spent in LMDB's commits (their fsyncs), summed since open:
+ * what the daemon's profile subtracts from a batch's run. */
+uint64_t cf_store_commit_ns(const cf_store_t *s);
 /* Replace the commit hook (NULL: none). */
 void cf_store_set_hook(cf_store_t *s, cf_commit_hook_fn hook, void *ctx);
 
