@@ -355,8 +355,17 @@ class Client:
         return self.call("get", claim=claim, **kw)["claim"]
 
     def history(self, claim, **kw):
-        """The claim's events, by seq."""
-        return self.call("history", claim=claim, **kw)["events"]
+        """The claim's events, by seq: every page (the daemon returns at
+        most 1,000 events, about 1 MiB, a page and says `next`)."""
+        events, after = [], kw.pop("after", None)
+        while True:
+            if after is not None:
+                kw["after"] = after
+            r = self.call("history", claim=claim, **kw)
+            events += r["events"]
+            if r.get("next") is None:
+                return events
+            after = r["next"]
 
     def query(self, **filters):
         """One page: {claims, next?}.  See claims() for all of them."""
@@ -382,6 +391,37 @@ class Client:
 
     def consent_withdraw(self, **kw):
         return self.call("consent.withdraw", **kw)
+
+    def consent_get(self, **kw):
+        """The session member's consent map (given_at, valid_until,
+        withdrawn_at, given_by, channel), or None when none was given."""
+        return self.call("consent.get", **kw)["consent"]
+
+    def access_log(self, **kw):
+        """Every operator access to the session member's claims, newest
+        first, all pages: [{at, op, role, purpose, claims, actor?}]."""
+        entries, after = [], kw.pop("after", None)
+        while True:
+            if after is not None:
+                kw["after"] = after
+            r = self.call("access_log", **kw)
+            entries += r["entries"]
+            if r.get("next") is None:
+                return entries
+            after = r["next"]
+
+    def export(self, **kw):
+        """Everything held about the session member, page by page (each a
+        map: member, consent, claims, access_log; docs/protocol.md)."""
+        after = kw.pop("after", None)
+        while True:
+            if after is not None:
+                kw["after"] = after
+            r = self.call("export", **kw)
+            yield r
+            if r.get("next") is None:
+                return
+            after = r["next"]
 
     def timers(self, **kw):
         """Pending claim timers, soonest first (operator)."""

@@ -119,6 +119,37 @@ def test_portal_session_documents_and_consent():
         eq(p.get(c["id"], member=m)["id"], c["id"])
 
 
+def test_member_rights_history_pages_and_export():
+    # The member's own ops (issue 17) through the module: consent.get, the
+    # access log (every page), export (every page), and history across pages.
+    with Daemon(clock=T0) as d:
+        m = cpr(3, 3, 1970, 1234)
+        p = portal_client(d, member=m)
+        eq(p.consent_get(), None)
+        c = p.create("health_claim", {"member": m, "treatment": "chiropractic"})
+        p.consent_give()
+        got = p.consent_get()
+        eq((got["given_at"], got["given_by"], got["channel"]), (T0, "member", "portal"), got)
+        # Withdraw and give again a few times: more events than one page of 3.
+        for _ in range(3):
+            p.consent_withdraw()
+            p.consent_give()
+        whole = p.history(c["id"])
+        eq([e["seq"] for e in whole], list(range(1, len(whole) + 1)))
+        eq([e["seq"] for e in p.history(c["id"], limit=3)], [e["seq"] for e in whole])
+        h = op_client(d, "hanne")
+        for purpose in ("first read", "second read"):
+            h.call("get", claim=c["id"], purpose=purpose)
+        log = p.access_log(limit=1)
+        eq([(e["op"], e["role"], e["purpose"]) for e in log],
+           [("get", "handler", "second read"), ("get", "handler", "first read")], log)
+        check(all("actor" not in e for e in log), log)
+        pages = list(p.export())
+        claims = [x["claim"]["id"] for pg in pages for x in pg["claims"]]
+        eq(claims, [c["id"]])
+        eq(pages[0]["consent"]["given_by"], "member", pages[0])
+
+
 def test_operator_session_pages_timers_stats_and_clock():
     with Daemon(clock=T0) as d:
         m = cpr(3, 3, 1970, 3456)
