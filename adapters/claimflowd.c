@@ -93,6 +93,7 @@
 #include "keyfile.h"
 #include "cf_version.h"
 #include "metrics.h"
+#include "mp.h"
 #include "mpcheck.h"
 #include "sdnotify.h"
 #include "workflow.h"
@@ -485,25 +486,16 @@ static void s_op_name(const void *frame, size_t len, char out[33])
     if (cf_mpcheck(frame, len, NULL) == 0 &&
         msgpack_unpack_next(&u, frame, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
         u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &u.data.via.map;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 2 ||
-                memcmp(k->via.str.ptr, "op", 2) != 0 ||
-                v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
-                v->via.str.size > 32)
-                continue;
-            bool clean = true;
-            for (uint32_t j = 0; j < v->via.str.size; j++) {
-                char ch = v->via.str.ptr[j];
-                if (!((ch >= 'a' && ch <= 'z') || ch == '.' || ch == '_'))
-                    clean = false;
-            }
-            if (clean) {
-                memcpy(out, v->via.str.ptr, v->via.str.size);
-                out[v->via.str.size] = '\0';
-            }
-            break;
+        const msgpack_object *v = cf_mp_get(&u.data, "op");
+        bool clean = v && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
+                     v->via.str.size <= 32;
+        for (uint32_t j = 0; clean && j < v->via.str.size; j++) {
+            char ch = v->via.str.ptr[j];
+            clean = (ch >= 'a' && ch <= 'z') || ch == '.' || ch == '_';
+        }
+        if (clean) {
+            memcpy(out, v->via.str.ptr, v->via.str.size);
+            out[v->via.str.size] = '\0';
         }
     }
     msgpack_unpacked_destroy(&u);
@@ -750,53 +742,34 @@ static void s_compact_health(s_daemon_t *d)
 static bool s_actor_is(const void *frame, size_t len, const char *name)
 {
     bool is = false;
-    size_t nl = strlen(name);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     if (cf_mpcheck(frame, len, NULL) == 0 &&
-        msgpack_unpack_next(&u, frame, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
-        u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &u.data.via.map;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 5 &&
-                memcmp(k->via.str.ptr, "actor", 5) == 0 && v->type == MSGPACK_OBJECT_STR &&
-                v->via.str.size == nl && memcmp(v->via.str.ptr, name, nl) == 0)
-                is = true;
-        }
-    }
+        msgpack_unpack_next(&u, frame, len, NULL) == MSGPACK_UNPACK_SUCCESS)
+        is = cf_mp_streq(cf_mp_get(&u.data, "actor"), name);
     msgpack_unpacked_destroy(&u);
     return is;
 }
 
-/* Count one reply (sent or not) of slot s; frame is its request, or NULL
- * when the transport refused it unread. */
-static void s_count_reply(s_daemon_t *d, const s_slot_t *s, const void *frame, size_t len,
-                          const cf_reply_t *r)
+/* Count one reply (sent or not) of slot s.  The op is the engine's (the
+ * reply names it): the frame is not parsed again. */
+static void s_count_reply(s_daemon_t *d, const s_slot_t *s, const cf_reply_t *r)
 {
     if (!d->metrics)
         return;
-    char opname[33] = "?";
-    if (frame)
-        s_op_name(frame, len, opname);
-    cf_metrics_request(d->metrics, s->ep, strcmp(opname, "?") ? opname : NULL, r->code,
-                       r->body.size);
+    cf_metrics_request(d->metrics, s->ep, r->op, r->code, r->body.size);
     d->metrics_dirty = true;
     /* Under the manual clock, timers fire inside clock.advance/clock.set,
      * not in s_fire: their replies say how many. */
-    if (r->code == 0 && strncmp(opname, "clock.", 6) == 0) {
+    if (r->code == 0 && r->op && strncmp(r->op, "clock.", 6) == 0) {
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         if (msgpack_unpack_next(&u, r->body.data, r->body.size, NULL) ==
-                MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP)
-            for (uint32_t i = 0; i < u.data.via.map.size; i++) {
-                const msgpack_object *k = &u.data.via.map.ptr[i].key;
-                const msgpack_object *v = &u.data.via.map.ptr[i].val;
-                if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 5 &&
-                    memcmp(k->via.str.ptr, "fired", 5) == 0 &&
-                    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                    cf_metrics_fired(d->metrics, (size_t)v->via.u64);
-            }
+            MSGPACK_UNPACK_SUCCESS) {
+            const msgpack_object *v = cf_mp_get(&u.data, "fired");
+            if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                cf_metrics_fired(d->metrics, (size_t)v->via.u64);
+        }
         msgpack_unpacked_destroy(&u);
     }
 }
@@ -965,7 +938,7 @@ static int s_serve(s_daemon_t *d)
         if (s->refuse) {
             cf_reply_init(&d->refusals[i]);
             cf_reply_error(&d->refusals[i], s->refuse, s->refuse_msg);
-            s_count_reply(d, s, NULL, 0, &d->refusals[i]);
+            s_count_reply(d, s, &d->refusals[i]);
             cf_stage_reply(d->stage, s->sock, s->env, s->nenv, &d->refusals[i]);
             cf_reply_fini(&d->refusals[i]);
         } else {
@@ -977,7 +950,7 @@ static int s_serve(s_daemon_t *d)
                                 "op %s on the %s endpoint\n", opname,
                         s->ep == CF_EP_PORTAL ? "portal" : "operator");
             }
-            s_count_reply(d, s, d->reqs[s->eng].frame, d->reqs[s->eng].len, r);
+            s_count_reply(d, s, r);
             cf_stage_reply(d->stage, s->sock, s->env, s->nenv, r);
         }
         s_slot_clear(s);
@@ -1117,14 +1090,10 @@ static int s_workflow_count(cf_engine_t *e)
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         if (msgpack_unpack_next(&u, rep.body.data, rep.body.size, NULL) ==
-                MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
-            const msgpack_object_map *m = &u.data.via.map;
-            for (uint32_t i = 0; i < m->size; i++)
-                if (m->ptr[i].key.type == MSGPACK_OBJECT_STR &&
-                    m->ptr[i].key.via.str.size == 9 &&
-                    memcmp(m->ptr[i].key.via.str.ptr, "workflows", 9) == 0 &&
-                    m->ptr[i].val.type == MSGPACK_OBJECT_ARRAY)
-                    count = (int)m->ptr[i].val.via.array.size;
+            MSGPACK_UNPACK_SUCCESS) {
+            const msgpack_object *w = cf_mp_get(&u.data, "workflows");
+            if (w && w->type == MSGPACK_OBJECT_ARRAY)
+                count = (int)w->via.array.size;
         }
         msgpack_unpacked_destroy(&u);
     }

@@ -24,6 +24,7 @@
  * added to the protocol shows as "unknown" until it is added here.
  */
 #include "metrics.h"
+#include "mp.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -275,22 +276,6 @@ int cf_metrics_publish(cf_metrics_t *m)
 }
 
 /* ------------------------------------------------------- stats reply --- */
-/* The value of key in a msgpack map, or NULL.  (The engine's cf_mp_get is
- * in an internal header; the adapters see the engine through engine.h.) */
-static const msgpack_object *s_get(const msgpack_object *o, const char *key)
-{
-    if (!o || o->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            (kl == 0 || memcmp(k->via.str.ptr, key, kl) == 0))
-            return &o->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
 static bool s_name(const msgpack_object *o, char out[S_NAME])
 {
     if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= S_NAME)
@@ -311,12 +296,12 @@ static bool s_count(const msgpack_object *o, uint64_t *ret)
 
 static int s_stats_parse(s_nums_t *n, const msgpack_object *r)
 {
-    const msgpack_object *ok = s_get(r, "ok"), *states = s_get(r, "states"),
-                         *flags = s_get(r, "flags"), *timers = s_get(r, "timers");
+    const msgpack_object *ok = cf_mp_get(r, "ok"), *states = cf_mp_get(r, "states"),
+                         *flags = cf_mp_get(r, "flags"), *timers = cf_mp_get(r, "timers");
     if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean || !states ||
         states->type != MSGPACK_OBJECT_ARRAY || !flags || flags->type != MSGPACK_OBJECT_ARRAY ||
-        !s_count(s_get(timers, "pending"), &n->timers_pending) ||
-        !s_count(s_get(timers, "overdue"), &n->timers_overdue))
+        !s_count(cf_mp_get(timers, "pending"), &n->timers_pending) ||
+        !s_count(cf_mp_get(timers, "overdue"), &n->timers_overdue))
         return CF_EBADREQ;
     uint32_t ns = states->via.array.size, nf = flags->via.array.size;
     if (ns && !(n->states = calloc(ns, sizeof *n->states)))
@@ -326,15 +311,15 @@ static int s_stats_parse(s_nums_t *n, const msgpack_object *r)
     for (uint32_t i = 0; i < ns; i++) {
         const msgpack_object *e = &states->via.array.ptr[i];
         s_state_t *s = &n->states[i];
-        if (!s_name(s_get(e, "workflow"), s->workflow) || !s_name(s_get(e, "state"), s->state) ||
-            !s_count(s_get(e, "count"), &s->count))
+        if (!s_name(cf_mp_get(e, "workflow"), s->workflow) || !s_name(cf_mp_get(e, "state"), s->state) ||
+            !s_count(cf_mp_get(e, "count"), &s->count))
             return CF_EBADREQ;
         n->nstates = i + 1;
     }
     for (uint32_t i = 0; i < nf; i++) {
         const msgpack_object *e = &flags->via.array.ptr[i];
         s_flag_t *f = &n->flags[i];
-        if (!s_name(s_get(e, "flag"), f->flag) || !s_count(s_get(e, "count"), &f->count))
+        if (!s_name(cf_mp_get(e, "flag"), f->flag) || !s_count(cf_mp_get(e, "count"), &f->count))
             return CF_EBADREQ;
         n->nflags = i + 1;
     }

@@ -213,8 +213,3 @@ int64_t cf_stage_wait_us(const cf_stage_t *s, int64_t now_us)
         return -1;   /* waits for an acknowledgement, not for time */
     return b->release_at_us > now_us ? b->release_at_us - now_us : 0;
 }
-
-size_t cf_stage_held(const cf_stage_t *s)
-{
-    return s->n;
-}

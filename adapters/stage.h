@@ -62,7 +62,5 @@ size_t cf_stage_release(cf_stage_t *s, int64_t now_us);
 /* Microseconds until the first held batch may be released: -1 when none is
  * held, 0 when one is due now. */
 int64_t cf_stage_wait_us(const cf_stage_t *s, int64_t now_us);
-/* Batches held now. */
-size_t cf_stage_held(const cf_stage_t *s);
 
 #endif

@@ -28,16 +28,13 @@
 #include "engine.h"
 #include "workflow.h"
 
-/* The commit hook of the hooked calibration: takes the write set, keeps
- * nothing (what a replica's log append costs before its I/O). */
-static size_t s_hook_bytes;
-
+/* The commit hook of the hooked calibration: does nothing, so what it
+ * measures is the store recording each write set and handing it over. */
 static int s_noop_hook(void *ctx, uint64_t seq, const cf_wset_t *ws)
 {
     (void)ctx;
     (void)seq;
-    if (ws)
-        s_hook_bytes += cf_wset_encoded(ws).len;
+    (void)ws;
     return 0;
 }
 

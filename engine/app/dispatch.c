@@ -289,6 +289,7 @@ void cf_dispatch(cf_batch_t *b, const cf_request_t *req, cf_reply_t *r)
             goto out;
         }
     }
+    r->op = def->name;
     if ((code = s_authorise(&op, def, req)) != 0)
         goto out;
     if (def->writes && !id) {

@@ -9,6 +9,7 @@ void cf_reply_init(cf_reply_t *r)
     msgpack_sbuffer_init(&r->body);
     r->code = 0;
     r->wrote = false;
+    r->op = NULL;
 }
 
 void cf_reply_fini(cf_reply_t *r)

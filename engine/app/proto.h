@@ -35,6 +35,10 @@ typedef struct {
     msgpack_sbuffer body;     /* the reply frame; owned, see cf_reply_fini */
     int code;                 /* 0 when ok: true, else the CF_E* of the error */
     bool wrote;               /* the request changed the store */
+    /* The op's name when the request named one the engine knows (a static
+     * string), else NULL: for counting by op without parsing the frame
+     * again. */
+    const char *op;
 } cf_reply_t;
 
 void cf_reply_init(cf_reply_t *r);

@@ -13,10 +13,10 @@
  *
  * Write sets.  With a hook set, each put and delete of a write transaction
  * is appended, already encoded, to the transaction's buffer: the encoding is
- * msgpack, but with fixed-width headers (db as a positive fixint, key and
- * value as bin32, nil for a delete), so an entry is found again without a
- * parser and the buffer handed to the hook IS the encoding - a 15-byte array
- * header is reserved in front and filled in at commit.  Recording per write
+ * msgpack, with fixed-width headers (db as a positive fixint, key and value
+ * as bin32, nil for a delete) so the array count is the only thing not
+ * known while appending, and the buffer handed to the hook IS the encoding
+ * - a 15-byte array header is reserved in front and filled in at commit.  Recording per write
  * rather than diffing pages at commit was chosen because LMDB offers no page
  * diff, and the engine's writes are few per request.
  *
@@ -65,9 +65,7 @@ struct cf_store {
 
 struct cf_wset {
     msgpack_sbuffer buf;       /* S_WS_HEAD reserved bytes, then the entries */
-    size_t n;
-    size_t *off;               /* each entry's offset in buf */
-    size_t cap;
+    size_t n;                  /* entries */
 };
 
 struct cf_txn {
@@ -165,24 +163,9 @@ void cf_store_set_hook(cf_store_t *s, cf_commit_hook_fn hook, void *ctx)
 
 /* ============================================================ write sets === */
 
-size_t cf_wset_count(const cf_wset_t *ws) { return ws->n; }
-
 cf_bytes_t cf_wset_encoded(const cf_wset_t *ws)
 {
     return (cf_bytes_t){ws->buf.data, ws->buf.size};
-}
-
-void cf_wset_entry(const cf_wset_t *ws, size_t i, cf_db_t *db, cf_bytes_t *key,
-                   cf_bytes_t *val, bool *is_del)
-{
-    const unsigned char *p = (const unsigned char *)ws->buf.data + ws->off[i];
-    *db = (cf_db_t)p[0];
-    key->len = cf_be32_get(p + 2);
-    key->data = p + 6;
-    p += 6 + key->len;
-    *is_del = p[0] == 0xc0;
-    val->len = *is_del ? 0 : cf_be32_get(p + 1);
-    val->data = *is_del ? NULL : p + 5;
 }
 
 static int s_ws_init(cf_wset_t *ws)
@@ -195,28 +178,17 @@ static int s_ws_init(cf_wset_t *ws)
 static void s_ws_fini(cf_wset_t *ws)
 {
     msgpack_sbuffer_destroy(&ws->buf);
-    free(ws->off);
-    ws->off = NULL;
-    ws->n = ws->cap = 0;
+    ws->n = 0;
 }
 
 /* Append one entry; val NULL is a delete. */
 static int s_ws_add(cf_wset_t *ws, cf_db_t db, const void *k, size_t kl, const void *v,
                     size_t vl, bool del)
 {
-    if (ws->n == ws->cap) {
-        size_t cap = ws->cap ? ws->cap * 2 : 64;
-        size_t *o = realloc(ws->off, cap * sizeof *o);
-        if (!o)
-            return CF_EINTERNAL;
-        ws->off = o;
-        ws->cap = cap;
-    }
     unsigned char h[6];
     h[0] = (unsigned char)db;
     h[1] = 0xc6;
     cf_be32_put(h + 2, (uint32_t)kl);
-    size_t at = ws->buf.size;
     int rc = msgpack_sbuffer_write(&ws->buf, (const char *)h, 6);
     if (rc == 0 && kl)
         rc = msgpack_sbuffer_write(&ws->buf, k, kl);
@@ -231,7 +203,7 @@ static int s_ws_add(cf_wset_t *ws, cf_db_t db, const void *k, size_t kl, const v
     }
     if (rc != 0)
         return CF_EINTERNAL;
-    ws->off[ws->n++] = at;
+    ws->n++;
     return 0;
 }
 

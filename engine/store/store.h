@@ -182,13 +182,9 @@ int cf_txn_commit(cf_txn_t **t_p, uint64_t *ret_seq);
 void cf_txn_abort(cf_txn_t **t_p);
 
 /* ----------------------------------------------------------- write sets --- */
-/* A write set's entries, in the order they were written. */
-size_t cf_wset_count(const cf_wset_t *ws);
-/* Entry i: its database, key and value (is_del: a delete, no value). */
-void cf_wset_entry(const cf_wset_t *ws, size_t i, cf_db_t *db, cf_bytes_t *key,
-                   cf_bytes_t *val, bool *is_del);
-/* The write set's encoding (msgpack, docs/storage.md "Write sets"):
- * borrowed, valid during the hook call. */
+/* The write set's encoding: every put and delete of the batch in the order
+ * they were made (msgpack, docs/storage.md "Write sets").  Borrowed, valid
+ * during the hook call. */
 cf_bytes_t cf_wset_encoded(const cf_wset_t *ws);
 
 /* Apply one encoded write set in one transaction, as batch `seq` of the
