@@ -84,6 +84,7 @@
 #include <msgpack.h>
 #include <zmq.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "stage.h"
 #include "syncer.h"
@@ -175,12 +176,14 @@ typedef struct {
     int64_t release_delay_us;
     bool sync_immediate;            /* --sync immediate */
     size_t max_subscribers;
+    const char *node;               /* --node: the cluster node's name */
 } s_flags_t;
 
 enum {
     OPT_DATA = 256, OPT_WORKFLOWS, OPT_CONFIG, OPT_PORTAL, OPT_OPERATOR,
     OPT_EVENTS, OPT_CLOCK, OPT_MAX_FRAME, OPT_MAP_SIZE, OPT_NO_GROW,
     OPT_MAX_SUBSCRIBERS, OPT_VERSION, OPT_HELP, OPT_RECORD_WS, OPT_RELEASE_DELAY, OPT_SYNC,
+    OPT_NODE,
 };
 
 static const struct option s_longopts[] = {
@@ -198,6 +201,7 @@ static const struct option s_longopts[] = {
     {"release-delay-us", required_argument, NULL, OPT_RELEASE_DELAY},
     {"sync", required_argument, NULL, OPT_SYNC},
     {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
+    {"node",      required_argument, NULL, OPT_NODE},
     {"version",   no_argument,       NULL, OPT_VERSION},
     {"help",      no_argument,       NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -209,7 +213,7 @@ static const char s_usage[] =
     "                  [--clock real|manual:RFC3339] [--max-frame BYTES]\n"
     "                  [--map-size BYTES] [--no-grow] [--max-subscribers N]\n"
     "                  [--record-writesets FILE] [--release-delay-us N]\n"
-    "                  [--sync deferred|immediate]\n"
+    "                  [--sync deferred|immediate] [--node NAME]\n"
     "                  [--version] [--help]\n"
     "\n"
     "  --data DIR        LMDB store directory, created if missing (./var)\n"
@@ -238,6 +242,8 @@ static const char s_usage[] =
     "                    measuring the pipeline; docs/BENCHMARKS.md)\n"
     "  --max-subscribers N  connections the events socket takes at once (32);\n"
     "                    more are refused until one goes\n"
+    "  --node NAME       with a `cluster:` config, this node's name (overrides\n"
+    "                    cluster.node; docs/CLUSTER.md)\n"
     "BYTES takes a K, M or G suffix (powers of 1024).\n"
     "Runs in the foreground until SIGTERM or SIGINT.\n";
 
@@ -307,6 +313,14 @@ static void s_parse_flags(int argc, char **argv, s_flags_t *f)
         case OPT_OPERATOR:  f->operator_ep = optarg; break;
         case OPT_EVENTS:    f->events_ep = optarg; break;
         case OPT_NO_GROW:   f->no_grow = true; break;
+        case OPT_NODE: {
+            size_t n = strlen(optarg);
+            if (n == 0 || n > 64 || strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+                                                   "qrstuvwxyz0123456789._-") != n)
+                s_usage_fail("--node: expected 1-64 characters of A-Z a-z 0-9 . _ -");
+            f->node = optarg;
+            break;
+        }
         case OPT_RECORD_WS: f->record_writesets = optarg; break;
         case OPT_SYNC:
             if (strcmp(optarg, "deferred") == 0)
@@ -420,7 +434,10 @@ typedef struct {
 } s_slot_t;
 
 typedef struct {
-    cf_engine_t *engine;
+    cf_engine_t *engine;                 /* NULL while a cluster follower */
+    cf_cluster_t *cluster;               /* NULL: a single node */
+    cf_engine_opts_t eo;                 /* how to open the engine (again) */
+    const char *data_dir;
     void *ctx;
     void *portal, *operator, *events;
     cf_zap_t *zap;                       /* also without CURVE: the events gate */
@@ -655,6 +672,8 @@ static void s_send_event(void *ctx, const char *topic, const char *body, size_t 
 static void s_stage_events(s_daemon_t *d)
 {
     const cf_pub_t *p;
+    if (!d->engine)
+        return;
     size_t n = cf_engine_published(d->engine, &p);
     if (d->metrics && n) {
         size_t bytes = 0;
@@ -667,9 +686,14 @@ static void s_stage_events(s_daemon_t *d)
 }
 
 /* One node: a batch is acknowledged when its commit returns. */
+static uint64_t s_seq(const s_daemon_t *d)
+{
+    return d->engine ? cf_engine_seq(d->engine) : cf_cluster_seq(d->cluster);
+}
+
 static void s_release(s_daemon_t *d)
 {
-    uint64_t seq = cf_engine_seq(d->engine);
+    uint64_t seq = s_seq(d);
     if (!d->syncer) {
         cf_stage_ack(d->stage, seq);          /* every commit synced itself */
     } else if (seq > d->kicked_seq) {
@@ -718,7 +742,8 @@ static void s_profile_log(const s_daemon_t *d)
     fprintf(stderr, "claimflowd: loop us: poll=%" PRId64 " recv=%" PRId64 " run=%" PRId64
                     " commit=%" PRIu64 " stage=%" PRId64 " fire=%" PRId64 " other=%" PRId64
                     " batches=%" PRIu64 "\n",
-            d->prof.poll, d->prof.recv, d->prof.run, cf_engine_commit_us(d->engine),
+            d->prof.poll, d->prof.recv, d->prof.run,
+            d->engine ? cf_engine_commit_us(d->engine) : 0,
             d->prof.stage, d->prof.fire, d->prof.other, d->prof.batches);
 }
 
@@ -727,6 +752,8 @@ static void s_profile_log(const s_daemon_t *d)
 static void s_compact_health(s_daemon_t *d)
 {
     cf_error_t err;
+    if (!d->engine)
+        return;
     bool failed = cf_engine_compact_failed(d->engine, &err);
     if (failed && !d->compact_failing)
         fprintf(stderr, "claimflowd: error: the compaction after a purge failed (%s): the "
@@ -779,6 +806,8 @@ static void s_count_reply(s_daemon_t *d, const s_slot_t *s, const cf_reply_t *r)
  * (a run replaces them). */
 static void s_metrics_stats(s_daemon_t *d)
 {
+    if (!d->engine)
+        return;   /* a follower: the leader's metrics count the claims */
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
@@ -830,7 +859,7 @@ static void s_metrics_tick(s_daemon_t *d, bool force)
         return;
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof path, "%s/data.mdb", cf_engine_data_dir(d->engine));
+    snprintf(path, sizeof path, "%s/data.mdb", d->data_dir);
     if (stat(path, &st) == 0)
         cf_metrics_store_bytes(d->metrics, (uint64_t)st.st_size);
     cf_metrics_dropped(d->metrics, d->ndropped);
@@ -912,7 +941,16 @@ static int s_serve(s_daemon_t *d)
 
     for (size_t i = 0; i < neng; i++)
         cf_reply_init(&d->replies[i]);
-    if (neng > 0) {
+    /* A follower, or a leader whose lease may have lapsed: ping is answered
+     * here, everything else is `not_leader`. */
+    bool follower = d->cluster && !cf_cluster_serving(d->cluster, s_mono_us());
+    if (follower) {
+        int64_t now = d->eo.manual_clock && d->engine ? cf_engine_now(d->engine)
+                                                      : (int64_t)time(NULL);
+        for (size_t i = 0; i < neng; i++)
+            cf_reply_follower(&d->replies[i], &d->reqs[i], cf_cluster_view(d->cluster),
+                              s_seq(d), now);
+    } else if (neng > 0) {
         double t0 = d->metrics ? s_mono_s() : 0;
         int rc = cf_engine_run(d->engine, d->reqs, neng, d->replies);
         bool failed = rc < 0, wrote = false;
@@ -932,7 +970,7 @@ static int s_serve(s_daemon_t *d)
      * batch is released. */
     int64_t t_stage = s_mono_us();
     d->prof.run += t_stage - t_run;
-    cf_stage_begin(d->stage, cf_engine_seq(d->engine), t_stage);
+    cf_stage_begin(d->stage, s_seq(d), t_stage);
     for (size_t i = 0; i < n; i++) {
         s_slot_t *s = &d->slots[i];
         if (s->refuse) {
@@ -968,6 +1006,8 @@ static int s_serve(s_daemon_t *d)
 /* Fire the timers that are due now, if any; publish what they committed. */
 static void s_fire(s_daemon_t *d)
 {
+    if (!d->engine || (d->cluster && !cf_cluster_serving(d->cluster, s_mono_us())))
+        return;   /* only a cluster's leader fires, through the log */
     cf_time_t due = cf_engine_next_due(d->engine);
     if (due == 0 || due > cf_engine_now(d->engine))
         return;
@@ -988,13 +1028,26 @@ static void s_fire(s_daemon_t *d)
     d->fire_retry_ms = rc < 0 ? s_mono_ms() + CFD_TICK_MS : 0;
 }
 
-/* How long zmq_poll may sleep: until the next timer or the next batch to
- * release, at most a tick. */
+/* How long zmq_poll may sleep: until the next timer, the next batch to
+ * release or the cluster's next duty, at most a tick. */
+static long s_engine_wait(s_daemon_t *d);
 static long s_poll_timeout(s_daemon_t *d)
 {
     int64_t held = cf_stage_wait_us(d->stage, s_mono_us());
     if (held >= 0)
         return (long)((held + 999) / 1000);
+    if (d->cluster) {
+        long cw = cf_cluster_wait_ms(d->cluster, s_mono_us());
+        if (!d->engine)
+            return cw < CFD_TICK_MS ? cw : CFD_TICK_MS;
+        long w = s_engine_wait(d);
+        return cw < w ? cw : w;
+    }
+    return s_engine_wait(d);
+}
+
+static long s_engine_wait(s_daemon_t *d)
+{
     if (d->manual)                  /* only requests move a manual clock */
         return CFD_TICK_MS;
     cf_time_t due = cf_engine_next_due(d->engine);
@@ -1193,6 +1246,7 @@ static void s_close(s_daemon_t *d)
     cf_wslog_close(&d->wslog);
     d->ctx = NULL;
     cf_engine_destroy(&d->engine);
+    cf_cluster_close(&d->cluster);
     free(d->slots);
     free(d->reqs);
     free(d->replies);
@@ -1247,6 +1301,78 @@ static bool s_endpoint_local(const char *ep)
     if (inet_pton(AF_INET6, buf, &a6) == 1)
         return IN6_IS_ADDR_LOOPBACK(&a6);
     return false;
+}
+
+/* ------------------------------------------------------------- cluster --- */
+static void s_cluster_log(const char *line)
+{
+    fprintf(stderr, "claimflowd: cluster: %s\n", line);
+}
+
+/* Load the workflows as the engine would, on a scratch store that is gone
+ * afterwards: the number of workflow versions, or a CF_E* with diagnostics. */
+static int s_check_workflows(const cf_engine_opts_t *eo, cf_diags_t *d)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/claimflowd-check-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        cf_diag_add(d, dir, 0, 0, "cannot make a scratch directory: %s", strerror(errno));
+        return CF_EUNAVAIL;
+    }
+    cf_engine_opts_t o = *eo;
+    o.data_dir = dir;
+    o.map_size = 4u << 20;
+    o.commit_hook = NULL;
+    o.cluster = NULL;
+    cf_engine_t *e = NULL;
+    int rc = cf_engine_open(&o, &e, d);
+    if (rc == 0)
+        rc = s_workflow_count(e);
+    cf_engine_destroy(&e);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+    return rc;
+}
+
+/* The cluster's duties of this iteration, and a change of role. */
+static int s_cluster_step(s_daemon_t *d)
+{
+    cf_error_t err = {0};
+    int r = cf_cluster_tick(d->cluster, s_mono_us(), &err);
+    if (r == CF_CLUSTER_FATAL) {
+        fprintf(stderr, "claimflowd: error: %s\n", err.message);
+        return -1;
+    }
+    if (r == CF_CLUSTER_PROMOTE) {
+        cf_diags_t diags = {0};
+        int rc = cf_engine_open(&d->eo, &d->engine, &diags);
+        if (rc == 0) {
+            cf_diags_clear(&diags);
+            s_compact_health(d);
+            s_fire(d);   /* timers that fell due while no one led */
+            return 0;
+        }
+        cf_diags_print(&diags, stderr);
+        cf_diags_clear(&diags);
+        fprintf(stderr, "claimflowd: error: cannot open the store as the leader: %s\n",
+                cf_errname(rc));
+        cf_cluster_step_down(d->cluster, "the engine could not open");
+        r = CF_CLUSTER_DEMOTE;
+    }
+    if (r == CF_CLUSTER_DEMOTE) {
+        cf_engine_destroy(&d->engine);
+        if (cf_cluster_follow(d->cluster, &err) < 0) {
+            fprintf(stderr, "claimflowd: error: cannot reopen the store as a follower: %s\n",
+                    err.message);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static const char *s_signame(int sig)
@@ -1321,8 +1447,25 @@ int main(int argc, char **argv)
         return CFD_EXIT_RUNTIME;
     }
 
+    bool clustered = cfg && cfg->cluster;
+    const char *node = f.node ? f.node : clustered ? cfg->cl.node : NULL;
+    const char *cluster_misuse =
+        f.node && !clustered ? "--node needs a config with a 'cluster:' section"
+        : clustered && !node ? "a cluster node needs a name: 'node' in the config's "
+                               "'cluster:' section, or --node"
+        : clustered && f.record_writesets ? "--record-writesets is for a single node, not "
+                                            "a cluster's (its log is in etcd)"
+        : clustered && !f.sync_immediate ? "--sync deferred is for a single node: a "
+                                           "cluster's leader commits after its log append"
+        : NULL;
+    if (cluster_misuse) {
+        fprintf(stderr, "claimflowd: %s\n", cluster_misuse);
+        cf_config_destroy(&cfg);
+        return CFD_EXIT_USAGE;
+    }
+
     s_daemon_t d = {.max_frame = max_frame, .manual = f.manual_clock, .curve = curve,
-                    .max_subs = f.max_subscribers};
+                    .max_subs = f.max_subscribers, .data_dir = f.data_dir};
     if (f.record_writesets && !(d.wslog = cf_wslog_open(f.record_writesets))) {
         fprintf(stderr, "claimflowd: cannot open --record-writesets %s: %s\n",
                 f.record_writesets, strerror(errno));
@@ -1369,9 +1512,12 @@ int main(int argc, char **argv)
     }
     bool no_portal_keys = cfg && cfg->nportal_keys == 0;
     cf_diags_t diags = {0};
-    int rc = cf_engine_open(&eo, &d.engine, &diags);
-    free(roster);
+    d.eo = eo;
+    /* A cluster node opens its engine only when it leads; it checks its
+     * workflows now, on a scratch store, so a bad file stops it here. */
+    int rc = clustered ? s_check_workflows(&eo, &diags) : cf_engine_open(&eo, &d.engine, &diags);
     if (rc < 0) {
+        free(roster);
         cf_config_destroy(&cfg);
         cf_wslog_close(&d.wslog);
         cf_diags_print(&diags, stderr);
@@ -1383,7 +1529,12 @@ int main(int argc, char **argv)
     }
     cf_diags_clear(&diags);
     s_compact_health(&d);
-    int nworkflows = s_workflow_count(d.engine);
+    int nworkflows = clustered ? rc : s_workflow_count(d.engine);
+    if (!clustered) {            /* the engine has its copy */
+        free(roster);
+        roster = NULL;
+        d.eo.operators = NULL;
+    }
 
     d.slots = calloc(CFD_BATCH_MAX, sizeof *d.slots);
     d.reqs = calloc(CFD_BATCH_MAX, sizeof *d.reqs);
@@ -1423,11 +1574,36 @@ int main(int argc, char **argv)
     d.events = d.operator ? s_socket(d.ctx, ZMQ_PUB, f.events_ep, events_ep,
                                      sizeof events_ep, CF_ZAP_EVENTS, secret, max_frame)
                           : NULL;
-    /* libzmq holds its own copy now; ours goes with the config. */
-    cf_config_destroy(&cfg);
+    /* libzmq holds its own copy now; ours goes with the config - except a
+     * cluster node's, which reopens its engine with the roster and keeps
+     * the cluster section. */
+    if (!clustered)
+        cf_config_destroy(&cfg);
     if (!d.events) {
         s_close(&d);
+        cf_config_destroy(&cfg);
+        free(roster);
         return CFD_EXIT_USAGE;
+    }
+    if (clustered) {
+        char digest[65];
+        cf_error_t cerr = {0};
+        cf_cluster_opts_t co = {.conf = &cfg->cl, .node = node, .data_dir = f.data_dir,
+                                .map_size = f.map_size, .no_grow = f.no_grow,
+                                .portal = portal_ep, .operator = operator_ep,
+                                .events = events_ep, .workflows_digest = digest,
+                                .log = s_cluster_log};
+        if (cf_cluster_digest(f.workflows_dir, digest, &cerr) < 0 ||
+            cf_cluster_open(&co, &d.cluster, &cerr) < 0) {
+            fprintf(stderr, "claimflowd: cannot join the cluster: %s\n", cerr.message);
+            s_close(&d);
+            cf_config_destroy(&cfg);
+            free(roster);
+            return CFD_EXIT_RUNTIME;
+        }
+        d.eo.commit_hook = cf_cluster_hook;
+        d.eo.hook_ctx = d.cluster;
+        d.eo.cluster = cf_cluster_view(d.cluster);
     }
     if (s_monitor_events(&d) < 0) {
         s_close(&d);
@@ -1482,12 +1658,13 @@ int main(int argc, char **argv)
 
     char clockbuf[CF_TIME_BUFLEN];
     fprintf(stderr, "claimflowd: started version %s portal=%s operator=%s "
-                    "events=%s data=%s workflows=%d operators=%zu curve=%s clock=%s%s%s%s\n",
+                    "events=%s data=%s workflows=%d operators=%zu curve=%s clock=%s%s%s%s%s%s\n",
             CF_VERSION, portal_ep, operator_ep, events_ep, f.data_dir,
             nworkflows, noperators, curve ? "on" : "off",
             f.manual_clock ? "manual:" : "real",
             f.manual_clock ? cf_time_format(f.manual_start, clockbuf) : "",
-            http_on ? " http=" : "", http_bound);
+            http_on ? " http=" : "", http_bound, clustered ? " node=" : "",
+            clustered ? node : "");
 
     zmq_pollitem_t items[6] = {
         {.socket = d.portal, .events = ZMQ_POLLIN},
@@ -1519,6 +1696,10 @@ int main(int argc, char **argv)
                 continue;
             fprintf(stderr, "claimflowd: error: poll failed: %s\n",
                     zmq_strerror(zmq_errno()));
+            exit_code = CFD_EXIT_RUNTIME;
+            break;
+        }
+        if (d.cluster && s_cluster_step(&d) < 0) {
             exit_code = CFD_EXIT_RUNTIME;
             break;
         }
@@ -1563,6 +1744,8 @@ int main(int argc, char **argv)
             exit_code ? "error" : s_signame((int)s_stop_signal), d.nrequests,
             d.ndropped, cf_zap_gated(d.zap), denied);
     s_close(&d);
+    cf_config_destroy(&cfg);
+    free(roster);
     cf_sd_destroy(&sd);
     close(s_sigpipe[0]);
     close(s_sigpipe[1]);

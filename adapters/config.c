@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -381,6 +382,130 @@ static int s_keys_disjoint(s_ctx_t *c, const cf_config_t *cfg)
     return 0;
 }
 
+/* ------------------------------------------------------------- cluster --- */
+/* A path relative to the config file's directory (as secret_key_file). */
+static int s_path(s_ctx_t *c, const cf_yt_node_t *f, const char *what, char **ret)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "'%s' must be a file name", what);
+    if (!s_is_scalar(f) || f->len == 0 || f->len >= PATH_MAX || memchr(f->s, '\0', f->len))
+        return s_fail(c, f, msg);
+    const char *slash = strrchr(c->path, '/');
+    int dirlen = f->s[0] != '/' && slash ? (int)(slash - c->path + 1) : 0;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%.*s%.*s", dirlen, c->path, (int)f->len, f->s) >=
+        (int)sizeof path)
+        return s_fail(c, f, msg);
+    if (!(*ret = strdup(path)))
+        return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
+    return 0;
+}
+
+/* A scalar copied if it is 1..max bytes of the allowed characters. */
+static int s_word(s_ctx_t *c, const cf_yt_node_t *n, size_t max, const char *allowed,
+                  const char *msg, char **ret)
+{
+    if (!s_is_scalar(n) || n->len == 0 || n->len > max)
+        return s_fail(c, n, msg);
+    for (size_t i = 0; i < n->len; i++)
+        if (!isalnum((unsigned char)n->s[i]) && !strchr(allowed, n->s[i]))
+            return s_fail(c, n, msg);
+    if (!(*ret = strndup(n->s, n->len)))
+        return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
+    return 0;
+}
+
+/* A duration: a whole number and s, m, h or d ("24h"). */
+static int s_duration(s_ctx_t *c, const cf_yt_node_t *n, const char *what, int64_t *ret)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "'%s' must be a whole number and s, m, h or d (e.g. 24h)", what);
+    if (!s_is_scalar(n) || n->len < 2 || n->len > 12)
+        return s_fail(c, n, msg);
+    int64_t v = 0;
+    for (size_t i = 0; i + 1 < n->len; i++) {
+        if (!isdigit((unsigned char)n->s[i]))
+            return s_fail(c, n, msg);
+        v = v * 10 + (n->s[i] - '0');
+    }
+    switch (n->s[n->len - 1]) {
+    case 's': break;
+    case 'm': v *= 60; break;
+    case 'h': v *= 3600; break;
+    case 'd': v *= 86400; break;
+    default: return s_fail(c, n, msg);
+    }
+    *ret = v;
+    return 0;
+}
+
+static int s_cluster(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
+{
+    static const char *const names[] = {"etcd", "prefix", "node", "lease_seconds",
+                                        "log_retention", "tls", NULL};
+    const cf_yt_node_t *vals[6] = {NULL};
+    int rc = s_map(c, n, "cluster", names, vals);
+    if (rc < 0)
+        return rc;
+    cf_cluster_conf_t *cl = &cfg->cl;
+    cl->lease_seconds = 5;
+    cl->log_retention = 86400;
+    const cf_yt_node_t *urls = vals[0];
+    if (!urls || urls->kind != CF_YT_SEQ || urls->n == 0)
+        return s_fail(c, urls ? urls : n, "'cluster' needs 'etcd', a list of etcd client URLs");
+    if (urls->n > CF_CONFIG_MAX_ETCD)
+        return s_fail(c, urls, "'etcd' lists more than 16 URLs");
+    CF_YT_EACH_ITEM(urls, u) {
+        static const char msg[] = "each etcd URL must be http://HOST:PORT or https://HOST:PORT";
+        if (!s_is_scalar(u) || u->len > 200 ||
+            !((u->len > 7 && memcmp(u->s, "http://", 7) == 0) ||
+              (u->len > 8 && memcmp(u->s, "https://", 8) == 0)))
+            return s_fail(c, u, msg);
+        for (size_t i = 0; i < u->len; i++)
+            if ((unsigned char)u->s[i] <= ' ' || u->s[i] == '"' || u->s[i] == '\\')
+                return s_fail(c, u, msg);
+        if (!(cl->etcd[cl->netcd] = strndup(u->s, u->len)))
+            return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
+        cl->netcd++;
+    }
+    if (!vals[1])
+        return s_fail(c, n, "'cluster' needs 'prefix' (e.g. /claimflow/prod)");
+    if ((rc = s_word(c, vals[1], 200, "/._-",
+                     "'prefix' must be /NAME[/NAME...] of A-Z a-z 0-9 . _ -", &cl->prefix)) < 0)
+        return rc;
+    size_t pl = strlen(cl->prefix);
+    if (cl->prefix[0] != '/' || cl->prefix[pl - 1] == '/' || strstr(cl->prefix, "//"))
+        return s_fail(c, vals[1], "'prefix' must be /NAME[/NAME...] of A-Z a-z 0-9 . _ -");
+    if (vals[2] && (rc = s_word(c, vals[2], 64, "._-",
+                                "'node' must be 1-64 characters of A-Z a-z 0-9 . _ -",
+                                &cl->node)) < 0)
+        return rc;
+    uint64_t u;
+    if (vals[3]) {
+        if ((rc = s_uint(c, vals[3], "lease_seconds", 60, &u)) < 0)
+            return rc;
+        if (u < 2)
+            return s_fail(c, vals[3], "'lease_seconds' must be from 2 to 60");
+        cl->lease_seconds = (unsigned)u;
+    }
+    if (vals[4] && (rc = s_duration(c, vals[4], "log_retention", &cl->log_retention)) < 0)
+        return rc;
+    if (vals[5]) {
+        static const char *const tnames[] = {"ca", "cert", "key", NULL};
+        const cf_yt_node_t *t[3] = {NULL};
+        if ((rc = s_map(c, vals[5], "tls", tnames, t)) < 0)
+            return rc;
+        if ((t[0] && (rc = s_path(c, t[0], "ca", &cl->tls_ca)) < 0) ||
+            (t[1] && (rc = s_path(c, t[1], "cert", &cl->tls_cert)) < 0) ||
+            (t[2] && (rc = s_path(c, t[2], "key", &cl->tls_key)) < 0))
+            return rc;
+        if (!t[1] != !t[2])
+            return s_fail(c, vals[5], "'tls' needs both 'cert' and 'key', or neither");
+    }
+    cfg->cluster = true;
+    return 0;
+}
+
 /* --------------------------------------------------------------- file --- */
 static int s_root(s_ctx_t *c, const cf_yt_node_t *root, cf_config_t *cfg)
 {
@@ -427,10 +552,13 @@ static int s_root(s_ctx_t *c, const cf_yt_node_t *root, cf_config_t *cfg)
         } else if (s_scalar_eq(k, "http")) {
             if ((rc = s_http(c, v, cfg)) < 0)
                 return rc;
+        } else if (s_scalar_eq(k, "cluster")) {
+            if ((rc = s_cluster(c, v, cfg)) < 0)
+                return rc;
         } else {
             return s_fail(c, k, "unknown key (operators, curve, portal, retention, "
-                                "privacy, http, max_frame, max_document, idempotency_days, "
-                                "consent_changes_per_day)");
+                                "privacy, http, cluster, max_frame, max_document, "
+                                "idempotency_days, consent_changes_per_day)");
         }
     }
     if (!cf_yt_get(root, "operators"))
@@ -531,6 +659,13 @@ void cf_config_destroy(cf_config_t **c_p)
     free(c->operators);
     free(c->curve_secret_file);
     free(c->portal_keys);
+    for (size_t i = 0; i < c->cl.netcd; i++)
+        free(c->cl.etcd[i]);
+    free(c->cl.prefix);
+    free(c->cl.node);
+    free(c->cl.tls_ca);
+    free(c->cl.tls_cert);
+    free(c->cl.tls_key);
     cf_key_wipe(c->curve_secret);
     free(c);
     *c_p = NULL;

@@ -17,6 +17,13 @@
  *   http:                      # optional: /metrics, /healthz, /readyz
  *     listen: 127.0.0.1:9464   # IPv4:PORT, [IPv6]:PORT or localhost:PORT;
  *                              # port 0 picks a free one
+ *   cluster:                   # optional: a replica of a cluster (CLUSTER.md)
+ *     etcd: [http://10.0.0.1:2379, ...]  # etcd's client URLs (http/https)
+ *     prefix: /claimflow/prod  # every key of this cluster under it
+ *     node: a                  # this node's name; --node overrides it
+ *     lease_seconds: 5         # leadership lease, 2..60
+ *     log_retention: 24h       # log kept at least this long (s, m, h, d)
+ *     tls: {ca: PATH, cert: PATH, key: PATH}   # optional, for https URLs
  *   max_frame: 16777216        # optional, bytes; a flag overrides it
  *   max_document: 10485760     # optional, bytes
  *   idempotency_days: 7        # optional, how long a reply is remembered
@@ -45,6 +52,20 @@
 #define CF_CONFIG_MAX_OPERATORS 10000
 #define CF_CONFIG_MAX_PORTAL_KEYS 10000
 
+/* The most etcd URLs a cluster section lists. */
+#define CF_CONFIG_MAX_ETCD 16
+
+/* The `cluster:` section (every string owned). */
+typedef struct {
+    char *etcd[CF_CONFIG_MAX_ETCD];
+    size_t netcd;
+    char *prefix;               /* no trailing slash */
+    char *node;                 /* NULL when only --node gives it */
+    unsigned lease_seconds;     /* default 5 */
+    int64_t log_retention;      /* seconds; default 86400 */
+    char *tls_ca, *tls_cert, *tls_key;   /* resolved like secret_key_file */
+} cf_cluster_conf_t;
+
 typedef struct {
     cf_operator_t *operators;   /* owned, with their strings */
     size_t noperators;
@@ -65,6 +86,8 @@ typedef struct {
     struct sockaddr_storage http_addr;  /* http.listen, an AF_INET or AF_INET6
                                            address and port (0: any free) */
     bool http_loopback;         /* that address is 127.0.0.0/8 or ::1 */
+    bool cluster;               /* `cluster:` given */
+    cf_cluster_conf_t cl;
 } cf_config_t;
 
 /* Read and check the config file at path.  0 and a new config (free with

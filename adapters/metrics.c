@@ -37,7 +37,7 @@
 
 #include <msgpack.h>
 
-#define S_NCODES 11          /* ok, then CF_E* -1 .. -10 */
+#define S_NCODES 12          /* ok, then CF_E* -1 .. -11 */
 #define S_NAME 65            /* workflow, state, flag, op names (CF_NAME_MAX + 1) */
 
 static const double s_batch_le[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};

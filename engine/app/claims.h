@@ -94,6 +94,7 @@ typedef struct {
      * entries it writes (set by the dispatcher for each request; NULL
      * outside one, e.g. while timers fire). */
     const char *audit_role, *audit_purpose;
+    const cf_cluster_view_t *cluster;   /* a replica's view, or NULL */
     bool compact_pending;           /* a purge erased data: compact after commit */
     bool purge_ran;                 /* a purge committed: retry a failed compaction */
 } cf_batch_t;

@@ -66,6 +66,7 @@ struct cf_engine {
     cf_time_t next_due;
     uint64_t next_due_seq;
     bool next_due_known;
+    const cf_cluster_view_t *cluster;   /* borrowed; NULL: a single node */
 };
 
 static int s_registry_add(cf_engine_t *e, cf_wf_t **wf_p, const char *file, cf_diags_t *d)
@@ -330,6 +331,7 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     e->lim.max_document = opts->max_document ? opts->max_document : (size_t)10 << 20;
     e->lim.purge_after = opts->purge_after;
     e->lim.show_operator_ids = opts->show_operator_ids;
+    e->cluster = opts->cluster;
     e->lim.consent_changes = opts->consent_changes_per_day ? opts->consent_changes_per_day : 20;
     e->clock.manual = opts->manual_clock;
     e->clock.manual_now = opts->manual_start;
@@ -522,6 +524,7 @@ static void s_batch_begin(cf_engine_t *e, cf_batch_t *b, cf_txn_t *txn)
     b->ids = &e->ids;
     b->audit_seq = &e->audit_seq;
     b->pubs = &e->pubs;
+    b->cluster = e->cluster;
 }
 
 /* Delete a few idempotency and access-log entries past their retention,

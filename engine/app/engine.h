@@ -54,6 +54,9 @@ typedef struct {
      * which a second thread runs while the next batch is prepared (store.h
      * defer_meta_sync; claimflowd's default). */
     bool defer_sync;
+    /* A replica's view of its cluster, which `ping` reports; borrowed for
+     * the engine's life (the daemon updates it).  NULL: a single node. */
+    const cf_cluster_view_t *cluster;
 } cf_engine_opts_t;
 
 /* Open (or create) the store in opts->data_dir, load the workflows and

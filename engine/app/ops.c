@@ -82,6 +82,12 @@ static int s_ping(cf_op_t *op)
         cf_pack_str(&op->pk, "version");
         msgpack_pack_int64(&op->pk, b->reg->v[i].wf->version);
     }
+    /* A replica also says what it is and how far it has applied (the
+     * batch running now is not applied yet). */
+    if (b->cluster) {
+        op->nout += CF_CLUSTER_PING_FIELDS;
+        cf_cluster_view_pack(&op->pk, b->cluster, cf_store_seq(b->store));
+    }
     return 0;
 }
 

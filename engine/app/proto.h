@@ -41,6 +41,28 @@ typedef struct {
     const char *op;
 } cf_reply_t;
 
+/* A replica's view of its cluster (docs/CLUSTER.md), for `ping` and the
+ * `not_leader` error: kept by the daemon, borrowed by the engine.  The
+ * leader's endpoints are NULL while no leader is known. */
+typedef struct {
+    const char *role;             /* "leader" or "follower" */
+    uint64_t epoch;               /* the leader's epoch (0: none known) */
+    const char *node;             /* this node's name */
+    const char *leader_node, *leader_portal, *leader_operator, *leader_events;
+} cf_cluster_view_t;
+
+/* The cluster fields of a `ping` reply: role, seq (the batch sequence
+ * applied here), epoch, node and leader (a map of node, portal, operator and
+ * events, or nil): CF_CLUSTER_PING_FIELDS key/value pairs. */
+#define CF_CLUSTER_PING_FIELDS 5
+void cf_cluster_view_pack(msgpack_packer *pk, const cf_cluster_view_t *v, uint64_t seq);
+
+/* A follower's answer to req: `ping` (version, now, and the cluster
+ * fields), or for any other frame the error `not_leader` whose error map
+ * carries `leader` (as in ping). */
+void cf_reply_follower(cf_reply_t *r, const cf_request_t *req, const cf_cluster_view_t *v,
+                       uint64_t seq, int64_t now);
+
 void cf_reply_init(cf_reply_t *r);
 void cf_reply_fini(cf_reply_t *r);
 

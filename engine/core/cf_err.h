@@ -22,7 +22,8 @@
     XX(CONFLICT,  -7, "conflict",           "conflict")                        \
     XX(TOOLARGE,  -8, "too_large",          "too large")                       \
     XX(UNAVAIL,   -9, "unavailable",        "unavailable")                     \
-    XX(INTERNAL, -10, "internal",           "internal error")
+    XX(INTERNAL, -10, "internal",           "internal error")                  \
+    XX(NOTLEADER, -11, "not_leader",        "not the leader")
 
 enum {
 #define CF_XX(s, v, code, msg) CF_E##s = (v),
