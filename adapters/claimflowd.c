@@ -958,7 +958,8 @@ static int s_serve(s_daemon_t *d)
             failed |= d->replies[i].code == CF_EUNAVAIL;
             wrote |= d->replies[i].wrote && d->replies[i].code == 0;
         }
-        s_store_health(d, failed, wrote, "request batch");
+        if (!(d->cluster && cf_cluster_lost(d->cluster)))   /* the cluster says why */
+            s_store_health(d, failed, wrote, "request batch");
         s_compact_health(d);
         if (d->metrics) {
             cf_metrics_batch(d->metrics, neng, s_mono_s() - t0, failed);
@@ -1023,7 +1024,8 @@ static void s_fire(s_daemon_t *d)
         cf_metrics_fired(d->metrics, fired);
         d->stats_dirty = d->metrics_dirty = true;
     }
-    s_store_health(d, rc < 0, fired > 0, "firing timers");
+    if (!(d->cluster && cf_cluster_lost(d->cluster)))
+        s_store_health(d, rc < 0, fired > 0, "firing timers");
     /* A failed fire leaves the timers due: back off rather than spin. */
     d->fire_retry_ms = rc < 0 ? s_mono_ms() + CFD_TICK_MS : 0;
 }

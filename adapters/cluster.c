@@ -22,7 +22,7 @@
 #define S_READ_MAX 64
 /* How often a node says how far it has applied, and the leader trims. */
 #define S_APPLIED_US 1000000
-#define S_TRIM_US 10000000
+#define S_TRIM_US 5000000
 /* The leader stops serving this long before its lease could lapse: etcd
  * counts the lease from its own receipt of the renewal, we from before
  * sending it, and clocks drift. */
@@ -545,6 +545,8 @@ int cf_cluster_digest(const char *dir, char hex[65], cf_error_t *reterr)
 }
 
 bool cf_cluster_is_leader(const cf_cluster_t *c) { return c->leader; }
+
+bool cf_cluster_lost(const cf_cluster_t *c) { return c->leader && c->lost; }
 
 bool cf_cluster_serving(const cf_cluster_t *c, int64_t now)
 {

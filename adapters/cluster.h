@@ -69,6 +69,9 @@ int cf_cluster_digest(const char *dir, char hex[65], cf_error_t *reterr);
 int cf_cluster_follow(cf_cluster_t *c, cf_error_t *reterr);
 
 bool cf_cluster_is_leader(const cf_cluster_t *c);
+/* The leader failed to append a batch (it steps down at the next tick):
+ * the batch's `unavailable` replies are the log's, not the disk's. */
+bool cf_cluster_lost(const cf_cluster_t *c);
 /* The leader may answer requests: its lease holds at now_us. */
 bool cf_cluster_serving(const cf_cluster_t *c, int64_t now_us);
 

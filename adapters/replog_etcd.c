@@ -11,8 +11,8 @@
  *                             check) before its log entry; a batch whose
  *                             entry never landed leaves chunks that trimming
  *                             removes
- *   P/logtime/<minute>        the first seq appended in that minute (UTC
- *                             seconds): what trimming by age reads
+ *   P/logtime/<time>          the first seq appended in that 10-second
+ *                             slot (UTC seconds): what trimming by age reads
  *   P/nodes/<node>            a node's description (JSON)
  *   P/applied/<node>          how far a node has applied (decimal)
  * Fixed-width numbers keep etcd's key order the numeric order.
@@ -32,13 +32,15 @@
  * ones in chunks of this size.  etcd refuses requests over 1.5 MiB by
  * default, and base64 makes 4 bytes of 3. */
 #define S_CHUNK ((size_t)1 << 20)
+/* Trimming by age knows an entry's time to within this many seconds. */
+#define S_SLOT 10
 
 struct cf_replog {
     cf_etcd_t *etcd;
     char *prefix, *node;
     int64_t lease_seconds;
     int64_t lease;               /* while leader (or campaigning) */
-    int64_t last_minute;         /* the last P/logtime written */
+    int64_t last_slot;           /* the last P/logtime written */
     msgpack_sbuffer sb;
 };
 
@@ -115,7 +117,7 @@ int cf_replog_campaign(cf_replog_t *l, uint64_t next, bool *won, uint64_t *epoch
         return rc;
     }
     l->lease = lease;
-    l->last_minute = 0;
+    l->last_slot = 0;
     *won = true;
     *epoch = (uint64_t)rev;
     return 0;
@@ -207,9 +209,9 @@ int cf_replog_append(cf_replog_t *l, uint64_t epoch, uint64_t seq, const void *w
         return cf_error_set(reterr, rc, "out of memory");
     cf_etcd_op_t ops[2] = {{.key = sk, .klen = skl, .val = l->sb.data, .vlen = l->sb.size}};
     size_t nops = 1;
-    int64_t minute = at - at % 60;
-    if (minute != l->last_minute) {
-        size_t tkl = s_key(l, tk, sizeof tk, "logtime/%020" PRId64, minute);
+    int64_t slot = at - at % S_SLOT;
+    if (slot != l->last_slot) {
+        size_t tkl = s_key(l, tk, sizeof tk, "logtime/%020" PRId64, slot);
         int tvl = snprintf(tv, sizeof tv, "%" PRIu64, seq);
         ops[nops++] = (cf_etcd_op_t){.key = tk, .klen = tkl, .val = tv, .vlen = (size_t)tvl};
     }
@@ -220,7 +222,7 @@ int cf_replog_append(cf_replog_t *l, uint64_t epoch, uint64_t seq, const void *w
     if (!ok)
         return cf_error_set(reterr, CF_ECONFLICT,
                             "the leadership was lost (or batch %" PRIu64 " was taken)", seq);
-    l->last_minute = minute;
+    l->last_slot = slot;
     return 0;
 }
 
@@ -370,7 +372,7 @@ int cf_replog_trim(cf_replog_t *l, int64_t now, int64_t retention, uint64_t *hea
         return rc;
     if (min_applied == UINT64_MAX || min_applied == 0)
         return 0;
-    /* The first seq of the newest minute that began at least `retention`
+    /* The first seq of the newest slot that began at least `retention`
      * ago: everything before it is older than the retention. */
     char k[S_KEYCAP], e[S_KEYCAP];
     int64_t cutoff = now - retention;
@@ -397,7 +399,7 @@ int cf_replog_trim(cf_replog_t *l, int64_t now, int64_t retention, uint64_t *hea
     size_t lel = s_key(l, le, sizeof le, "log/%020" PRIu64, cut);
     size_t ckl = s_key(l, ck, sizeof ck, "chunk/");
     size_t cel = s_key(l, ce, sizeof ce, "chunk/%020" PRIu64, cut);
-    size_t tel = s_key(l, te, sizeof te, "logtime/%020" PRId64, cutoff < 0 ? 0 : cutoff - 60);
+    size_t tel = s_key(l, te, sizeof te, "logtime/%020" PRId64, cutoff < 0 ? 0 : cutoff - S_SLOT);
     cf_etcd_op_t ops[3] = {
         {.del = true, .key = lk, .klen = lkl, .end = le, .elen = lel},
         {.del = true, .key = ck, .klen = ckl, .end = ce, .elen = cel},
