@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "country.h"
 #include "json.h"
 
 #define S_PAGE 1000            /* query's largest page */
@@ -192,22 +193,86 @@ static msgpack_object s_array(const msgpack_object *ptr, uint32_t n)
     return a;
 }
 
-/* A table of events: seq, time, event, from → to, actor. */
-static void s_print_events(const cf_cli_t *cli, const msgpack_object *ev, uint32_t n)
+/* -------------------------------------------------------------- amounts --- */
+/* claimctl does not read workflow definitions, so it knows an amount by its
+ * name: an event data field `amount` or `*_amount` holding an integer, in
+ * minor units of the claim's currency (docs/claimctl.md). */
+static bool s_is_amount(const msgpack_object_kv *kv)
 {
-    static const char *const head[] = {"SEQ", "TIME", "EVENT", "FROM → TO", "ACTOR"};
-    cf_table_t t;
-    cf_table_init(&t, 5, head);
+    const msgpack_object *k = &kv->key;
+    if (k->type != MSGPACK_OBJECT_STR || (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                                          kv->val.type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+        return false;
+    uint32_t n = k->via.str.size;
+    return cf_mp_streq(k, "amount") ||
+           (n > 7 && memcmp(k->via.str.ptr + n - 7, "_amount", 7) == 0);
+}
+
+static bool s_has_amounts(const msgpack_object *ev, uint32_t n)
+{
     for (uint32_t i = 0; i < n; i++) {
-        char seq[24], at[CF_CLI_TIMELEN], event[128], move[160], actor[96];
+        const msgpack_object *d = cf_mp_get(&ev[i], "data");
+        for (uint32_t j = 0; d && d->type == MSGPACK_OBJECT_MAP && j < d->via.map.size; j++)
+            if (s_is_amount(&d->via.map.ptr[j]))
+                return true;
+    }
+    return false;
+}
+
+/* The currency a claim map names; -1 when it names none (a daemon from
+ * before the field). */
+static int s_claim_currency(const msgpack_object *claim)
+{
+    const msgpack_object *c = cf_mp_get(claim, "currency");
+    return c && c->type == MSGPACK_OBJECT_STR ? cf_currency_parse(c->via.str.ptr, c->via.str.size)
+                                              : -1;
+}
+
+/* An event's amounts in its claim's currency, "amount: kr 1 500,00"
+ * (the bare number of minor units when the currency is unknown). */
+static char *s_detail(const msgpack_object *ev, int currency, char *buf, size_t len)
+{
+    const msgpack_object *d = cf_mp_get(ev, "data");
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t j = 0; d && d->type == MSGPACK_OBJECT_MAP && j < d->via.map.size; j++) {
+        const msgpack_object_kv *kv = &d->via.map.ptr[j];
+        if (!s_is_amount(kv) || used >= len)
+            continue;
+        int64_t v = kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? kv->val.via.i64
+                    : kv->val.via.u64 > INT64_MAX ? INT64_MAX : (int64_t)kv->val.via.u64;
+        char name[72], amount[48];
+        if (currency >= 0)
+            cf_currency_format((cf_currency_t)currency, v, amount, sizeof amount);
+        else
+            snprintf(amount, sizeof amount, "%lld", (long long)v);
+        int w = snprintf(buf + used, len - used, "%s%s: %s", used ? ", " : "",
+                         cf_cli_text(&kv->key, name, sizeof name), amount);
+        used = w < 0 || (size_t)w >= len - used ? len : used + (size_t)w;
+    }
+    return buf;
+}
+
+/* A table of events: seq, time, event, from → to, actor, and the amounts
+ * of each in currency (-1: unknown). */
+static void s_print_events(const cf_cli_t *cli, const msgpack_object *ev, uint32_t n,
+                           int currency)
+{
+    static const char *const head[] = {"SEQ", "TIME", "EVENT", "FROM → TO", "ACTOR", "DETAIL"};
+    cf_table_t t;
+    cf_table_init(&t, 6, head);
+    for (uint32_t i = 0; i < n; i++) {
+        char seq[24], at[CF_CLI_TIMELEN], event[128], move[160], actor[96], detail[256];
         const char *cells[] = {
             cf_cli_text(cf_mp_get(&ev[i], "seq"), seq, sizeof seq),
             cf_cli_time(cli, cf_mp_get(&ev[i], "at"), at),
             cf_cli_text(cf_mp_get(&ev[i], "event"), event, sizeof event),
             s_move(&ev[i], move, sizeof move),
             cf_cli_text(cf_mp_get(&ev[i], "actor"), actor, sizeof actor),
+            s_detail(&ev[i], currency, detail, sizeof detail),
         };
-        cf_color_t colors[] = {CF_C_DIM, CF_C_RESET, CF_C_CYAN, CF_C_RESET, CF_C_RESET};
+        cf_color_t colors[] = {CF_C_DIM, CF_C_RESET, CF_C_CYAN, CF_C_RESET, CF_C_RESET,
+                               CF_C_RESET};
         if (cf_table_add(&t, cells, colors) != 0)
             break;
     }
@@ -419,6 +484,10 @@ static void s_show_claim(const cf_cli_t *cli, const msgpack_object *c)
     printf("workflow   %s v%s\n", cf_cli_text(cf_mp_get(c, "workflow"), a, sizeof a),
            cf_cli_text(cf_mp_get(c, "version"), w, sizeof w));
     printf("state      %s%s%s\n", bold, cf_cli_text(cf_mp_get(c, "state"), a, sizeof a), reset);
+    if (cf_mp_get(c, "country"))
+        printf("country    %s\n", cf_cli_text(cf_mp_get(c, "country"), a, sizeof a));
+    if (cf_mp_get(c, "currency"))
+        printf("currency   %s\n", cf_cli_text(cf_mp_get(c, "currency"), a, sizeof a));
     cf_color_t fc = s_flags(c, a, sizeof a);
     printf("flags      %s%s%s\n", cf_cli_color(cli, fc), a, fc == CF_C_RESET ? "" : reset);
     if (cf_mp_get(c, "parent"))
@@ -591,7 +660,7 @@ int cf_cmd_show(int argc, char **argv)
     s_show_claim(&cli, claim);
     printf("\n%slast events%s (%u of %u)\n", cf_cli_color(&cli, CF_C_BOLD),
            cf_cli_color(&cli, CF_C_RESET), n - first, n);
-    s_print_events(&cli, hist.ev + first, n - first);
+    s_print_events(&cli, hist.ev + first, n - first, s_claim_currency(claim));
 out:
     s_history_fini(&hist);
     msgpack_unpacked_destroy(&got);
@@ -613,13 +682,28 @@ int cf_cmd_history(int argc, char **argv)
     if (rc >= 0)
         return rc;
     s_history_t hist;
+    msgpack_unpacked got;
+    msgpack_unpacked_init(&got);
     if ((rc = s_history_all(&cli, cli.args[0], &hist)) != 0)
         goto out;
-    if (cli.json)
+    if (cli.json) {
         cf_cli_json_one("events", s_array(hist.ev, hist.n));
-    else
-        s_print_events(&cli, hist.ev, hist.n);
+        goto out;
+    }
+    /* Amounts need the claim's currency: one `get` (in the access log),
+     * made only when an event has an amount. */
+    int currency = -1;
+    if (s_has_amounts(hist.ev, hist.n)) {
+        cf_req_t req;
+        cf_req_init(&req, "get");
+        cf_req_str(&req, "claim", cli.args[0]);
+        if ((rc = cf_cli_call(&cli, &req, &got)) != 0)
+            goto out;
+        currency = s_claim_currency(cf_mp_get(&got.data, "claim"));
+    }
+    s_print_events(&cli, hist.ev, hist.n, currency);
 out:
+    msgpack_unpacked_destroy(&got);
     s_history_fini(&hist);
     cf_cli_fini(&cli);
     return rc;

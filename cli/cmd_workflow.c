@@ -28,6 +28,30 @@ typedef struct {
 } s_sub_t;
 
 static int s_validate(int argc, char **argv);
+/* The calendar and the currency as the file says them: one name, or
+ * "dk=dk,no=no" by member country. */
+static void s_per_country(const cf_wf_t *wf, char *cal, size_t clen, char *cur, size_t ulen)
+{
+    bool one_cur = true;
+    for (int i = 1; i < CF_COUNTRY_N; i++)
+        one_cur = one_cur && wf->currency[i] == wf->currency[0];
+    size_t cn = 0, un = 0;
+    cal[0] = cur[0] = '\0';
+    for (int i = 0; i < CF_COUNTRY_N; i++) {
+        const char *code = cf_country_code((cf_country_t)i);
+        if (!wf->calendar && cn < clen)
+            cn += (size_t)snprintf(cal + cn, clen - cn, "%s%s=%s", i ? "," : "", code,
+                                   wf->calendars[i]);
+        if (!one_cur && un < ulen)
+            un += (size_t)snprintf(cur + un, ulen - un, "%s%s=%s", i ? "," : "", code,
+                                   cf_currency_code(wf->currency[i]));
+    }
+    if (wf->calendar)
+        snprintf(cal, clen, "%s", wf->calendar);
+    if (one_cur)
+        snprintf(cur, ulen, "%s", cf_currency_code(wf->currency[0]));
+}
+
 static int s_show(int argc, char **argv);
 static int s_dot(int argc, char **argv);
 
@@ -110,6 +134,11 @@ static int s_validate_usage(const char *what, const char *arg, const char *after
     return CF_EXIT_USAGE;
 }
 
+static bool s_cal_exists(void *ctx, const char *name)
+{
+    return cf_cal_find(ctx, name) != NULL;
+}
+
 /* Load the calendars file and say so; NULL (its errors printed) when it
  * does not load. */
 static cf_cal_set_t *s_load_calendars(const char *path)
@@ -186,15 +215,16 @@ static int s_validate(int argc, char **argv)
             rc = CF_EXIT_REFUSED;
             continue;
         }
-        if (cals && !cf_cal_find(cals, wf->calendar)) {
-            /* The daemon's words for the same refusal (engine.c). */
-            fprintf(stderr, "%s: workflow '%s' names calendar '%s', which %s does not "
-                            "declare\n", a, wf->name, wf->calendar, calfile);
+        cf_diags_t d = {0};
+        if (cals && cf_wf_check_calendars(wf, a, calfile, s_cal_exists, cals, &d) != 0) {
+            /* The daemon's check and words for the same refusal (engine.c). */
+            cf_diags_print(&d, stderr);
             rc = CF_EXIT_REFUSED;
         } else {
             printf("%s: ok (workflow %s, version %lld, %zu states)\n", a, wf->name,
                    (long long)wf->version, wf->nstates);
         }
+        cf_diags_clear(&d);
         cf_wf_destroy(&wf);
     }
     cf_cal_set_destroy(&cals);
@@ -289,8 +319,10 @@ static int s_show(int argc, char **argv)
         return CF_EXIT_REFUSED;
     char roles[96];
     s_roles_str(wf->created_by, roles, sizeof roles);
-    printf("workflow %s  version %lld  calendar %s  created by %s\n", wf->name,
-           (long long)wf->version, wf->calendar, roles);
+    char cal[160], cur[64];
+    s_per_country(wf, cal, sizeof cal, cur, sizeof cur);
+    printf("workflow %s  version %lld  calendar %s  currency %s  created by %s\n", wf->name,
+           (long long)wf->version, cal, cur, roles);
     if (wf->nfields) {
         printf("\ndata:\n");
         for (size_t i = 0; i < wf->nfields; i++) {

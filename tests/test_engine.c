@@ -28,7 +28,7 @@ static void test_lifecycle(void)
     ASSERT_OK(r);
     CF_ASSERT_STR_EQ(S(r, "claim.state"), "awaiting_referral");
     CF_ASSERT_STR_EQ(S(r, "claim.workflow"), "health_claim");
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "2");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "3");
     CF_ASSERT_STR_EQ(S(r, "claim.created_at"), T0);
 
     r = s_attach(e, CPR_A, claim, "referral", "application/pdf", s_pdf, sizeof s_pdf - 1);
@@ -329,25 +329,25 @@ static void test_workflow_versions(void)
     cf_engine_destroy(&e);
     s_free_replies();
 
-    /* Version 3 replaces the file; version 2 lives on in the store. */
+    /* Version 4 replaces the file; version 3 lives on in the store. */
     snprintf(src, sizeof src, "%s/workflows/health_claim.yaml", cf_test_srcdir());
     snprintf(dst, sizeof dst, "%s/health_claim.yaml", wf);
-    s_copy_file(src, dst, "version: 2", "version: 3");
+    s_copy_file(src, dst, "version: 3", "version: 4");
     e = s_open_at(data, wf, 0, false);
     const msgpack_object *r = s_call(e, P, "{'op':'ping'}");
     ASSERT_OK(r);
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", old);
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "2");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "3");
     ASSERT_OK(s_call(e, O, "{'op':'send','id':'a','actor':'hanne','claim':'%s','event':'decision.approved'}", old));
     char nw[32];
     snprintf(nw, sizeof nw, "%s", s_create(e, CPR_B, "chiropractic"));
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", nw);
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "3");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "4");
     cf_engine_destroy(&e);
     s_free_replies();
 
     /* A changed file under a version the store holds is refused. */
-    s_copy_file(src, dst, "version: 2", "version: 3\n# changed\n");
+    s_copy_file(src, dst, "version: 3", "version: 4\n# changed\n");
     cf_time_t t0;
     cf_time_parse(T0, strlen(T0), &t0);
     cf_engine_opts_t o = {.data_dir = data, .workflows_dir = wf, .manual_clock = true,
@@ -355,7 +355,7 @@ static void test_workflow_versions(void)
     cf_diags_t d = {0};
     CF_ASSERT_INT_EQ(cf_engine_open(&o, &e, &d), CF_EBADREQ);
     CF_ASSERT(d.n >= 1);
-    CF_ASSERT_STR_HAS(d.v[0].message, "differs from the version 3");
+    CF_ASSERT_STR_HAS(d.v[0].message, "differs from the version 4");
     cf_diags_clear(&d);
     s_rmrf(s_tmp);
 }

@@ -64,6 +64,15 @@ static void test_no_dnr(void)
     CF_ASSERT_INT_EQ(S_KIND("55058545634"), CF_PID_NO_DNR);  /* 15.05.1985 + 40 */
 }
 
+/* The kind of id fixes a claim's country. */
+static void test_country(void)
+{
+    CF_ASSERT_INT_EQ(cf_pid_country(S_KIND("010190-1234")), CF_COUNTRY_DK);
+    CF_ASSERT_INT_EQ(cf_pid_country(S_KIND("17055449988")), CF_COUNTRY_NO);
+    CF_ASSERT_INT_EQ(cf_pid_country(S_KIND("41019012393")), CF_COUNTRY_NO);
+    CF_ASSERT_INT_EQ(cf_pid_country(S_KIND("15058545641")), -1);
+}
+
 static void test_no_invalid(void)
 {
     /* one control digit wrong, either of them */
@@ -113,6 +122,7 @@ int main(void)
     CF_RUN(test_cpr_invalid);
     CF_RUN(test_no_fnr);
     CF_RUN(test_no_dnr);
+    CF_RUN(test_country);
     CF_RUN(test_no_invalid);
     CF_RUN(test_canonical);
     return cf_test_done();

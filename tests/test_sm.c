@@ -530,15 +530,18 @@ static void test_bad_request(void)
     memset(s_long, 'p', 201);
     const struct {
         const char *field;   /* replaced (or added, or removed with a NULL value) */
-        int kind;            /* 0 remove, 1 string, 2 int, 3 float, 4 bool, 5 nil */
+        int kind;            /* 0 remove, 1 string, 2 int, 3 float, 4 bool, 5 nil, 6 -1 */
         const char *s;
         const char *msg;
     } cases[] = {
         {"colour", 1, "red", "unknown field 'colour'"},
         {"amount", 0, NULL, "missing required field 'amount'"},
         {"amount", 5, NULL, "missing required field 'amount'"},   /* nil is absent */
-        {"amount", 1, "125000", "field 'amount' must be an integer"},
-        {"amount", 3, NULL, "field 'amount' must be an integer, not a float"},
+        /* amount is money: minor units of the claim's currency, >= 0 */
+        {"amount", 1, "125000", "field 'amount' must be an integer amount in minor units (øre)"},
+        {"amount", 3, NULL,
+         "field 'amount' must be an integer amount in minor units (øre), not a float"},
+        {"amount", 6, NULL, "field 'amount' must not be negative"},
         {"provider", 2, NULL, "field 'provider' must be a string"},
         {"provider", 1, s_long, "field 'provider' is longer than 200 bytes"},
         {"valid_until", 1, "2026-02-30", "field 'valid_until' must be a real date written YYYY-MM-DD"},
@@ -554,6 +557,7 @@ static void test_bad_request(void)
         case 2: v = s_int(7); break;
         case 3: v = s_float(1250.5); break;
         case 4: v = s_bool(true); break;
+        case 6: v = s_int(-1); break;
         default: break;
         }
         bool found = false;

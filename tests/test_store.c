@@ -440,11 +440,69 @@ static void test_copy_is_complete_or_absent(void)
 
 /* ------------------------------------------------------------- codecs --- */
 
-static const cf_wf_t *s_resolve_wf(void *ctx, const char *name, size_t n, int64_t ver)
+/* The default country the resolver reports: a record without one reads
+ * with it. */
+static cf_country_t s_default_country = CF_COUNTRY_DK;
+
+static const cf_wf_t *s_resolve_wf(void *ctx, const char *name, size_t n, int64_t ver,
+                                   cf_country_t *ret_country)
 {
     const cf_wf_t *wf = ctx;
+    *ret_country = s_default_country;
     return strlen(wf->name) == n && memcmp(wf->name, name, n) == 0 && wf->version == ver
                ? wf : NULL;
+}
+
+/* rec (len bytes): a record the engine wrote for a Danish member, 14
+ * elements, the last the country "dk". */
+static void s_claim_country_element(const unsigned char *rec, size_t len, const cf_wf_t *wf)
+{
+    cf_claim_t c;
+    CF_ASSERT_INT_EQ(rec[0], 0x9e);                               /* fixarray 14 */
+    CF_ASSERT(memcmp(rec + len - 3, "\xa2" "dk", 3) == 0);
+    CF_ASSERT_INT_EQ(cf_claim_decode(rec, len, s_resolve_wf, (void *)wf, &c), 0);
+    CF_ASSERT_INT_EQ(c.country, CF_COUNTRY_DK);
+    cf_claim_fini(&c);
+
+    /* A record from before the country: 13 elements.  It reads with the
+     * version's default country (here, to tell it from the "dk" it had:
+     * no), and is written back with 14. */
+    unsigned char *old = malloc(len);
+    memcpy(old, rec, len - 3);
+    old[0] = 0x9d;                                                /* fixarray 13 */
+    s_default_country = CF_COUNTRY_NO;
+    CF_ASSERT_INT_EQ(cf_claim_decode(old, len - 3, s_resolve_wf, (void *)wf, &c), 0);
+    CF_ASSERT_INT_EQ(c.country, CF_COUNTRY_NO);
+    CF_ASSERT_STR_EQ(c.wf->states[c.state].name, "awaiting_referral");
+    CF_ASSERT(c.has_member);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CF_ASSERT_INT_EQ(cf_claim_encode(&c, &sb), 0);
+    CF_ASSERT_INT_EQ(sb.size, len);
+    CF_ASSERT_INT_EQ((unsigned char)sb.data[0], 0x9e);
+    CF_ASSERT(memcmp(sb.data + 1, rec + 1, len - 4) == 0);
+    CF_ASSERT(memcmp(sb.data + len - 3, "\xa2" "no", 3) == 0);
+    cf_claim_fini(&c);
+    s_default_country = CF_COUNTRY_DK;
+
+    /* Otherwise strict: a country that is not one, or not a string, or an
+     * element more, is a corrupt record. */
+    unsigned char *bad = malloc(len + 1);
+    memcpy(bad, rec, len);
+    memcpy(bad + len - 2, "se", 2);
+    CF_ASSERT_INT_EQ(cf_claim_decode(bad, len, s_resolve_wf, (void *)wf, &c), CF_EINTERNAL);
+    bad[len - 3] = 0x01;                                          /* the integer 1 */
+    CF_ASSERT_INT_EQ(cf_claim_decode(bad, len - 2, s_resolve_wf, (void *)wf, &c),
+                     CF_EINTERNAL);
+    memcpy(bad, rec, len);
+    bad[0] = 0x9f;                                                /* fixarray 15 */
+    bad[len] = 0xc0;
+    CF_ASSERT_INT_EQ(cf_claim_decode(bad, len + 1, s_resolve_wf, (void *)wf, &c), CF_EINTERNAL);
+    bad[0] = 0x9c;                                                /* fixarray 12 */
+    CF_ASSERT_INT_EQ(cf_claim_decode(bad, len - 6, s_resolve_wf, (void *)wf, &c), CF_EINTERNAL);
+    free(bad);
+    free(old);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 static void test_codecs_round_trip_and_hostile_bytes(void)
@@ -498,6 +556,7 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     /* Declared counts the bytes cannot hold. */
     CF_ASSERT_INT_EQ(cf_claim_decode("\xdd\xff\xff\xff\xff", 5, s_resolve_wf, wf, &c),
                      CF_EINTERNAL);
+    s_claim_country_element(rec, len, wf);
     /* Events: encode, view, strip. */
     CF_ASSERT_INT_EQ(cf_event_encode(3, 1000, "decision.denied", "in_review", "denied", "hanne",
                                      "\x81\xa6reason\xa3no!", 12, &sb), 0);

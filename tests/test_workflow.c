@@ -52,8 +52,14 @@ static void test_health_claim_model(void)
 {
     cf_wf_t *wf = s_load_shipped("health_claim.yaml");
     CF_ASSERT_STR_EQ(wf->name, "health_claim");
-    CF_ASSERT_INT_EQ(wf->version, 2);
-    CF_ASSERT_STR_EQ(wf->calendar, "dk");
+    CF_ASSERT_INT_EQ(wf->version, 3);
+    /* calendar and currency by the member's country */
+    CF_ASSERT(wf->calendar == NULL);
+    CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_DK], "dk");
+    CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_NO], "no");
+    CF_ASSERT_INT_EQ(wf->first_country, CF_COUNTRY_DK);
+    CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_DK], CF_CURRENCY_DKK);
+    CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_NO], CF_CURRENCY_NOK);
     CF_ASSERT_INT_EQ(wf->created_by, CF_ROLE_MEMBER);
     CF_ASSERT_INT_EQ(wf->nstates, 14);
     CF_ASSERT_STR_EQ(wf->states[wf->initial].name, "reported");
@@ -104,7 +110,7 @@ static void test_health_claim_model(void)
     CF_ASSERT_INT_EQ(ev->nfields, 1);
     CF_ASSERT_STR_EQ(ev->fields[0].name, "reason");
     CF_ASSERT(ev->fields[0].required);
-    CF_ASSERT_INT_EQ(ev->line, 60);
+    CF_ASSERT_INT_EQ(ev->line, 64);
     CF_ASSERT_INT_EQ(ev->col, 7);
     /* a prefix of a name is not the name */
     CF_ASSERT(cf_wf_event_find(wf, ir, "sla.warning", 3) == NULL);
@@ -124,7 +130,7 @@ static void test_health_claim_model(void)
     /* approved: the guarantee's data */
     ev = cf_wf_event_find(wf, cf_wf_state_find(wf, "approved"), "guarantee.issued", 16);
     CF_ASSERT_INT_EQ(ev->nfields, 3);
-    CF_ASSERT_INT_EQ(ev->fields[0].type, CF_FT_INTEGER);
+    CF_ASSERT_INT_EQ(ev->fields[0].type, CF_FT_MONEY);
     CF_ASSERT_INT_EQ(ev->fields[2].type, CF_FT_DATE);
 
     /* denied: the complaint window */
@@ -315,6 +321,146 @@ static void test_minimal_and_defaults(void)
     CF_ASSERT_STR_EQ(wf->fields[0].values[1], "no");
     CF_ASSERT_INT_EQ(wf->fields[1].max_len, CF_WF_STRING_DEFAULT_MAX);
     CF_ASSERT(!wf->fields[1].required);
+    cf_wf_destroy(&wf);
+}
+
+/* ------------------------------------------ calendar and currency --- */
+
+/* A workflow whose third and fourth lines are cal and cur (cur may be ""). */
+static int s_load_cc(const char *cal, const char *cur, cf_wf_t **ret, cf_diags_t *d)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "workflow: t\nversion: 1\n%s\n%s\n"
+             "data: {member: {type: person_id, required: true}}\n"
+             "states:\n  a:\n    initial: true\n    on:\n      go: {to: b, by: [member]}\n"
+             "  b: {final: true}\n", cal, cur);
+    return cf_wf_load_buffer("cc.yaml", text, strlen(text), ret, d);
+}
+
+static void test_calendar_currency_by_member_country(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t d = {0};
+    /* A scalar: every country; currency from the country. */
+    CF_ASSERT_INT_EQ(s_load_cc("calendar: dk", "", &wf, &d), 0);
+    CF_ASSERT_STR_EQ(wf->calendar, "dk");
+    CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_DK], "dk");
+    CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_NO], "dk");
+    CF_ASSERT_INT_EQ(wf->calendar_at[CF_COUNTRY_NO].line, 3);
+    CF_ASSERT_INT_EQ(wf->calendar_at[CF_COUNTRY_NO].col, 11);
+    CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_DK], CF_CURRENCY_DKK);
+    CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_NO], CF_CURRENCY_NOK);
+    cf_wf_destroy(&wf);
+    /* By country, in any order: the first entry is the default country;
+     * a scalar currency for every country. */
+    CF_ASSERT_INT_EQ(s_load_cc("calendar: {by_member_country: {no: oslo, dk: kbh}}",
+                               "currency: DKK", &wf, &d), 0);
+    CF_ASSERT(wf->calendar == NULL);
+    CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_DK], "kbh");
+    CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_NO], "oslo");
+    CF_ASSERT_INT_EQ(wf->calendar_at[CF_COUNTRY_DK].col, 46);
+    CF_ASSERT_INT_EQ(wf->first_country, CF_COUNTRY_NO);
+    CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_NO], CF_CURRENCY_DKK);
+    cf_wf_destroy(&wf);
+    /* A currency map may name some countries; the others default. */
+    CF_ASSERT_INT_EQ(s_load_cc("calendar: dk", "currency: {by_member_country: {dk: NOK}}",
+                               &wf, &d), 0);
+    CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_DK], CF_CURRENCY_NOK);
+    CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_NO], CF_CURRENCY_NOK);
+    cf_wf_destroy(&wf);
+    CF_ASSERT_INT_EQ(d.n, 0);
+
+    /* Each mistake: one diagnostic at its place, exactly. */
+    static const struct {
+        const char *cal, *cur;
+        uint32_t line, col;
+        const char *msg;
+    } bad[] = {
+        {"calendar: {by_member_country: {dk: dk, no: no, se: se}}", "", 3, 48,
+         "unknown country 'se' in 'calendar' by_member_country (countries: dk, no)"},
+        {"calendar: {by_member_country: {dk: dk}}", "", 3, 31,
+         "'calendar' by_member_country names no calendar for country 'no' (every country "
+         "needs one: dk, no)"},
+        {"calendar: [dk, no]", "", 3, 11,
+         "'calendar' must be a single value or {by_member_country: {dk, no: ...}}, not a "
+         "list"},
+        {"calendar: {by_member_country: [dk, no]}", "", 3, 31,
+         "'by_member_country' must be a mapping"},
+        {"calendar: {by_member_country: {dk: [dk], no: no}}", "", 3, 36,
+         "'calendar' must be a single value, not a list"},
+        {"calendar: {by_country: {dk: dk, no: no}}", "", 3, 12,
+         "unknown key 'by_country' in 'calendar' (expected: by_member_country)"},
+        {"calendar: {}", "", 3, 11,
+         "'calendar' has no 'by_member_country' (a map of country to calendar)"},
+        {"calendar: {by_member_country: {dk: dk, no: Oslo}}", "", 3, 44,
+         "invalid calendar name 'Oslo' (lower-case letters, digits and '_', starting with a "
+         "letter)"},
+        {"calendar: {by_member_country: {dk: dk, no: no, dk: no}}", "", 3, 48,
+         "duplicate country 'dk' (first at line 3)"},
+        {"calendar: dk", "currency: EUR", 4, 11,
+         "unknown currency 'EUR' (currencies: DKK, NOK)"},
+        {"calendar: dk", "currency: {by_member_country: {dk: DKK, no: nok}}", 4, 45,
+         "unknown currency 'nok' (currencies: DKK, NOK)"},
+        {"calendar: dk", "currency: {by_member_country: {fi: EUR}}", 4, 32,
+         "unknown country 'fi' in 'currency' by_member_country (countries: dk, no)"},
+        {"calendar: dk", "currency: {by_member_country: DKK}", 4, 31,
+         "'by_member_country' must be a mapping"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = s_load_cc(bad[i].cal, bad[i].cur, &wf, &d);
+        if (d.n != 1 || d.v[0].line != bad[i].line || d.v[0].col != bad[i].col ||
+            strcmp(d.v[0].message, bad[i].msg) != 0) {
+            fprintf(stderr, "case %zu:\n", i);
+            cf_diags_print(&d, stderr);
+        }
+        CF_ASSERT_INT_EQ(rc, CF_EBADREQ);
+        CF_ASSERT(wf == NULL);
+        CF_ASSERT_INT_EQ(d.n, 1);
+        CF_ASSERT_INT_EQ(d.v[0].line, bad[i].line);
+        CF_ASSERT_INT_EQ(d.v[0].col, bad[i].col);
+        CF_ASSERT_STR_EQ(d.v[0].message, bad[i].msg);
+        cf_diags_clear(&d);
+    }
+}
+
+static bool s_only_dk(void *ctx, const char *name)
+{
+    (void)ctx;
+    return strcmp(name, "dk") == 0;
+}
+
+/* An unknown calendar: the loader cannot know the calendars; the check the
+ * daemon and `claimctl workflow validate` share names each one missing at
+ * its place. */
+static void test_check_calendars(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t d = {0};
+    CF_ASSERT_INT_EQ(s_load_cc("calendar: {by_member_country: {dk: dk, no: oslo}}", "", &wf,
+                               &d), 0);
+    CF_ASSERT_INT_EQ(cf_wf_check_calendars(wf, "cc.yaml", "cal.yaml", s_only_dk, NULL, &d),
+                     CF_EBADREQ);
+    CF_ASSERT_INT_EQ(d.n, 1);
+    CF_ASSERT_STR_EQ(d.v[0].file, "cc.yaml");
+    CF_ASSERT_INT_EQ(d.v[0].line, 3);
+    CF_ASSERT_INT_EQ(d.v[0].col, 44);
+    CF_ASSERT_STR_EQ(d.v[0].message, "workflow 't' names calendar 'oslo' for members of "
+                     "country 'no', which cal.yaml does not declare");
+    cf_diags_clear(&d);
+    cf_wf_destroy(&wf);
+    /* A scalar that is missing: one message, not one per country. */
+    CF_ASSERT_INT_EQ(s_load_cc("calendar: se", "", &wf, &d), 0);
+    CF_ASSERT_INT_EQ(cf_wf_check_calendars(wf, "cc.yaml", "cal.yaml", s_only_dk, NULL, &d),
+                     CF_EBADREQ);
+    CF_ASSERT_INT_EQ(d.n, 1);
+    CF_ASSERT_STR_EQ(d.v[0].message, "workflow 't' names calendar 'se', which cal.yaml does "
+                     "not declare");
+    cf_diags_clear(&d);
+    cf_wf_destroy(&wf);
+    CF_ASSERT_INT_EQ(s_load_cc("calendar: dk", "", &wf, &d), 0);
+    CF_ASSERT_INT_EQ(cf_wf_check_calendars(wf, "cc.yaml", "cal.yaml", s_only_dk, NULL, &d), 0);
+    CF_ASSERT_INT_EQ(d.n, 0);
     cf_wf_destroy(&wf);
 }
 
@@ -564,6 +710,8 @@ int main(void)
     CF_RUN(test_every_error_reported);
     CF_RUN(test_minimal_and_defaults);
     CF_RUN(test_buffer_errors);
+    CF_RUN(test_calendar_currency_by_member_country);
+    CF_RUN(test_check_calendars);
     CF_RUN(test_yaml_layer);
     CF_RUN(test_too_large);
     CF_RUN(test_deep_nesting);

@@ -45,6 +45,14 @@ const cf_wf_entry_t *cf_registry_find(const cf_registry_t *r, const char *name, 
     return NULL;
 }
 
+const cf_wf_entry_t *cf_registry_of(const cf_registry_t *r, const cf_wf_t *wf)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].wf == wf)
+            return &r->v[i];
+    return NULL;
+}
+
 /* ======================================================= publications === */
 
 void cf_pubs_truncate(cf_pubs_t *p, size_t n)
@@ -133,10 +141,14 @@ void cf_claims_member_hash(const cf_batch_t *b, const char *canon,
                        cf_store_hashkey(b->store), 32);
 }
 
-static const cf_wf_t *s_resolve(void *ctx, const char *name, size_t len, int64_t version)
+static const cf_wf_t *s_resolve(void *ctx, const char *name, size_t len, int64_t version,
+                                cf_country_t *ret_country)
 {
     const cf_wf_entry_t *w = cf_registry_find(ctx, name, len, version);
-    return w ? w->wf : NULL;
+    if (!w)
+        return NULL;
+    *ret_country = w->country;
+    return w->wf;
 }
 
 int cf_claims_load(cf_batch_t *b, const char *id, size_t len, cf_claim_t *c)
@@ -216,12 +228,13 @@ static int s_dues(cf_batch_t *b, const cf_claim_t *c, const cf_sm_result_t *r, c
         return 0;
     if (r->nstart > CF_CLAIM_MAX_TIMERS)
         return CF_EINTERNAL;
-    const cf_wf_entry_t *w = cf_registry_find(b->reg, c->wf->name, strlen(c->wf->name),
-                                              c->wf->version);
-    if (!w)
+    /* By address, not name: this runs for every transition. */
+    const cf_wf_entry_t *w = cf_registry_of(b->reg, c->wf);
+    if (!w || (unsigned)c->country >= CF_COUNTRY_N)
         return CF_EINTERNAL;
+    const cf_cal_t *cal = w->cal[c->country];
     for (size_t i = 0; i < r->nstart; i++)
-        if (cf_cal_add(w->cal, b->now, r->start[i].after, &dues[i]) != 0)
+        if (cf_cal_add(cal, b->now, r->start[i].after, &dues[i]) != 0)
             return CF_EBADREQ;
     return 0;
 }

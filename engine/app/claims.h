@@ -21,10 +21,13 @@
 #include "store.h"
 #include "workflow.h"
 
-/* One compiled workflow version and its calendar. */
+/* One compiled workflow version and its calendars, resolved once when the
+ * engine opens: the request path indexes cal by the claim's country and
+ * never looks a calendar up by name. */
 typedef struct {
     cf_wf_t *wf;
-    const cf_cal_t *cal;
+    const cf_cal_t *cal[CF_COUNTRY_N];  /* by claim country; borrowed from the engine */
+    cf_country_t country;    /* default: claims with neither member nor parent */
     bool latest;             /* the highest version of its name */
 } cf_wf_entry_t;
 
@@ -37,6 +40,8 @@ typedef struct {
 /* The version of name (version 0: the latest), or NULL. */
 const cf_wf_entry_t *cf_registry_find(const cf_registry_t *r, const char *name, size_t len,
                                       int64_t version);
+/* The entry of a definition the registry holds (by its address), or NULL. */
+const cf_wf_entry_t *cf_registry_of(const cf_registry_t *r, const cf_wf_t *wf);
 
 /* Settings every batch reads (owned by the engine). */
 typedef struct {

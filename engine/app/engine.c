@@ -56,6 +56,7 @@ struct cf_engine {
     cf_clock_t clock;
     cf_idgen_t ids;
     char *data_dir;
+    char cal_path[4096];        /* the calendars file, named in diagnostics */
     uint64_t audit_seq;         /* the access log's last key sequence */
     cf_pubs_t pubs;             /* published events of the last run */
     cf_pub_t *pub_view;
@@ -69,15 +70,21 @@ struct cf_engine {
     const cf_cluster_view_t *cluster;   /* borrowed; NULL: a single node */
 };
 
+static bool s_cal_exists(void *ctx, const char *name)
+{
+    return cf_cal_find(ctx, name) != NULL;
+}
+
+/* Add a workflow version with its calendars resolved: by country, and the
+ * default country of its claims that have no member (the scalar calendar's
+ * country, or the by_member_country map's first). */
 static int s_registry_add(cf_engine_t *e, cf_wf_t **wf_p, const char *file, cf_diags_t *d)
 {
     cf_wf_t *wf = *wf_p;
-    const cf_cal_t *cal = cf_cal_find(e->cals, wf->calendar);
-    if (!cal) {
-        cf_diag_add(d, file, 0, 0, "workflow '%s' names calendar '%s', which calendars.yaml "
-                    "does not declare", wf->name, wf->calendar);
+    int rc = cf_wf_check_calendars(wf, file, e->cal_path, s_cal_exists, e->cals, d);
+    if (rc != 0) {
         cf_wf_destroy(wf_p);
-        return CF_EBADREQ;
+        return rc;
     }
     cf_wf_entry_t *v = realloc(e->reg.v, (e->reg.n + 1) * sizeof *v);
     if (!v) {
@@ -85,10 +92,12 @@ static int s_registry_add(cf_engine_t *e, cf_wf_t **wf_p, const char *file, cf_d
         return CF_EINTERNAL;
     }
     e->reg.v = v;
-    e->reg.v[e->reg.n].wf = wf;
-    e->reg.v[e->reg.n].cal = cal;
-    e->reg.v[e->reg.n].latest = false;
-    e->reg.n++;
+    cf_wf_entry_t *w = &e->reg.v[e->reg.n++];
+    w->wf = wf;
+    for (int i = 0; i < CF_COUNTRY_N; i++)
+        w->cal[i] = cf_cal_find(e->cals, wf->calendars[i]);
+    w->country = wf->calendar ? cf_cal_country(w->cal[0]) : wf->first_country;
+    w->latest = false;
     *wf_p = NULL;
     return 0;
 }
@@ -135,8 +144,8 @@ static int s_stored_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
 static int s_load_workflows(cf_engine_t *e, const char *dir, cf_diags_t *d)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/calendars.yaml", dir);
-    int rc = cf_cal_set_load_file(path, &e->cals, d);
+    snprintf(e->cal_path, sizeof e->cal_path, "%s/calendars.yaml", dir);
+    int rc = cf_cal_set_load_file(e->cal_path, &e->cals, d);
     if (rc != 0)
         return rc;
 

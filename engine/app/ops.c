@@ -116,14 +116,20 @@ static int s_create(cf_op_t *op)
     c.wf = wf;
     c.prev = -1;
     c.data = *data;
+    c.country = w->country;
 
-    /* The member: data.member, or the member of the claim referred to. */
+    /* The member: data.member, or the member of the claim referred to; the
+     * claim's country with it, from the kind of person id, or the parent's
+     * (docs/workflows.md).  Fixed from here on. */
     const msgpack_object *m = cf_mp_get(data, "member");
     char canon[12];
     if (m && cf_wf_field_find(wf, "member") >= 0 && m->type == MSGPACK_OBJECT_STR &&
         cf_pid_canonical(m->via.str.ptr, m->via.str.size, canon) == 0) {
         cf_claims_member_hash(b, canon, c.member);
         c.has_member = true;
+        int country = cf_pid_country(cf_pid_check(m->via.str.ptr, m->via.str.size));
+        if (country >= 0)
+            c.country = (cf_country_t)country;
     }
     for (size_t i = 0; i < wf->nfields; i++) {
         if (wf->fields[i].type != CF_FT_CLAIM)
@@ -143,6 +149,7 @@ static int s_create(cf_op_t *op)
         if (rc != 0)
             return cf_op_fail(op, rc, "the claim referred to cannot be read");
         memcpy(c.parent, parent.id, sizeof c.parent);
+        c.country = parent.country;
         if (parent.has_member) {
             memcpy(c.member, parent.member, CF_MEMBER_HASH_LEN);
             c.has_member = true;

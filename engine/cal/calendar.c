@@ -85,14 +85,15 @@ static const s_holiday_t s_no[] = {
 };
 
 typedef struct {
-    const char *code;
+    cf_country_t id;
     const s_holiday_t *rules;
     size_t n;
 } s_country_t;
 
+/* Holiday rules for every country of CF_COUNTRY_MAP (country.h). */
 static const s_country_t s_countries[] = {
-    {"dk", s_dk, sizeof s_dk / sizeof s_dk[0]},
-    {"no", s_no, sizeof s_no / sizeof s_no[0]},
+    {CF_COUNTRY_DK, s_dk, sizeof s_dk / sizeof s_dk[0]},
+    {CF_COUNTRY_NO, s_no, sizeof s_no / sizeof s_no[0]},
 };
 #define S_NCOUNTRIES (sizeof s_countries / sizeof s_countries[0])
 
@@ -214,6 +215,11 @@ const char *cf_cal_name(const cf_cal_t *cal)
 const char *cf_cal_tz(const cf_cal_t *cal)
 {
     return cal->tzname;
+}
+
+cf_country_t cf_cal_country(const cf_cal_t *cal)
+{
+    return cal->country->id;
 }
 
 int cf_cal_closed_days(const cf_cal_t *cal, int year, cf_cal_day_t *out, size_t cap,
@@ -456,7 +462,7 @@ static void s_check_country(s_ctx_t *cx, const cf_yt_node_t *v, cf_cal_t *cal)
     if (!s_want_scalar(cx, v, "country"))
         return;
     for (size_t i = 0; i < S_NCOUNTRIES; i++)
-        if (cf_yt_eq(v, s_countries[i].code))
+        if (cf_yt_eq(v, cf_country_code(s_countries[i].id)))
             cal->country = &s_countries[i];
     if (!cal->country) {
         char b[48];

@@ -16,6 +16,7 @@
 
 #include "cf_err.h"
 #include "cf_time.h"
+#include "country.h"
 #include "diag.h"
 
 typedef struct cf_cal cf_cal_t;
@@ -45,6 +46,8 @@ size_t cf_cal_count(const cf_cal_set_t *set);
 const cf_cal_t *cf_cal_at(const cf_cal_set_t *set, size_t i);
 const char *cf_cal_name(const cf_cal_t *cal);
 const char *cf_cal_tz(const cf_cal_t *cal);  /* "Europe/Copenhagen" */
+/* The country whose public holidays it keeps (its `country:`). */
+cf_country_t cf_cal_country(const cf_cal_t *cal);
 
 /* Public holidays and closing days of year, in date order, written to
  * out[0..cap); *n is the number there are (may exceed cap).  0, or

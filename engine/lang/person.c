@@ -135,3 +135,17 @@ int cf_pid_canonical(const char *s, size_t len, char out[12])
     }
     return 0;
 }
+
+int cf_pid_country(cf_pid_kind_t kind)
+{
+    switch (kind) {
+    case CF_PID_DK_CPR:
+        return CF_COUNTRY_DK;
+    case CF_PID_NO_FNR:
+    case CF_PID_NO_DNR:
+        return CF_COUNTRY_NO;
+    case CF_PID_INVALID:
+        break;
+    }
+    return -1;
+}

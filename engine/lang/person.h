@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "country.h"
+
 typedef enum {
     CF_PID_INVALID = 0,
     CF_PID_DK_CPR,
@@ -21,6 +23,10 @@ typedef enum {
 
 /* What kind of person id s[0..len) is, or CF_PID_INVALID. */
 cf_pid_kind_t cf_pid_check(const char *s, size_t len);
+
+/* The country a valid id belongs to (CPR: dk; fødselsnummer, D-number:
+ * no), or -1 for CF_PID_INVALID: what fixes a claim's country. */
+int cf_pid_country(cf_pid_kind_t kind);
 
 /* The canonical form of a valid id: CPR without the dash (10 digits),
  * Norwegian ids as given (11 digits).  out must hold 12 bytes.  0 or

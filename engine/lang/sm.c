@@ -99,6 +99,16 @@ static int s_check_value(const cf_wf_field_t *f, const msgpack_object *v, cf_err
             return cf_error_set(reterr, CF_EBADREQ,
                                 "field '%s' must be an integer, not a float", name);
         return cf_error_set(reterr, CF_EBADREQ, "field '%s' must be an integer", name);
+    case CF_FT_MONEY:
+        /* minor units of the claim's currency: a whole number, never below 0 */
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
+            return 0;
+        if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            return cf_error_set(reterr, CF_EBADREQ, "field '%s' must not be negative", name);
+        return cf_error_set(reterr, CF_EBADREQ, "field '%s' must be an integer amount in "
+                            "minor units (øre)%s", name,
+                            v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64
+                                ? ", not a float" : "");
     case CF_FT_BOOLEAN:
         if (v->type == MSGPACK_OBJECT_BOOLEAN)
             return 0;

@@ -459,7 +459,7 @@ static void s_field(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf
             }
         if (!typed)
             s_err(c, type, "unknown type '%.*s' for field '%s' (types: string, integer, "
-                  "boolean, date, person_id, enum, claim)", S_Q(type), f->name);
+                  "boolean, date, person_id, enum, claim, money)", S_Q(type), f->name);
     }
     if (typed && f->type == CF_FT_CLAIM) {
         if (!claim_data)
@@ -789,6 +789,112 @@ static void s_refusals(s_ctx_t *c, const cf_yt_node_t *map)
     c->wf->pub.nrefusals = n;
 }
 
+/* ------------------------------------------- calendar and currency --- */
+/* `calendar:` and `currency:` are each a scalar (every claim) or
+ * `{by_member_country: {dk: ..., no: ...}}` (by the claim's country).  A
+ * pick function checks one value and stores it for one country, or for
+ * every country when country is -1; false when the value is refused. */
+typedef bool s_pick_fn(s_ctx_t *c, const cf_yt_node_t *v, int country);
+
+static bool s_pick_calendar(s_ctx_t *c, const cf_yt_node_t *v, int country)
+{
+    cf_wf_t *wf = &c->wf->pub;
+    if (!s_want_name(c, v, S_IDENT, "calendar"))
+        return false;
+    const char *name = s_strndup(&c->out, v->s, v->len);
+    if (country < 0)
+        wf->calendar = name;
+    for (int i = 0; i < CF_COUNTRY_N; i++)
+        if (country < 0 || i == country) {
+            wf->calendars[i] = name;
+            wf->calendar_at[i] = (cf_wf_pos_t){v->line, v->col};
+        }
+    return true;
+}
+
+static bool s_pick_currency(s_ctx_t *c, const cf_yt_node_t *v, int country)
+{
+    int cur = cf_currency_parse(v->s, v->len);
+    if (cur < 0) {
+        s_err(c, v, "unknown currency '%.*s' (currencies: %s)", S_Q(v), cf_currency_list());
+        return false;
+    }
+    for (int i = 0; i < CF_COUNTRY_N; i++)
+        if (country < 0 || i == country)
+            c->wf->pub.currency[i] = (cf_currency_t)cur;
+    return true;
+}
+
+static const char *const s_by_country_keys[] = {"by_member_country", NULL};
+
+/* n, the value of key: a scalar, or the by_member_country map (every
+ * country required when every).  *first: the map's first country taken. */
+static void s_per_country(s_ctx_t *c, const cf_yt_node_t *n, const char *key, s_pick_fn *pick,
+                          bool every, int *first)
+{
+    char what[64];
+    snprintf(what, sizeof what, "'%s'", key);
+    if (n->kind == CF_YT_BAD)
+        return;
+    if (n->kind == CF_YT_SCALAR) {
+        if (s_want_scalar(c, n, what))
+            pick(c, n, -1);
+        return;
+    }
+    if (n->kind != CF_YT_MAP) {
+        s_err(c, n, "%s must be a single value or {by_member_country: {%s: ...}}, not a list",
+              what, cf_country_list());
+        return;
+    }
+    s_dups(c, n, "key");
+    s_keys(c, n, s_by_country_keys, what);
+    const cf_yt_node_t *m = cf_yt_get(n, "by_member_country");
+    if (!m) {
+        if (n->n == 0)     /* otherwise s_keys has named the key that is there */
+            s_err(c, n, "%s has no 'by_member_country' (a map of country to %s)", what, key);
+        return;
+    }
+    if (!s_want_map(c, m, "'by_member_country'"))
+        return;
+    s_dups(c, m, "country");
+    unsigned seen = 0;
+    CF_YT_EACH_PAIR(m, k, v) {
+        if (k->dup_of || k->kind != CF_YT_SCALAR)
+            continue;
+        int cc = cf_country_parse(k->s, k->len);
+        if (cc < 0) {
+            s_err(c, k, "unknown country '%.*s' in %s by_member_country (countries: %s)",
+                  S_Q(k), what, cf_country_list());
+            continue;
+        }
+        seen |= 1u << cc;
+        if (s_want_scalar(c, v, what) && pick(c, v, cc) && *first < 0)
+            *first = cc;
+    }
+    for (int i = 0; every && i < CF_COUNTRY_N; i++)
+        if (!(seen & (1u << i)))
+            s_err(c, m, "%s by_member_country names no %s for country '%s' (every country "
+                  "needs one: %s)", what, key, cf_country_code((cf_country_t)i),
+                  cf_country_list());
+}
+
+static void s_calendar_currency(s_ctx_t *c, const cf_yt_node_t *root)
+{
+    cf_wf_t *wf = &c->wf->pub;
+    for (int i = 0; i < CF_COUNTRY_N; i++)
+        wf->currency[i] = cf_country_currency((cf_country_t)i);
+    int first = -1;
+    const cf_yt_node_t *n;
+    if (!(n = cf_yt_get(root, "calendar")))
+        s_err(c, root, "missing required key 'calendar' (the business-day calendar)");
+    else
+        s_per_country(c, n, "calendar", s_pick_calendar, true, &first);
+    wf->first_country = first < 0 ? (cf_country_t)0 : (cf_country_t)first;
+    int ignored = -1;
+    if ((n = cf_yt_get(root, "currency")))
+        s_per_country(c, n, "currency", s_pick_currency, false, &ignored);
+}
+
 /* ------------------------------------------------------------ 3. graph --- */
 
 static void s_graph(s_ctx_t *c, const cf_yt_node_t *states_key)
@@ -849,7 +955,8 @@ static void s_graph(s_ctx_t *c, const cf_yt_node_t *states_key)
 /* ------------------------------------------------------------- compile --- */
 
 static const char *const s_top_keys[] = {
-    "workflow", "version", "calendar", "created_by", "data", "refusals", "states", "any", NULL,
+    "workflow", "version", "calendar", "currency", "created_by", "data", "refusals", "states",
+    "any", NULL,
 };
 
 static void s_compile(s_ctx_t *c, const cf_yt_node_t *root)
@@ -870,10 +977,7 @@ static void s_compile(s_ctx_t *c, const cf_yt_node_t *root)
     else if (s_want_int(c, n, "version", 1, S_INT_HUGE, &version))
         wf->version = version;
 
-    if (!(n = cf_yt_get(root, "calendar")))
-        s_err(c, root, "missing required key 'calendar' (the business-day calendar)");
-    else if (s_want_name(c, n, S_IDENT, "calendar"))
-        wf->calendar = s_strndup(&c->out, n->s, n->len);
+    s_calendar_currency(c, root);
 
     wf->created_by = CF_ROLE_MEMBER;
     if ((n = cf_yt_get(root, "created_by"))) {
@@ -1085,6 +1189,33 @@ void cf_wf_destroy(cf_wf_t **wf_p)
     cf_arena_t arena = wf->arena; /* wf itself lives in the arena */
     cf_arena_free(&arena);
     *wf_p = NULL;
+}
+
+int cf_wf_check_calendars(const cf_wf_t *wf, const char *file, const char *calfile,
+                          bool (*exists)(void *ctx, const char *name), void *ctx,
+                          cf_diags_t *reterr)
+{
+    int rc = 0;
+    for (int i = 0; i < CF_COUNTRY_N; i++) {
+        const char *name = wf->calendars[i];
+        bool again = false;   /* one message per name, not per country */
+        for (int j = 0; j < i && !again; j++)
+            again = wf->calendar && strcmp(wf->calendars[j], name) == 0;
+        if (again || exists(ctx, name))
+            continue;
+        int e = wf->calendar
+                    ? cf_diag_add(reterr, file, wf->calendar_at[i].line, wf->calendar_at[i].col,
+                                  "workflow '%s' names calendar '%s', which %s does not "
+                                  "declare", wf->name, name, calfile)
+                    : cf_diag_add(reterr, file, wf->calendar_at[i].line, wf->calendar_at[i].col,
+                                  "workflow '%s' names calendar '%s' for members of country "
+                                  "'%s', which %s does not declare", wf->name, name,
+                                  cf_country_code((cf_country_t)i), calfile);
+        if (e != 0)
+            return CF_EINTERNAL;
+        rc = CF_EBADREQ;
+    }
+    return rc;
 }
 
 /* -------------------------------------------------------------- lookups --- */

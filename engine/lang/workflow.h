@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "cf_time.h"
+#include "country.h"
 #include "diag.h"
 
 /* ---------------------------------------------------------------- roles --- */
@@ -57,7 +58,8 @@ enum {
     XX(DATE,      "date")                \
     XX(PERSON_ID, "person_id")           \
     XX(ENUM,      "enum")                \
-    XX(CLAIM,     "claim")
+    XX(CLAIM,     "claim")               \
+    XX(MONEY,     "money")
 
 typedef enum {
 #define CF_XX(s, name) CF_FT_##s,
@@ -131,10 +133,26 @@ typedef struct {
     const char *message;
 } cf_wf_refusal_t;
 
+/* A place in the workflow's file, for diagnostics made after loading. */
+typedef struct {
+    uint32_t line, col;
+} cf_wf_pos_t;
+
 typedef struct cf_wf {
     const char *name;             /* "health_claim" */
     int64_t version;              /* >= 1 */
-    const char *calendar;         /* business-day calendar name */
+    /* The calendar and currency of a claim, by the claim's country (fixed at
+     * creation from its member, docs/workflows.md).  A scalar `calendar:`
+     * fills every entry with the same name and is kept in `calendar`; with
+     * `calendar: {by_member_country: ...}` `calendar` is NULL and
+     * `first_country` is the map's first entry, the country of a claim with
+     * neither member nor parent.  `currency:` defaults per country from
+     * cf_country_currency. */
+    const char *calendar;
+    const char *calendars[CF_COUNTRY_N];
+    cf_wf_pos_t calendar_at[CF_COUNTRY_N];
+    cf_country_t first_country;
+    cf_currency_t currency[CF_COUNTRY_N];
     unsigned created_by;          /* roles that may create a claim */
     const cf_wf_field_t *fields;  /* the claim's data */
     size_t nfields;
@@ -169,6 +187,17 @@ int cf_wf_load_file(const char *path, cf_wf_t **ret, cf_diags_t *reterr);
 
 /* Free a definition; accepts NULL and sets *wf_p to NULL. */
 void cf_wf_destroy(cf_wf_t **wf_p);
+
+/* Check that every calendar wf names exists: exists(ctx, name) says whether
+ * the calendars file calfile declares it (the loader cannot: the calendars
+ * are another file).  Each one missing is one diagnostic at its place in
+ * file, naming calfile.  0, CF_EBADREQ (some are missing) or CF_EINTERNAL
+ * (out of memory for a diagnostic).  The daemon (at start) and `claimctl
+ * workflow validate` both check with it, so they refuse with the same
+ * words. */
+int cf_wf_check_calendars(const cf_wf_t *wf, const char *file, const char *calfile,
+                          bool (*exists)(void *ctx, const char *name), void *ctx,
+                          cf_diags_t *reterr);
 
 /* -------------------------------------------------------------- lookups --- */
 /* Index of the state named name, or -1. */

@@ -62,6 +62,7 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
     c->has_member = false;
     c->created = c->updated = 0;
     c->seq = 0;
+    c->country = (cf_country_t)0;
     c->has_up = false;
     c->raw = malloc(len ? len : 1);
     if (!c->raw)
@@ -74,15 +75,24 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
         msgpack_unpack_next(&c->up, c->raw, len, &off) != MSGPACK_UNPACK_SUCCESS)
         goto corrupt;
     const msgpack_object *r = &c->up.data;
-    if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 13)
+    /* 13 elements: a record from before the country (schema.h) */
+    if (r->type != MSGPACK_OBJECT_ARRAY ||
+        (r->via.array.size != 13 && r->via.array.size != 14))
         goto corrupt;
     const msgpack_object *a = r->via.array.ptr;
     int64_t version, t;
     if (a[0].type != MSGPACK_OBJECT_STR || !s_int(&a[1], &version))
         goto corrupt;
-    c->wf = resolve(ctx, a[0].via.str.ptr, a[0].via.str.size, version);
+    c->wf = resolve(ctx, a[0].via.str.ptr, a[0].via.str.size, version, &c->country);
     if (!c->wf)
         goto corrupt;
+    if (r->via.array.size == 14) {
+        int country = a[13].type == MSGPACK_OBJECT_STR
+                          ? cf_country_parse(a[13].via.str.ptr, a[13].via.str.size) : -1;
+        if (country < 0)
+            goto corrupt;
+        c->country = (cf_country_t)country;
+    }
     if ((c->state = s_state_index(c->wf, &a[2])) < 0)
         goto corrupt;
     c->prev = a[3].type == MSGPACK_OBJECT_NIL ? -1 : s_state_index(c->wf, &a[3]);
@@ -166,7 +176,7 @@ int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb)
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 13);
+    msgpack_pack_array(&pk, 14);
     cf_pack_str(&pk, c->wf->name);
     msgpack_pack_int64(&pk, c->wf->version);
     cf_pack_str(&pk, c->wf->states[c->state].name);
@@ -204,12 +214,13 @@ int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb)
     msgpack_pack_int64(&pk, c->created);
     msgpack_pack_int64(&pk, c->updated);
     msgpack_pack_uint32(&pk, c->seq);
+    cf_pack_str(&pk, cf_country_code(c->country));
     return sb->data ? 0 : CF_EINTERNAL;
 }
 
 void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c)
 {
-    msgpack_pack_map(pk, c->parent[0] ? 11 : 10);
+    msgpack_pack_map(pk, c->parent[0] ? 13 : 12);
     cf_pack_str(pk, "id");
     cf_pack_str(pk, c->id);
     cf_pack_str(pk, "workflow");
@@ -218,6 +229,10 @@ void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c)
     msgpack_pack_int64(pk, c->wf->version);
     cf_pack_str(pk, "state");
     cf_pack_str(pk, c->wf->states[c->state].name);
+    cf_pack_str(pk, "country");
+    cf_pack_str(pk, cf_country_code(c->country));
+    cf_pack_str(pk, "currency");
+    cf_pack_str(pk, cf_currency_code(c->wf->currency[c->country]));
     cf_pack_str(pk, "data");
     msgpack_pack_object(pk, c->data);
     cf_pack_str(pk, "flags");

@@ -7,8 +7,12 @@
  * Record layout (CF_STORE_FORMAT 1), a msgpack array:
  *   [0 workflow, 1 version, 2 state, 3 prev|nil, 4 data map, 5 [flag...],
  *    6 [[timer, due, event]...], 7 [[kind, sha256 bin, size]...],
- *    8 parent|nil, 9 member hash bin|nil, 10 created, 11 updated, 12 seq]
- * States and flags are kept by name, so a definition may reorder them.
+ *    8 parent|nil, 9 member hash bin|nil, 10 created, 11 updated, 12 seq,
+ *    13 country]
+ * States and flags are kept by name, so a definition may reorder them; the
+ * country by its code ("dk", "no").  Records written before the country
+ * have 13 elements and read with the country of their workflow version's
+ * default (cf_wf_resolve_fn).
  * History events: [seq, at, event, from|nil, to, actor, data|nil].
  */
 #ifndef CF_SCHEMA_H
@@ -56,6 +60,7 @@ typedef struct {
     unsigned char member[CF_MEMBER_HASH_LEN];
     cf_time_t created, updated;
     uint32_t seq;                /* last history seq */
+    cf_country_t country;        /* fixed at creation: its calendar, currency */
     /* owned: the decoded record's bytes and msgpack zone */
     char *raw;
     msgpack_unpacked up;
@@ -63,9 +68,11 @@ typedef struct {
 } cf_claim_t;
 
 /* Resolves a workflow name + version to its definition (the engine's
- * registry). */
+ * registry), or NULL; *ret_country: the version's default country (its
+ * scalar calendar's), the country of a record from before the country was
+ * kept. */
 typedef const cf_wf_t *(*cf_wf_resolve_fn)(void *ctx, const char *name, size_t len,
-                                           int64_t version);
+                                           int64_t version, cf_country_t *ret_country);
 
 /* Decode a stored record (bytes copied; the store's buffer may go away).
  * 0, or CF_EINTERNAL (corrupt record, unknown workflow version, out of
@@ -77,7 +84,8 @@ void cf_claim_fini(cf_claim_t *c);
 /* Encode the record into sb (cleared first). 0 or CF_EINTERNAL. */
 int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb);
 
-/* The protocol's claim map. */
+/* The protocol's claim map, with the claim's `country` and `currency`
+ * (its workflow's currency for that country). */
 void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c);
 
 /* The protocol's event map from a stored history record; with_workflow adds

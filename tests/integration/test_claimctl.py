@@ -253,7 +253,7 @@ def test_queue_breached_first():
         ca = claims[0]
         eq(ca["state"], "in_review")
         eq(ca["workflow"], "health_claim")
-        eq(ca["version"], 2)
+        eq(ca["version"], 3)
         eq(ca["data"], {"member": M1, "treatment": "chiropractic"})
         eq(sorted(ca["flags"]), ["sla.breached", "sla.warning"])
         eq(ca["timers"], [])
@@ -341,8 +341,8 @@ def test_workflow_validate_a_directory():
     r = ok_run(run("workflow", "validate", *files))
     eq(r.out.splitlines(), [
         "%s/calendars.yaml: ok (calendars dk, no)" % WORKFLOWS_DIR,
-        "%s/health_claim.yaml: ok (workflow health_claim, version 2, 14 states)" % WORKFLOWS_DIR,
-        "%s/inquiry.yaml: ok (workflow inquiry, version 2, 2 states)" % WORKFLOWS_DIR], r)
+        "%s/health_claim.yaml: ok (workflow health_claim, version 3, 14 states)" % WORKFLOWS_DIR,
+        "%s/inquiry.yaml: ok (workflow inquiry, version 3, 2 states)" % WORKFLOWS_DIR], r)
     eq(r.err, "", r)
 
     tmp = tempfile.mkdtemp(prefix="cf-validate-")
@@ -355,7 +355,7 @@ def test_workflow_validate_a_directory():
         files = sorted(os.path.join(wd, f) for f in os.listdir(wd))
         r = run("workflow", "validate", *files)
         eq(r.rc, 1, r)
-        eq(r.err.splitlines(), ["%s: workflow 'se_claim' names calendar 'se', which "
+        eq(r.err.splitlines(), ["%s:3:11: workflow 'se_claim' names calendar 'se', which "
                                 "%s/calendars.yaml does not declare" % (se, wd)], r)
         eq(len(r.out.splitlines()), 3, r)          # the others are ok
         # ... exactly what the daemon refuses to start with.
@@ -364,6 +364,24 @@ def test_workflow_validate_a_directory():
             raise AssertionError("claimflowd started with calendar 'se' missing")
         except RuntimeError as ex:
             check("names calendar 'se'" in str(ex) and "exit 2" in str(ex), ex)
+        # By member country: every calendar of the map is checked, each
+        # one missing at its place; the daemon refuses the same.
+        with open(se, "w") as f:
+            f.write(SE_CLAIM.replace("calendar: se", "calendar:\n  by_member_country:\n"
+                                     "    dk: dk\n    no: oslo\n"))
+        r = run("workflow", "validate", *files)
+        eq(r.rc, 1, r)
+        eq(r.err.splitlines(), ["%s:6:9: workflow 'se_claim' names calendar 'oslo' for "
+                                "members of country 'no', which %s/calendars.yaml does not "
+                                "declare" % (se, wd)], r)
+        try:
+            Daemon(workflows_dir=wd).start()
+            raise AssertionError("claimflowd started with calendar 'oslo' missing")
+        except RuntimeError as ex:
+            check("se_claim.yaml:6:9: workflow 'se_claim' names calendar 'oslo' for members "
+                  "of country 'no'" in str(ex) and "exit 2" in str(ex), ex)
+        with open(se, "w") as f:
+            f.write(SE_CLAIM)
         # Without a calendars file the calendar cannot be checked;
         # --calendars names one by another name.
         ok_run(run("workflow", "validate", se))
@@ -479,7 +497,8 @@ def test_show_and_history():
         eq([x["seq"] for x in doc["events"]], list(range(len(hist) - 9, len(hist) + 1)))
 
         s = ok_run(ctl(d, "show", e))
-        for want in ("claim      %s" % e, "workflow   health_claim v2", "state      in_review",
+        for want in ("claim      %s" % e, "workflow   health_claim v3", "state      in_review",
+                     "\ncountry    dk\ncurrency   DKK\n",
                      "treatment  physiotherapy", "decision_warning  2026-11-27 12:00",
                      "referral  59", "last events (3 of 3)"):
             check(want in s.out, want, s)
@@ -492,7 +511,7 @@ def test_show_and_history():
         t = ok_run(ctl(d, "history", a))
         lines = t.out.splitlines()
         eq(len(lines), len(hist) + 1, t)
-        eq(lines[0].split(), ["SEQ", "TIME", "EVENT", "FROM", "→", "TO", "ACTOR"], t)
+        eq(lines[0].split(), ["SEQ", "TIME", "EVENT", "FROM", "→", "TO", "ACTOR", "DETAIL"], t)
         eq(lines[1].split(), ["1", "2026-11-24", "10:00", "claim.created", "→",
                               "awaiting_consent", "member"], t)
         eq(lines[3].split(), ["3"] + local(hist[2]["at"]).split() +

@@ -74,7 +74,8 @@ def test_health_claim_to_treatment():
         m = cpr(1, 1, 1990, 1234)
         c = create(p, m, "physiotherapy", description="knee")
         eq(c["workflow"], "health_claim")
-        eq(c["version"], 2)
+        eq(c["version"], 3)
+        eq((c["country"], c["currency"]), ("dk", "DKK"), c)   # a CPR number
         eq(c["state"], "awaiting_referral", c)
         eq(len(c["id"]), 26, c)
         eq(c["data"]["treatment"], "physiotherapy")
