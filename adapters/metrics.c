@@ -56,7 +56,7 @@ typedef struct {
 static const char *const s_op_names[] = {
     "ping", "create", "send", "attach", "document", "consent.give", "consent.withdraw",
     "get", "history", "query", "timers", "stats", "clock.advance", "clock.set",
-    "audit", "purge",
+    "audit", "purge", "consent.get", "access_log", "export", "changes",
     "unknown",                       /* last: anything else */
 };
 #define S_NOPS (sizeof s_op_names / sizeof s_op_names[0])

@@ -26,6 +26,8 @@ void cf_batch_init(cf_batch_t *b)
     b->compact_pending = false;
     b->purge_ran = false;
     b->audit_role = b->audit_purpose = NULL;
+    b->cluster = NULL;
+    b->nchanges = 0;
 }
 
 void cf_batch_fini(cf_batch_t *b)
@@ -310,11 +312,24 @@ static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const 
     if ((rc = cf_txn_put(t, CF_DB_HISTORY, k, kl, sb->data, sb->size)) != 0)
         return rc;
 
+    /* The change feed: this batch commits as the store's next sequence
+     * (one writer), the n-th event of it. */
+    const uint64_t batch = cf_store_seq(b->store) + 1;
+    cf_change_t ch = {.at = b->now, .seq = c->seq, .has_member = c->has_member};
+    memcpy(ch.claim, c->id, CF_ID_LEN + 1);
+    memcpy(ch.member, c->member, CF_MEMBER_HASH_LEN);
+    snprintf(ch.workflow, sizeof ch.workflow, "%s", wf->name);
+    unsigned char cv[CF_CHANGE_MAX];
+    size_t cvl = cf_change_encode(&ch, cv);
+    kl = cf_key_change(k, batch, b->nchanges++);
+    if ((rc = cf_txn_put(t, CF_DB_CHANGES, k, kl, cv, cvl)) != 0)
+        return rc;
+
     msgpack_sbuffer pub;
     msgpack_sbuffer_init(&pub);
     msgpack_packer ppk;
     msgpack_packer_init(&ppk, &pub, msgpack_sbuffer_write);
-    rc = cf_event_pack_reply(&ppk, c->id, wf->name, sb->data, sb->size);
+    rc = cf_event_pack_reply(&ppk, c->id, wf->name, batch, sb->data, sb->size);
     if (rc == 0)
         rc = cf_claims_publish(b, wf->name, event, pub.data, pub.size);
     msgpack_sbuffer_destroy(&pub);

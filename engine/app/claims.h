@@ -100,6 +100,7 @@ typedef struct {
      * outside one, e.g. while timers fire). */
     const char *audit_role, *audit_purpose;
     const cf_cluster_view_t *cluster;   /* a replica's view, or NULL */
+    uint32_t nchanges;              /* change-feed entries written so far */
     bool compact_pending;           /* a purge erased data: compact after commit */
     bool purge_ran;                 /* a purge committed: retry a failed compaction */
 } cf_batch_t;

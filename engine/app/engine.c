@@ -43,6 +43,9 @@
 #include "timers.h"
 
 #define CF_IDEM_PRUNE_PER_BATCH 64
+/* More than a batch can write (256 requests, a few events each), so the
+ * feed's pruning keeps up with any load. */
+#define CF_CHANGES_PRUNE_PER_BATCH 1024
 #define CF_AUDIT_PRUNE_ENTRIES 32
 #define CF_AUDIT_PRUNE_KEYS 8192
 #define CF_AUDIT_RETENTION_DEFAULT ((int64_t)1825 * 86400)
@@ -558,10 +561,26 @@ static int s_prune_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
     return CF_SCAN_DEL;
 }
 
+/* The change feed keeps what the idempotency records keep: a subscriber
+ * away longer than that starts again from a `query`. */
+static int s_prune_change(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)k;
+    s_prune_t *x = ctx;
+    if (x->n == CF_CHANGES_PRUNE_PER_BATCH || v.len < 8 ||
+        (cf_time_t)cf_be64_get(v.data) >= x->limit)
+        return CF_SCAN_STOP;
+    x->n++;
+    return CF_SCAN_DEL;
+}
+
 static int s_prune(cf_batch_t *b)
 {
     s_prune_t x = {b, b->now - b->lim->idem_retention, 0};
     int rc = cf_txn_scan(b->txn, CF_DB_IDEM_AGE, NULL, 0, 0, s_prune_one, &x);
+    s_prune_t xc = {b, b->now - b->lim->idem_retention, 0};
+    if (rc == 0)
+        rc = cf_txn_scan(b->txn, CF_DB_CHANGES, NULL, 0, 0, s_prune_change, &xc);
     if (rc == 0)
         rc = cf_claims_audit_prune(b, b->now - b->lim->audit_retention, CF_AUDIT_PRUNE_ENTRIES,
                                    CF_AUDIT_PRUNE_KEYS, NULL);

@@ -557,7 +557,7 @@ static int s_history(cf_op_t *op)
         size_t kl = cf_key_history(k, c.id, ++seq);
         rc = cf_txn_get(op->b->txn, CF_DB_HISTORY, k, kl, &v);
         if (rc == 0)
-            rc = cf_event_pack_reply(&lp, c.id, NULL, v.data, v.len);
+            rc = cf_event_pack_reply(&lp, c.id, NULL, 0, v.data, v.len);
         n++;
     }
     if (rc == 0) {
@@ -574,6 +574,101 @@ static int s_history(cf_op_t *op)
     cf_claim_fini(&c);
     if (rc != 0)
         return cf_op_fail(op, CF_EINTERNAL, "the claim's history cannot be read");
+    return 0;
+}
+
+/* =========================================================== changes === */
+/* The change feed: every event committed after batch `after`, in commit
+ * order, each with its `batch`; the portal's only of its member's claims.
+ * Whole batches per page (a cursor is a batch), at most `limit` events and
+ * about CF_PAGE_BYTES, and a walk of at most CF_CHANGES_SCAN entries (a
+ * member's events among everyone's): `next` says where to go on; `seq`
+ * is the last committed batch, where a caught-up subscriber resumes. */
+#define CF_CHANGES_MAX 1000
+#define CF_CHANGES_SCAN 20000
+
+typedef struct {
+    cf_op_t *op;
+    msgpack_packer *lp;
+    msgpack_sbuffer *list;
+    uint32_t limit, n;
+    size_t scanned;
+    uint64_t batch;          /* of the entry being looked at */
+    uint64_t done;           /* the last batch whose events are all in */
+    bool more;
+    int err;
+} s_changes_t;
+
+static int s_changes_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    s_changes_t *x = ctx;
+    if (k.len != 12)
+        return CF_SCAN_NEXT;
+    uint64_t batch = cf_be64_get(k.data);
+    if (batch != x->batch) {
+        /* A batch boundary: stop here if the page is full. */
+        if (x->batch)
+            x->done = x->batch;
+        if (x->n >= x->limit || x->list->size >= CF_PAGE_BYTES || x->scanned >= CF_CHANGES_SCAN) {
+            x->more = true;
+            return CF_SCAN_STOP;
+        }
+        x->batch = batch;
+    }
+    x->scanned++;
+    cf_change_t ch;
+    if (cf_change_decode(v.data, v.len, &ch) != 0)
+        return CF_SCAN_NEXT;
+    cf_op_t *op = x->op;
+    if (op->ep == CF_EP_PORTAL &&
+        (!ch.has_member || memcmp(ch.member, op->member_hash, CF_MEMBER_HASH_LEN) != 0))
+        return CF_SCAN_NEXT;
+    unsigned char hk[CF_KEY_MAX];
+    size_t hkl = cf_key_history(hk, ch.claim, ch.seq);
+    cf_bytes_t ev;
+    int rc = cf_txn_get(op->b->txn, CF_DB_HISTORY, hk, hkl, &ev);
+    if (rc == CF_ENOTFOUND)
+        return CF_SCAN_NEXT;          /* purged since */
+    if (rc == 0)
+        rc = cf_event_pack_reply(x->lp, ch.claim, ch.workflow, batch, ev.data, ev.len);
+    if (rc != 0) {
+        x->err = rc;
+        return rc;
+    }
+    x->n++;
+    return CF_SCAN_NEXT;
+}
+
+static int s_changes(cf_op_t *op)
+{
+    int64_t after, limit;
+    int rc;
+    if ((rc = cf_op_int(op, "after", 0, INT64_MAX, 0, &after)) != 0 ||
+        (rc = cf_op_int(op, "limit", 1, CF_CHANGES_MAX, CF_CHANGES_MAX, &limit)) != 0)
+        return rc;
+    msgpack_sbuffer list;
+    msgpack_sbuffer_init(&list);
+    msgpack_packer lp;
+    msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
+    s_changes_t x = {.op = op, .lp = &lp, .list = &list, .limit = (uint32_t)limit};
+    unsigned char from[12];
+    size_t fl = cf_key_change(from, (uint64_t)after + 1, 0);
+    rc = cf_txn_scan(op->b->txn, CF_DB_CHANGES, from, fl, 0, s_changes_one, &x);
+    if (rc == 0) {
+        cf_op_key(op, "changes");
+        msgpack_pack_array(&op->pk, x.n);
+        if (list.size)
+            msgpack_sbuffer_write(&op->out, list.data, list.size);
+        if (x.more) {
+            cf_op_key(op, "next");
+            msgpack_pack_uint64(&op->pk, x.done);
+        }
+        cf_op_key(op, "seq");
+        msgpack_pack_uint64(&op->pk, cf_store_seq(op->b->store));
+    }
+    msgpack_sbuffer_destroy(&list);
+    if (rc != 0)
+        return cf_op_fail(op, CF_EINTERNAL, "the change feed cannot be read");
     return 0;
 }
 
@@ -1047,6 +1142,7 @@ static const cf_op_def_t s_ops[] = {
     {"get", s_get, EP_BOTH, R_READ, false, true, k_claim},
     {"history", s_history, EP_BOTH, R_READ, false, true, k_history},
     {"query", s_query, EP_BOTH, R_READ, false, true, k_query},
+    {"changes", s_changes, EP_BOTH, R_READ, false, true, k_page},
     {"timers", s_timers, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_timers},
     {"stats", s_stats, CF_OPEP_OPERATOR, R_ANY_OP, false, false, NULL},
     /* Clock ops are writing ops: a retry with the same id must not move

@@ -291,7 +291,7 @@ static int s_pack_claim_with_history(cf_batch_t *b, msgpack_packer *pk, const cf
         size_t kl = cf_key_history(k, c->id, seq);
         int rc = cf_txn_get(b->txn, CF_DB_HISTORY, k, kl, &v);
         if (rc == 0)
-            rc = cf_event_pack_reply(pk, c->id, NULL, v.data, v.len);
+            rc = cf_event_pack_reply(pk, c->id, NULL, 0, v.data, v.len);
         if (rc != 0)
             return rc == CF_ENOTFOUND ? CF_EINTERNAL : rc;
     }

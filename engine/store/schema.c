@@ -270,7 +270,7 @@ void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c)
 }
 
 int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *workflow,
-                        const void *rec, size_t len)
+                        uint64_t batch, const void *rec, size_t len)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
@@ -286,12 +286,16 @@ int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *wo
     int64_t seq, at;
     if (!s_int(&a[0], &seq) || !s_int(&a[1], &at))
         goto out;
-    msgpack_pack_map(pk, workflow ? 9 : 8);
+    msgpack_pack_map(pk, 8 + (workflow != NULL) + (batch != 0));
     cf_pack_str(pk, "claim");
     cf_pack_str(pk, claim_id);
     if (workflow) {
         cf_pack_str(pk, "workflow");
         cf_pack_str(pk, workflow);
+    }
+    if (batch) {
+        cf_pack_str(pk, "batch");
+        msgpack_pack_uint64(pk, batch);
     }
     cf_pack_str(pk, "seq");
     msgpack_pack_int64(pk, seq);
@@ -362,6 +366,56 @@ size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq)
     memcpy(k, id, CF_ID_LEN);
     cf_be32_put(k + CF_ID_LEN, seq);
     return CF_ID_LEN + 4;
+}
+
+size_t cf_key_change(unsigned char *k, uint64_t batch, uint32_t n)
+{
+    cf_be64_put(k, batch);
+    cf_be32_put(k + 8, n);
+    return 12;
+}
+
+size_t cf_change_encode(const cf_change_t *c, unsigned char *out)
+{
+    size_t at = 0;
+    cf_be64_put(out, (uint64_t)c->at);
+    at += 8;
+    memcpy(out + at, c->claim, CF_ID_LEN);
+    at += CF_ID_LEN;
+    cf_be32_put(out + at, c->seq);
+    at += 4;
+    out[at++] = c->has_member;
+    if (c->has_member) {
+        memcpy(out + at, c->member, CF_MEMBER_HASH_LEN);
+        at += CF_MEMBER_HASH_LEN;
+    }
+    size_t wl = strnlen(c->workflow, CF_NAME_MAX);
+    memcpy(out + at, c->workflow, wl);
+    return at + wl;
+}
+
+int cf_change_decode(const void *v, size_t len, cf_change_t *c)
+{
+    const unsigned char *p = v;
+    size_t at = 8 + CF_ID_LEN + 4 + 1;
+    if (len < at)
+        return CF_EINTERNAL;
+    c->at = (cf_time_t)cf_be64_get(p);
+    memcpy(c->claim, p + 8, CF_ID_LEN);
+    c->claim[CF_ID_LEN] = '\0';
+    c->seq = cf_be32_get(p + 8 + CF_ID_LEN);
+    c->has_member = p[at - 1] != 0;
+    if (c->has_member) {
+        if (len < at + CF_MEMBER_HASH_LEN)
+            return CF_EINTERNAL;
+        memcpy(c->member, p + at, CF_MEMBER_HASH_LEN);
+        at += CF_MEMBER_HASH_LEN;
+    }
+    if (len - at > CF_NAME_MAX)
+        return CF_EINTERNAL;
+    memcpy(c->workflow, p + at, len - at);
+    c->workflow[len - at] = '\0';
+    return 0;
 }
 
 size_t cf_key_timer(unsigned char *k, cf_time_t due, char kind, const void *target,

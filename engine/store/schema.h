@@ -89,9 +89,11 @@ int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb);
 void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c);
 
 /* The protocol's event map from a stored history record; with_workflow adds
- * `workflow` (published events).  0 or CF_EINTERNAL (corrupt record). */
+ * `workflow` (published events), batch (non-zero) `batch`, the batch
+ * sequence that committed it (published events, `changes`).  0 or
+ * CF_EINTERNAL (corrupt record). */
 int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *workflow,
-                        const void *rec, size_t len);
+                        uint64_t batch, const void *rec, size_t len);
 
 /* ================================================================ keys ===
  * Each returns the key's length; k must hold CF_KEY_MAX bytes. */
@@ -110,6 +112,25 @@ size_t cf_key_member(unsigned char *k, const unsigned char *hash, const char *id
 size_t cf_key_closed(unsigned char *k, cf_time_t at, const char *id);
 /* history: claim id + seq(be32) */
 size_t cf_key_history(unsigned char *k, const char *id, uint32_t seq);
+/* The change feed: the n-th event of batch `batch`. */
+size_t cf_key_change(unsigned char *k, uint64_t batch, uint32_t n);
+
+/* A change record: which history event a batch committed, for `changes`
+ * (the record points into history; the event is read from there). */
+typedef struct {
+    cf_time_t at;
+    char claim[CF_ID_LEN + 1];
+    uint32_t seq;                   /* the claim's history seq */
+    bool has_member;
+    unsigned char member[CF_MEMBER_HASH_LEN];
+    char workflow[CF_NAME_MAX + 1];
+} cf_change_t;
+
+/* Encode into out (CF_CHANGE_MAX bytes): its length.  Decode: 0 or
+ * CF_EINTERNAL. */
+#define CF_CHANGE_MAX (8 + CF_ID_LEN + 4 + 1 + CF_MEMBER_HASH_LEN + CF_NAME_MAX)
+size_t cf_change_encode(const cf_change_t *c, unsigned char *out);
+int cf_change_decode(const void *v, size_t len, cf_change_t *c);
 
 /* timers: due(be64) + kind + target + name; value: the event it sends. */
 #define CF_TIMER_CLAIM  'c'   /* target: claim id (26) */

@@ -438,8 +438,11 @@ def test_operator_day_decisions_and_watch():
                                "valid_until": "2027-02-28"})
         eq(events[2]["data"], {"reason": "not covered by the policy"})
         hist_a = history(d, a)
-        eq(events[0], dict(hist_a[-2], workflow="health_claim"))
-        eq(events[1], dict(hist_a[-1], workflow="health_claim"))
+        # A published event is the history's, with its workflow and the
+        # batch that committed it (the change feed's cursor).
+        check(events[0]["batch"] < events[1]["batch"], events)
+        eq(events[0], dict(hist_a[-2], workflow="health_claim", batch=events[0]["batch"]))
+        eq(events[1], dict(hist_a[-1], workflow="health_claim", batch=events[1]["batch"]))
 
         # The complaint: the member files it, a handler may not decide it,
         # the supervisor upholds it, and the claim goes to a network provider.

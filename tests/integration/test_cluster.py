@@ -140,6 +140,20 @@ def check_cluster(cl, load=None):
     extra = stored - claim_ids
     check(len(extra) <= len(load.unknown), "claims nobody asked for", len(extra),
           len(load.unknown))
+    # The change feed on the (new) leader: every acknowledged claim's
+    # creation, in commit order, with no gap across the failovers.
+    created, after = {}, 0
+    while True:
+        r, _ = h.call({"op": "changes", "after": after})
+        for e in ok(r)["changes"]:
+            check(e["batch"] > after or e["batch"] == after, e)
+            if e["event"] == "claim.created":
+                created[e["claim"]] = e["batch"]
+        if "next" not in r:
+            break
+        after = r["next"]
+    check(claim_ids <= set(created), "the change feed misses claims",
+          claim_ids - set(created))
     # A retry of an acknowledged request gives the same claim (the
     # replicated idempotency record), exactly once.
     rid, cid = next(iter(load.acked.items()))
