@@ -218,6 +218,33 @@ def test_one_leader_and_followers_point_to_it():
     _with_cluster(body)
 
 
+def test_a_large_document_travels_in_chunks():
+    # A batch bigger than one etcd request (1.5 MiB) goes as chunks of the
+    # same batch, applied all or nothing on every node.
+    def body(etcd, cl):
+        p = ClusterClient(cl)
+        m = cpr(day=5, month=5, year=1985)
+        c, _ = p.call(dict(_create_req(5, m), data={"member": m, "treatment": "physiotherapy"}))
+        cid = ok(c)["claim"]["id"]
+        pdf = b"%PDF-1.4\n" + os.urandom(3 << 20) + b"\n%%EOF\n"
+        r, _ = p.call({"op": "attach", "id": new_id(), "member": m, "claim": cid,
+                       "kind": "referral", "content_type": "application/pdf", "body": pdf},
+                      timeout=20)
+        sha = ok(r)["document"]["sha256"]
+        chunks = etcd.range_prefix(cl.prefix + "/chunk/")
+        check(len(chunks) >= 3, "the batch went in chunks", len(chunks))
+        check_cluster(cl)
+        # Every node serves the same bytes once it leads.
+        old = cl.wait_leader()
+        old.kill()
+        r, _ = p.call({"op": "document", "member": m, "claim": cid, "sha256": sha,
+                       "offset": 0, "length": 1 << 18})
+        eq(ok(r)["document"]["body"], pdf[:1 << 18])
+        eq(r["document"]["size"], len(pdf))
+        p.close()
+    _with_cluster(body, extra="  # max_document is the daemon's default (10 MiB)\n")
+
+
 def test_leader_killed_under_load():
     def body(etcd, cl):
         load = Load(cl).start()
