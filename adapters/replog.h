@@ -73,9 +73,10 @@ typedef int (*cf_replog_fn)(void *ctx, uint64_t seq, uint64_t epoch, const void 
 int cf_replog_read(cf_replog_t *l, uint64_t from, size_t max, cf_replog_fn fn, void *ctx,
                    size_t *n, uint64_t *first, cf_error_t *reterr);
 
-/* Drop entries below `below`, keeping those appended within retention
- * seconds of now and those some node has not applied (cf_replog_applied).
- * *trimmed: the new first entry.  0 or CF_EUNAVAIL. */
+/* Drop old entries: those appended more than retention seconds before now
+ * and below every node's applied seq (cf_replog_applied), never the last
+ * one all have applied.  *head: the new first entry (0: nothing dropped).
+ * 0 or CF_EUNAVAIL. */
 int cf_replog_trim(cf_replog_t *l, int64_t now, int64_t retention, uint64_t *head,
                    cf_error_t *reterr);
 

@@ -391,7 +391,10 @@ int cf_replog_trim(cf_replog_t *l, int64_t now, int64_t retention, uint64_t *hea
             by_age = s;
     }
     cf_etcd_kvs_free(&kvs);
-    uint64_t cut = by_age < min_applied + 1 ? by_age : min_applied + 1;
+    /* Below both - and never the last entry every node has applied: a log
+     * that is never empty lets a node that comes back from far behind (or
+     * from another cluster) see that it cannot follow. */
+    uint64_t cut = by_age < min_applied ? by_age : min_applied;
     if (cut <= 1)
         return 0;
     char lk[S_KEYCAP], le[S_KEYCAP], ck[S_KEYCAP], ce[S_KEYCAP], te[S_KEYCAP];

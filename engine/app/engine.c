@@ -386,6 +386,11 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     if ((rc = cf_store_begin(e->store, true, &txn)) == 0) {
         rc = cf_claims_audit_seq(txn, &e->audit_seq);
         compact = cf_txn_get(txn, CF_DB_META, "compact", 7, &v) == 0;
+        /* A cluster's manual clock goes on from where the last leader's
+         * was (ops.c, s_clock). */
+        if (e->cluster && e->clock.manual && cf_txn_get(txn, CF_DB_META, "clock", 5, &v) == 0 &&
+            v.len == 8 && (cf_time_t)cf_be64_get(v.data) > e->clock.manual_now)
+            e->clock.manual_now = (cf_time_t)cf_be64_get(v.data);
         cf_txn_abort(&txn);
     }
     if (rc != 0) {

@@ -161,8 +161,9 @@ def _b64(b):
 class Cluster:
     """n claimflowd nodes (a, b, c, ...) on one etcd."""
 
-    def __init__(self, etcd, n=3, lease=2, prefix=None, extra=""):
+    def __init__(self, etcd, n=3, lease=2, prefix=None, extra="", clock=None):
         self.etcd = etcd
+        self.clock = clock
         self.lease = lease
         self.prefix = prefix or "/claimflow/t%d" % os.getpid()
         self.names = [chr(ord("a") + i) for i in range(n)]
@@ -171,7 +172,7 @@ class Cluster:
             self.nodes[name] = self._node(name, extra)
 
     def _node(self, name, extra=""):
-        d = Daemon(config=False)
+        d = Daemon(config=False, clock=self.clock)
         d.name = name
         d.config = write_config(os.path.join(d.tmp, "config.yaml"), extra=(
             "cluster:\n  etcd: [%s]\n  prefix: %s\n  node: %s\n  lease_seconds: %d\n%s"

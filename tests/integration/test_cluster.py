@@ -165,11 +165,11 @@ def check_cluster(cl, load=None):
     check(not load.errors, "requests refused", load.errors[:3])
 
 
-def _with_cluster(fn, n_etcd=3, n=3, extra=""):
+def _with_cluster(fn, n_etcd=3, n=3, extra="", clock=None):
     if not have_etcd():
         print("SKIP: etcd not installed (Debian's etcd-server)")
         return
-    with Etcd(n_etcd) as etcd, Cluster(etcd, n, lease=LEASE, extra=extra) as cl:
+    with Etcd(n_etcd) as etcd, Cluster(etcd, n, lease=LEASE, extra=extra, clock=clock) as cl:
         fn(etcd, cl)
 
 
@@ -243,6 +243,41 @@ def test_a_large_document_travels_in_chunks():
         eq(r["document"]["size"], len(pdf))
         p.close()
     _with_cluster(body, extra="  # max_document is the daemon's default (10 MiB)\n")
+
+
+def test_each_timer_fires_once_across_a_failover():
+    # The manual clock is the cluster's (meta "clock", through the log):
+    # the next leader goes on from it, and fired timers are gone from every
+    # store with the batch that fired them.
+    def body(etcd, cl):
+        p = ClusterClient(cl)
+        o = ClusterClient(cl, "operator", {"actor": "hanne"})
+        claims = []
+        for i in range(6):
+            m = cpr(day=10 + i, month=6, year=1970 + i)
+            c, _ = p.call(_create_req(10 + i, m))
+            claims.append(ok(c)["claim"]["id"])
+            ok(p.call({"op": "consent.give", "id": new_id(), "member": m})[0])
+        r, _ = o.call({"op": "clock.set", "id": new_id(), "at": "2026-11-25T10:00:00Z"})
+        eq(ok(r)["fired"], 6)
+        old = cl.wait_leader()
+        old.kill()
+        new = cl.wait_leader()
+        eq(cl.ping(new)["now"], "2026-11-25T10:00:00Z", "the clock went on from the log")
+        r, _ = o.call({"op": "clock.set", "id": new_id(), "at": "2026-11-26T10:00:00Z"})
+        eq(ok(r)["fired"], 6)
+        old.start()
+        for cid in claims:
+            r, _ = o.call({"op": "history", "claim": cid})
+            evs = [e["event"] for e in ok(r)["events"]]
+            eq(evs.count("sla.warning"), 1, cid, evs)
+            eq(evs.count("sla.breached"), 1, cid, evs)
+        r, _ = o.call({"op": "timers"})
+        eq([t["name"] for t in ok(r)["timers"]], [])
+        p.close()
+        o.close()
+        check_cluster(cl)
+    _with_cluster(body, clock="2026-11-24T09:00:00Z")
 
 
 def test_leader_killed_under_load():
