@@ -143,6 +143,18 @@ class Unavailable(Error):
     retryable = True
 
 
+class NotLeader(Error):
+    """A cluster's follower (docs/CLUSTER.md): send the same request (same
+    id) to the leader, whose endpoints `leader` names (None while no leader
+    is known: retry shortly)."""
+    code = "not_leader"
+
+    @property
+    def leader(self):
+        err = (self.reply or {}).get("error") or {}
+        return err.get("leader")
+
+
 class Internal(Error):
     """A bug in the daemon; nothing changed."""
     code = "internal"
@@ -162,7 +174,7 @@ class ProtocolError(Error):
 # Error code -> class, one per code of docs/protocol.md's table.
 ERRORS = {cls.code: cls for cls in (
     BadRequest, UnknownOp, NotFound, InvalidTransition, GuardFailed,
-    Forbidden, Conflict, TooLarge, Unavailable, Internal)}
+    Forbidden, Conflict, TooLarge, Unavailable, NotLeader, Internal)}
 
 
 def error_for(reply, request_id=None):

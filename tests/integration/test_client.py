@@ -59,7 +59,7 @@ def test_one_class_per_protocol_error_code():
     codes = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
     eq(codes, ["bad_request", "unknown_op", "not_found", "invalid_transition",
                "guard_failed", "forbidden", "conflict", "too_large",
-               "unavailable", "internal"])
+               "unavailable", "not_leader", "internal"])
     eq(sorted(claimflow.ERRORS), sorted(codes))
     for code, cls in claimflow.ERRORS.items():
         eq(cls.code, code)
