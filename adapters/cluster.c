@@ -18,6 +18,9 @@
 /* A follower asks for new batches this often when the last ask found none
  * (and at once again when it found some). */
 #define S_POLL_US 20000
+/* ... and who leads (campaigning when no one does), and whether the log
+ * still holds our next batch, this often: the failover's detection time. */
+#define S_CHECK_US 100000
 /* Batches read per ask. */
 #define S_READ_MAX 64
 /* How often a node says how far it has applied, and the leader trims. */
@@ -39,6 +42,7 @@ struct cf_cluster {
     uint64_t seq;                       /* applied (follower) / appended (leader) */
     uint64_t applied_published;
     int64_t lease_end_us, next_renew_us, next_poll_us, next_applied_us, next_trim_us;
+    int64_t next_check_us;              /* follower: leader and gap checks */
     char leader_node[80];
     char *leader_portal, *leader_operator, *leader_events;
     cf_cluster_view_t view;
@@ -110,6 +114,9 @@ static int s_apply_one(void *ctx, uint64_t seq, uint64_t epoch, const void *ws, 
                             "batch %" PRIu64 " of the log has epoch %" PRIu64
                             ", older than the %" PRIu64 " before it", seq, epoch, c->epoch);
     int rc = cf_store_apply(c->store, ws, len, a->err);
+    /* A full map grows (as the engine's does) and the batch goes again. */
+    while (rc == CF_EUNAVAIL && cf_store_map_full(c->store) && cf_store_grow(c->store) == 0)
+        rc = cf_store_apply(c->store, ws, len, a->err);
     if (rc != 0)
         return rc;
     c->seq = seq;
@@ -124,12 +131,14 @@ static int s_ignore(void *ctx, uint64_t seq, uint64_t epoch, const void *ws, siz
 }
 
 /* Apply what the log holds after our seq (at most one read).  *n: how
- * many.  A log that starts after our next batch is a gap no read closes. */
-static int s_catch_up(cf_cluster_t *c, size_t *n, cf_error_t *reterr)
+ * many.  A log that starts after our next batch is a gap no read closes;
+ * looking for one costs a request, so only with check_gap. */
+static int s_catch_up(cf_cluster_t *c, size_t *n, bool check_gap, cf_error_t *reterr)
 {
     s_apply_t a = {c, reterr};
     uint64_t first = 0;
-    int rc = cf_replog_read(c->log, c->seq + 1, S_READ_MAX, s_apply_one, &a, n, &first, reterr);
+    int rc = cf_replog_read(c->log, c->seq + 1, S_READ_MAX, s_apply_one, &a, n,
+                            check_gap ? &first : NULL, reterr);
     if (rc != 0)
         return rc;
     if (*n == 0 && first > c->seq + 1)
@@ -320,7 +329,7 @@ int cf_cluster_open(const cf_cluster_opts_t *o, cf_cluster_t **ret, cf_error_t *
     }
     for (;;) {
         size_t n = 0;
-        if ((rc = s_catch_up(c, &n, reterr)) != 0) {
+        if ((rc = s_catch_up(c, &n, true, reterr)) != 0) {
             cf_cluster_close(&c);
             return rc == CF_EINTERNAL ? CF_EUNAVAIL : rc;
         }
@@ -439,7 +448,10 @@ int cf_cluster_tick(cf_cluster_t *c, int64_t now, cf_error_t *reterr)
         return CF_CLUSTER_NONE;
     size_t n = 0;
     cf_error_t err = {0};
-    int rc = s_catch_up(c, &n, &err);
+    bool check = now >= c->next_check_us;
+    if (check)
+        c->next_check_us = now + S_CHECK_US;
+    int rc = s_catch_up(c, &n, check, &err);
     if (rc == CF_EINTERNAL || (rc == CF_EUNAVAIL && err.message[0] && strstr(err.message, "re-seed"))) {
         *reterr = err;
         return CF_CLUSTER_FATAL;
@@ -451,7 +463,7 @@ int cf_cluster_tick(cf_cluster_t *c, int64_t now, cf_error_t *reterr)
     }
     c->next_poll_us = now + S_POLL_US;
     s_publish_applied(c, now);
-    if (rc != 0)
+    if (rc != 0 || !check)
         return CF_CLUSTER_NONE;   /* etcd unreachable: keep trying */
     if (s_learn_leader(c, &err) != 0 || c->leader_node[0])
         return CF_CLUSTER_NONE;

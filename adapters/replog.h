@@ -68,8 +68,9 @@ typedef int (*cf_replog_fn)(void *ctx, uint64_t seq, uint64_t epoch, const void 
 
 /* Call fn with entries from..from+max-1 that exist, in order, stopping at
  * the first missing one, or when fn returns non-zero (returned).  *n: the
- * entries given to fn.  *first: the log's first entry (0: the log is empty),
- * so a caller behind the trimmed head can tell. */
+ * entries given to fn.  With first, when there were none: *first is the
+ * log's first entry (0: the log is empty), so a caller behind the trimmed
+ * head can tell. */
 int cf_replog_read(cf_replog_t *l, uint64_t from, size_t max, cf_replog_fn fn, void *ctx,
                    size_t *n, uint64_t *first, cf_error_t *reterr);
 

@@ -290,7 +290,8 @@ int cf_replog_read(cf_replog_t *l, uint64_t from, size_t max, cf_replog_fn fn, v
                    size_t *n, uint64_t *first, cf_error_t *reterr)
 {
     *n = 0;
-    *first = 0;
+    if (first)
+        *first = 0;
     char k[S_KEYCAP], e[S_KEYCAP];
     size_t kl = s_key(l, k, sizeof k, "log/%020" PRIu64, from);
     size_t el = s_key(l, e, sizeof e, "log/%020" PRIu64, from + max);
@@ -335,7 +336,7 @@ int cf_replog_read(cf_replog_t *l, uint64_t from, size_t max, cf_replog_fn fn, v
             (*n)++;
     }
     cf_etcd_kvs_free(&kvs);
-    if (rc == 0 && *n == 0)
+    if (rc == 0 && *n == 0 && first)
         rc = s_first(l, first, reterr);
     return rc;
 }

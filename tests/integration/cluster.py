@@ -161,9 +161,10 @@ def _b64(b):
 class Cluster:
     """n claimflowd nodes (a, b, c, ...) on one etcd."""
 
-    def __init__(self, etcd, n=3, lease=2, prefix=None, extra="", clock=None):
+    def __init__(self, etcd, n=3, lease=2, prefix=None, extra="", clock=None, args=()):
         self.etcd = etcd
         self.clock = clock
+        self.args = list(args)
         self.lease = lease
         self.prefix = prefix or "/claimflow/t%d" % os.getpid()
         self.names = [chr(ord("a") + i) for i in range(n)]
@@ -172,7 +173,7 @@ class Cluster:
             self.nodes[name] = self._node(name, extra)
 
     def _node(self, name, extra=""):
-        d = Daemon(config=False, clock=self.clock)
+        d = Daemon(config=False, clock=self.clock, args=self.args)
         d.name = name
         d.config = write_config(os.path.join(d.tmp, "config.yaml"), extra=(
             "cluster:\n  etcd: [%s]\n  prefix: %s\n  node: %s\n  lease_seconds: %d\n%s"

@@ -165,11 +165,12 @@ def check_cluster(cl, load=None):
     check(not load.errors, "requests refused", load.errors[:3])
 
 
-def _with_cluster(fn, n_etcd=3, n=3, extra="", clock=None):
+def _with_cluster(fn, n_etcd=3, n=3, extra="", clock=None, args=()):
     if not have_etcd():
         print("SKIP: etcd not installed (Debian's etcd-server)")
         return
-    with Etcd(n_etcd) as etcd, Cluster(etcd, n, lease=LEASE, extra=extra, clock=clock) as cl:
+    with Etcd(n_etcd) as etcd, Cluster(etcd, n, lease=LEASE, extra=extra, clock=clock,
+                                       args=args) as cl:
         fn(etcd, cl)
 
 
@@ -218,9 +219,30 @@ def test_one_leader_and_followers_point_to_it():
     _with_cluster(body)
 
 
+def test_a_node_with_other_workflows_is_refused():
+    def body(etcd, cl):
+        cl.wait_leader()
+        import shutil
+        from harness import WORKFLOWS_DIR
+        d = cl._node("d")
+        wf = os.path.join(d.tmp, "workflows")
+        shutil.copytree(WORKFLOWS_DIR, wf)
+        with open(os.path.join(wf, "inquiry.yaml"), "a") as f:
+            f.write("# a local change\n")
+        d.workflows_dir = wf
+        try:
+            d.start()
+            raise AssertionError("a node with other workflows joined")
+        except RuntimeError as e:
+            check("runs a different set of workflows and calendars" in str(e), str(e))
+        finally:
+            d.cleanup()
+    _with_cluster(body)
+
+
 def test_a_large_document_travels_in_chunks():
     # A batch bigger than one etcd request (1.5 MiB) goes as chunks of the
-    # same batch, applied all or nothing on every node.
+    # same batch, applied all or nothing on every node, whose maps grow.
     def body(etcd, cl):
         p = ClusterClient(cl)
         m = cpr(day=5, month=5, year=1985)
@@ -242,7 +264,9 @@ def test_a_large_document_travels_in_chunks():
         eq(ok(r)["document"]["body"], pdf[:1 << 18])
         eq(r["document"]["size"], len(pdf))
         p.close()
-    _with_cluster(body, extra="  # max_document is the daemon's default (10 MiB)\n")
+    # A map of 1 MiB: every node grows it to take the batch (a follower's
+    # apply as the leader's engine).
+    _with_cluster(body, args=["--map-size", "1M"])
 
 
 def test_each_timer_fires_once_across_a_failover():
