@@ -4,6 +4,7 @@
  * injection, the size check at open, copies; record codecs round trip and
  * hostile bytes. */
 #include <fcntl.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -282,6 +283,100 @@ static void test_write_sets_replay_exactly(void)
     s_rec_free(&rec);
     cf_store_destroy(&a);
     cf_store_destroy(&b);
+    s_rmrf(s_tmp);
+}
+
+/* A cluster leader's store keeps each batch's undo record until told the
+ * batch is safe; rolling back restores exactly what was there. */
+static int s_count_undo(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)k, (void)v;
+    (*(int *)ctx)++;
+    return CF_SCAN_NEXT;
+}
+
+static int s_del_all(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)ctx, (void)k, (void)v;
+    return CF_SCAN_DEL;
+}
+
+static int s_undo_records(cf_store_t *s)
+{
+    int n = 0;
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(s, true, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_scan(t, CF_DB_UNDO, NULL, 0, 0, s_count_undo, &n), 0);
+    cf_txn_abort(&t);
+    return n;
+}
+
+static void test_undo_and_rollback(void)
+{
+    s_mktemp();
+    s_rec_t rec = {0};
+    cf_store_opts_t o = {.hook = s_hook, .hook_ctx = &rec, .undo = true};
+    cf_store_t *a = s_store("a", &o);
+    cf_txn_t *t;
+    CF_ASSERT_INT_EQ(cf_store_begin(a, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c1", 2, "one", 3), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_TIMERS, "t1", 2, "ev", 2), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_TIMERS, "t2", 2, "ev2", 3), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);        /* seq 2 */
+    char *at2 = s_dump(a);
+    /* Batch 3: overwrite twice, delete, scan-delete, a new key, a delete of
+     * nothing. */
+    CF_ASSERT_INT_EQ(cf_store_begin(a, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c1", 2, "uno", 3), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c1", 2, "eins", 4), 0);
+    CF_ASSERT_INT_EQ(cf_txn_del(t, CF_DB_TIMERS, "t1", 2), 0);
+    CF_ASSERT_INT_EQ(cf_txn_del(t, CF_DB_TIMERS, "zz", 2), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_DOCS, "d", 1, "doc", 3), 0);
+    CF_ASSERT_INT_EQ(cf_txn_scan(t, CF_DB_TIMERS, NULL, 0, 0, s_del_all, NULL), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);        /* seq 3 */
+    CF_ASSERT_INT_EQ(cf_store_begin(a, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c2", 2, "two", 3), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);        /* seq 4 */
+    CF_ASSERT_INT_EQ(cf_store_seq(a), 4);
+    CF_ASSERT_INT_EQ(s_undo_records(a), 4);              /* 1 (creation) .. 4 */
+    /* The record names its batch by the write set's SHA-256. */
+    unsigned char sha[32], want[32];
+    CF_ASSERT_INT_EQ(cf_store_undo_sha(a, 3, sha), 0);
+    crypto_hash_sha256(want, rec.v[2], rec.len[2]);
+    CF_ASSERT(memcmp(sha, want, 32) == 0);
+    CF_ASSERT_INT_EQ(cf_store_undo_sha(a, 9, sha), CF_ENOTFOUND);
+
+    /* Back to 2: exactly what batch 2 left (undo records 3, 4 gone). */
+    cf_error_t err = {0};
+    CF_ASSERT_INT_EQ(cf_store_rollback(a, 2, &err), 0);
+    CF_ASSERT_INT_EQ(cf_store_seq(a), 2);
+    CF_ASSERT_INT_EQ(s_undo_records(a), 2);
+    char *now = s_dump(a);
+    CF_ASSERT_STR_EQ(now, at2);
+    free(now);
+    /* After a reopen too. */
+    cf_store_destroy(&a);
+    a = s_store("a", &o);
+    CF_ASSERT_INT_EQ(cf_store_seq(a), 2);
+    now = s_dump(a);
+    CF_ASSERT_STR_EQ(now, at2);
+    free(now);
+
+    /* Acknowledged records go with the next batch; forget drops the rest;
+     * a batch without a record cannot be taken back. */
+    cf_store_undo_acked(a, 2);
+    CF_ASSERT_INT_EQ(cf_store_begin(a, false, &t), 0);
+    CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "c3", 2, "three", 5), 0);
+    CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);        /* seq 3 again */
+    CF_ASSERT_INT_EQ(s_undo_records(a), 1);
+    CF_ASSERT_INT_EQ(cf_store_undo_forget(a, 3), 0);
+    CF_ASSERT_INT_EQ(s_undo_records(a), 0);
+    CF_ASSERT_INT_EQ(cf_store_seq(a), 3);
+    CF_ASSERT_INT_EQ(cf_store_rollback(a, 2, &err), CF_ENOTFOUND);
+    CF_ASSERT_INT_EQ(cf_store_seq(a), 3);
+    free(at2);
+    s_rec_free(&rec);
+    cf_store_destroy(&a);
     s_rmrf(s_tmp);
 }
 
@@ -685,6 +780,7 @@ int main(void)
     CF_RUN(test_scan_prefix_stop_delete);
     CF_RUN(test_write_sets_replay_exactly);
     CF_RUN(test_write_set_entries);
+    CF_RUN(test_undo_and_rollback);
     CF_RUN(test_store_faults_leave_nothing);
     CF_RUN(test_truncated_file_refused_and_leftovers_removed);
     CF_RUN(test_copy_is_complete_or_absent);

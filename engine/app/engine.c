@@ -367,7 +367,8 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     e->lim.operators = e->operators;
     cf_store_opts_t so = {.map_size = opts->map_size, .map_max = opts->map_max,
                           .no_grow = opts->no_grow, .hook = opts->commit_hook,
-                          .hook_ctx = opts->hook_ctx, .defer_meta_sync = opts->defer_sync};
+                          .hook_ctx = opts->hook_ctx, .defer_meta_sync = opts->defer_sync,
+                          .undo = opts->undo};
     cf_error_t err;
     if ((rc = cf_store_open(e->data_dir, &so, &e->store, &err)) != 0) {
         cf_diag_add(reterr, e->data_dir, 0, 0, "%s", err.message);

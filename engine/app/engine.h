@@ -57,6 +57,9 @@ typedef struct {
     /* A replica's view of its cluster, which `ping` reports; borrowed for
      * the engine's life (the daemon updates it).  NULL: a single node. */
     const cf_cluster_view_t *cluster;
+    /* Keep undo records of each batch until the store is told it is safe
+     * (store.h): a cluster's pipelined leader. */
+    bool undo;
 } cf_engine_opts_t;
 
 /* Open (or create) the store in opts->data_dir, load the workflows and

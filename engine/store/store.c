@@ -57,6 +57,8 @@ struct cf_store {
     cf_fault_t fault_kind;
     unsigned fault_n;          /* 0: disarmed */
     bool defer_meta_sync;      /* MDB_NOMETASYNC: cf_store_sync makes it durable */
+    bool undo;                 /* keep undo records of recorded batches */
+    uint64_t undo_acked;       /* undo records up to this are dropped */
     uint64_t commit_ns;        /* time spent in LMDB's commit (fsyncs), summed */
     /* cf_store_sync may run on another thread: it must not meet the
      * environment being closed and reopened by a compaction. */
@@ -76,6 +78,8 @@ struct cf_txn {
     bool record;
     size_t nwrites;
     cf_wset_t ws;
+    bool undo;                 /* recording the values writes replace */
+    cf_wset_t ub;              /* ... as a write set of before-images */
 };
 
 static const char *const s_db_names[CF_DB__COUNT] = {
@@ -227,7 +231,13 @@ static int s_begin(cf_store_t *s, bool rdonly, bool record, cf_txn_t **ret)
     t->s = s;
     t->rdonly = rdonly;
     t->record = record && !rdonly;
+    t->undo = t->record && s->undo;
     if (t->record && s_ws_init(&t->ws) != 0) {
+        free(t);
+        return CF_EINTERNAL;
+    }
+    if (t->undo && s_ws_init(&t->ub) != 0) {
+        s_ws_fini(&t->ws);
         free(t);
         return CF_EINTERNAL;
     }
@@ -241,6 +251,8 @@ static int s_begin(cf_store_t *s, bool rdonly, bool record, cf_txn_t **ret)
     if (rc != 0) {
         if (t->record)
             s_ws_fini(&t->ws);
+        if (t->undo)
+            s_ws_fini(&t->ub);
         free(t);
         return s_note(s, rc);
     }
@@ -257,6 +269,8 @@ static void s_txn_free(cf_txn_t *t)
 {
     if (t->record)
         s_ws_fini(&t->ws);
+    if (t->undo)
+        s_ws_fini(&t->ub);
     free(t);
 }
 
@@ -295,11 +309,32 @@ int cf_txn_get(cf_txn_t *t, cf_db_t db, const void *key, size_t klen, cf_bytes_t
     return s_note(t->s, rc);
 }
 
+/* Record what key holds before a write replaces it (nothing there: a
+ * delete undoes the write). */
+static int s_undo_note(cf_txn_t *t, cf_db_t db, const void *key, size_t klen)
+{
+    MDB_val k = {klen, (void *)key}, old;
+    int rc = mdb_get(t->txn, t->s->dbi[db], &k, &old);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return s_wrote(t, rc);
+    if (s_ws_add(&t->ub, db, key, klen, rc == 0 ? old.mv_data : NULL, rc == 0 ? old.mv_size : 0,
+                 rc != 0) != 0) {
+        t->failed = true;
+        return CF_EINTERNAL;
+    }
+    return 0;
+}
+
 int cf_txn_put(cf_txn_t *t, cf_db_t db, const void *key, size_t klen, const void *val,
                size_t vlen)
 {
     if (s_fault(t->s, CF_FAULT_PUT))
         return s_wrote(t, EIO);
+    if (t->undo) {
+        int urc = s_undo_note(t, db, key, klen);
+        if (urc != 0)
+            return urc;
+    }
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
     int rc = s_wrote(t, mdb_put(t->txn, t->s->dbi[db], &k, &v, 0));
     if (rc == 0) {
@@ -328,6 +363,18 @@ int cf_txn_del(cf_txn_t *t, cf_db_t db, const void *key, size_t klen)
     if (s_fault(t->s, CF_FAULT_DEL))
         return s_wrote(t, EIO);
     MDB_val k = {klen, (void *)key};
+    if (t->undo) {
+        MDB_val old;
+        int grc = mdb_get(t->txn, t->s->dbi[db], &k, &old);
+        if (grc == MDB_NOTFOUND)
+            return 0;
+        if (grc != 0)
+            return s_wrote(t, grc);
+        if (s_ws_add(&t->ub, db, key, klen, old.mv_data, old.mv_size, false) != 0) {
+            t->failed = true;
+            return CF_EINTERNAL;
+        }
+    }
     int rc = mdb_del(t->txn, t->s->dbi[db], &k, NULL);
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -367,6 +414,12 @@ int cf_txn_scan(cf_txn_t *t, cf_db_t db, const void *from, size_t fromlen, size_
             /* Noted first: k points into the page the delete changes. */
             if ((result = s_del_note(t, db, k.mv_data, k.mv_size)) != 0)
                 break;
+            if (t->undo && s_ws_add(&t->ub, db, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+                                    false) != 0) {
+                t->failed = true;
+                result = CF_EINTERNAL;
+                break;
+            }
             if ((result = s_wrote(t, mdb_cursor_del(cur, 0))) != 0)
                 break;
             /* After a delete LMDB's MDB_NEXT returns the entry now under
@@ -421,6 +474,34 @@ int cf_txn_count(cf_txn_t *t, cf_db_t db, uint64_t *ret)
     return s_err(rc);
 }
 
+/* The batch's undo record, in its own transaction: the SHA-256 of its write
+ * set (which batch this is, to tell it from another leader's batch of the
+ * same seq) and its before-images; the records of acknowledged batches go. */
+static int s_undo_keep(cf_txn_t *t, uint64_t seq)
+{
+    cf_store_t *s = t->s;
+    unsigned char key[8];
+    cf_be64_put(key, seq);
+    s_ws_head(&t->ub, seq);
+    size_t len = 32 + t->ub.buf.size;
+    MDB_val k = {8, key}, v = {len, NULL};
+    int rc = mdb_put(t->txn, s->dbi[CF_DB_UNDO], &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return s_note(s, rc);
+    crypto_hash_sha256(v.mv_data, (const unsigned char *)t->ws.buf.data, t->ws.buf.size);
+    memcpy((unsigned char *)v.mv_data + 32, t->ub.buf.data, t->ub.buf.size);
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(t->txn, s->dbi[CF_DB_UNDO], &cur)) != 0)
+        return s_note(s, rc);
+    MDB_val ck, cv;
+    while ((rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST)) == 0 && ck.mv_size == 8 &&
+           cf_be64_get(ck.mv_data) <= s->undo_acked)
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : s_note(s, rc);
+}
+
 /* Commit t as batch seq: meta "seq", the hook (when call_hook), LMDB. */
 static int s_commit(cf_txn_t *t, uint64_t seq, bool call_hook)
 {
@@ -434,6 +515,8 @@ static int s_commit(cf_txn_t *t, uint64_t seq, bool call_hook)
     bool hooked = false;
     if (call_hook && s->hook && t->record) {
         s_ws_head(&t->ws, seq);
+        if (t->undo && (rc = s_undo_keep(t, seq)) != 0)
+            return rc;
         if (s->hook(s->hook_ctx, seq, &t->ws) != 0)
             return CF_EUNAVAIL;
         hooked = true;
@@ -559,6 +642,142 @@ int cf_store_apply(cf_store_t *s, const void *enc, size_t len, cf_error_t *reter
 out:
     msgpack_unpacked_destroy(&up);
     return rc ? cf_error_set(reterr, rc, "%s", why) : 0;
+}
+
+/* ============================================================== undo === */
+
+void cf_store_undo_acked(cf_store_t *s, uint64_t seq)
+{
+    if (seq > s->undo_acked)
+        s->undo_acked = seq;
+}
+
+int cf_store_undo_sha(cf_store_t *s, uint64_t seq, unsigned char sha[32])
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return s_note(s, rc);
+    unsigned char key[8];
+    cf_be64_put(key, seq);
+    MDB_val k = {8, key}, v;
+    rc = mdb_get(txn, s->dbi[CF_DB_UNDO], &k, &v);
+    if (rc == 0 && v.mv_size >= 32)
+        memcpy(sha, v.mv_data, 32);
+    else if (rc == 0)
+        rc = MDB_NOTFOUND;
+    mdb_txn_abort(txn);
+    return s_err(rc);
+}
+
+int cf_store_undo_forget(cf_store_t *s, uint64_t seq)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return s_note(s, rc);
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, s->dbi[CF_DB_UNDO], &cur)) == 0) {
+        MDB_val k, v;
+        while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 && k.mv_size == 8 &&
+               cf_be64_get(k.mv_data) <= seq)
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+        mdb_cursor_close(cur);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return s_note(s, rc);
+    }
+    return s_note(s, mdb_txn_commit(txn));
+}
+
+/* Undo one batch's writes in txn: its before-images, newest first. */
+static int s_undo_one(cf_store_t *s, MDB_txn *txn, uint64_t seq, const char **why)
+{
+    unsigned char key[8];
+    cf_be64_put(key, seq);
+    MDB_val k = {8, key}, v;
+    int rc = mdb_get(txn, s->dbi[CF_DB_UNDO], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *why = "a batch to take back has no undo record";
+        return CF_ENOTFOUND;
+    }
+    if (rc != 0)
+        return s_note(s, rc);
+    /* Copied: the writes below move the page it is on. */
+    size_t len = v.mv_size - 32;
+    char *buf = malloc(len ? len : 1);
+    if (!buf)
+        return CF_EINTERNAL;
+    memcpy(buf, (const char *)v.mv_data + 32, len);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    rc = CF_EINTERNAL;
+    *why = "an undo record is damaged";
+    if (msgpack_unpack_next(&up, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_ARRAY && up.data.via.array.size >= 2 &&
+        (up.data.via.array.size - 2) % 3 == 0) {
+        const msgpack_object *a = up.data.via.array.ptr;
+        size_t n = (up.data.via.array.size - 2) / 3;
+        rc = 0;
+        for (size_t i = n; i-- > 0 && rc == 0;) {
+            const msgpack_object *e = &a[2 + 3 * i];
+            if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[0].via.u64 >= CF_DB__COUNT ||
+                e[1].type != MSGPACK_OBJECT_BIN) {
+                rc = CF_EINTERNAL;
+                break;
+            }
+            MDB_dbi dbi = s->dbi[e[0].via.u64];
+            MDB_val uk = {e[1].via.bin.size, (void *)e[1].via.bin.ptr};
+            if (e[2].type == MSGPACK_OBJECT_NIL) {
+                int mrc = mdb_del(txn, dbi, &uk, NULL);
+                rc = mrc == MDB_NOTFOUND ? 0 : s_note(s, mrc);
+            } else if (e[2].type == MSGPACK_OBJECT_BIN) {
+                MDB_val uv = {e[2].via.bin.size, (void *)e[2].via.bin.ptr};
+                rc = s_note(s, mdb_put(txn, dbi, &uk, &uv, 0));
+            } else {
+                rc = CF_EINTERNAL;
+            }
+        }
+        if (rc == 0)
+            rc = s_note(s, mdb_del(txn, s->dbi[CF_DB_UNDO], &k, NULL));
+    }
+    msgpack_unpacked_destroy(&up);
+    free(buf);
+    if (rc != 0 && rc != CF_EINTERNAL)
+        *why = "the store cannot take the batch back";
+    return rc;
+}
+
+int cf_store_rollback(cf_store_t *s, uint64_t to_seq, cf_error_t *reterr)
+{
+    if (to_seq >= s->seq)
+        return 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return cf_error_set(reterr, s_note(s, rc), "the store cannot begin a transaction");
+    const char *why = "";
+    for (uint64_t seq = s->seq; seq > to_seq && rc == 0; seq--)
+        rc = s_undo_one(s, txn, seq, &why);
+    if (rc == 0) {
+        unsigned char sb[8];
+        cf_be64_put(sb, to_seq);
+        MDB_val k = {3, (void *)"seq"}, v = {8, sb};
+        rc = s_note(s, mdb_put(txn, s->dbi[CF_DB_META], &k, &v, 0));
+        why = "the store cannot take the batches back";
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return cf_error_set(reterr, rc, "%s", why);
+    }
+    s_meta_reload(s, txn);
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return cf_error_set(reterr, s_note(s, rc), "the store cannot take the batches back");
+    s_seq_set(s, to_seq);
+    return 0;
 }
 
 /* ============================================================== open === */
@@ -693,6 +912,7 @@ int cf_store_open(const char *dir, const cf_store_opts_t *opts, cf_store_t **ret
     s->map_max = opts ? opts->map_max : 0;
     s->no_grow = opts && opts->no_grow;
     s->defer_meta_sync = opts && opts->defer_meta_sync;
+    s->undo = opts && opts->undo;
     pthread_mutex_init(&s->env_lock, NULL);
     if (opts)
         cf_store_set_hook(s, opts->hook, opts->hook_ctx);

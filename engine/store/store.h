@@ -56,7 +56,9 @@
     XX(AUDIT_CLAIM, "audit_claim") /* claim id + audit key -> "" */          \
     XX(AUDIT_ACTOR, "audit_actor") /* actor\0 + audit key -> "" */        \
     XX(IDX_CLOSED, "idx_closed") /* closed at(be64) + claim id -> "" */ \
-    XX(CHANGES,    "changes")    /* batch(be64) + n(be32) -> change record */
+    XX(CHANGES,    "changes")    /* batch(be64) + n(be32) -> change record */ \
+    XX(UNDO,       "undo")       /* batch(be64) -> sha256(write set) + undo set; \
+                                    a node's own, never in a write set */
 
 typedef enum {
 #define CF_XX(s, name) CF_DB_##s,
@@ -100,6 +102,12 @@ typedef struct {
      * once a sync that began after its commit returns (or the next commit
      * does).  The store stays consistent across any crash either way. */
     bool defer_meta_sync;
+    /* Keep each recorded batch's undo set - the values its writes replaced
+     * - in the database `undo`, in the batch's own transaction, until
+     * cf_store_undo_acked says the batch is safe: a cluster's leader
+     * commits a batch before the log holds it, and must be able to take it
+     * back (cf_store_rollback) if the log never does. */
+    bool undo;
 } cf_store_opts_t;
 
 /* Open or create the environment in dir (created, mode 0700, if missing).
@@ -193,6 +201,22 @@ cf_bytes_t cf_wset_encoded(const cf_wset_t *ws);
  * CF_EBADREQ (not a write set: the reason in *reterr), CF_ECONFLICT (not
  * the next sequence), or CF_EUNAVAIL. */
 int cf_store_apply(cf_store_t *s, const void *enc, size_t len, cf_error_t *reterr);
+
+/* ----------------------------------------------------------------- undo --- */
+/* Batches up to seq are safe: their undo records go with the next batch
+ * (or cf_store_undo_forget). */
+void cf_store_undo_acked(cf_store_t *s, uint64_t seq);
+/* The SHA-256 of batch seq's write set, from its undo record: 0, or
+ * CF_ENOTFOUND (no undo record: the batch was acknowledged, or applied). */
+int cf_store_undo_sha(cf_store_t *s, uint64_t seq, unsigned char sha[32]);
+/* Drop the undo records up to seq, in a transaction of their own that is
+ * not a batch (seq unchanged).  0 or CF_EUNAVAIL. */
+int cf_store_undo_forget(cf_store_t *s, uint64_t seq);
+/* Take back the batches after to_seq, newest first, with their undo
+ * records, in one transaction that sets the sequence to to_seq.  0,
+ * CF_ENOTFOUND (a batch has no undo record: it cannot be taken back), or
+ * CF_EUNAVAIL.  No transaction may be open. */
+int cf_store_rollback(cf_store_t *s, uint64_t to_seq, cf_error_t *reterr);
 
 /* ---------------------------------------------------------------- growth --- */
 /* Double the map (up to map_max).  Only with no transaction open.  0, or
