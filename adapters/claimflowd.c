@@ -694,7 +694,10 @@ static uint64_t s_seq(const s_daemon_t *d)
 static void s_release(s_daemon_t *d)
 {
     uint64_t seq = s_seq(d);
-    if (!d->syncer) {
+    if (d->cluster && cf_cluster_is_leader(d->cluster)) {
+        /* A leader's batch is acknowledged when the log holds it: the
+         * appender says so (s_cluster_acked). */
+    } else if (!d->syncer) {
         cf_stage_ack(d->stage, seq);          /* every commit synced itself */
     } else if (seq > d->kicked_seq) {
         cf_syncer_kick(d->syncer);            /* acknowledged when synced */
@@ -1341,10 +1344,24 @@ static int s_check_workflows(const cf_engine_opts_t *eo, cf_diags_t *d)
     return rc;
 }
 
+/* Batches the log holds now: their replies and events may go, their undo
+ * records may go. */
+static uint64_t s_cluster_acked(s_daemon_t *d)
+{
+    uint64_t acked = cf_cluster_acked(d->cluster);
+    if (d->engine && cf_cluster_is_leader(d->cluster)) {
+        cf_store_undo_acked(cf_engine_store(d->engine), acked);
+        cf_stage_ack(d->stage, acked);
+        cf_stage_release(d->stage, s_mono_us());
+    }
+    return acked;
+}
+
 /* The cluster's duties of this iteration, and a change of role. */
 static int s_cluster_step(s_daemon_t *d)
 {
     cf_error_t err = {0};
+    s_cluster_acked(d);
     int r = cf_cluster_tick(d->cluster, s_mono_us(), &err);
     if (r == CF_CLUSTER_FATAL) {
         fprintf(stderr, "claimflowd: error: %s\n", err.message);
@@ -1367,6 +1384,9 @@ static int s_cluster_step(s_daemon_t *d)
         r = CF_CLUSTER_DEMOTE;
     }
     if (r == CF_CLUSTER_DEMOTE) {
+        /* What the log does not hold is taken back: nobody hears of it
+         * (its clients retry with the same id). */
+        cf_stage_drop(d->stage, cf_cluster_acked(d->cluster));
         cf_engine_destroy(&d->engine);
         if (cf_cluster_follow(d->cluster, &err) < 0) {
             fprintf(stderr, "claimflowd: error: cannot reopen the store as a follower: %s\n",
@@ -1532,6 +1552,7 @@ int main(int argc, char **argv)
     cf_diags_clear(&diags);
     s_compact_health(&d);
     int nworkflows = clustered ? rc : s_workflow_count(d.engine);
+    d.eo.undo = clustered;   /* a leader commits before its log holds a batch */
     if (!clustered) {            /* the engine has its copy */
         free(roster);
         roster = NULL;
@@ -1668,15 +1689,20 @@ int main(int argc, char **argv)
             http_on ? " http=" : "", http_bound, clustered ? " node=" : "",
             clustered ? node : "");
 
-    zmq_pollitem_t items[6] = {
+    zmq_pollitem_t items[7] = {
         {.socket = d.portal, .events = ZMQ_POLLIN},
         {.socket = d.operator, .events = ZMQ_POLLIN},
         {.socket = NULL, .fd = s_sigpipe[0], .events = ZMQ_POLLIN},
         {.socket = cf_zap_socket(d.zap), .events = ZMQ_POLLIN},
         {.socket = d.evmon, .events = ZMQ_POLLIN},
         {.socket = NULL, .fd = d.syncer ? cf_syncer_fd(d.syncer) : -1, .events = ZMQ_POLLIN},
+        {.socket = NULL, .fd = -1, .events = ZMQ_POLLIN},
     };
     int nitems = d.syncer ? 6 : 5;
+    if (d.cluster) {        /* the appender's reports (no syncer in a cluster) */
+        items[5].fd = cf_cluster_fd(d.cluster);
+        nitems = 6;
+    }
     int exit_code = 0;
     while (!s_stop_signal) {
         long timeout = s_metrics_timeout(&d, s_poll_timeout(&d));
@@ -1737,6 +1763,16 @@ int main(int argc, char **argv)
     if (exit_code == 0)
         while (s_serve(&d) > 0)
             ;
+    /* A leader answers what its log took; the rest gets no answer. */
+    if (d.cluster) {
+        uint64_t acked = cf_cluster_drain(d.cluster);
+        if (d.engine && cf_cluster_is_leader(d.cluster)) {
+            cf_store_undo_acked(cf_engine_store(d.engine), acked);
+            cf_stage_ack(d.stage, acked);
+            cf_stage_release(d.stage, s_mono_us());
+        }
+        cf_stage_drop(d.stage, acked);
+    }
 
     char denied[48] = "";
     if (curve)

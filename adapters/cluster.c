@@ -2,7 +2,11 @@
 #include "cluster.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -31,15 +35,52 @@
  * sending it, and clocks drift. */
 #define S_LEASE_MARGIN_US 500000
 
+/* The appender: the leader's batches on their way to the log.  The loop's
+ * commit hook queues a copy of each write set and goes on (LMDB commits the
+ * batch with its undo record, the replies wait in the stage); this thread
+ * appends what is queued - several batches per etcd transaction when they
+ * queued up during the last one - and reports the last batch appended
+ * through a pipe the loop polls.  If an append fails, the queue stops:
+ * the loop steps down and takes back what the log does not hold. */
+typedef struct {
+    uint64_t seq;
+    unsigned char *ws;
+    size_t len;
+} s_item_t;
+
+typedef struct {
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s_item_t *q;
+    size_t qhead, qn, qcap, qbytes;
+    bool stop, failed;
+    uint64_t acked;                     /* the last batch the log holds */
+    uint64_t epoch;
+    int64_t lease_end_us;               /* the loop's, copied at each renewal */
+    char why[320];
+    int pipe[2];
+    cf_replog_t *log;                   /* its own: one etcd client per thread */
+} s_appender_t;
+
+/* Queued bytes beyond which the hook waits for the appender. */
+#define S_QUEUE_BYTES ((size_t)64 << 20)
+
 struct cf_cluster {
     cf_cluster_opts_t o;
+    s_appender_t ap;
+    bool pipelined;                     /* the hook queues (after the marker) */
+    cf_replog_opts_t lo;
     char *node, *data_dir, *portal, *operator, *events, *digest;
     cf_replog_t *log;
     cf_store_t *store;                  /* while follower */
     bool leader, lost;
+    bool unresolved;                    /* undo records the log was not asked about */
     uint64_t epoch;                     /* of the last batch applied or appended */
     uint64_t leader_epoch;              /* the known leader's (follower) */
-    uint64_t seq;                       /* applied (follower) / appended (leader) */
+    uint64_t seq;                       /* applied (follower) / committed (leader) */
+    uint64_t acked;                     /* leader: the last batch the log holds */
     uint64_t applied_published;
     int64_t lease_end_us, next_renew_us, next_poll_us, next_applied_us, next_trim_us;
     int64_t next_check_us;              /* follower: leader and gap checks */
@@ -121,6 +162,42 @@ static int s_apply_one(void *ctx, uint64_t seq, uint64_t epoch, const void *ws, 
         return rc;
     c->seq = seq;
     c->epoch = epoch;
+    return 0;
+}
+
+static int s_sha_one(void *ctx, uint64_t seq, uint64_t epoch, const void *ws, size_t len)
+{
+    (void)seq, (void)epoch;
+    crypto_hash_sha256(ctx, ws, len);
+    return 0;
+}
+
+/* Batches this store committed as a leader whose log may not hold them
+ * (their undo records): the newest the log holds with the same write set
+ * is kept with all before it; those after it are taken back, newest first.
+ * Then the store is exactly a prefix of the log. */
+static int s_resolve_undo(cf_cluster_t *c, cf_error_t *reterr)
+{
+    for (;;) {
+        uint64_t s = cf_store_seq(c->store);
+        unsigned char mine[32], theirs[32];
+        int rc = s ? cf_store_undo_sha(c->store, s, mine) : CF_ENOTFOUND;
+        if (rc == CF_ENOTFOUND)
+            break;
+        if (rc != 0)
+            return cf_error_set(reterr, rc, "cannot read the store's undo records");
+        size_t n = 0;
+        if ((rc = cf_replog_read(c->log, s, 1, s_sha_one, theirs, &n, NULL, reterr)) != 0)
+            return rc;
+        if (n == 1 && memcmp(mine, theirs, 32) == 0)
+            break;
+        if ((rc = cf_store_rollback(c->store, s - 1, reterr)) != 0)
+            return rc;
+        s_log(c, "took back batch %" PRIu64 ": the log does not hold it", s);
+    }
+    c->seq = cf_store_seq(c->store);
+    if (cf_store_undo_forget(c->store, c->seq) != 0)
+        return cf_error_set(reterr, CF_EUNAVAIL, "cannot drop the store's undo records");
     return 0;
 }
 
@@ -217,6 +294,9 @@ static int s_mark_epoch(cf_cluster_t *c, cf_error_t *reterr)
     return 0;
 }
 
+static int s_appender_start(cf_cluster_t *c, cf_error_t *reterr);
+static uint64_t s_appender_stop(cf_cluster_t *c, bool drain);
+
 static int s_campaign(cf_cluster_t *c, int64_t now, cf_error_t *reterr)
 {
     bool won = false;
@@ -240,23 +320,21 @@ static int s_campaign(cf_cluster_t *c, int64_t now, cf_error_t *reterr)
         return rc;
     }
     cf_store_destroy(&c->store);
+    c->acked = c->seq;
+    if ((rc = s_appender_start(c, reterr)) != 0) {
+        cf_replog_resign(c->log);
+        c->leader = false;
+        s_view_update(c);
+        (void)s_store_open(c, reterr);
+        return rc;
+    }
+    c->pipelined = true;
     s_log(c, "leader of epoch %" PRIu64 " from batch %" PRIu64, c->epoch, c->seq);
     return CF_CLUSTER_PROMOTE;
 }
 
-int cf_cluster_hook(void *ctx, uint64_t seq, const cf_wset_t *ws)
+static int s_hook_sync(cf_cluster_t *c, uint64_t seq, const cf_wset_t *ws)
 {
-    cf_cluster_t *c = ctx;
-    if (!ws) {
-        /* Appended, but LMDB could not commit it: the log is ahead of this
-         * store.  Only a follower's catch-up can mend that. */
-        c->lost = true;
-        return 0;
-    }
-    if (!c->leader || c->lost || s_mono_us() >= c->lease_end_us) {
-        c->lost = true;
-        return CF_EUNAVAIL;
-    }
     cf_bytes_t enc = cf_wset_encoded(ws);
     cf_error_t err = {0};
     int rc = cf_replog_append(c->log, c->epoch, seq, enc.data, enc.len, (int64_t)time(NULL),
@@ -267,8 +345,200 @@ int cf_cluster_hook(void *ctx, uint64_t seq, const cf_wset_t *ws)
               rc == CF_ECONFLICT ? "not appended" : "append outcome unknown", err.message);
         return rc;
     }
+    c->seq = c->acked = seq;
+    return 0;
+}
+
+/* Queue a copy for the appender; wait while the queue is over its bound. */
+static int s_hook_queue(cf_cluster_t *c, uint64_t seq, const cf_wset_t *ws)
+{
+    s_appender_t *ap = &c->ap;
+    cf_bytes_t enc = cf_wset_encoded(ws);
+    unsigned char *copy = malloc(enc.len ? enc.len : 1);
+    if (!copy)
+        return CF_EINTERNAL;
+    memcpy(copy, enc.data, enc.len);
+    pthread_mutex_lock(&ap->mu);
+    while (!ap->failed && ap->qbytes > S_QUEUE_BYTES)
+        pthread_cond_wait(&ap->cv, &ap->mu);
+    int rc = 0;
+    if (ap->failed) {
+        rc = CF_EUNAVAIL;
+    } else if (ap->qn == ap->qcap) {
+        size_t cap = ap->qcap ? ap->qcap * 2 : 64;
+        s_item_t *q = malloc(cap * sizeof *q);
+        if (!q) {
+            rc = CF_EINTERNAL;
+        } else {
+            for (size_t i = 0; i < ap->qn; i++)
+                q[i] = ap->q[(ap->qhead + i) % ap->qcap];
+            free(ap->q);
+            ap->q = q;
+            ap->qhead = 0;
+            ap->qcap = cap;
+        }
+    }
+    if (rc == 0) {
+        ap->q[(ap->qhead + ap->qn++) % ap->qcap] = (s_item_t){seq, copy, enc.len};
+        ap->qbytes += enc.len;
+        pthread_cond_broadcast(&ap->cv);
+    }
+    pthread_mutex_unlock(&ap->mu);
+    if (rc != 0) {
+        free(copy);
+        c->lost = true;
+        return rc;
+    }
     c->seq = seq;
     return 0;
+}
+
+int cf_cluster_hook(void *ctx, uint64_t seq, const cf_wset_t *ws)
+{
+    cf_cluster_t *c = ctx;
+    if (!ws) {
+        /* Queued or appended, but LMDB could not commit it: the log may get
+         * a batch this store lacks.  Only a follower's catch-up mends that. */
+        c->lost = true;
+        return 0;
+    }
+    if (!c->leader || c->lost || s_mono_us() >= c->lease_end_us) {
+        c->lost = true;
+        return CF_EUNAVAIL;
+    }
+    return c->pipelined ? s_hook_queue(c, seq, ws) : s_hook_sync(c, seq, ws);
+}
+
+/* ----------------------------------------------------------- appender --- */
+static void *s_appender_main(void *arg)
+{
+    cf_cluster_t *c = arg;
+    s_appender_t *ap = &c->ap;
+    cf_replog_entry_t *v = NULL;
+    size_t vcap = 0;
+    pthread_mutex_lock(&ap->mu);
+    for (;;) {
+        while (!ap->stop && (ap->qn == 0 || ap->failed))
+            pthread_cond_wait(&ap->cv, &ap->mu);
+        if (ap->stop && (ap->qn == 0 || ap->failed))
+            break;
+        /* Everything queued goes now (the queue keeps its items until
+         * they are in: the hook only adds at the tail). */
+        size_t n = ap->qn;
+        if (n > vcap) {
+            cf_replog_entry_t *nv = realloc(v, n * sizeof *nv);
+            if (!nv) {
+                ap->failed = true;
+                snprintf(ap->why, sizeof ap->why, "out of memory");
+                break;
+            }
+            v = nv;
+            vcap = n;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const s_item_t *it = &ap->q[(ap->qhead + i) % ap->qcap];
+            v[i] = (cf_replog_entry_t){it->seq, it->ws, it->len};
+        }
+        uint64_t epoch = ap->epoch;
+        bool lapsed = s_mono_us() >= ap->lease_end_us;
+        pthread_mutex_unlock(&ap->mu);
+
+        size_t done = 0;
+        cf_error_t err = {0};
+        int rc = lapsed ? cf_error_set(&err, CF_ECONFLICT, "the lease lapsed")
+                        : cf_replog_append_many(ap->log, epoch, v, n, (int64_t)time(NULL), &done,
+                                                &err);
+        pthread_mutex_lock(&ap->mu);
+        for (size_t i = 0; i < done; i++) {
+            s_item_t *it = &ap->q[ap->qhead];
+            ap->acked = it->seq;
+            ap->qbytes -= it->len;
+            free(it->ws);
+            ap->qhead = (ap->qhead + 1) % ap->qcap;
+            ap->qn--;
+        }
+        if (rc != 0) {
+            ap->failed = true;
+            snprintf(ap->why, sizeof ap->why, "batch %" PRIu64 " %s: %s",
+                     v[done].seq, rc == CF_ECONFLICT ? "not appended" : "append outcome unknown",
+                     err.message);
+        }
+        pthread_cond_broadcast(&ap->cv);
+        ssize_t w = write(ap->pipe[1], "a", 1);
+        (void)w;
+    }
+    pthread_mutex_unlock(&ap->mu);
+    free(v);
+    return NULL;
+}
+
+static int s_appender_start(cf_cluster_t *c, cf_error_t *reterr)
+{
+    s_appender_t *ap = &c->ap;
+    int rc = ap->log ? 0 : cf_replog_open(&c->lo, &ap->log, reterr);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&ap->mu);
+    ap->stop = ap->failed = false;
+    ap->acked = c->seq;
+    ap->epoch = c->epoch;
+    ap->lease_end_us = c->lease_end_us;
+    ap->why[0] = '\0';
+    pthread_mutex_unlock(&ap->mu);
+    if (pthread_create(&ap->thread, NULL, s_appender_main, c) != 0)
+        return cf_error_set(reterr, CF_EINTERNAL, "cannot start the appender thread");
+    ap->running = true;
+    return 0;
+}
+
+/* Stop the thread: with drain, after it appended what is queued (or
+ * failed).  Returns the last batch the log holds. */
+static uint64_t s_appender_stop(cf_cluster_t *c, bool drain)
+{
+    s_appender_t *ap = &c->ap;
+    if (!ap->running)
+        return c->acked;
+    pthread_mutex_lock(&ap->mu);
+    if (!drain)
+        ap->failed = true;
+    ap->stop = true;
+    pthread_cond_broadcast(&ap->cv);
+    pthread_mutex_unlock(&ap->mu);
+    pthread_join(ap->thread, NULL);
+    ap->running = false;
+    pthread_mutex_lock(&ap->mu);
+    for (; ap->qn; ap->qn--, ap->qhead = (ap->qhead + 1) % ap->qcap)
+        free(ap->q[ap->qhead].ws);
+    ap->qbytes = 0;
+    if (ap->acked > c->acked)
+        c->acked = ap->acked;
+    pthread_mutex_unlock(&ap->mu);
+    char drainbuf[64];
+    while (read(ap->pipe[0], drainbuf, sizeof drainbuf) > 0)
+        ;
+    return c->acked;
+}
+
+int cf_cluster_fd(const cf_cluster_t *c) { return c->ap.pipe[0]; }
+
+uint64_t cf_cluster_acked(cf_cluster_t *c)
+{
+    s_appender_t *ap = &c->ap;
+    char buf[64];
+    while (read(ap->pipe[0], buf, sizeof buf) > 0)
+        ;
+    pthread_mutex_lock(&ap->mu);
+    if (ap->running && ap->acked > c->acked)
+        c->acked = ap->acked;
+    bool failed = ap->running && ap->failed;
+    char why[320];
+    snprintf(why, sizeof why, "%s", ap->why);
+    pthread_mutex_unlock(&ap->mu);
+    if (failed && !c->lost) {
+        c->lost = true;
+        s_log(c, "%s", why);
+    }
+    return c->acked;
 }
 
 /* ---------------------------------------------------------------- api --- */
@@ -297,18 +567,29 @@ int cf_cluster_open(const cf_cluster_opts_t *o, cf_cluster_t **ret, cf_error_t *
     c->o.node = c->node;
     c->o.data_dir = c->data_dir;
     s_view_update(c);
+    pthread_mutex_init(&c->ap.mu, NULL);
+    pthread_cond_init(&c->ap.cv, NULL);
+    c->ap.pipe[0] = c->ap.pipe[1] = -1;
+    if (pipe(c->ap.pipe) != 0 || fcntl(c->ap.pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(c->ap.pipe[1], F_SETFL, O_NONBLOCK) != 0) {
+        cf_cluster_close(&c);
+        return cf_error_set(reterr, CF_EINTERNAL, "cannot make a pipe: %s", strerror(errno));
+    }
     const cf_cluster_conf_t *cl = o->conf;
     cf_replog_opts_t lo = {.urls = (const char *const *)cl->etcd, .nurls = cl->netcd,
                            .prefix = cl->prefix, .node = c->node,
                            .lease_seconds = cl->lease_seconds,
                            .timeout_ms = (long)cl->lease_seconds * 1000 / 3,
                            .tls_ca = cl->tls_ca, .tls_cert = cl->tls_cert, .tls_key = cl->tls_key};
+    c->lo = lo;
     int rc = cf_replog_open(&lo, &c->log, reterr);
     if (rc == 0)
         rc = s_store_open(c, reterr);
+    if (rc == 0)
+        rc = s_resolve_undo(c, reterr);
     if (rc != 0) {
         cf_cluster_close(&c);
-        return rc;
+        return rc == CF_EINTERNAL ? CF_EUNAVAIL : rc;
     }
     /* A store with batches the log never had was written outside this
      * cluster.  (A log that is empty may start from any store: a single
@@ -377,10 +658,19 @@ void cf_cluster_close(cf_cluster_t **c_p)
     cf_cluster_t *c = c_p ? *c_p : NULL;
     if (!c)
         return;
+    s_appender_stop(c, false);
     if (c->leader && c->log)
         cf_replog_resign(c->log);
     cf_store_destroy(&c->store);
     cf_replog_close(&c->log);
+    cf_replog_close(&c->ap.log);
+    free(c->ap.q);
+    if (c->ap.pipe[0] >= 0) {
+        close(c->ap.pipe[0]);
+        close(c->ap.pipe[1]);
+    }
+    pthread_mutex_destroy(&c->ap.mu);
+    pthread_cond_destroy(&c->ap.cv);
     s_leader_forget(c);
     free(c->node);
     free(c->data_dir);
@@ -394,16 +684,19 @@ void cf_cluster_close(cf_cluster_t **c_p)
 
 static void s_publish_applied(cf_cluster_t *c, int64_t now)
 {
-    if (now < c->next_applied_us || c->seq == c->applied_published)
+    uint64_t applied = c->leader ? c->acked : c->seq;
+    if (now < c->next_applied_us || applied == c->applied_published)
         return;
     c->next_applied_us = now + S_APPLIED_US;
-    if (cf_replog_applied(c->log, c->seq, NULL) == 0)
-        c->applied_published = c->seq;
+    if (cf_replog_applied(c->log, applied, NULL) == 0)
+        c->applied_published = applied;
 }
 
 static int s_demote(cf_cluster_t *c, const char *why)
 {
     s_log(c, "no longer the leader of epoch %" PRIu64 ": %s", c->epoch, why);
+    s_appender_stop(c, false);
+    c->pipelined = false;
     cf_replog_resign(c->log);
     c->leader = false;
     c->lost = false;
@@ -431,6 +724,9 @@ int cf_cluster_tick(cf_cluster_t *c, int64_t now, cf_error_t *reterr)
             } else {
                 c->lease_end_us = t0 + ttl_ms * 1000 - S_LEASE_MARGIN_US;
                 c->next_renew_us = t0 + (int64_t)c->o.conf->lease_seconds * 1000000 / 3;
+                pthread_mutex_lock(&c->ap.mu);
+                c->ap.lease_end_us = c->lease_end_us;
+                pthread_mutex_unlock(&c->ap.mu);
             }
         }
         if (s_mono_us() >= c->lease_end_us)
@@ -448,6 +744,17 @@ int cf_cluster_tick(cf_cluster_t *c, int64_t now, cf_error_t *reterr)
         return CF_CLUSTER_NONE;
     size_t n = 0;
     cf_error_t err = {0};
+    if (c->unresolved) {
+        c->next_poll_us = now + S_CHECK_US;
+        int urc = s_resolve_undo(c, &err);
+        if (urc == CF_ENOTFOUND || urc == CF_EINTERNAL) {
+            *reterr = err;
+            return CF_CLUSTER_FATAL;
+        }
+        if (urc != 0)
+            return CF_CLUSTER_NONE;
+        c->unresolved = false;
+    }
     bool check = now >= c->next_check_us;
     if (check)
         c->next_check_us = now + S_CHECK_US;
@@ -488,7 +795,23 @@ long cf_cluster_wait_ms(const cf_cluster_t *c, int64_t now)
 
 int cf_cluster_follow(cf_cluster_t *c, cf_error_t *reterr)
 {
-    return s_store_open(c, reterr);
+    int rc = s_store_open(c, reterr);
+    if (rc != 0)
+        return rc;
+    /* etcd may be what failed: then the question waits for the next tick
+     * (nothing is applied or campaigned before it is answered). */
+    cf_error_t err = {0};
+    c->unresolved = s_resolve_undo(c, &err) != 0;
+    if (c->unresolved)
+        s_log(c, "cannot yet tell which batches the log holds: %s", err.message);
+    return 0;
+}
+
+uint64_t cf_cluster_drain(cf_cluster_t *c)
+{
+    if (c->leader && c->ap.running)
+        s_appender_stop(c, true);
+    return c->acked;
 }
 
 void cf_cluster_step_down(cf_cluster_t *c, const char *why)

@@ -65,7 +65,10 @@ void cf_cluster_step_down(cf_cluster_t *c, const char *why);
  * contents in name order: nodes of one cluster must agree on it. */
 int cf_cluster_digest(const char *dir, char hex[65], cf_error_t *reterr);
 
-/* After DEMOTE and closing the engine: reopen the store as a follower. */
+/* After DEMOTE and closing the engine: reopen the store as a follower,
+ * taking back the batches it committed as leader that the log does not
+ * hold (the stage's replies for them must be dropped first:
+ * cf_stage_drop after cf_cluster_acked). */
 int cf_cluster_follow(cf_cluster_t *c, cf_error_t *reterr);
 
 bool cf_cluster_is_leader(const cf_cluster_t *c);
@@ -77,6 +80,17 @@ bool cf_cluster_serving(const cf_cluster_t *c, int64_t now_us);
 
 /* The engine's commit hook while leader (store.h): append, then commit. */
 int cf_cluster_hook(void *ctx, uint64_t seq, const cf_wset_t *ws);
+
+/* The leader's appender (cluster.c): readable when batches reached the log
+ * (or an append failed); poll it with the sockets. */
+int cf_cluster_fd(const cf_cluster_t *c);
+/* Drain the fd: the last batch the log holds (the stage may release up to
+ * it; the store may drop undo records up to it).  A failed append makes
+ * the next tick DEMOTE. */
+uint64_t cf_cluster_acked(cf_cluster_t *c);
+/* Stopping: let the appender finish what is queued; the last batch the log
+ * holds. */
+uint64_t cf_cluster_drain(cf_cluster_t *c);
 
 /* The view `ping` reports (borrowed; kept current by the tick). */
 const cf_cluster_view_t *cf_cluster_view(const cf_cluster_t *c);

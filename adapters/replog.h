@@ -61,6 +61,19 @@ int cf_replog_leader(cf_replog_t *l, char *node, size_t cap, uint64_t *epoch,
 int cf_replog_append(cf_replog_t *l, uint64_t epoch, uint64_t seq, const void *ws, size_t len,
                      int64_t at, cf_error_t *reterr);
 
+/* Append consecutive batches v[0..n) (v[i].seq = v[0].seq + i), as many
+ * to one backend transaction as fit (one request each way: what lets the
+ * leader's next batches ride on one round trip).  *appended: how many made
+ * it, in order, whatever the result.  0, CF_ECONFLICT or CF_EUNAVAIL as
+ * cf_replog_append. */
+typedef struct {
+    uint64_t seq;
+    const void *ws;
+    size_t len;
+} cf_replog_entry_t;
+int cf_replog_append_many(cf_replog_t *l, uint64_t epoch, const cf_replog_entry_t *v, size_t n,
+                          int64_t at, size_t *appended, cf_error_t *reterr);
+
 /* One entry as read: its write set (complete, also when it travelled in
  * chunks) and the epoch that appended it.  Borrowed for the call. */
 typedef int (*cf_replog_fn)(void *ctx, uint64_t seq, uint64_t epoch, const void *ws,

@@ -226,6 +226,76 @@ int cf_replog_append(cf_replog_t *l, uint64_t epoch, uint64_t seq, const void *w
     return 0;
 }
 
+/* Entries per group transaction: etcd allows 128 operations in one (its
+ * --max-txn-ops default), and one more is the time slot. */
+#define S_GROUP_MAX 64
+
+int cf_replog_append_many(cf_replog_t *l, uint64_t epoch, const cf_replog_entry_t *v, size_t n,
+                          int64_t at, size_t *appended, cf_error_t *reterr)
+{
+    *appended = 0;
+    while (*appended < n) {
+        const cf_replog_entry_t *g = &v[*appended];
+        /* A big batch goes alone (in chunks). */
+        size_t k = 0, bytes = 0;
+        while (*appended + k < n && k < S_GROUP_MAX && g[k].len <= S_CHUNK &&
+               bytes + g[k].len <= S_CHUNK)
+            bytes += g[k++].len;
+        if (k <= 1) {
+            int rc = cf_replog_append(l, epoch, g[0].seq, g[0].ws, g[0].len, at, reterr);
+            if (rc != 0)
+                return rc;
+            (*appended)++;
+            continue;
+        }
+        char (*keys)[S_KEYCAP] = calloc(k + 2, S_KEYCAP);
+        msgpack_sbuffer *bufs = calloc(k, sizeof *bufs);
+        cf_etcd_op_t *ops = calloc(k + 1, sizeof *ops);
+        int rc = keys && bufs && ops ? 0 : CF_EINTERNAL;
+        size_t nops = 0;
+        for (size_t i = 0; i < k && rc == 0; i++) {
+            if ((rc = s_entry(l, epoch, at, g[i].ws, g[i].len, 0)) != 0)
+                break;
+            bufs[i] = l->sb;                  /* taken over; a new one for the next */
+            msgpack_sbuffer_init(&l->sb);
+            size_t kl = s_key(l, keys[i], S_KEYCAP, "log/%020" PRIu64, g[i].seq);
+            ops[nops++] = (cf_etcd_op_t){.key = keys[i], .klen = kl, .val = bufs[i].data,
+                                         .vlen = bufs[i].size};
+        }
+        char tv[24];
+        int64_t slot = at - at % S_SLOT;
+        if (rc == 0 && slot != l->last_slot) {
+            size_t tkl = s_key(l, keys[k], S_KEYCAP, "logtime/%020" PRId64, slot);
+            int tvl = snprintf(tv, sizeof tv, "%" PRIu64, g[0].seq);
+            ops[nops++] = (cf_etcd_op_t){.key = keys[k], .klen = tkl, .val = tv,
+                                         .vlen = (size_t)tvl};
+        }
+        bool ok = false, unknown = false;
+        if (rc == 0) {
+            size_t lkl = s_key(l, keys[k + 1], S_KEYCAP, "leader");
+            cf_etcd_cmp_t cmp[2] = {{keys[k + 1], lkl, (int64_t)epoch},
+                                    {keys[0], ops[0].klen, 0}};
+            if (cf_etcd_txn(l->etcd, cmp, 2, ops, nops, &ok, NULL, &unknown, reterr) != 0)
+                rc = CF_EUNAVAIL;
+            else if (!ok)
+                rc = cf_error_set(reterr, CF_ECONFLICT, "the leadership was lost (or batch %"
+                                  PRIu64 " was taken)", g[0].seq);
+        } else {
+            cf_error_set(reterr, rc, "out of memory");
+        }
+        for (size_t i = 0; bufs && i < k; i++)
+            msgpack_sbuffer_destroy(&bufs[i]);
+        free(bufs);
+        free(ops);
+        free(keys);
+        if (rc != 0)
+            return rc;
+        l->last_slot = slot;
+        *appended += k;
+    }
+    return 0;
+}
+
 /* The log's first entry (0: empty). */
 static int s_first(cf_replog_t *l, uint64_t *first, cf_error_t *reterr)
 {

@@ -183,6 +183,34 @@ void cf_stage_end(cf_stage_t *s)
     s->open = NULL;
 }
 
+static void s_batch_drop(s_batch_t *b)
+{
+    for (size_t i = 0; i < b->nreplies; i++) {
+        for (size_t j = 0; j < b->replies[i].nenv; j++)
+            zmq_msg_close(&b->replies[i].env[j]);
+        cf_reply_fini(&b->replies[i].r);
+    }
+    for (size_t i = 0; i < b->nevents; i++) {
+        free(b->events[i].topic);
+        free(b->events[i].body);
+    }
+    b->nreplies = b->nevents = 0;
+}
+
+size_t cf_stage_drop(cf_stage_t *s, uint64_t seq)
+{
+    size_t dropped = 0;
+    while (s->n) {
+        s_batch_t *b = &s->ring[(s->head + s->n - 1) % s->cap];
+        if (b->watermark <= seq)
+            break;
+        s_batch_drop(b);
+        s->n--;
+        dropped++;
+    }
+    return dropped;
+}
+
 void cf_stage_ack(cf_stage_t *s, uint64_t seq)
 {
     if (seq > s->acked)

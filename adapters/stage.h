@@ -54,6 +54,11 @@ int cf_stage_reply(cf_stage_t *s, void *sock, zmq_msg_t *env, size_t nenv, cf_re
 int cf_stage_events(cf_stage_t *s, const cf_pub_t *p, size_t n);
 void cf_stage_end(cf_stage_t *s);
 
+/* Forget, unsent, the held batches after seq: a cluster's leader whose log
+ * never took them (their clients get no answer, and retry with the same
+ * id).  Returns how many. */
+size_t cf_stage_drop(cf_stage_t *s, uint64_t seq);
+
 /* Batches up to seq are acknowledged (durable where the promise says). */
 void cf_stage_ack(cf_stage_t *s, uint64_t seq);
 /* Send every batch, in order, that is acknowledged and past its delay.

@@ -594,6 +594,7 @@ typedef struct {
     uint32_t limit, n;
     size_t scanned;
     uint64_t batch;          /* of the entry being looked at */
+    uint64_t last;           /* the last committed batch: later ones are this one's */
     uint64_t done;           /* the last batch whose events are all in */
     bool more;
     int err;
@@ -605,6 +606,10 @@ static int s_changes_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
     if (k.len != 12)
         return CF_SCAN_NEXT;
     uint64_t batch = cf_be64_get(k.data);
+    /* Events of the batch this request runs in are not committed yet (and
+     * go out on the events socket when they are). */
+    if (batch > x->last)
+        return CF_SCAN_STOP;
     if (batch != x->batch) {
         /* A batch boundary: stop here if the page is full. */
         if (x->batch)
@@ -650,7 +655,8 @@ static int s_changes(cf_op_t *op)
     msgpack_sbuffer_init(&list);
     msgpack_packer lp;
     msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
-    s_changes_t x = {.op = op, .lp = &lp, .list = &list, .limit = (uint32_t)limit};
+    s_changes_t x = {.op = op, .lp = &lp, .list = &list, .limit = (uint32_t)limit,
+                     .last = cf_store_seq(op->b->store)};
     unsigned char from[12];
     size_t fl = cf_key_change(from, (uint64_t)after + 1, 0);
     rc = cf_txn_scan(op->b->txn, CF_DB_CHANGES, from, fl, 0, s_changes_one, &x);

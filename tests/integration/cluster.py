@@ -88,6 +88,10 @@ class Etcd:
             p.wait()
             self.procs[i] = None
 
+    def signal(self, i, sig):
+        if self.procs[i] is not None:
+            self.procs[i].send_signal(sig)
+
     def post(self, i, path, body, timeout=3):
         req = urllib.request.Request(self.urls[i] + path, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -226,10 +230,22 @@ class Cluster:
         return out
 
     def dump(self, d):
+        """Every database's logical content but the node's own: the map
+        size, and `undo` (a leader's records of batches not yet known to be
+        in the log, store.h)."""
         out = subprocess.run(["mdb_dump", "-a", d.data_dir], capture_output=True,
                              timeout=120, check=True).stdout
-        # The map size is a node's own; the epoch marker is the same on all.
-        return [ln for ln in out.split(b"\n") if not ln.startswith(b"mapsize=")]
+        lines, skip = [], False
+        for ln in out.split(b"\n"):
+            if ln.startswith(b"VERSION="):
+                skip = False
+            if ln == b"database=undo":
+                skip = True
+                while lines and lines[-1] != b"" and not lines[-1].startswith(b"DATA=END"):
+                    lines.pop()
+            if not skip and not ln.startswith(b"mapsize="):
+                lines.append(ln)
+        return lines
 
     def cleanup(self):
         for d in self.nodes.values():

@@ -46,6 +46,14 @@ def test_published_events_carry_their_batch_and_the_feed_repeats_them():
             eq(r["next"], r["changes"][-1]["batch"])
             after = r["next"]
         eq(got, published)
+        # A feed read in the same batch as a write does not show that
+        # batch: it is not committed yet (it goes out live when it is).
+        p.send({"op": "create", "id": new_id(), "workflow": "health_claim", "member": a,
+                "data": {"member": a, "treatment": "chiropractic"}})
+        o.send({"op": "changes", "after": batches[2]})
+        p.recv()
+        r = ok(o.recv())
+        check(all(e["batch"] <= r["seq"] for e in r["changes"]), r)
 
 
 def test_the_portal_sees_only_its_members_changes():
