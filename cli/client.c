@@ -243,6 +243,12 @@ void cf_client_destroy(cf_client_t **self_p)
 
 const char *cf_client_endpoint(const cf_client_t *self) { return self->endpoint; }
 
+void cf_client_set_timeout(cf_client_t *self, int timeout_ms)
+{
+    assert(timeout_ms > 0);
+    self->timeout_ms = timeout_ms;
+}
+
 static int64_t s_now_ms(void)
 {
     struct timespec ts;

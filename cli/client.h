@@ -118,6 +118,10 @@ void cf_client_destroy(cf_client_t **self_p);
 /* The endpoint this client talks to (for messages).  Borrowed. */
 const char *cf_client_endpoint(const cf_client_t *self);
 
+/* Bound the following calls' waits by timeout_ms (> 0) instead of
+ * cf_client_new's: a list of nodes gives each node a share of the whole. */
+void cf_client_set_timeout(cf_client_t *self, int timeout_ms);
+
 /* Send req and wait for its reply.  0: *ret (initialised by the caller with
  * msgpack_unpacked_init, destroyed by the caller with
  * msgpack_unpacked_destroy) holds the reply map, whose `ok` is true.

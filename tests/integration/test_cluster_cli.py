@@ -1,0 +1,215 @@
+"""test_cluster_cli.py: claimctl and the Python client module against a
+real cluster - three etcd members and three claimflowd nodes on loopback
+(cluster.py) - with the leader killed (kill -9) under them.
+
+- `claimctl cluster` shows one leader and two followers with the leader's
+  epoch and each node's seq as its own ping says; `--json` parses;
+- a claimctl command given the three endpoints, a follower first, follows
+  `not_leader` to the leader; after the leader is killed the same command
+  line (same --id) succeeds against the new leader, exactly once.
+
+docs/claimctl.md ("Clusters") and docs/protocol.md ("Connecting to a
+cluster") describe what is checked here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (CLAIMCTL, TIMEOUT_SCALE, WORKFLOWS_DIR, check, cpr, eq,  # noqa: E402
+                     new_id, ok, run_tests)
+from cluster import Etcd, Cluster, ClusterClient, have_etcd  # noqa: E402
+
+LEASE = 2
+RUN_TIMEOUT = 120          # an ASan claimctl on a busy machine; never a hang
+FAILOVER = 30              # claimctl --timeout across a failover (2 x lease + slack)
+
+
+# ------------------------------------------------------------- claimctl ---
+def env():
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("CLAIMFLOW_"):
+            e.pop(k)
+    e["CLAIMFLOW_WORKFLOWS"] = WORKFLOWS_DIR
+    return e
+
+
+class Run:
+    def __init__(self, p):
+        self.rc, self.out, self.err = p.returncode, p.stdout, p.stderr
+
+    def __repr__(self):
+        return "exit %s\n--- stdout\n%s--- stderr\n%s" % (self.rc, self.out, self.err)
+
+    def json(self):
+        return json.loads(self.out)
+
+
+def run(*args, environ=None):
+    p = subprocess.run([CLAIMCTL] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=RUN_TIMEOUT * TIMEOUT_SCALE, env=environ or env(),
+                       stdin=subprocess.DEVNULL)
+    return Run(p)
+
+
+def ok_run(r):
+    if r.rc != 0:
+        raise AssertionError("expected exit 0, got %r" % r)
+    return r
+
+
+def endpoints(nodes, what="operator"):
+    return ",".join(getattr(d, what) for d in nodes)
+
+
+# --------------------------------------------------------------- helpers ---
+def with_cluster(fn):
+    if not have_etcd():
+        print("SKIP: etcd not installed (Debian's etcd-server)")
+        return
+    with Etcd(3) as etcd, Cluster(etcd, 3, lease=LEASE) as cl:
+        fn(cl)
+
+
+def roles(cl):
+    """(leader, [followers]) once there is a leader and both others follow it."""
+    leader = cl.wait_leader()
+    deadline = time.monotonic() + 30 * TIMEOUT_SCALE
+    while time.monotonic() < deadline:
+        followers = [d for d in cl.nodes.values() if d is not leader and d.running()]
+        pings = [cl.ping(d) for d in followers]
+        if all(p and p["role"] == "follower" and p["leader"] and
+               p["leader"]["node"] == leader.name for p in pings):
+            return leader, followers
+        time.sleep(0.1)
+    raise AssertionError("the followers do not know the leader")
+
+
+def create_claims(pc, member, n):
+    """n claims created through the cluster; their ids."""
+    ids = []
+    for _ in range(n):
+        r, _ = pc.call({"op": "create", "id": new_id("cc"), "member": member,
+                        "workflow": "health_claim",
+                        "data": {"member": member, "treatment": "chiropractic"}})
+        ids.append(ok(r)["claim"]["id"])
+    return ids
+
+
+def feed(cl, after):
+    """Every event of the change feed after batch `after`, from the leader."""
+    h = ClusterClient(cl, "operator", {"actor": "hanne"})
+    out = []
+    try:
+        while True:
+            r, _ = h.call({"op": "changes", "after": after})
+            out += ok(r)["changes"]
+            if "next" not in r:
+                return out, r["seq"]
+            after = r["next"]
+    finally:
+        h.close()
+
+
+# ------------------------------------------------------------------ tests ---
+def test_cluster_shows_each_node():
+    def body(cl):
+        leader, followers = roles(cl)
+        pc = ClusterClient(cl)
+        create_claims(pc, cpr(1, 2, 1980, 1234), 3)
+        pc.close()
+        seq = cl.ping(leader)["seq"]
+        cl.wait_seq(seq)
+        nodes = [followers[0], leader, followers[1]]
+        r = ok_run(run("cluster", "--endpoint", endpoints(nodes), "--json"))
+        epoch = cl.ping(leader)["epoch"]
+        got = r.json()["nodes"]
+        want = []
+        for d in nodes:
+            p = cl.ping(d)
+            want.append({"endpoint": d.operator, "node": d.name, "role": p["role"],
+                         "seq": p["seq"], "lag": 0, "epoch": p["epoch"], "error": None})
+        eq(got, want)
+        eq([n["role"] for n in got], ["follower", "leader", "follower"])
+        eq({n["epoch"] for n in got}, {epoch})
+        eq({n["seq"] for n in got}, {seq})
+        # The table: a header and one row per node, in the list's order.
+        t = ok_run(run("cluster", "--endpoint", endpoints(nodes)))
+        lines = t.out.splitlines()
+        eq(lines[0].split(), ["NODE", "ROLE", "SEQ", "LAG", "EPOCH", "ENDPOINT"])
+        eq([ln.split() for ln in lines[1:]],
+           [[d.name, r, str(seq), "0", str(epoch), d.operator]
+            for d, r in zip(nodes, ["follower", "leader", "follower"])])
+        # A node that is down is shown as such; the others still answer.
+        victim = followers[1]
+        victim.kill()
+        r = ok_run(run("cluster", "--endpoint", endpoints(nodes), "--json", "--timeout", "1"))
+        eq(r.json()["nodes"][2], {"endpoint": victim.operator, "node": None,
+                                  "role": "unreachable", "seq": None, "lag": None,
+                                  "epoch": None, "error": "unreachable"})
+        eq([n["role"] for n in r.json()["nodes"][:2]], ["follower", "leader"])
+        # None answering is exit 3, as for every command.
+        dead = "tcp://127.0.0.1:1,%s" % victim.operator
+        r = run("cluster", "--endpoint", dead, "--timeout", "1")
+        eq((r.rc, r.out), (3, ""), r)
+        eq(r.err, "claimctl: cannot reach claimflowd at any of %s within 1 s "
+                  "(are they running?)\n" % dead)
+    with_cluster(body)
+
+
+def test_claimctl_follows_the_leader_and_survives_its_death():
+    def body(cl):
+        leader, followers = roles(cl)
+        m = cpr(2, 3, 1981, 1234)
+        pc = ClusterClient(cl)
+        cid = create_claims(pc, m, 1)[0]
+        r, _ = pc.call({"op": "consent.give", "id": new_id(), "member": m})
+        ok(r)
+        pc.close()
+        nodes = [followers[0], leader, followers[1]]
+        eps = endpoints(nodes)
+        # A follower first: the request follows not_leader to the leader.
+        r = ok_run(run("approve", cid, "--endpoint", eps, "--as", "hanne", "--id",
+                       "approve-" + cid, "--json"))
+        eq(r.json()["claim"]["state"], "approved")
+        r = ok_run(run("show", cid, "--endpoint", eps, "--as", "hanne", "--json"))
+        eq([e["event"] for e in r.json()["events"]][-1], "decision.approved")
+        # The environment takes the same list.
+        e = env()
+        e["CLAIMFLOW_ENDPOINT"] = eps
+        e["CLAIMFLOW_OPERATOR"] = "hanne"
+        r = ok_run(run("stats", "--json", environ=e))
+        check(r.json()["claims"] >= 1, r)
+        # The leader dies; the same command line, at once, finds the new one
+        # and gets the remembered reply (same --id: applied once).
+        leader.kill()
+        r = ok_run(run("approve", cid, "--endpoint", eps, "--as", "hanne", "--id",
+                       "approve-" + cid, "--json", "--timeout", FAILOVER))
+        eq(r.json()["claim"]["state"], "approved")
+        new = cl.wait_leader()
+        check(new is not leader, "a new leader")
+        # The dead node first in the list: passed over.
+        eps2 = endpoints([leader, followers[0], followers[1]])
+        r = ok_run(run("guarantee", cid, "--amount", 150000, "--provider", "Fysio Nord",
+                       "--valid-until", "2027-02-01", "--endpoint", eps2, "--as", "hanne",
+                       "--json", "--timeout", FAILOVER))
+        eq(r.json()["claim"]["state"], "guarantee_issued")
+        r = ok_run(run("history", cid, "--endpoint", eps2, "--as", "hanne", "--json",
+                       "--timeout", FAILOVER))
+        evs = r.json()["events"]
+        eq([e["event"] for e in evs], ["claim.created", "consent.given", "decision.approved",
+                                       "guarantee.issued"])
+        eq([e["seq"] for e in evs], [1, 2, 3, 4])
+        # A refusal from the leader is still exit 1 with the daemon's words.
+        r = run("approve", cid, "--endpoint", eps2, "--as", "hanne", "--timeout", FAILOVER)
+        eq(r.rc, 1, r)
+        check(r.err.startswith("claimctl: invalid_transition: "), r)
+    with_cluster(body)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
