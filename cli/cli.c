@@ -468,8 +468,11 @@ static int s_client_for(cf_cli_t *cli, int ms, cf_cli_failure_t *f)
     cf_client_destroy(&cli->client);
     cf_client_curve_t keys;
     cli->client = cf_client_new(ep, cli->actor, ms, cf_cli_curve(cli, &keys));
-    if (cli->client)
+    if (cli->client) {
+        /* With other nodes to try, a dead one is passed over at once. */
+        cf_client_set_fail_fast(cli->client, cli->nodes.n > 1);
         return 0;
+    }
     f->sys_errno = errno;
     f->kind = errno == EINVAL || errno == EPROTONOSUPPORT ? CF_CLI_F_BADEP : CF_CLI_F_SYS;
     return f->kind;
