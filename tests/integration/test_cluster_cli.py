@@ -6,7 +6,9 @@ real cluster - three etcd members and three claimflowd nodes on loopback
   epoch and each node's seq as its own ping says; `--json` parses;
 - a claimctl command given the three endpoints, a follower first, follows
   `not_leader` to the leader; after the leader is killed the same command
-  line (same --id) succeeds against the new leader, exactly once.
+  line (same --id) succeeds against the new leader, exactly once;
+- `claimctl watch --after S --count N --json` across a leader kill prints
+  exactly the change feed's events after S: no gap, no duplicate.
 
 docs/claimctl.md ("Clusters") and docs/protocol.md ("Connecting to a
 cluster") describe what is checked here.
@@ -208,6 +210,43 @@ def test_claimctl_follows_the_leader_and_survives_its_death():
         r = run("approve", cid, "--endpoint", eps2, "--as", "hanne", "--timeout", FAILOVER)
         eq(r.rc, 1, r)
         check(r.err.startswith("claimctl: invalid_transition: "), r)
+    with_cluster(body)
+
+
+def test_watch_resumes_across_a_leader_kill():
+    def body(cl):
+        leader, followers = roles(cl)
+        m = cpr(3, 4, 1982, 1234)
+        pc = ClusterClient(cl)
+        create_claims(pc, m, 2)
+        after = cl.ping(leader)["seq"]
+        create_claims(pc, m, 5)             # before watch: its catch-up
+        total = 5 + 10 + 13
+        nodes = [followers[0], leader, followers[1]]
+        w = subprocess.Popen([CLAIMCTL, "watch", "--json", "--count", str(total),
+                              "--after", str(after), "--endpoint", endpoints(nodes),
+                              "--as", "hanne", "--timeout", str(FAILOVER)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env())
+        try:
+            create_claims(pc, m, 10)        # live
+            leader.kill()
+            create_claims(pc, m, 13)        # after the failover
+            out, errs = w.communicate(timeout=RUN_TIMEOUT * TIMEOUT_SCALE)
+        finally:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+            pc.close()
+        eq(w.returncode, 0, errs)
+        printed = [json.loads(ln) for ln in out.splitlines()]
+        want, _ = feed(cl, after)
+        eq(len(want), total)
+        eq(len(printed), total, errs)
+        eq(printed, want)
+        batches = [e["batch"] for e in printed]
+        eq(batches, sorted(batches))
+        check(batches[0] > after, batches[0], after)
     with_cluster(body)
 
 
