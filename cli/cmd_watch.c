@@ -20,7 +20,10 @@
  * and B.  A batch is published event by event; if the connection broke
  * inside one, the catch-up starts at that batch and skips the events of it
  * already printed (the feed and the stream give a batch's events in the
- * same order).  Resuming from a checkpoint file or a server-side cursor was
+ * same order).  A feed page may end with events of a batch after its
+ * `seq`: the batch the `changes` request itself ran in, still being written
+ * and possibly incomplete, so the catch-up stops before it and the live
+ * stream brings it whole.  Resuming from a checkpoint file or a server-side cursor was
  * rejected: the last printed batch is all the state a watcher needs, and
  * --after hands it to the next run.
  *
@@ -294,13 +297,20 @@ static int s_catch_up(s_watch_t *w, uint64_t below, cf_cli_failure_t *f)
             msgpack_unpacked_destroy(&reply);
             return rc;
         }
+        uint64_t next = 0, seq = 0;
+        const msgpack_object *o = cf_mp_get(&reply.data, "seq");
+        if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            seq = o->via.u64;
         const msgpack_object *ch = cf_mp_get(&reply.data, "changes");
         uint32_t n = ch && ch->type == MSGPACK_OBJECT_ARRAY ? ch->via.array.size : 0;
         bool reached = false;
         for (uint32_t i = 0; i < n && !reached && rc == S_GO_ON; i++) {
             const msgpack_object *ev = &ch->via.array.ptr[i];
             uint64_t b = s_batch(ev);
-            if (b >= below) {
+            /* A batch after `seq` was still being written when the feed
+             * was read (the request ran in it), so it may be incomplete
+             * here: the live stream brings it whole. */
+            if (b >= below || b > seq) {
                 reached = true;
             } else if (b <= w->fence || !s_wanted(w, ev)) {
                 continue;
@@ -310,11 +320,8 @@ static int s_catch_up(s_watch_t *w, uint64_t below, cf_cli_failure_t *f)
                 rc = s_emit(w, ev, b);
             }
         }
-        uint64_t next = 0, seq = 0;
-        const msgpack_object *o = cf_mp_get(&reply.data, "next");
+        o = cf_mp_get(&reply.data, "next");
         bool more = o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && (next = o->via.u64) > after;
-        if ((o = cf_mp_get(&reply.data, "seq")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            seq = o->via.u64;
         msgpack_unpacked_destroy(&reply);
         if (rc != S_GO_ON)
             return rc;
@@ -323,7 +330,7 @@ static int s_catch_up(s_watch_t *w, uint64_t below, cf_cli_failure_t *f)
             continue;
         }
         /* Every batch up to here is printed: the fence moves past them. */
-        uint64_t upto = below == UINT64_MAX ? seq : below - 1;
+        uint64_t upto = below - 1 < seq ? below - 1 : seq;
         if (upto > w->fence)
             w->fence = upto;
         if (w->last_batch <= w->fence) {
