@@ -445,6 +445,8 @@ static void s_sleep_ms(int64_t ms)
  * S_NODE_MIN_MS (a connection and a CURVE handshake on a slow network). */
 #define S_NODE_MIN_MS 1000
 #define S_PAUSE_MS 100          /* between rounds when no node leads */
+#define S_UNAVAILABLE_RETRIES 3 /* a list's leader answering unavailable ... */
+#define S_UNAVAILABLE_PAUSE_MS 500   /* ... is asked again after this */
 
 static int s_attempt_ms(const cf_cli_t *cli, int64_t left)
 {
@@ -509,14 +511,14 @@ int cf_cli_request(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply,
         req = &with;
     }
     int64_t deadline = s_now_ms() + (int64_t)ceil(cli->timeout * 1000.0);
-    size_t redirects = 0;
+    size_t redirects = 0, unavailable = 0;
     /* Nodes that did not answer in this call: a follower's word that one
      * of them leads is stale (its lease has not run out yet). */
     bool down[CF_NODES_MAX] = {false};
     for (;;) {
         int64_t left = deadline - s_now_ms();
-        if (left <= 0)
-            return CF_EXIT_CONNECT;       /* f holds the last attempt's failure */
+        if (left <= 0)                    /* f holds the last attempt's failure */
+            return f->kind == CF_CLI_F_REFUSED ? CF_EXIT_REFUSED : CF_EXIT_CONNECT;
         const char *ep = cf_nodes_current(&cli->nodes);
         snprintf(f->endpoint, sizeof f->endpoint, "%s", ep);
         if (s_client_for(cli, s_attempt_ms(cli, left), f) != 0)
@@ -526,6 +528,17 @@ int cf_cli_request(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply,
         int rc = cf_client_call(cli->client, req, reply, &f->err);
         if (rc == 0)
             return CF_EXIT_OK;
+        if (rc == CF_CLIENT_EREFUSED && strcmp(f->err.code, "unavailable") == 0 &&
+            cli->nodes.n > 1 && unavailable < S_UNAVAILABLE_RETRIES) {
+            /* A leader that lost its lease while writing says so; by the
+             * next try it says not_leader.  A full disk stays unavailable. */
+            f->kind = CF_CLI_F_REFUSED;
+            unavailable++;
+            left = deadline - s_now_ms();
+            s_sleep_ms(left < S_UNAVAILABLE_PAUSE_MS ? (left > 0 ? left : 0)
+                                                     : S_UNAVAILABLE_PAUSE_MS);
+            continue;
+        }
         if (rc == CF_CLIENT_EREFUSED && strcmp(f->err.code, "not_leader") != 0) {
             f->kind = CF_CLI_F_REFUSED;
             return CF_EXIT_REFUSED;

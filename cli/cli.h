@@ -141,8 +141,9 @@ typedef struct {
  * first) and wait for the reply, following `not_leader` to the leader it
  * names and moving on to the next node of the list when a node does not
  * answer within its share of --timeout (all of it for a list of one) or
- * knows no leader; the same request (same `id`, same bytes) every time,
- * for at most --timeout in all.  Prints nothing.  Returns CF_EXIT_OK, or
+ * knows no leader; with a list, `unavailable` is asked again a few times
+ * (a leader that lost its lease says not_leader next); the same request
+ * (same `id`, same bytes) every time, for at most --timeout in all.  Prints nothing.  Returns CF_EXIT_OK, or
  * the exit code with the reason in *reterr: CF_EXIT_REFUSED (REFUSED),
  * CF_EXIT_USAGE (BADEP), CF_EXIT_CONNECT (the others).  *reply as for
  * cf_cli_call. */
