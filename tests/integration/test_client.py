@@ -59,7 +59,7 @@ def test_one_class_per_protocol_error_code():
     codes = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
     eq(codes, ["bad_request", "unknown_op", "not_found", "invalid_transition",
                "guard_failed", "forbidden", "conflict", "too_large",
-               "unavailable", "internal"])
+               "unavailable", "internal", "not_leader"])
     eq(sorted(claimflow.ERRORS), sorted(codes))
     for code, cls in claimflow.ERRORS.items():
         eq(cls.code, code)
@@ -67,7 +67,8 @@ def test_one_class_per_protocol_error_code():
         e = claimflow.error_for({"ok": False, "error": {"code": code, "message": "m"}}, "r1")
         eq((type(e), e.code, e.message, e.request_id, str(e)), (cls, code, "m", "r1",
                                                                  "%s: m" % code))
-    eq([c for c, cls in claimflow.ERRORS.items() if cls.retryable], ["unavailable"])
+    eq([c for c, cls in claimflow.ERRORS.items() if cls.retryable],
+       ["unavailable", "not_leader"])
     # A code this module does not know (a newer daemon) is still an Error.
     e = claimflow.error_for({"ok": False, "error": {"code": "shiny_new", "message": "x"}})
     eq((type(e), e.code), (claimflow.Error, "shiny_new"))

@@ -8,22 +8,29 @@ real cluster - three etcd members and three claimflowd nodes on loopback
   `not_leader` to the leader; after the leader is killed the same command
   line (same --id) succeeds against the new leader, exactly once;
 - `claimctl watch --after S --count N --json` across a leader kill prints
-  exactly the change feed's events after S: no gap, no duplicate.
+  exactly the change feed's events after S: no gap, no duplicate;
+- claimflow.ClusterClient (clients/python/claimflow.py) follows not_leader
+  and resends the same id, and finds the new leader after a kill;
+  docs/protocol.md's "Connecting to a cluster" example runs as written.
 
 docs/claimctl.md ("Clusters") and docs/protocol.md ("Connecting to a
 cluster") describe what is checked here.
 """
 
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CLAIMCTL, TIMEOUT_SCALE, WORKFLOWS_DIR, check, cpr, eq,  # noqa: E402
-                     new_id, ok, run_tests)
+from harness import (CLAIMCTL, SRC_DIR, TIMEOUT_SCALE, WORKFLOWS_DIR, check, cpr,  # noqa: E402
+                     eq, new_id, ok, run_tests)
 from cluster import Etcd, Cluster, ClusterClient, have_etcd  # noqa: E402
+import claimflow  # noqa: E402  (harness put clients/python on the path)
 
 LEASE = 2
 RUN_TIMEOUT = 120          # an ASan claimctl on a busy machine; never a hang
@@ -243,10 +250,78 @@ def test_watch_resumes_across_a_leader_kill():
         want, _ = feed(cl, after)
         eq(len(want), total)
         eq(len(printed), total, errs)
-        eq(printed, want)
+        eq(printed, want, errs)
         batches = [e["batch"] for e in printed]
         eq(batches, sorted(batches))
         check(batches[0] > after, batches[0], after)
+    with_cluster(body)
+
+
+def test_python_cluster_client_follows_not_leader():
+    def body(cl):
+        leader, followers = roles(cl)
+        m = cpr(4, 5, 1983, 1234)
+        nodes = [followers[0], followers[1], leader]
+        p = claimflow.ClusterClient([d.portal for d in nodes], member=m, timeout=3)
+        o = claimflow.ClusterClient(endpoints(nodes).split(","), actor="hanne", timeout=3)
+        try:
+            c = p.create("health_claim", {"member": m, "treatment": "chiropractic"},
+                         request_id="py-create-1")
+            eq(p.endpoint, leader.portal)
+            eq(p.leader, {"node": leader.name, "portal": leader.portal,
+                          "operator": leader.operator, "events": leader.events})
+            # A follower answered first (not_leader), then the leader.
+            eq(p.sent, 2)
+            eq(o.get(c["id"])["state"], "awaiting_consent")
+            # The leader dies: the same request id again finds the new leader
+            # and gets the remembered reply.
+            leader.kill()
+            again = p.create("health_claim", {"member": m, "treatment": "chiropractic"},
+                             request_id="py-create-1", give_up=FAILOVER)
+            eq(again["id"], c["id"])
+            new = cl.wait_leader()
+            eq(p.endpoint, new.portal)
+            eq(len(list(o.claims(member=m))), 1)
+            # An error that is not about leadership is raised as it is.
+            try:
+                p.send_event(c["id"], "treatment.started")
+                raise AssertionError("not refused")
+            except claimflow.InvalidTransition as e:
+                eq(e.code, "invalid_transition")
+        finally:
+            p.close()
+            o.close()
+    with_cluster(body)
+
+
+def test_protocol_md_cluster_snippet_runs():
+    # docs/protocol.md's "Connecting to a cluster" example, with this
+    # cluster's endpoints in place of the example's.
+    text = open(os.path.join(SRC_DIR, "docs", "protocol.md")).read()
+    section = text[text.index("## Connecting to a cluster"):]
+    snippet = section[section.index("```python\n") + 10:]
+    snippet = snippet[:snippet.index("```")]
+
+    def body(cl):
+        leader, followers = roles(cl)
+        nodes = [followers[0], leader, followers[1]]
+        code = re.sub(r"(?m)^portals = \[.*\]$", "portals = %r" % [d.portal for d in nodes],
+                      snippet)
+        code = re.sub(r"(?m)^operators = \[.*\]$",
+                      "operators = %r" % [d.operator for d in nodes], code)
+        check(code.count("tcp://10.0.0.") == 0, code)
+        out = io.StringIO()
+        scope = {}
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "protocol.md", "exec"), scope)
+        scope["portal"].close()
+        scope["ops"].close()
+        eq(out.getvalue(), "%s %r\n" % (leader.portal, {
+            "node": leader.name, "portal": leader.portal, "operator": leader.operator,
+            "events": leader.events}))
+        want, seq = feed(cl, 0)
+        eq(scope["last"], max(e["batch"] for e in want))
+        eq(scope["c"]["state"], "awaiting_consent")
     with_cluster(body)
 
 
