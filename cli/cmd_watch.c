@@ -452,8 +452,10 @@ static int s_feed_seq(s_watch_t *w, uint64_t *ret, cf_cli_failure_t *f)
     const msgpack_object *o = rc == CF_EXIT_OK ? cf_mp_get(&reply.data, "seq") : NULL;
     if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         *ret = o->via.u64;
-    else if (rc == CF_EXIT_OK)
-        rc = CF_EXIT_CONNECT, f->kind = CF_CLI_F_PROTO;
+    else if (rc == CF_EXIT_OK) {
+        f->kind = CF_CLI_F_PROTO;
+        rc = CF_EXIT_CONNECT;
+    }
     msgpack_unpacked_destroy(&reply);
     return rc;
 }
