@@ -17,7 +17,7 @@
  * between.  A subscription also takes effect at the publisher a moment
  * after the handshake, so the first live event after (re)subscribing, batch
  * B, makes watch fetch once more what lies between the last batch it has
- * and B.  A batch is published event by event; if the connection broke
+ * and B (or, when none comes, the feed is read again a second later).  A batch is published event by event; if the connection broke
  * inside one, the catch-up starts at that batch and skips the events of it
  * already printed (the feed and the stream give a batch's events in the
  * same order).  A feed page may end with events of a batch after its
@@ -607,6 +607,17 @@ static int s_watch_resume(cf_cli_t *cli, void *sub, void *mon, const char *workf
             if (resync)
                 fprintf(stderr, "claimctl: watch: %s no longer publishes the leader's events; "
                                 "finding the leader\n", w.events);
+            if (!resync && w.hole_check) {
+                /* No live event since subscribing, a second ago: the
+                 * subscription is in effect by now, so what the feed has
+                 * beyond the fence was committed before it. */
+                cf_cli_failure_t f;
+                rc = s_catch_up(&w, UINT64_MAX, &f);
+                if (rc == S_DONE)
+                    break;
+                resync = rc != S_GO_ON;
+                w.hole_check = resync;
+            }
             clock_gettime(CLOCK_MONOTONIC, &quiet);
         }
         if (resync) {

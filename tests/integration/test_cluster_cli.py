@@ -8,7 +8,8 @@ real cluster - three etcd members and three claimflowd nodes on loopback
   `not_leader` to the leader; after the leader is killed the same command
   line (same --id) succeeds against the new leader, exactly once;
 - `claimctl watch --after S --count N --json` across a leader kill prints
-  exactly the change feed's events after S: no gap, no duplicate;
+  exactly the change feed's events after S: no gap, no duplicate; on a
+  single daemon a live start prints consecutive feed events;
 - claimflow.ClusterClient (clients/python/claimflow.py) follows not_leader
   and resends the same id, and finds the new leader after a kill;
   docs/protocol.md's "Connecting to a cluster" example runs as written.
@@ -27,8 +28,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CLAIMCTL, SRC_DIR, TIMEOUT_SCALE, WORKFLOWS_DIR, check, cpr,  # noqa: E402
-                     eq, new_id, ok, run_tests)
+from harness import (CLAIMCTL, SRC_DIR, TIMEOUT_SCALE, WORKFLOWS_DIR, Daemon, check,  # noqa: E402
+                     cpr, eq, new_id, ok, op, portal, run_tests)
 from cluster import Etcd, Cluster, ClusterClient, have_etcd  # noqa: E402
 import claimflow  # noqa: E402  (harness put clients/python on the path)
 
@@ -292,6 +293,38 @@ def test_python_cluster_client_follows_not_leader():
             p.close()
             o.close()
     with_cluster(body)
+
+
+def test_watch_resumes_on_a_single_daemon_too():
+    # No cluster: the operator endpoint's feed and --events; a live start
+    # (no --after) prints consecutive feed events from where it began.
+    with Daemon() as d:
+        p = portal(d)
+        m = cpr(5, 6, 1984, 1234)
+        w = subprocess.Popen([CLAIMCTL, "watch", "--json", "--count", "3", "--endpoint",
+                              d.operator, "--events", d.events, "--as", "hanne"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env())
+        deadline = time.monotonic() + RUN_TIMEOUT * TIMEOUT_SCALE
+        while w.poll() is None and time.monotonic() < deadline:
+            ok(p.call({"op": "create", "id": new_id(), "member": m, "workflow": "health_claim",
+                       "data": {"member": m, "treatment": "chiropractic"}}))
+            time.sleep(0.05)
+        out, errs = w.communicate(timeout=10)
+        eq((w.returncode, errs), (0, ""))
+        printed = [json.loads(ln) for ln in out.splitlines()]
+        feed_ = ok(op(d).call({"op": "changes", "after": printed[0]["batch"] - 1,
+                               "limit": 3}))["changes"]
+        eq(printed, feed_)
+    # --after needs an operator, and a number.
+    r = run("watch", "--after", "3")
+    eq(r.rc, 2, r)
+    eq(r.err.splitlines()[0], "claimctl: watch: --after needs --as OPERATOR (or "
+                              "CLAIMFLOW_OPERATOR): the change feed is read on the operator "
+                              "endpoint")
+    r = run("watch", "--after", "x", "--as", "hanne")
+    eq(r.rc, 2, r)
+    eq(r.err.splitlines()[0], "claimctl: watch: --after: 'x' is not a batch number")
 
 
 def test_protocol_md_cluster_snippet_runs():
