@@ -31,6 +31,7 @@ static const s_command_t s_commands[] = {
     {"timers", cf_cmd_timers, "pending timers, soonest first"},
     {"stats", cf_cmd_stats, "claims per state, breached SLAs, pending timers"},
     {"watch", cf_cmd_watch, "print transitions live as they are committed"},
+    {"cluster", cf_cmd_cluster, "each node of a cluster: role, applied batches, lag, epoch"},
     {"export", cf_cmd_export_any, "every claim as JSON lines; with --member, everything held about one member"},
     {"backup", cf_cmd_backup, "a consistent, compacted copy of the live store"},
     {"audit", cf_cmd_audit, "the access log: who read which claims (auditors, supervisors)"},
@@ -82,7 +83,7 @@ static void s_usage(FILE *out)
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-14s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\nglobal options (before COMMAND; the same option after COMMAND wins):\n"
-                 "  --endpoint URL --events URL --as OPERATOR --timeout SECONDS\n"
+                 "  --endpoint URL[,URL...] --events URL[,URL...] --as OPERATOR --timeout SECONDS\n"
                  "  --workflows DIR --calendar NAME --key FILE --server-key KEY\n"
                  "\n'claimctl COMMAND --help' describes a command's options.\n");
 }

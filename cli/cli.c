@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -41,10 +42,10 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
         {CF_CO_JSON, {"json", NULL, "print JSON (the protocol's field names) instead of a table", CF_OPT_FLAG, &cli->json, false}},
         {CF_CO_LOCAL, {"workflows", "DIR", "where calendars.yaml is, for local time (CLAIMFLOW_WORKFLOWS; default ./workflows)", CF_OPT_STR, &cli->workflows, false}},
         {CF_CO_LOCAL, {"calendar", "NAME", "the calendar whose time zone times are shown in (default dk; UTC if none loads)", CF_OPT_STR, &cli->calendar, false}},
-        {CF_CO_DAEMON, {"endpoint", "URL", "claimflowd's operator endpoint (CLAIMFLOW_ENDPOINT; default " CF_CLI_DEFAULT_ENDPOINT ")", CF_OPT_STR, &cli->endpoint, false}},
+        {CF_CO_DAEMON, {"endpoint", "URL", "claimflowd's operator endpoint, or a cluster's as URL,URL,... (CLAIMFLOW_ENDPOINT; default " CF_CLI_DEFAULT_ENDPOINT ")", CF_OPT_STR, &cli->endpoint, false}},
         {CF_CO_DAEMON, {"as", "OPERATOR", "your operator id in the daemon's roster (CLAIMFLOW_OPERATOR)", CF_OPT_STR, &cli->actor, false}},
         {CF_CO_DAEMON, {"purpose", "TEXT", "why you read the member's data, kept in the access log the member sees (CLAIMFLOW_PURPOSE; default: case handling)", CF_OPT_STR, &cli->purpose, false}},
-        {CF_CO_EVENTS, {"events", "URL", "claimflowd's events endpoint (CLAIMFLOW_EVENTS; default " CF_CLI_DEFAULT_EVENTS ")", CF_OPT_STR, &cli->events, false}},
+        {CF_CO_EVENTS, {"events", "URL", "claimflowd's events endpoint, or a cluster's as URL,URL,... (CLAIMFLOW_EVENTS; default " CF_CLI_DEFAULT_EVENTS ")", CF_OPT_STR, &cli->events, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"timeout", "SECONDS", "wait at most this long for claimflowd (default 5)", CF_OPT_STR, &cli->timeout_arg, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"key", "FILE", "your CURVE secret key file, from 'claimctl keygen' (CLAIMFLOW_KEY)", CF_OPT_STR, &cli->key_file, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"server-key", "KEY", "claimflowd's CURVE public key: 40 Z85 characters, or a file holding them (CLAIMFLOW_SERVER_KEY)", CF_OPT_STR, &cli->server_key, false}},
@@ -209,6 +210,30 @@ static int s_load_keys(cf_cli_t *cli)
     return -1;
 }
 
+/* --endpoint and --events as lists of nodes (nodes.h), and whether each was
+ * asked for rather than defaulted.  -1, or the exit code after a usage
+ * error. */
+static int s_parse_lists(cf_cli_t *cli, const cf_opt_t *common, size_t ncommon,
+                         const bool *given)
+{
+    char why[160];
+    cli->endpoint_given = s_env("CLAIMFLOW_ENDPOINT", NULL) != NULL;
+    cli->events_given = s_env("CLAIMFLOW_EVENTS", NULL) != NULL;
+    for (size_t j = 0; j < ncommon; j++) {
+        if (strcmp(common[j].name, "endpoint") == 0 && given[j])
+            cli->endpoint_given = true;
+        if (strcmp(common[j].name, "events") == 0 && given[j])
+            cli->events_given = true;
+    }
+    if ((cli->spec->common & CF_CO_DAEMON) &&
+        cf_nodes_parse(cli->endpoint, &cli->nodes, why, sizeof why) != 0)
+        return cf_cli_usage_error(cli, "--endpoint: %s", why);
+    if ((cli->spec->common & CF_CO_EVENTS) &&
+        cf_nodes_parse(cli->events, &cli->events_nodes, why, sizeof why) != 0)
+        return cf_cli_usage_error(cli, "--events: %s", why);
+    return -1;
+}
+
 int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
                  size_t nopts, int argc, char **argv)
 {
@@ -316,7 +341,7 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
     }
     if ((cli->key_file || cli->server_key) && (rc = s_load_keys(cli)) >= 0)
         goto out_free;
-    if ((spec->common & CF_CO_DAEMON) && !cli->actor) {
+    if ((spec->common & CF_CO_DAEMON) && !(spec->common & CF_CO_NOAS) && !cli->actor) {
         rc = cf_cli_usage_error(cli, "who are you? give --as OPERATOR or set CLAIMFLOW_OPERATOR");
         goto out_free;
     }
@@ -328,6 +353,8 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
         rc = cf_cli_usage_error(cli, "--id must be 1 to 128 bytes");
         goto out_free;
     }
+    if ((rc = s_parse_lists(cli, common, ncommon, given + nopts)) >= 0)
+        goto out_free;
     if (spec->common & CF_CO_LOCAL) {
         bool asked = s_env("CLAIMFLOW_CALENDAR", NULL) != NULL;
         for (size_t j = 0; j < ncommon; j++)
@@ -371,7 +398,8 @@ int cf_cli_handshake_failed(const cf_cli_t *cli, const char *endpoint, int reaso
     /* The events socket also refuses subscribers beyond its cap, keys or
      * not (claimflowd --max-subscribers); without keys that is the only
      * refusal there can be. */
-    bool events = cli->events && strcmp(endpoint, cli->events) == 0;
+    bool events = (cli->events && strcmp(endpoint, cli->events) == 0) ||
+                  cf_nodes_find(&cli->events_nodes, endpoint) >= 0;
     if (reason == CF_CLIENT_HS_REFUSED && events && !cli->curve)
         return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s refused the subscription: it "
                            "has all the subscribers it takes (--max-subscribers); try again "
@@ -398,19 +426,82 @@ int cf_cli_handshake_failed(const cf_cli_t *cli, const char *endpoint, int reaso
                        "(is --server-key the daemon's public key?)", endpoint);
 }
 
-int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
+static int64_t s_now_ms(void)
 {
-    if (!cli->client) {
-        int ms = (int)ceil(cli->timeout * 1000.0);
-        cf_client_curve_t keys;
-        cli->client = cf_client_new(cli->endpoint, cli->actor, ms > 0 ? ms : 1,
-                                    cf_cli_curve(cli, &keys));
-        if (!cli->client) {
-            if (errno == EINVAL || errno == EPROTONOSUPPORT)
-                return cf_cli_fail(CF_EXIT_USAGE, "'%s' is not a ZeroMQ endpoint "
-                                   "(e.g. " CF_CLI_DEFAULT_ENDPOINT ")", cli->endpoint);
-            return cf_cli_fail(CF_EXIT_CONNECT, "cannot reach claimflowd at %s (%s)",
-                               cli->endpoint, strerror(errno));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* How long one node may take to answer: all that is left for a list of
+ * one (what claimctl always did), else its share of --timeout, at least
+ * S_NODE_MIN_MS (a connection and a CURVE handshake on a slow network). */
+#define S_NODE_MIN_MS 1000
+#define S_PAUSE_MS 100          /* between rounds when no node leads */
+#define S_UNAVAILABLE_RETRIES 3 /* a list's leader answering unavailable ... */
+#define S_UNAVAILABLE_PAUSE_MS 500   /* ... is asked again after this */
+
+static int s_attempt_ms(const cf_cli_t *cli, int64_t left)
+{
+    if (cli->nodes.n <= 1)
+        return (int)left;
+    int64_t share = (int64_t)ceil(cli->timeout * 1000.0 / (double)cli->nodes.n);
+    if (share < S_NODE_MIN_MS)
+        share = S_NODE_MIN_MS;
+    return (int)(share < left ? share : left);
+}
+
+/* The client for the current node, its wait bounded by ms.  0, or the
+ * failure's kind (BADEP, SYS) in *f. */
+static int s_client_for(cf_cli_t *cli, int ms, cf_cli_failure_t *f)
+{
+    const char *ep = cf_nodes_current(&cli->nodes);
+    if (cli->client && strcmp(cf_client_endpoint(cli->client), ep) == 0) {
+        cf_client_set_timeout(cli->client, ms);
+        return 0;
+    }
+    cf_client_destroy(&cli->client);
+    cf_client_curve_t keys;
+    cli->client = cf_client_new(ep, cli->actor, ms, cf_cli_curve(cli, &keys));
+    if (cli->client) {
+        /* With other nodes to try, a dead one is passed over at once. */
+        cf_client_set_fail_fast(cli->client, cli->nodes.n > 1);
+        return 0;
+    }
+    f->sys_errno = errno;
+    f->kind = errno == EINVAL || errno == EPROTONOSUPPORT ? CF_CLI_F_BADEP : CF_CLI_F_SYS;
+    return f->kind;
+}
+
+/* The operator endpoint a not_leader reply names as the leader's, into buf
+ * ("" when it names none). */
+static void s_leader_operator(const msgpack_object *reply, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const msgpack_object *e = cf_mp_get(reply, "error");
+    const msgpack_object *l = e && e->type == MSGPACK_OBJECT_MAP ? cf_mp_get(e, "leader") : NULL;
+    if (l && l->type == MSGPACK_OBJECT_MAP && !cf_mp_get_str(l, "operator", buf, len))
+        buf[0] = '\0';
+}
+
+int cf_cli_request(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply,
+                   cf_cli_failure_t *f)
+{
+    memset(f, 0, sizeof *f);
+    if (cli->nodes.n == 0) {
+        char why[160];
+        if (cf_nodes_parse(cli->endpoint, &cli->nodes, why, sizeof why) != 0) {
+            snprintf(f->endpoint, sizeof f->endpoint, "%s", cli->endpoint);
+            f->kind = CF_CLI_F_BADEP;
+            f->sys_errno = EINVAL;
+            return CF_EXIT_USAGE;
         }
     }
     /* Every operator request may say why (the access log keeps it). */
@@ -419,32 +510,133 @@ int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
         cf_req_str(&with, "purpose", cli->purpose);
         req = &with;
     }
-    cf_client_error_t err;
-    int rc = cf_client_call(cli->client, req, reply, &err);
-    switch (rc) {
-    case 0:
-        return CF_EXIT_OK;
-    case CF_CLIENT_EREFUSED:
-        return cf_cli_fail(CF_EXIT_REFUSED, "%s: %s", err.code, err.message);
-    case CF_CLIENT_EUNREACHABLE:
-        return cf_cli_fail(CF_EXIT_CONNECT, "cannot reach claimflowd at %s (is it running?)",
-                           cli->endpoint);
-    case CF_CLIENT_ETIMEOUT:
-        cf_client_destroy(&cli->client);
-        return cf_cli_fail(CF_EXIT_CONNECT, "no reply from claimflowd at %s within %g s",
-                           cli->endpoint, cli->timeout);
-    case CF_CLIENT_EHANDSHAKE: {
-        int reason = cf_client_handshake_reason(cli->client);
-        cf_client_destroy(&cli->client);
-        return cf_cli_handshake_failed(cli, cli->endpoint, reason);
+    int64_t deadline = s_now_ms() + (int64_t)ceil(cli->timeout * 1000.0);
+    size_t redirects = 0, unavailable = 0;
+    /* Nodes that did not answer in this call: a follower's word that one
+     * of them leads is stale (its lease has not run out yet). */
+    bool down[CF_NODES_MAX] = {false};
+    for (;;) {
+        int64_t left = deadline - s_now_ms();
+        if (left <= 0)                    /* f holds the last attempt's failure */
+            return f->kind == CF_CLI_F_REFUSED ? CF_EXIT_REFUSED : CF_EXIT_CONNECT;
+        const char *ep = cf_nodes_current(&cli->nodes);
+        snprintf(f->endpoint, sizeof f->endpoint, "%s", ep);
+        if (s_client_for(cli, s_attempt_ms(cli, left), f) != 0)
+            return f->kind == CF_CLI_F_BADEP ? CF_EXIT_USAGE : CF_EXIT_CONNECT;
+        msgpack_unpacked_destroy(reply);
+        msgpack_unpacked_init(reply);
+        int rc = cf_client_call(cli->client, req, reply, &f->err);
+        if (rc == 0)
+            return CF_EXIT_OK;
+        if (rc == CF_CLIENT_EREFUSED && strcmp(f->err.code, "unavailable") == 0 &&
+            cli->nodes.n > 1 && unavailable < S_UNAVAILABLE_RETRIES) {
+            /* A leader that lost its lease while writing says so; by the
+             * next try it says not_leader.  A full disk stays unavailable. */
+            f->kind = CF_CLI_F_REFUSED;
+            unavailable++;
+            left = deadline - s_now_ms();
+            s_sleep_ms(left < S_UNAVAILABLE_PAUSE_MS ? (left > 0 ? left : 0)
+                                                     : S_UNAVAILABLE_PAUSE_MS);
+            continue;
+        }
+        if (rc == CF_CLIENT_EREFUSED && strcmp(f->err.code, "not_leader") != 0) {
+            f->kind = CF_CLI_F_REFUSED;
+            return CF_EXIT_REFUSED;
+        }
+        if (rc == CF_CLIENT_EREFUSED) {
+            /* A follower: the same frame to the leader it names, or the
+             * next node when it knows none; a pause after a whole round of
+             * followers, so an election is waited for, not hammered. */
+            char leader[CF_NODES_EPLEN];
+            s_leader_operator(&reply->data, leader, sizeof leader);
+            f->kind = CF_CLI_F_NOLEADER;
+            int li = leader[0] ? cf_nodes_find(&cli->nodes, leader) : -1;
+            bool pause;
+            if (leader[0] && !cf_nodes_wildcard(leader) && !(li >= 0 && down[li])) {
+                cf_nodes_follow(&cli->nodes, leader);
+                pause = ++redirects > cli->nodes.n;
+            } else {
+                pause = cf_nodes_next(&cli->nodes);
+            }
+            if (pause) {
+                redirects = 0;
+                memset(down, 0, sizeof down);
+                left = deadline - s_now_ms();
+                s_sleep_ms(left < S_PAUSE_MS ? (left > 0 ? left : 0) : S_PAUSE_MS);
+            }
+            continue;
+        }
+        switch (rc) {
+        case CF_CLIENT_EUNREACHABLE:
+            f->kind = CF_CLI_F_UNREACHABLE;
+            break;
+        case CF_CLIENT_ETIMEOUT:
+            /* A late reply would answer the wrong request: a new socket. */
+            cf_client_destroy(&cli->client);
+            f->kind = CF_CLI_F_TIMEOUT;
+            break;
+        case CF_CLIENT_EHANDSHAKE:
+            /* Every node has the same keys: no other node can do better. */
+            f->hs_reason = cf_client_handshake_reason(cli->client);
+            cf_client_destroy(&cli->client);
+            f->kind = CF_CLI_F_HANDSHAKE;
+            return CF_EXIT_CONNECT;
+        case CF_CLIENT_EPROTO:
+            f->kind = CF_CLI_F_PROTO;
+            return CF_EXIT_CONNECT;
+        default:
+            f->sys_errno = errno;
+            f->kind = CF_CLI_F_SYS;
+            return CF_EXIT_CONNECT;
+        }
+        if (!cli->nodes.leader[0])
+            down[cli->nodes.cur] = true;
+        cf_nodes_next(&cli->nodes);
     }
-    case CF_CLIENT_EPROTO:
+}
+
+int cf_cli_report(const cf_cli_t *cli, const cf_cli_failure_t *f)
+{
+    bool list = cli->nodes.n > 1;
+    switch (f->kind) {
+    case CF_CLI_F_REFUSED:
+        return cf_cli_fail(CF_EXIT_REFUSED, "%s: %s", f->err.code, f->err.message);
+    case CF_CLI_F_BADEP:
+        return cf_cli_fail(CF_EXIT_USAGE, "'%s' is not a ZeroMQ endpoint "
+                           "(e.g. " CF_CLI_DEFAULT_ENDPOINT ")", f->endpoint);
+    case CF_CLI_F_UNREACHABLE:
+        if (list)
+            return cf_cli_fail(CF_EXIT_CONNECT, "cannot reach claimflowd at any of %s "
+                               "within %g s (are they running?)", cli->endpoint, cli->timeout);
+        return cf_cli_fail(CF_EXIT_CONNECT, "cannot reach claimflowd at %s (is it running?)",
+                           f->endpoint);
+    case CF_CLI_F_TIMEOUT:
+        if (list)
+            return cf_cli_fail(CF_EXIT_CONNECT, "no reply from claimflowd at any of %s "
+                               "within %g s (the last tried: %s)", cli->endpoint,
+                               cli->timeout, f->endpoint);
+        return cf_cli_fail(CF_EXIT_CONNECT, "no reply from claimflowd at %s within %g s",
+                           f->endpoint, cli->timeout);
+    case CF_CLI_F_NOLEADER:
+        return cf_cli_fail(CF_EXIT_CONNECT, "no leader among claimflowd at %s within %g s "
+                           "(the cluster is electing one, or has lost etcd's quorum): "
+                           "retry", cli->endpoint, cli->timeout);
+    case CF_CLI_F_HANDSHAKE:
+        return cf_cli_handshake_failed(cli, f->endpoint, f->hs_reason);
+    case CF_CLI_F_PROTO:
         return cf_cli_fail(CF_EXIT_CONNECT, "claimflowd at %s sent a reply that is not "
-                           "a protocol map", cli->endpoint);
+                           "a protocol map", f->endpoint);
     default:
         return cf_cli_fail(CF_EXIT_CONNECT, "cannot talk to claimflowd at %s (%s)",
-                           cli->endpoint, strerror(errno));
+                           f->endpoint, strerror(f->sys_errno));
     }
+}
+
+int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
+{
+    cf_cli_failure_t f;
+    int rc = cf_cli_request(cli, req, reply, &f);
+    return rc == CF_EXIT_OK ? rc : cf_cli_report(cli, &f);
 }
 
 const char *cf_cli_request_id(const cf_cli_t *cli, char *buf)

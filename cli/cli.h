@@ -25,6 +25,7 @@
 #include "client.h"
 #include "cmd.h"
 #include "keyfile.h"
+#include "nodes.h"
 
 #define CF_CLI_DEFAULT_ENDPOINT "tcp://127.0.0.1:7402"
 #define CF_CLI_DEFAULT_EVENTS   "tcp://127.0.0.1:7403"
@@ -54,6 +55,7 @@ enum {
     CF_CO_LOCAL  = 1u << 2,   /* --workflows, --calendar: times in local time */
     CF_CO_ID     = 1u << 3,   /* --id: idempotency key of a writing command */
     CF_CO_EVENTS = 1u << 4,   /* --events, --timeout, --key, --server-key */
+    CF_CO_NOAS   = 1u << 5,   /* with CF_CO_DAEMON: --as is optional (ping needs none) */
 };
 
 typedef struct {
@@ -88,7 +90,11 @@ typedef struct {
 
     cf_cal_set_t *cals;        /* NULL: times shown in UTC */
     const cf_cal_t *cal;
-    cf_client_t *client;       /* connected on the first cf_cli_call */
+    cf_client_t *client;       /* to the current node; made by cf_cli_call */
+    /* --endpoint and --events as lists (nodes.h); *_given: set by an
+     * option or the environment rather than by default. */
+    cf_nodes_t nodes, events_nodes;
+    bool endpoint_given, events_given;
 } cf_cli_t;
 
 /* Parse argv (argv[0] is the command's name) against opts[0..nopts) and the
@@ -111,14 +117,53 @@ int cf_cli_usage_error(const cf_cli_t *cli, const char *fmt, ...)
 int cf_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---------------------------------------------------------------- daemon --- */
-/* Send req to claimflowd and wait for the reply (in *reply, initialised by
+/* Why a request got no `ok: true` (cf_cli_request), for cf_cli_report. */
+enum {
+    CF_CLI_F_REFUSED = 1,  /* ok: false (not not_leader): err */
+    CF_CLI_F_BADEP,        /* an endpoint ZeroMQ does not take */
+    CF_CLI_F_UNREACHABLE,  /* no node took the connection */
+    CF_CLI_F_TIMEOUT,      /* sent, no reply within the timeout */
+    CF_CLI_F_HANDSHAKE,    /* the CURVE handshake failed: hs_reason */
+    CF_CLI_F_PROTO,        /* the reply is not a protocol map */
+    CF_CLI_F_SYS,          /* a ZeroMQ call failed: sys_errno */
+    CF_CLI_F_NOLEADER,     /* only followers answered, until the timeout */
+};
+
+typedef struct {
+    int kind;                          /* CF_CLI_F_* */
+    char endpoint[CF_NODES_EPLEN];     /* the node it concerns */
+    cf_client_error_t err;             /* REFUSED: the daemon's code, message */
+    int hs_reason;                     /* HANDSHAKE: CF_CLIENT_HS_* */
+    int sys_errno;                     /* SYS, BADEP */
+} cf_cli_failure_t;
+
+/* Send req to the node believed to lead (the first of --endpoint's list at
+ * first) and wait for the reply, following `not_leader` to the leader it
+ * names and moving on to the next node of the list when a node does not
+ * answer within its share of --timeout (all of it for a list of one) or
+ * knows no leader; with a list, `unavailable` is asked again a few times
+ * (a leader that lost its lease says not_leader next); the same request
+ * (same `id`, same bytes) every time, for at most --timeout in all.  Prints nothing.  Returns CF_EXIT_OK, or
+ * the exit code with the reason in *reterr: CF_EXIT_REFUSED (REFUSED),
+ * CF_EXIT_USAGE (BADEP), CF_EXIT_CONNECT (the others).  *reply as for
+ * cf_cli_call. */
+int cf_cli_request(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply,
+                   cf_cli_failure_t *reterr);
+
+/* Print what a failure means for a person on stderr ("claimctl: ...");
+ * returns its exit code. */
+int cf_cli_report(const cf_cli_t *cli, const cf_cli_failure_t *f);
+
+/* cf_cli_request, then cf_cli_report on failure: send req to claimflowd
+ * (the leader of a list) and wait for the reply (in *reply, initialised by
  * the caller, destroyed by the caller even on failure).  Returns the exit
  * code, having printed on stderr what went wrong:
  *   CF_EXIT_OK       ok: true;
  *   CF_EXIT_REFUSED  ok: false: "claimctl: <code>: <message>";
  *   CF_EXIT_CONNECT  "claimctl: cannot reach claimflowd at <endpoint> (is it
  *                    running?)", or no reply within the timeout, or the
- *                    CURVE handshake failed (the message says how). */
+ *                    CURVE handshake failed (the message says how), or no
+ *                    node of the list led within the timeout. */
 int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply);
 
 /* The client side of CURVE for a socket, from --key/--server-key, or NULL

@@ -39,6 +39,7 @@ struct cf_client {
     void *sock;
     void *mon;                 /* handshake failures of sock */
     int hs_reason;             /* CF_CLIENT_HS_* after EHANDSHAKE */
+    bool fail_fast;            /* a refused connection or a drop ends the wait */
     char *endpoint;
     char *actor;
     int timeout_ms;
@@ -131,7 +132,8 @@ static int s_monitor_start(void *ctx, void *sock, void **ret_mon)
     char ep[80];
     int zero = 0, err;
     snprintf(ep, sizeof ep, "inproc://claimctl.client.monitor.%p", sock);
-    if (zmq_socket_monitor(sock, ep, CF_CLIENT_HS_EVENTS) != 0)
+    if (zmq_socket_monitor(sock, ep, CF_CLIENT_HS_EVENTS | ZMQ_EVENT_CONNECT_RETRIED |
+                                         ZMQ_EVENT_DISCONNECTED) != 0)
         return -1;
     void *mon = zmq_socket(ctx, ZMQ_PAIR);
     if (!mon)
@@ -167,14 +169,6 @@ unsigned cf_client_monitor_event(void *mon, uint32_t *value)
     }
     zmq_msg_close(&m);
     return ev;
-}
-
-/* One event from the monitor: a CF_CLIENT_HS_* reason. */
-static int s_monitor_read(void *mon)
-{
-    uint32_t value;
-    unsigned ev = cf_client_monitor_event(mon, &value);
-    return ev ? cf_client_hs_reason(ev, value) : CF_CLIENT_HS_NONE;
 }
 
 int cf_client_handshake_reason(const cf_client_t *self)
@@ -243,6 +237,17 @@ void cf_client_destroy(cf_client_t **self_p)
 
 const char *cf_client_endpoint(const cf_client_t *self) { return self->endpoint; }
 
+void cf_client_set_timeout(cf_client_t *self, int timeout_ms)
+{
+    assert(timeout_ms > 0);
+    self->timeout_ms = timeout_ms;
+}
+
+void cf_client_set_fail_fast(cf_client_t *self, bool on)
+{
+    self->fail_fast = on;
+}
+
 static int64_t s_now_ms(void)
 {
     struct timespec ts;
@@ -251,8 +256,9 @@ static int64_t s_now_ms(void)
 }
 
 /* Wait until the socket has `events` or the deadline passes: 1 ready,
- * 0 deadline, -1 ZeroMQ error, -2 a handshake failed (self->hs_reason).
- * EINTR (a signal) just polls again. */
+ * 0 deadline (or, failing fast, a refused connection while waiting to send
+ * or a dropped one while waiting for the reply), -1 ZeroMQ error, -2 a
+ * handshake failed (self->hs_reason).  EINTR (a signal) just polls again. */
 static int s_wait(cf_client_t *self, short events, int64_t deadline)
 {
     for (;;) {
@@ -263,9 +269,15 @@ static int s_wait(cf_client_t *self, short events, int64_t deadline)
         int rc = zmq_poll(items, 2, (long)left);
         if (rc > 0 && (items[0].revents & events))
             return 1;
-        if (rc > 0 && (items[1].revents & ZMQ_POLLIN) &&
-            (self->hs_reason = s_monitor_read(self->mon)) != CF_CLIENT_HS_NONE)
-            return -2;
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            uint32_t value;
+            unsigned ev = cf_client_monitor_event(self->mon, &value);
+            if ((self->hs_reason = cf_client_hs_reason(ev, value)) != CF_CLIENT_HS_NONE)
+                return -2;
+            if (self->fail_fast && ((ev == ZMQ_EVENT_CONNECT_RETRIED && (events & ZMQ_POLLOUT)) ||
+                                    (ev == ZMQ_EVENT_DISCONNECTED && (events & ZMQ_POLLIN))))
+                return 0;
+        }
         if (rc == 0 && left == 0)
             return 0;
         if (rc < 0 && errno != EINTR)

@@ -118,6 +118,16 @@ void cf_client_destroy(cf_client_t **self_p);
 /* The endpoint this client talks to (for messages).  Borrowed. */
 const char *cf_client_endpoint(const cf_client_t *self);
 
+/* Bound the following calls' waits by timeout_ms (> 0) instead of
+ * cf_client_new's: a list of nodes gives each node a share of the whole. */
+void cf_client_set_timeout(cf_client_t *self, int timeout_ms);
+
+/* on: a connection refused while a call waits to send ends it at once as
+ * CF_CLIENT_EUNREACHABLE, and one dropped while it waits for the reply as
+ * CF_CLIENT_ETIMEOUT, instead of waiting out the timeout for a daemon that
+ * may come back - for a client with other nodes to try (default off). */
+void cf_client_set_fail_fast(cf_client_t *self, bool on);
+
 /* Send req and wait for its reply.  0: *ret (initialised by the caller with
  * msgpack_unpacked_init, destroyed by the caller with
  * msgpack_unpacked_destroy) holds the reply map, whose `ok` is true.

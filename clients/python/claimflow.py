@@ -16,6 +16,10 @@
     for c in handler.claims(workflow="health_claim", state="in_review"):
         ...
 
+    # A cluster: every node's portal endpoint; requests find the leader.
+    portal = ClusterClient(["tcp://10.0.0.1:7401", "tcp://10.0.0.2:7401",
+                            "tcp://10.0.0.3:7401"], member="0101901234")
+
 Needs only Debian's python3-zmq and python3-msgpack.  The wire protocol is
 docs/protocol.md; this module is one way to speak it, not part of it.
 
@@ -47,6 +51,15 @@ Design:
   downloads one and checks its body against the SHA-256 the daemon names,
   download() writes it to a file.
 
+- A cluster (docs/protocol.md, "Connecting to a cluster"): ClusterClient
+  takes every node's endpoint and is a Client in all else.  A request goes
+  to the node last known to lead; a follower's `not_leader` names the
+  leader, to which the SAME frame (same `id`) is sent; a node that does not
+  answer within `timeout`, or a follower that knows no leader, passes the
+  request on to the next node, for at most `give_up` seconds.  A separate
+  class rather than a list given to Client: Client's one socket and its
+  retry rules stay exactly what a single daemon needs.
+
 Transport refusals (a frame larger than the daemon's max_frame) come back
 without an `id` (protocol.md): while a request is waiting, an id-less error
 reply is taken as its answer.
@@ -63,9 +76,9 @@ import msgpack
 import zmq
 
 __all__ = [
-    "Client", "Error", "Timeout", "ProtocolError", "ERRORS", "error_for",
+    "Client", "ClusterClient", "Error", "Timeout", "ProtocolError", "ERRORS", "error_for",
     "BadRequest", "UnknownOp", "NotFound", "InvalidTransition", "GuardFailed",
-    "Forbidden", "Conflict", "TooLarge", "Unavailable", "Internal",
+    "Forbidden", "Conflict", "TooLarge", "Unavailable", "Internal", "NotLeader",
     "WRITING_OPS", "load_key",
 ]
 
@@ -143,21 +156,23 @@ class Unavailable(Error):
     retryable = True
 
 
-class NotLeader(Error):
-    """A cluster's follower (docs/CLUSTER.md): send the same request (same
-    id) to the leader, whose endpoints `leader` names (None while no leader
-    is known: retry shortly)."""
-    code = "not_leader"
-
-    @property
-    def leader(self):
-        err = (self.reply or {}).get("error") or {}
-        return err.get("leader")
-
-
 class Internal(Error):
     """A bug in the daemon; nothing changed."""
     code = "internal"
+
+
+class NotLeader(Error):
+    """A follower of a cluster: nothing changed; send the same request (same
+    id) to the leader, whose endpoints the error map's `leader` names (None
+    while none is known: retry shortly).  ClusterClient does this itself."""
+    code = "not_leader"
+    retryable = True
+
+    @property
+    def leader(self):
+        """The leader's {node, portal, operator, events}, or None."""
+        e = self.reply.get("error") if isinstance(self.reply, dict) else None
+        return e.get("leader") if isinstance(e, dict) else None
 
 
 class Timeout(Error, TimeoutError):
@@ -535,6 +550,157 @@ class Client:
             return True
         # A transport refusal (too_large, bad framing) carries no id.
         return got is None and reply.get("ok") is False
+
+
+# --------------------------------------------------------------- cluster ---
+class ClusterClient(Client):
+    """A Client of a cluster's nodes (docs/protocol.md, "Connecting to a
+    cluster"): every op method of Client, sent to the leader.
+
+    endpoints  every node's endpoint of one kind - all portal, or all
+               operator - as a list or "URL,URL,URL"
+    kind       "portal" or "operator": which of the leader's endpoints to
+               follow (default "operator" with an actor, else "portal")
+    timeout    seconds one node has to answer before the next is tried
+    give_up    seconds one request may take in all (default 30; a call's
+               give_up= overrides it), then Timeout
+    the rest   as Client; CURVE keys are the same for every node (a
+               cluster's nodes share theirs)
+
+    `endpoint` is the node requests go to now (the leader, once found),
+    `leader` the last leader map a node named ({node, portal, operator,
+    events}), `sent` the frames sent in all.  `retries` is not used: a
+    request is resent, always the same frame, until an answer that is not
+    about leadership comes or give_up passes.  `unavailable` (a leader that
+    lost its lease while writing, or a full disk) is resent to the same node
+    UNAVAILABLE_RETRIES times, UNAVAILABLE_PAUSE apart - a node that lost
+    its lease says not_leader by then - and then raised as Unavailable."""
+
+    PAUSE = 0.1      # between rounds when no node knows a leader
+    UNAVAILABLE_RETRIES = 3
+    UNAVAILABLE_PAUSE = 0.5
+
+    def __init__(self, endpoints, member=None, actor=None, by=None, timeout=5.0,
+                 retries=2, give_up=30.0, server_key=None, public_key=None,
+                 secret_key=None, context=None, id_prefix=None, session=None, kind=None):
+        if isinstance(endpoints, str):
+            endpoints = [e.strip() for e in endpoints.split(",")]
+        if not endpoints or not all(endpoints):
+            raise ValueError("ClusterClient needs at least one endpoint")
+        self.endpoints = list(endpoints)
+        self.session = dict(session or {})
+        for key, value in (("member", member), ("actor", actor), ("by", by)):
+            if value is not None:
+                self.session[key] = value
+        self.kind = kind or ("operator" if "actor" in self.session else "portal")
+        if self.kind not in ("portal", "operator"):
+            raise ValueError("kind must be 'portal' or 'operator'")
+        self.timeout = timeout
+        self.retries = retries
+        self.give_up = give_up
+        self.sent = 0
+        self.id_prefix = id_prefix or "py-%d-%s" % (os.getpid(), os.urandom(3).hex())
+        self.leader = None
+        self.endpoint = self.endpoints[0]
+        self._index = 0
+        self._keys = dict(server_key=server_key, public_key=public_key, secret_key=secret_key)
+        if any(self._keys.values()) and not all(self._keys.values()):
+            raise ValueError("CURVE needs server_key, public_key and secret_key")
+        self._context = context
+        self._clients = {}
+        self.socket = None
+
+    def close(self):
+        """Close every node's socket.  Idempotent."""
+        for c in self._clients.values():
+            c.close()
+        self._clients = {}
+
+    def post(self, req):
+        raise NotImplementedError("ClusterClient sends one request at a time: use request()")
+
+    def receive(self, timeout=None):
+        raise NotImplementedError("ClusterClient sends one request at a time: use request()")
+
+    def call(self, op, request_id=None, timeout=None, retries=None, give_up=None, **fields):
+        """As Client.call, through the leader; give_up bounds the whole call."""
+        req = {"op": op}
+        req.update(fields)
+        rid = request_id or self.new_id()
+        req["id"] = rid
+        reply = self.request(req, timeout, retries, give_up)
+        if reply.get("ok") is True:
+            return reply
+        raise error_for(reply, rid)
+
+    def request(self, req, timeout=None, retries=None, give_up=None):
+        """The reply to req (session fields added) from the leader, ok or
+        not (never not_leader); Timeout when no node led within give_up."""
+        timeout = self._timeout(timeout)
+        give_up = self.give_up if give_up is None else give_up
+        full = self.full_request(req)
+        rid = full.get("id")
+        deadline = time.monotonic() + give_up
+        down, redirects, unavailable = set(), 0, 0
+        while time.monotonic() < deadline:
+            ep = self.endpoint
+            left = deadline - time.monotonic()
+            self.sent += 1
+            try:
+                # The node's client has no session: `full` is sent as it is,
+                # the same bytes every time.
+                reply = self._client(ep).request(full, timeout=min(timeout, left), retries=0)
+            except Timeout:
+                # Gone or stopped: a fresh socket next time, so a frame
+                # queued for it is not delivered when it comes back.
+                self._clients.pop(ep).close()
+                down.add(ep)
+                self._next()
+                continue
+            err = reply.get("error") if reply.get("ok") is False else None
+            code = err.get("code") if isinstance(err, dict) else None
+            if code == "unavailable" and unavailable < self.UNAVAILABLE_RETRIES:
+                unavailable += 1
+                time.sleep(min(self.UNAVAILABLE_PAUSE, max(0.0, deadline - time.monotonic())))
+                continue
+            if code != "not_leader":
+                return reply
+            leader = err.get("leader")
+            self.leader = leader
+            target = leader.get(self.kind) if isinstance(leader, dict) else None
+            if target and target not in down and not _wildcard(target):
+                self.endpoint = target
+                redirects += 1
+                pause = redirects > len(self.endpoints)
+            else:
+                pause = self._next()
+            if pause:
+                redirects = 0
+                down.clear()
+                time.sleep(min(self.PAUSE, max(0.0, deadline - time.monotonic())))
+        raise Timeout("no leader among %s answered within %ss"
+                      % (",".join(self.endpoints), _fmt_s(give_up)), None, rid)
+
+    def _client(self, ep):
+        c = self._clients.get(ep)
+        if c is None:
+            c = self._clients[ep] = Client(ep, timeout=self.timeout, retries=0,
+                                           context=self._context, id_prefix=self.id_prefix,
+                                           **self._keys)
+        return c
+
+    def _next(self):
+        """The next node of the list; True when it went round to the first."""
+        if self.endpoint in self.endpoints:
+            self._index = (self.endpoints.index(self.endpoint) + 1) % len(self.endpoints)
+        self.endpoint = self.endpoints[self._index]
+        return self._index == 0
+
+
+def _wildcard(ep):
+    """A bind address with no host to connect to (tcp://*:7401, 0.0.0.0)."""
+    host = ep.split("://", 1)[-1]
+    return host.startswith(("*:", "0.0.0.0:", "[::]:", "[*]:"))
 
 
 def pack(obj):

@@ -67,7 +67,8 @@ def test_one_class_per_protocol_error_code():
         e = claimflow.error_for({"ok": False, "error": {"code": code, "message": "m"}}, "r1")
         eq((type(e), e.code, e.message, e.request_id, str(e)), (cls, code, "m", "r1",
                                                                  "%s: m" % code))
-    eq([c for c, cls in claimflow.ERRORS.items() if cls.retryable], ["unavailable"])
+    eq([c for c, cls in claimflow.ERRORS.items() if cls.retryable],
+       ["unavailable", "not_leader"])
     # A code this module does not know (a newer daemon) is still an Error.
     e = claimflow.error_for({"ok": False, "error": {"code": "shiny_new", "message": "x"}})
     eq((type(e), e.code), (claimflow.Error, "shiny_new"))
