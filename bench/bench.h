@@ -343,6 +343,7 @@ typedef struct {
 #define BENCH_CL_NODES 3           /* etcd members, and claimflowd replicas */
 #define BENCH_FAILOVERS_MAX 10
 #define BENCH_CLUSTER_RATE 300     /* --cluster's fixed rate unless --rate */
+#define BENCH_ETCD_BIN "/usr/bin/etcd"   /* Debian's etcd-server */
 
 typedef struct {
     pid_t pid;

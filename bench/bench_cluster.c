@@ -34,8 +34,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define ETCD_BIN "/usr/bin/etcd"
-
 static void s_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -100,7 +98,7 @@ static int s_etcd_spawn(const bench_cluster_t *c, int i, bench_etcd_t *e)
     }
     /* A token per run: members of another run on the same ports never join. */
     snprintf(token, sizeof token, "cf-bench-%d", (int)getpid());
-    char *argv[] = {(char *)ETCD_BIN, (char *)"--name", name, (char *)"--data-dir", data,
+    char *argv[] = {(char *)BENCH_ETCD_BIN, (char *)"--name", name, (char *)"--data-dir", data,
                     (char *)"--listen-client-urls", e->url, (char *)"--advertise-client-urls",
                     e->url, (char *)"--listen-peer-urls", peer,
                     (char *)"--initial-advertise-peer-urls", peer, (char *)"--initial-cluster",
@@ -238,8 +236,8 @@ int bench_cluster_start(const bench_opts_t *o, const char *dir, unsigned lease,
     snprintf(c->dir, sizeof c->dir, "%s", dir);
     snprintf(c->prefix, sizeof c->prefix, "/claimflow/bench%d", (int)getpid());
     c->lease = lease;
-    if (access(ETCD_BIN, X_OK) != 0) {
-        snprintf(err, errlen, "no %s (Debian's etcd-server)", ETCD_BIN);
+    if (access(BENCH_ETCD_BIN, X_OK) != 0) {
+        snprintf(err, errlen, "no %s (Debian's etcd-server)", BENCH_ETCD_BIN);
         return -1;
     }
     for (int i = 0; i < BENCH_CL_NODES; i++) {

@@ -481,7 +481,12 @@ static void s_phase_cluster(bench_opts_t *o, bench_result_t *R)
         s_phase_failovers(o, R, &c);
     }
     bench_check(R, bench_cluster_stop(&c) == 0, "cluster: a node or etcd did not stop cleanly");
-    bench_rmrf(dir);
+    /* A failed cluster run keeps its logs (every node's, every member's):
+     * they are the only account of why. */
+    if (R->failed)
+        fprintf(stderr, "claimflow-bench: the cluster's directory is kept: %s\n", dir);
+    else
+        bench_rmrf(dir);
 }
 
 int main(int argc, char **argv)
@@ -499,6 +504,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (o.cluster && access(BENCH_ETCD_BIN, X_OK) != 0) {
+        /* 77: meson's "skipped", for a machine without etcd-server. */
+        fprintf(stderr, "claimflow-bench: --cluster needs %s (etcd-server); skipped\n",
+                BENCH_ETCD_BIN);
+        return 77;
+    }
     if (o.cluster) {
         s_phase_cluster(&o, &R);
     } else {
