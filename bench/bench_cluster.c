@@ -484,6 +484,11 @@ int bench_cluster_failover(const bench_opts_t *o, bench_cluster_t *c, int leader
     waitpid(pid, NULL, 0);
     c->node[leader].pid = 0;
     F.target = s_fo_next_alive(&F, leader);
+    if (F.target < 0) {
+        snprintf(err, errlen, "failover: no other node is running");
+        s_fo_close(&F);
+        return -1;
+    }
     /* The bound the cluster tests hold writes to: 2 x lease + 5 s; twice
      * that before calling it a failure. */
     s_fo_stream(&F, rate, 0, F.t_kill + 2 * (4.0 * c->lease + 10));
