@@ -182,6 +182,7 @@ static void s_table_cluster(bench_result_t *R, FILE *f)
         snprintf(t, sizeof t, "single node: closed loop, %.1f s after %.1f s warm-up", o->duration,
                  o->warmup);
         s_table_load(f, &C->single_closed, t);
+        s_table_loop(f, &C->single_closed);
         snprintf(t, sizeof t, "single node: open loop at %.0f transitions/s, %.1f s", C->rate,
                  o->duration);
         s_table_load(f, &C->single_open, t);
