@@ -15,6 +15,7 @@
  *   bench_inproc.c  the engine in-process: calibration run, the 1M-claim store
  *   bench_ceil.c    the ceilings: raw LMDB (replaying the recorded writes), ZeroMQ
  *   bench_scale.c   scale mode: start-up, queue page, member, timer firing at 1M
+ *   bench_cluster.c --cluster: etcd members and claimflowd replicas, failover
  *   bench_report.c  the table and the JSON
  *   claimflow-bench.c  options and the order of the phases
  */
@@ -67,6 +68,10 @@ typedef struct {
     long scale_timers;        /* pending timers for scale mode */
     long scale_fire;          /* timers to fire in scale mode */
     double ceil_seconds;      /* per ceiling measurement */
+    bool cluster;             /* --cluster: replicas beside a single node, only that */
+    bool rate_set;            /* --rate given (else --cluster uses its own default) */
+    unsigned lease;           /* --cluster: lease_seconds of the replicas */
+    int failovers;            /* --cluster: leader kills under load */
     bool quick;
     bool no_ceilings;
     bool no_load;
@@ -109,6 +114,10 @@ typedef struct {
  * stderr. */
 int bench_daemon_start(const bench_opts_t *o, const char *dir, const char *data,
                        const char *manual_clock, bench_daemon_t *d);
+/* The same with cfg_extra (YAML, e.g. a `cluster:` section; NULL: none)
+ * appended to the config. */
+int bench_daemon_start_cfg(const bench_opts_t *o, const char *dir, const char *data,
+                           const char *manual_clock, const char *cfg_extra, bench_daemon_t *d);
 /* SIGTERM, wait; 0 when it exited 0. */
 int bench_daemon_stop(bench_daemon_t *d);
 
@@ -330,6 +339,68 @@ typedef struct {
     bool ran, ok;
 } bench_storefig_t;
 
+/* -------------------------------------------------------------- cluster --- */
+#define BENCH_CL_NODES 3           /* etcd members, and claimflowd replicas */
+#define BENCH_FAILOVERS_MAX 10
+#define BENCH_CLUSTER_RATE 300     /* --cluster's fixed rate unless --rate */
+#define BENCH_ETCD_BIN "/usr/bin/etcd"   /* Debian's etcd-server */
+
+typedef struct {
+    pid_t pid;
+    int client_port, peer_port;
+    char url[64];              /* its client URL */
+} bench_etcd_t;
+
+/* A 3-member etcd and 3 claimflowd replicas on loopback, under dir. */
+typedef struct {
+    char dir[512];
+    char prefix[64];           /* the cluster's keys in etcd */
+    unsigned lease;
+    bench_etcd_t etcd[BENCH_CL_NODES];
+    bench_daemon_t node[BENCH_CL_NODES];   /* pid 0: not running */
+} bench_cluster_t;
+
+/* One kill -9 of the leader under a fixed-rate stream of creates. */
+typedef struct {
+    int from, to;              /* node indexes: the killed leader, the next */
+    double ack_s;              /* kill -> first ok reply from another node */
+    double named_s;            /* kill -> first not_leader naming the next leader
+                                  (or that ok reply, when none came first) */
+    uint64_t sent;             /* creates sent from the kill to that ok reply */
+    uint64_t refused;          /* of them, answered not_leader or unavailable */
+    uint64_t unanswered;       /* sent (before or after the kill) and never answered */
+    uint64_t ok_before;        /* acknowledged by the old leader before the kill */
+} bench_failover_t;
+
+typedef struct {
+    bool ran;
+    unsigned lease;
+    double rate;               /* the fixed rate of both open loops and the failover stream */
+    bench_load_t single_closed, single_open, repl_closed, repl_open;
+    bool ran_single, ran_repl;
+    int nfail;
+    bench_failover_t fail[BENCH_FAILOVERS_MAX];
+    char first_error[512];
+} bench_cluster_res_t;
+
+/* Start 3 etcd members (free ports, data under dir) and 3 claimflowd nodes
+ * a, b, c with a `cluster:` config of lease `lease` seconds; returns when
+ * etcd is healthy and every node printed its start line.  0, or -1 with a
+ * message in err (whatever started is stopped). */
+int bench_cluster_start(const bench_opts_t *o, const char *dir, unsigned lease,
+                        bench_cluster_t *c, char *err, size_t errlen);
+/* The index of the node whose ping says role: leader, waiting up to
+ * timeout seconds; -1 when none did. */
+int bench_cluster_leader(const bench_cluster_t *c, double timeout);
+/* Kill -9 the leader (index leader) while creates stream at `rate` per
+ * second, follow not_leader to the next one, then restart the killed node
+ * as a follower.  0, or -1 with a message in err (f holds what was seen). */
+int bench_cluster_failover(const bench_opts_t *o, bench_cluster_t *c, int leader, double rate,
+                           bench_failover_t *f, char *err, size_t errlen);
+/* SIGTERM every node, then every etcd member; 0 when all exited cleanly.
+ * Does not remove dir. */
+int bench_cluster_stop(bench_cluster_t *c);
+
 /* ---------------------------------------------------------------- report --- */
 typedef struct {
     const bench_opts_t *o;
@@ -346,6 +417,7 @@ typedef struct {
     bench_ceil_t ceil;
     bool ran_ceil;
     bench_scale_t scale;
+    bench_cluster_res_t cluster;
     int passed, failed;
     char failures[8][256];
 } bench_result_t;

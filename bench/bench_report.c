@@ -130,6 +130,98 @@ static void s_table_load(FILE *f, bench_load_t *l, const char *title)
         fprintf(f, "  first error: %s\n", l->first_error);
 }
 
+/* --cluster's figures, derived once for the table and the JSON. */
+typedef struct {
+    double s_tps, r_tps;               /* closed loop, transitions/s */
+    double s_open_tps, r_open_tps;     /* achieved at the fixed rate */
+    double s_p50, r_p50, s_p99, r_p99; /* open loop, ms */
+    double s_batch, r_batch;           /* closed loop, requests per commit */
+    double ratio_tps, ratio_p50, ratio_p99;
+    double fail_max_s, fail_mean_s;
+} s_cluster_fig_t;
+
+static void s_cluster_fig(bench_cluster_res_t *C, s_cluster_fig_t *g)
+{
+    memset(g, 0, sizeof *g);
+    bench_load_t *sc = &C->single_closed, *so = &C->single_open;
+    bench_load_t *rc = &C->repl_closed, *ro = &C->repl_open;
+    g->s_tps = s_div((double)sc->transitions, sc->seconds);
+    g->r_tps = s_div((double)rc->transitions, rc->seconds);
+    g->s_open_tps = s_div((double)so->transitions, so->seconds);
+    g->r_open_tps = s_div((double)ro->transitions, ro->seconds);
+    g->s_p50 = s_ms(&so->lat, 0.5);
+    g->r_p50 = s_ms(&ro->lat, 0.5);
+    g->s_p99 = s_ms(&so->lat, 0.99);
+    g->r_p99 = s_ms(&ro->lat, 0.99);
+    g->s_batch = s_div((double)sc->requests, (double)sc->commits);
+    g->r_batch = s_div((double)rc->requests, (double)rc->commits);
+    g->ratio_tps = s_div(g->r_tps, g->s_tps);
+    g->ratio_p50 = s_div(g->r_p50, g->s_p50);
+    g->ratio_p99 = s_div(g->r_p99, g->s_p99);
+    double sum = 0;
+    int n = 0;
+    for (int k = 0; k < C->nfail; k++) {
+        if (C->fail[k].ack_s <= 0)
+            continue;
+        sum += C->fail[k].ack_s;
+        n++;
+        if (C->fail[k].ack_s > g->fail_max_s)
+            g->fail_max_s = C->fail[k].ack_s;
+    }
+    g->fail_mean_s = n ? sum / n : 0;
+}
+
+static void s_table_cluster(bench_result_t *R, FILE *f)
+{
+    bench_cluster_res_t *C = &R->cluster;
+    const bench_opts_t *o = R->o;
+    s_cluster_fig_t g;
+    s_cluster_fig(C, &g);
+    char t[200];
+    if (C->ran_single) {
+        snprintf(t, sizeof t, "single node: closed loop, %.1f s after %.1f s warm-up", o->duration,
+                 o->warmup);
+        s_table_load(f, &C->single_closed, t);
+        s_table_loop(f, &C->single_closed);
+        snprintf(t, sizeof t, "single node: open loop at %.0f transitions/s, %.1f s", C->rate,
+                 o->duration);
+        s_table_load(f, &C->single_open, t);
+    }
+    if (C->ran_repl) {
+        snprintf(t, sizeof t, "3 replicas (leader): closed loop, %.1f s after %.1f s warm-up",
+                 o->duration, o->warmup);
+        s_table_load(f, &C->repl_closed, t);
+        s_table_loop(f, &C->repl_closed);
+        snprintf(t, sizeof t, "3 replicas (leader): open loop at %.0f transitions/s, %.1f s",
+                 C->rate, o->duration);
+        s_table_load(f, &C->repl_open, t);
+    }
+    fprintf(f, "\nreplicas: 3 claimflowd on a 3-member etcd (lease %u s) beside a single node, "
+               "same run\n", C->lease);
+    fprintf(f, "  %-34s %12s %12s %8s\n", "", "single", "3 replicas", "ratio");
+    fprintf(f, "  %-34s %12.0f %12.0f %8.3f\n", "closed loop, durable transitions/s", g.s_tps,
+            g.r_tps, g.ratio_tps);
+    fprintf(f, "  %-34s %12.1f %12.1f\n", "  requests per commit", g.s_batch, g.r_batch);
+    snprintf(t, sizeof t, "open loop at %.0f tr/s, achieved", C->rate);
+    fprintf(f, "  %-34s %12.0f %12.0f\n", t, g.s_open_tps, g.r_open_tps);
+    fprintf(f, "  %-34s %12.2f %12.2f %8.2f\n", "  latency p50 ms", g.s_p50, g.r_p50, g.ratio_p50);
+    fprintf(f, "  %-34s %12.2f %12.2f %8.2f\n", "  latency p99 ms", g.s_p99, g.r_p99, g.ratio_p99);
+    if (!C->nfail)
+        return;
+    fprintf(f, "\nfailover: kill -9 of the leader under %.0f creates/s (lease %u s); time from "
+               "the kill to the first ok from the next leader\n", C->rate, C->lease);
+    fprintf(f, "  %-3s %-9s %10s %14s %8s %8s %11s\n", "#", "from->to", "ack s", "leader named s",
+            "sent", "refused", "unanswered");
+    for (int k = 0; k < C->nfail; k++) {
+        bench_failover_t *x = &C->fail[k];
+        fprintf(f, "  %-3d %c->%-6c %10.2f %14.2f %8" PRIu64 " %8" PRIu64 " %11" PRIu64 "\n",
+                k + 1, 'a' + x->from, x->to >= 0 ? 'a' + x->to : '?', x->ack_s, x->named_s,
+                x->sent, x->refused, x->unanswered);
+    }
+    fprintf(f, "  %-34s %12.2f s (mean %.2f s; the tests' bound 2 x lease + 5 = %u s)\n",
+            "failover, max", g.fail_max_s, g.fail_mean_s, 2 * C->lease + 5);
+}
+
 void bench_report_table(bench_result_t *R, FILE *f)
 {
     const bench_opts_t *o = R->o;
@@ -142,6 +234,8 @@ void bench_report_table(bench_result_t *R, FILE *f)
     fprintf(f, "clients %d x %d in flight, mix lifecycle:inquiry:read %d:%d:%d, referral %zu bytes\n",
             o->clients, o->inflight, o->mix[0], o->mix[1], o->mix[2], o->doc_bytes);
     char t[160];
+    if (R->cluster.ran)
+        s_table_cluster(R, f);
     if (R->ran_closed) {
         snprintf(t, sizeof t, "closed loop, %.1f s after %.1f s warm-up", o->duration, o->warmup);
         s_table_load(f, &R->closed, t);
@@ -243,6 +337,10 @@ void bench_report_table(bench_result_t *R, FILE *f)
         /* Small sizes and few clients: the targets say nothing here. */
         fprintf(f, "\ntargets: not judged in --quick\n\n");
         return;
+    }
+    if (R->cluster.ran) {
+        fprintf(f, "\n");
+        return;   /* the targets are the single node's full run */
     }
     fprintf(f, "\ntargets\n");
     if (R->ran_closed)
@@ -385,6 +483,40 @@ int bench_report_json(bench_result_t *R, const char *path)
                    "\"noop_hook_to_none\": %.3f},\n",
                 x.r_lmdb_batch, x.r_lmdb_256, x.r_lmdb_sync1, x.r_inproc_batch, x.r_zmq_rps,
                 x.r_open_rtt, x.r_open_p99_commit_p99, x.r_closed_inproc, x.r_hook);
+    }
+    if (R->cluster.ran) {
+        bench_cluster_res_t *C = &R->cluster;
+        s_cluster_fig_t g;
+        s_cluster_fig(C, &g);
+        if (C->ran_single) {
+            s_jload(f, "cluster_single_closed", &C->single_closed, false);
+            s_jload(f, "cluster_single_open", &C->single_open, false);
+        }
+        if (C->ran_repl) {
+            s_jload(f, "cluster_replicated_closed", &C->repl_closed, false);
+            s_jload(f, "cluster_replicated_open", &C->repl_open, false);
+        }
+        fprintf(f, "  \"cluster\": {\"nodes\": %d, \"etcd_members\": %d, \"lease_s\": %u, "
+                   "\"rate\": %.1f,\n", BENCH_CL_NODES, BENCH_CL_NODES, C->lease, C->rate);
+        fprintf(f, "    \"single\": {\"closed_tps\": %.1f, \"requests_per_commit\": %.2f, "
+                   "\"open_tps\": %.1f, \"open_p50_ms\": %.3f, \"open_p99_ms\": %.3f},\n",
+                g.s_tps, g.s_batch, g.s_open_tps, g.s_p50, g.s_p99);
+        fprintf(f, "    \"replicated\": {\"closed_tps\": %.1f, \"requests_per_commit\": %.2f, "
+                   "\"open_tps\": %.1f, \"open_p50_ms\": %.3f, \"open_p99_ms\": %.3f},\n",
+                g.r_tps, g.r_batch, g.r_open_tps, g.r_p50, g.r_p99);
+        fprintf(f, "    \"ratio\": {\"closed_tps\": %.4f, \"open_p50\": %.3f, \"open_p99\": "
+                   "%.3f},\n", g.ratio_tps, g.ratio_p50, g.ratio_p99);
+        fprintf(f, "    \"failover\": [");
+        for (int k = 0; k < C->nfail; k++) {
+            bench_failover_t *fo = &C->fail[k];
+            fprintf(f, "%s{\"from\": \"%c\", \"to\": \"%c\", \"ack_s\": %.3f, "
+                       "\"leader_named_s\": %.3f, \"sent\": %" PRIu64 ", \"refused\": %" PRIu64
+                       ", \"unanswered\": %" PRIu64 ", \"ok_before\": %" PRIu64 "}",
+                    k ? ", " : "", 'a' + fo->from, fo->to >= 0 ? 'a' + fo->to : '?', fo->ack_s,
+                    fo->named_s, fo->sent, fo->refused, fo->unanswered, fo->ok_before);
+        }
+        fprintf(f, "],\n    \"failover_max_s\": %.3f, \"failover_mean_s\": %.3f},\n",
+                g.fail_max_s, g.fail_mean_s);
     }
     if (R->scale.ran) {
         bench_scale_t *s = &R->scale;

@@ -205,6 +205,12 @@ static void s_field(const char *line, const char *key, char *out, size_t len)
 int bench_daemon_start(const bench_opts_t *o, const char *dir, const char *data,
                        const char *manual_clock, bench_daemon_t *d)
 {
+    return bench_daemon_start_cfg(o, dir, data, manual_clock, NULL, d);
+}
+
+int bench_daemon_start_cfg(const bench_opts_t *o, const char *dir, const char *data,
+                           const char *manual_clock, const char *cfg_extra, bench_daemon_t *d)
+{
     memset(d, 0, sizeof *d);
     snprintf(d->dir, sizeof d->dir, "%s", dir);
     if (data)
@@ -220,7 +226,12 @@ int bench_daemon_start(const bench_opts_t *o, const char *dir, const char *data,
         return -1;
     }
     fputs("operators:\n  - id: hanne\n    role: handler\n  - id: aud\n    role: auditor\n", f);
-    fclose(f);
+    if (cfg_extra)
+        fputs(cfg_extra, f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "claimflow-bench: cannot write %s: %s\n", cfg, strerror(errno));
+        return -1;
+    }
     snprintf(clock, sizeof clock, "%s%s", manual_clock ? "manual:" : "real",
              manual_clock ? manual_clock : "");
     if (access(o->daemon, X_OK) != 0) {

@@ -8,6 +8,13 @@
  *   5. the ceilings: those writes replayed on raw LMDB, and raw ZeroMQ;
  *   6. scale mode (--scale N): the daemon on a store of N finished claims.
  *
+ * --cluster replaces all of them with the replicas' comparison: a single
+ * node and then 3 replicas on a 3-member etcd, each through the same closed
+ * loop and the same fixed-rate open loop, then kill -9 of the leader under
+ * load, --failovers times.  Separate from the full run because the cluster
+ * sustains a fraction of the single node's rate, and the comparison is only
+ * fair at one rate both sustain.
+ *
  * Everything runs in this process or in daemons it starts and stops, on
  * directories it makes under --tmpdir and removes.  Every reply is checked;
  * the run ends with "N passed, M failed" and exits 1 when anything failed
@@ -31,6 +38,7 @@ static const char s_usage[] =
     "         [--mix L,I,R] [--doc-bytes N] [--store-claims N] [--calib-claims N]\n"
     "         [--scale N] [--scale-timers N] [--scale-fire N] [--ceil-seconds S]\n"
     "         [--no-load] [--no-ceilings] [--tmpdir DIR] [--seed N]\n"
+    "         [--cluster [--lease S] [--failovers N]]\n"
     "\n"
     "  --quick            everything, small and short (< 20 s): the test suite's run\n"
     "  --daemon PATH      claimflowd to start ($CF_BUILDDIR/adapters/claimflowd, or\n"
@@ -50,13 +58,20 @@ static const char s_usage[] =
     "  --scale-timers N   pending timers in scale mode (N)\n"
     "  --scale-fire N     due timers fired in scale mode (10000)\n"
     "  --ceil-seconds S   per ceiling measurement (3)\n"
-    "  --no-load          skip the load phases; --no-ceilings skip the ceilings\n";
+    "  --no-load          skip the load phases; --no-ceilings skip the ceilings\n"
+    "  --cluster          only the replicas' comparison: a single node, then 3\n"
+    "                     claimflowd replicas on a 3-member etcd (/usr/bin/etcd) on\n"
+    "                     loopback, each through the closed loop and the open loop\n"
+    "                     at --rate (default here 300), then kill -9 of the leader\n"
+    "                     under a stream of creates at that rate (docs/BENCHMARKS.md)\n"
+    "  --lease S          --cluster: the replicas' lease_seconds (5; 2..60)\n"
+    "  --failovers N      --cluster: leader kills, each timed (3; up to 10)\n";
 
 enum {
     OPT_DAEMON = 256, OPT_WORKFLOWS, OPT_JSON, OPT_CLIENTS, OPT_INFLIGHT, OPT_DURATION,
     OPT_WARMUP, OPT_RATE, OPT_MIX, OPT_DOC, OPT_STORE, OPT_CALIB, OPT_SCALE, OPT_STIMERS,
     OPT_SFIRE, OPT_CEIL, OPT_NOLOAD, OPT_NOCEIL, OPT_TMP, OPT_SEED, OPT_QUICK, OPT_HELP,
-    OPT_DAEMON_ARG,
+    OPT_DAEMON_ARG, OPT_CLUSTER, OPT_LEASE, OPT_FAILOVERS,
 };
 
 static const struct option s_longopts[] = {
@@ -82,6 +97,9 @@ static const struct option s_longopts[] = {
     {"tmpdir", required_argument, NULL, OPT_TMP},
     {"seed", required_argument, NULL, OPT_SEED},
     {"quick", no_argument, NULL, OPT_QUICK},
+    {"cluster", no_argument, NULL, OPT_CLUSTER},
+    {"lease", required_argument, NULL, OPT_LEASE},
+    {"failovers", required_argument, NULL, OPT_FAILOVERS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -141,7 +159,7 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
     *o = (bench_opts_t){
         .clients = 64, .inflight = 4, .duration = 10, .warmup = 2, .rate = 5000,
         .mix = {8, 1, 1}, .doc_bytes = 4096, .store_claims = 20000, .calib_claims = 20000,
-        .scale_fire = 10000, .ceil_seconds = 3, .seed = 1,
+        .scale_fire = 10000, .ceil_seconds = 3, .seed = 1, .lease = 5, .failovers = 3,
     };
     s_defaults(o);
     /* --quick first, so explicit flags still win over its sizes. */
@@ -158,6 +176,8 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
             o->scale = 2000;
             o->scale_fire = 200;
             o->ceil_seconds = 0.5;
+            o->lease = 2;
+            o->failovers = 1;
         }
     long scale_timers = -1;
     int c;
@@ -178,7 +198,10 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
         case OPT_INFLIGHT: o->inflight = (int)s_long(optarg, 1, 1024); break;
         case OPT_DURATION: o->duration = s_double(optarg, 0.1); break;
         case OPT_WARMUP: o->warmup = s_double(optarg, 0); break;
-        case OPT_RATE: o->rate = s_double(optarg, 0); break;
+        case OPT_RATE:
+            o->rate = s_double(optarg, 0);
+            o->rate_set = true;
+            break;
         case OPT_MIX:
             if (sscanf(optarg, "%d,%d,%d", &o->mix[0], &o->mix[1], &o->mix[2]) != 3 ||
                 o->mix[0] < 1 || o->mix[1] < 0 || o->mix[2] < 0)
@@ -196,6 +219,9 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
         case OPT_TMP: o->tmpdir = optarg; break;
         case OPT_SEED: o->seed = (uint64_t)s_long(optarg, 1, LONG_MAX); break;
         case OPT_QUICK: break;
+        case OPT_CLUSTER: o->cluster = true; break;
+        case OPT_LEASE: o->lease = (unsigned)s_long(optarg, 2, 60); break;
+        case OPT_FAILOVERS: o->failovers = (int)s_long(optarg, 0, BENCH_FAILOVERS_MAX); break;
         case 'h':
         case OPT_HELP: fputs(s_usage, stdout); exit(0);
         default: s_usage_fail("unknown flag or missing value:", argv[optind - 1]);
@@ -204,6 +230,10 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
     if (optind < argc)
         s_usage_fail("unexpected argument", argv[optind]);
     o->scale_timers = scale_timers >= 0 ? scale_timers : o->scale;
+    if (o->cluster && !o->rate_set)
+        o->rate = o->quick ? 100 : BENCH_CLUSTER_RATE;
+    if (o->cluster && o->rate <= 0)
+        s_usage_fail("--cluster needs a fixed rate above 0, not --rate", "0");
 }
 
 static void s_loadavg(double out[3])
@@ -368,6 +398,97 @@ static void s_phase_ceilings(bench_opts_t *o, bench_result_t *R)
     R->ran_ceil = true;
 }
 
+/* The closed loop, then the open loop at the cluster's rate, against d. */
+static void s_cluster_loads(bench_opts_t *o, bench_result_t *R, const bench_daemon_t *d,
+                            const char *what, bench_load_t *closed, bench_load_t *open)
+{
+    fprintf(stderr, "claimflow-bench: %s: closed loop, %d clients x %d, %.0f s\n", what,
+            o->clients, o->inflight, o->duration);
+    int rc = bench_load_run(o, d, 0, o->duration, o->warmup, 0, closed);
+    bench_check(R, rc == 0, "%s closed loop: %s", what,
+                closed->first_error[0] ? closed->first_error : "did not complete");
+    fprintf(stderr, "claimflow-bench: %s: open loop at %.0f transitions/s, %.0f s\n", what,
+            o->rate, o->duration);
+    rc = bench_load_run(o, d, o->rate, o->duration, o->warmup, 0, open);
+    bench_check(R, rc == 0, "%s open loop: %s", what,
+                open->first_error[0] ? open->first_error : "did not complete");
+}
+
+static void s_phase_single(bench_opts_t *o, bench_result_t *R)
+{
+    bench_cluster_res_t *C = &R->cluster;
+    char dir[512];
+    if (bench_mkdtemp(o, "single", dir, sizeof dir) != 0) {
+        bench_check(R, false, "single node: no temp directory");
+        return;
+    }
+    bench_daemon_t d;
+    if (bench_daemon_start(o, dir, NULL, NULL, &d) != 0) {
+        bench_check(R, false, "single node: the daemon did not start");
+        bench_rmrf(dir);
+        return;
+    }
+    s_cluster_loads(o, R, &d, "single node", &C->single_closed, &C->single_open);
+    C->ran_single = true;
+    bench_check(R, bench_daemon_stop(&d) == 0, "single node: the daemon did not stop cleanly");
+    bench_rmrf(dir);
+}
+
+static void s_phase_failovers(bench_opts_t *o, bench_result_t *R, bench_cluster_t *c)
+{
+    bench_cluster_res_t *C = &R->cluster;
+    char err[512];
+    for (int k = 0; k < o->failovers; k++) {
+        int leader = bench_cluster_leader(c, 4.0 * c->lease + 20);
+        if (leader < 0) {
+            bench_check(R, false, "failover %d: no leader", k + 1);
+            return;
+        }
+        fprintf(stderr, "claimflow-bench: failover %d: kill -9 node %c under %.0f creates/s\n",
+                k + 1, 'a' + leader, o->rate);
+        int rc = bench_cluster_failover(o, c, leader, o->rate, &C->fail[k], err, sizeof err);
+        C->nfail = k + 1;
+        bench_check(R, rc == 0, "failover %d: %s", k + 1, err);
+        if (rc != 0)
+            return;
+    }
+}
+
+static void s_phase_cluster(bench_opts_t *o, bench_result_t *R)
+{
+    bench_cluster_res_t *C = &R->cluster;
+    C->ran = true;
+    C->lease = o->lease;
+    C->rate = o->rate;
+    s_phase_single(o, R);
+    char dir[512], err[512];
+    if (bench_mkdtemp(o, "cluster", dir, sizeof dir) != 0) {
+        bench_check(R, false, "cluster: no temp directory");
+        return;
+    }
+    bench_cluster_t c;
+    fprintf(stderr, "claimflow-bench: 3 etcd members, 3 replicas, lease %u s\n", o->lease);
+    if (bench_cluster_start(o, dir, o->lease, &c, err, sizeof err) != 0) {
+        bench_check(R, false, "cluster: %s", err);
+        bench_rmrf(dir);
+        return;
+    }
+    int leader = bench_cluster_leader(&c, 4.0 * o->lease + 20);
+    bench_check(R, leader >= 0, "cluster: no node became the leader");
+    if (leader >= 0) {
+        s_cluster_loads(o, R, &c.node[leader], "3 replicas", &C->repl_closed, &C->repl_open);
+        C->ran_repl = true;
+        s_phase_failovers(o, R, &c);
+    }
+    bench_check(R, bench_cluster_stop(&c) == 0, "cluster: a node or etcd did not stop cleanly");
+    /* A failed cluster run keeps its logs (every node's, every member's):
+     * they are the only account of why. */
+    if (R->failed)
+        fprintf(stderr, "claimflow-bench: the cluster's directory is kept: %s\n", dir);
+    else
+        bench_rmrf(dir);
+}
+
 int main(int argc, char **argv)
 {
     bench_opts_t o;
@@ -383,12 +504,22 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    if (!o.no_load)
-        s_phase_load(&o, &R);
-    if (o.store_claims > 0)
-        s_phase_store(&o, &R);
-    s_phase_ceilings(&o, &R);
-    if (o.scale > 0) {
+    if (o.cluster && access(BENCH_ETCD_BIN, X_OK) != 0) {
+        /* 77: meson's "skipped", for a machine without etcd-server. */
+        fprintf(stderr, "claimflow-bench: --cluster needs %s (etcd-server); skipped\n",
+                BENCH_ETCD_BIN);
+        return 77;
+    }
+    if (o.cluster) {
+        s_phase_cluster(&o, &R);
+    } else {
+        if (!o.no_load)
+            s_phase_load(&o, &R);
+        if (o.store_claims > 0)
+            s_phase_store(&o, &R);
+        s_phase_ceilings(&o, &R);
+    }
+    if (o.scale > 0 && !o.cluster) {
         int rc = bench_scale_run(&o, &R.scale);
         bench_check(&R, rc == 0, "%s", R.scale.first_error[0] ? R.scale.first_error : "scale");
     }
@@ -404,5 +535,9 @@ int main(int argc, char **argv)
            R.wall_seconds);
     bench_load_free(&R.closed);
     bench_load_free(&R.open);
+    bench_load_free(&R.cluster.single_closed);
+    bench_load_free(&R.cluster.single_open);
+    bench_load_free(&R.cluster.repl_closed);
+    bench_load_free(&R.cluster.repl_open);
     return R.failed ? 1 : 0;
 }
