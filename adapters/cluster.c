@@ -459,7 +459,7 @@ static void *s_appender_main(void *arg)
         }
         if (rc != 0) {
             ap->failed = true;
-            snprintf(ap->why, sizeof ap->why, "batch %" PRIu64 " %s: %s",
+            snprintf(ap->why, sizeof ap->why, "batch %" PRIu64 " %s: %.200s",
                      v[done].seq, rc == CF_ECONFLICT ? "not appended" : "append outcome unknown",
                      err.message);
         }
