@@ -19,12 +19,13 @@
 #include "cf_version.h"
 #include "replog.h"
 
-/* A follower asks for new batches this often when the last ask found none
- * (and at once again when it found some). */
-#define S_POLL_US 20000
+/* A follower reads the log when its watch says something changed (a batch,
+ * the leader key), at once again when a read found batches, and at least
+ * this often: the watch is a wake-up, the read is the truth. */
+#define S_POLL_US 100000
 /* ... and who leads (campaigning when no one does), and whether the log
  * still holds our next batch, this often: the failover's detection time. */
-#define S_CHECK_US 100000
+#define S_CHECK_US 200000
 /* Batches read per ask. */
 #define S_READ_MAX 64
 /* How often a node says how far it has applied, and the leader trims. */
@@ -72,6 +73,7 @@ struct cf_cluster {
     s_appender_t ap;
     bool pipelined;                     /* the hook queues (after the marker) */
     cf_replog_opts_t lo;
+    cf_replog_watch_t *watch;           /* wakes the loop through ap.pipe */
     char *node, *data_dir, *portal, *operator, *events, *digest;
     cf_replog_t *log;
     cf_store_t *store;                  /* while follower */
@@ -525,8 +527,12 @@ uint64_t cf_cluster_acked(cf_cluster_t *c)
 {
     s_appender_t *ap = &c->ap;
     char buf[64];
+    bool woken = false;
     while (read(ap->pipe[0], buf, sizeof buf) > 0)
-        ;
+        woken = true;
+    /* The watch's wake-ups come through the same pipe: read the log now. */
+    if (woken && !c->leader)
+        c->next_poll_us = c->next_check_us = 0;
     pthread_mutex_lock(&ap->mu);
     if (ap->running && ap->acked > c->acked)
         c->acked = ap->acked;
@@ -583,6 +589,8 @@ int cf_cluster_open(const cf_cluster_opts_t *o, cf_cluster_t **ret, cf_error_t *
                            .tls_ca = cl->tls_ca, .tls_cert = cl->tls_cert, .tls_key = cl->tls_key};
     c->lo = lo;
     int rc = cf_replog_open(&lo, &c->log, reterr);
+    if (rc == 0)
+        rc = cf_replog_watch_start(&lo, c->ap.pipe[1], &c->watch, reterr);
     if (rc == 0)
         rc = s_store_open(c, reterr);
     if (rc == 0)
@@ -659,6 +667,7 @@ void cf_cluster_close(cf_cluster_t **c_p)
     if (!c)
         return;
     s_appender_stop(c, false);
+    cf_replog_watch_stop(&c->watch);
     if (c->leader && c->log)
         cf_replog_resign(c->log);
     cf_store_destroy(&c->store);

@@ -94,6 +94,17 @@ int cf_replog_read(cf_replog_t *l, uint64_t from, size_t max, cf_replog_fn fn, v
 int cf_replog_trim(cf_replog_t *l, int64_t now, int64_t retention, uint64_t *head,
                    cf_error_t *reterr);
 
+/* --------------------------------------------------------------- watch --- */
+/* A thread that watches the log and the leader key and writes a byte to fd
+ * whenever either changes (a new batch, a lapsed or new leader): a
+ * follower reads the log when told, not on a timer.  It reconnects by
+ * itself; a missed change only costs the reader's fallback poll.  NULL
+ * with reterr on failure to start. */
+typedef struct cf_replog_watch cf_replog_watch_t;
+int cf_replog_watch_start(const cf_replog_opts_t *o, int fd, cf_replog_watch_t **ret,
+                          cf_error_t *reterr);
+void cf_replog_watch_stop(cf_replog_watch_t **w_p);
+
 /* ------------------------------------------------------------- nodes --- */
 /* Publish this node's description (JSON: its endpoints, version, workflow
  * digest) for the others and for clients. */
