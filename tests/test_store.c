@@ -500,7 +500,7 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
                      CF_EINTERNAL);
     /* Events: encode, view, strip. */
     CF_ASSERT_INT_EQ(cf_event_encode(3, 1000, "decision.denied", "in_review", "denied", "hanne",
-                                     "\x81\xa6reason\xa3no!", 12, &sb), 0);
+                                     "\x81\xa6reason\xa3no!", 12, NULL, &sb), 0);
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     bool changed;
@@ -522,16 +522,40 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     k[8] = 'z';
     CF_ASSERT_INT_EQ(cf_key_timer_parse(k, kl, &tk), CF_EINTERNAL);
     /* Consent records: round trip, wrong length. */
-    cf_consent_t cs = {1, 2, 3, 20500, 7}, back;
-    unsigned char cr[CF_CONSENT_REC_LEN];
-    cf_consent_encode(&cs, cr);
-    CF_ASSERT_INT_EQ(cf_consent_decode(cr, sizeof cr, &back), 0);
+    cf_consent_t cs = {1, 2, 3, 20500, 7, "", "", 0, 0, {""}, ""}, back;
+    msgpack_sbuffer csb;
+    msgpack_sbuffer_init(&csb);
+    CF_ASSERT_INT_EQ(cf_consent_encode(&cs, &csb), 0);
+    const unsigned char *cr = (const unsigned char *)csb.data;
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, csb.size, &back), 0);
     CF_ASSERT(back.given_at == 1 && back.valid_until == 2 && back.withdrawn_at == 3);
     CF_ASSERT(back.change_day == 20500 && back.changes == 7);
+    CF_ASSERT_STR_EQ(back.channel, "portal");
+    CF_ASSERT_STR_EQ(back.given_by, "");
+    /* Who gave it: a parent, by phone, with a lapse and a reference. */
+    snprintf(cs.given_by, sizeof cs.given_by, "0101801234");
+    snprintf(cs.channel, sizeof cs.channel, "phone");
+    cs.lapses_at = 2;
+    cs.ninvolved = 1;
+    snprintf(cs.involved[0], sizeof cs.involved[0], "0202802345");
+    snprintf(cs.reference, sizeof cs.reference, "call-7");
+    CF_ASSERT_INT_EQ(cf_consent_encode(&cs, &csb), 0);
+    cr = (const unsigned char *)csb.data;
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, csb.size, &back), 0);
+    CF_ASSERT_STR_EQ(back.given_by, "0101801234");
+    CF_ASSERT_STR_EQ(back.channel, "phone");
+    CF_ASSERT_STR_EQ(back.involved[0], "0202802345");
+    CF_ASSERT_STR_EQ(back.reference, "call-7");
+    CF_ASSERT(back.lapses_at == 2 && back.ninvolved == 1 && back.changes == 7);
+    /* A record of before issue 15 (40 bytes): the member, on the portal. */
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, CF_CONSENT_REC_LEN, &back), 0);
+    CF_ASSERT(back.changes == 7 && back.given_by[0] == 0 && back.lapses_at == 0);
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, CF_CONSENT_REC_LEN + 1, &back), CF_EINTERNAL);
     /* A record from before the rate limit: no changes counted. */
     CF_ASSERT_INT_EQ(cf_consent_decode(cr, CF_CONSENT_REC_OLD, &back), 0);
     CF_ASSERT(back.given_at == 1 && back.changes == 0);
     CF_ASSERT_INT_EQ(cf_consent_decode(cr, 23, &back), CF_EINTERNAL);
+    msgpack_sbuffer_destroy(&csb);
     free(rec);
     cf_wf_destroy(&wf);
     s_close(&e);

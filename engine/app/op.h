@@ -37,6 +37,15 @@ typedef struct {
     bool wrote;
     bool audited;                   /* the op wrote its own access-log entry */
     char purpose[CF_PURPOSE_MAX + 1];   /* why an operator reads: the access log */
+    /* Who acts (docs/protocol.md, "Members and representatives"). */
+    char member_pid[CF_PID_LEN];    /* the request's `member`, canonical ("" none) */
+    bool has_by;                    /* `by` names a person (maybe the member) */
+    char by[CF_PID_LEN];            /* canonical `by` */
+    unsigned char by_hash[CF_MEMBER_HASH_LEN];
+    bool phone;                     /* an operator recording a call: channel phone */
+    char reference[CF_REFERENCE_MAX + 1];  /* the call's reference */
+    unsigned act_role;              /* the role the state machine sees: the
+                                     * caller's, or member for a call */
 } cf_op_t;
 
 /* Start the next reply field (its value is packed next, on op->pk). */

@@ -55,7 +55,9 @@
     XX(AUDIT,      "audit")      /* at(be64) + seq(be64) -> access record */  \
     XX(AUDIT_CLAIM, "audit_claim") /* claim id + audit key -> "" */          \
     XX(AUDIT_ACTOR, "audit_actor") /* actor\0 + audit key -> "" */        \
-    XX(IDX_CLOSED, "idx_closed") /* closed at(be64) + claim id -> "" */
+    XX(IDX_CLOSED, "idx_closed") /* closed at(be64) + claim id -> "" */      \
+    XX(REPS,       "reps")       /* member hash + representative hash -> representation */ \
+    XX(REPS_BY,    "reps_by")    /* representative hash + member hash -> "" */
 
 typedef enum {
 #define CF_XX(s, name) CF_DB_##s,

@@ -68,7 +68,8 @@ def test_consent_get():
            {"ok": True, "consent": None})
         give_consent(p, m)
         want = {"member": m, "given_at": T0, "valid_until": "2027-11-24T09:00:00Z",
-                "withdrawn_at": None, "given_by": "member", "channel": "portal"}
+                "withdrawn_at": None, "given_by": "member", "channel": "portal",
+                "lapses_at": None, "involved": [], "reference": None}
         eq(ok(p.call({"op": "consent.get", "member": m}))["consent"], want)
         # The id is echoed; a read takes no idempotency record.
         r = ok(p.call({"op": "consent.get", "id": "c-1", "member": m}))
