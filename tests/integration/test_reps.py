@@ -10,10 +10,11 @@ and `by` / `channel` / `reference` in every event, field by field.  The
 children's CPR numbers are 2000s births (7th digit 4 or 5)."""
 
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, Subscriber, T0, check, cpr, eq, err, new_id, ok, op,  # noqa: E402
+from harness import (CLAIMCTL, Daemon, Subscriber, T0, check, cpr, eq, err, new_id, ok, op,  # noqa: E402
                      portal, run_tests)
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
@@ -394,6 +395,26 @@ def test_purge_erases_representations_and_evidence():
            [(None, "portal", {}), (None, "portal", {})])
         eq(ok(h.call({"op": "representation.list", "member": CHILD_12}))["representations"], [])
         eq(ok(p.call({"op": "representation.list", "member": MOTHER}))["representations"], [])
+
+
+def test_backup_holds_representations_and_evidence():
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d)
+        r = ok(add(h, CHILD_12, MOTHER, "parent", ["consent", "claims", "read"]))
+        sha = r["representation"]["evidence"]["sha256"]
+        c = create(p, CHILD_12, by=MOTHER, treatment="chiropractic")
+        dest = os.path.join(d.tmp, "copy")
+        b = subprocess.run([CLAIMCTL, "backup", dest, "--data", d.data_dir],
+                           capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        eq(b.returncode, 0, b.stderr)
+        with Daemon(clock=T0, data_dir=dest) as d2:
+            p2 = portal(d2)
+            lst = ok(p2.call({"op": "representation.list", "member": MOTHER}))["representations"]
+            eq([(x["member"], x["evidence"]["sha256"], x["active"]) for x in lst],
+               [(CHILD_12, sha, True)])
+            # The copy's representation works: the mother consents there.
+            eq(ok(consent(p2, CHILD_12, by=MOTHER))["moved"], [c["id"]])
 
 
 if __name__ == "__main__":
