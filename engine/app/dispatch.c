@@ -430,15 +430,22 @@ void cf_dispatch(cf_batch_t *b, const cf_request_t *req, cf_reply_t *r)
         }
     }
 
-    /* What the access-log entries of this request say about it. */
-    b->audit_role = cf_role_name(op.role);
-    b->audit_purpose = op.purpose;
     /* A representative acting (`by`): the scope the op needs, in one
      * place; ops whose scope depends on the event, the claim or the
      * member's age check it themselves (CF_OPSCOPE_HANDLER). */
     code = 0;
     if (op.ep == CF_EP_PORTAL && op.has_by && !(def->scope & CF_OPSCOPE_HANDLER))
         code = cf_reps_require(&op, op.member_hash, def->scope);
+    /* What the access-log entries of this request say about it: a
+     * representative's reads are recorded like an operator's, under the
+     * kind of representation (never the person id). */
+    b->audit_role = cf_role_name(op.role);
+    b->audit_purpose = op.purpose;
+    if (cf_op_by_other(&op)) {
+        b->audit_role = CF_ACTOR_REPRESENTATIVE;
+        snprintf(op.purpose, sizeof op.purpose, "read by the member's %s",
+                 op.by_kind ? cf_rep_kind_name(op.by_kind) : "representative");
+    }
     if (code == 0)
         code = def->fn(&op);
     if (!cf_batch_failed(b) && s_audit_rest(&op, def) != 0 && code == 0)

@@ -46,7 +46,17 @@ typedef struct {
     char reference[CF_REFERENCE_MAX + 1];  /* the call's reference */
     unsigned act_role;              /* the role the state machine sees: the
                                      * caller's, or member for a call */
+    int by_kind;                    /* the representation `by` acts under
+                                     * (cf_rep_kind_t), once checked */
 } cf_op_t;
+
+/* A portal request by a representative (`by` someone other than the
+ * member): its reads are recorded in the access log like an operator's,
+ * as actor CF_ACTOR_REPRESENTATIVE (the log holds no person ids). */
+#define CF_ACTOR_REPRESENTATIVE "representative"
+bool cf_op_by_other(const cf_op_t *op);
+/* The actor an access-log entry of op names. */
+const char *cf_op_audit_actor(const cf_op_t *op);
 
 /* Start the next reply field (its value is packed next, on op->pk). */
 void cf_op_key(cf_op_t *op, const char *key);

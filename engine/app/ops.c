@@ -749,14 +749,14 @@ static int s_query(cf_op_t *op)
         msgpack_sbuffer_destroy(&q.list);
         return cf_op_fail(op, rc, "the claims cannot be read");
     }
-    if (op->ep == CF_EP_OPERATOR && q.count) {
+    if ((op->ep == CF_EP_OPERATOR || cf_op_by_other(op)) && q.count) {
         const char **idv = malloc(q.count * sizeof *idv);
         if (!idv) {
             rc = CF_EINTERNAL;
         } else {
             for (uint32_t i = 0; i < q.count; i++)
                 idv[i] = q.ids[i];
-            rc = cf_claims_audit(b, op->actor, "query", idv, q.count);
+            rc = cf_claims_audit(b, cf_op_audit_actor(op), "query", idv, q.count);
             free(idv);
             op->wrote = op->audited = rc == 0;
         }

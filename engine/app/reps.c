@@ -119,6 +119,7 @@ int cf_reps_require(cf_op_t *op, const unsigned char *member, unsigned scope)
         return cf_op_fail(op, CF_EFORBIDDEN, "the representation of the member does not cover "
                           "'%s' (its scope: %s)", cf_scope_name(scope), have);
     }
+    op->by_kind = r.kind;
     return 0;
 }
 

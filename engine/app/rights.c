@@ -400,7 +400,7 @@ int cf_op_export(cf_op_t *op)
         }
     }
     /* The export is an access like any read, on either endpoint. */
-    if (rc == 0 && (rc = cf_claims_audit(b, op->actor, "export", paged, nclaims)) == 0)
+    if (rc == 0 && (rc = cf_claims_audit(b, cf_op_audit_actor(op), "export", paged, nclaims)) == 0)
         op->wrote = op->audited = true;
     if (rc == 0) {
         cf_op_key(op, "member");

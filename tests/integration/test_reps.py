@@ -201,8 +201,12 @@ def test_third_party_grant_scope_and_revoke():
                        "valid_until": "2027-06-30"}))["representation"]
         eq((r["kind"], r["registered_by"], r["valid_until"], r["evidence"]),
            ("third_party", "member", "2027-07-01T00:00:00Z", None))
-        # Used for get...
+        # Used for get, and the member sees that read in the access log
+        # (as a representative's, without the person id)...
         eq(ok(get(p, ADULT, c["id"], by=FRIEND))["claim"]["id"], c["id"])
+        log = ok(p.call({"op": "access_log", "member": ADULT}))["entries"]
+        eq([(e["op"], e["role"], e["purpose"], e["claims"]) for e in log],
+           [("get", "representative", "read by the member's third_party", [c["id"]])])
         ok(p.call({"op": "history", "member": ADULT, "claim": c["id"], "by": FRIEND}))
         # ...refused for consent (scope) and for the claim's events.
         msg = err(consent(p, ADULT, by=FRIEND), "forbidden")
