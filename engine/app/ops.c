@@ -207,10 +207,9 @@ static int s_send(cf_op_t *op)
     cf_claim_t c;
     if ((rc = s_load(op, &c)) != 0)
         return rc;
-    /* A representative's scope: complaints for a complaint's events,
-     * claims for the rest (docs/workflows.md, "Who may send an event"). */
-    unsigned scope = elen > 10 && memcmp(event, "complaint.", 10) == 0 ? CF_SCOPE_COMPLAINTS
-                                                                         : CF_SCOPE_CLAIMS;
+    /* A representative's scope: as the workflow names it (`scope:`;
+     * docs/workflows.md, "What a representative needs"). */
+    unsigned scope = cf_reps_event_scope(c.wf, c.state, event, elen);
     if (op->has_by && (!c.has_member || (rc = cf_reps_require(op, c.member, scope)) != 0)) {
         cf_claim_fini(&c);
         return rc ? rc : cf_op_fail(op, CF_EBADREQ, "this claim has no member to act for");

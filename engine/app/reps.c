@@ -123,6 +123,15 @@ int cf_reps_require(cf_op_t *op, const unsigned char *member, unsigned scope)
     return 0;
 }
 
+unsigned cf_reps_event_scope(const cf_wf_t *wf, int state, const char *event, size_t len)
+{
+    const cf_wf_event_t *ev = cf_wf_event_find(wf, state, event, len);
+    if (ev && ev->scope)
+        return cf_scope_find(ev->scope, strlen(ev->scope));
+    return len > 10 && memcmp(event, "complaint.", 10) == 0 ? CF_SCOPE_COMPLAINTS
+                                                             : CF_SCOPE_CLAIMS;
+}
+
 cf_event_who_t cf_reps_who(const cf_op_t *op, const unsigned char *member)
 {
     cf_event_who_t w = {NULL, NULL, NULL};

@@ -32,6 +32,11 @@ int cf_reps_get(cf_batch_t *b, const unsigned char *member, const unsigned char 
  * store error). */
 int cf_reps_require(cf_op_t *op, const unsigned char *member, unsigned scope);
 
+/* The scope (CF_SCOPE_* bit) a representative needs to send event[0..len)
+ * to a claim of wf in state: the event's `scope:` in the workflow, else
+ * complaints for a complaint.* event and claims for any other. */
+unsigned cf_reps_event_scope(const cf_wf_t *wf, int state, const char *event, size_t len);
+
 /* Who acted, for the events a request records: by (when someone other
  * than the member, whose hash is member), the channel and the reference.
  * Borrows op's strings. */

@@ -232,6 +232,32 @@ def test_third_party_grant_scope_and_revoke():
                     "representative": FRIEND}), "not_found")
 
 
+def test_complaints_scope_follows_the_workflow():
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d)
+        c = create(p, ADULT, treatment="chiropractic")
+        ok(consent(p, ADULT))
+        ok(p.call({"op": "representation.grant", "id": new_id(), "member": ADULT,
+                   "representative": FRIEND, "scope": ["complaints", "read"],
+                   "valid_until": "2027-06-30"}))
+        ok(h.call({"op": "send", "id": new_id(), "claim": c["id"], "event": "decision.denied",
+                   "data": {"reason": "not covered"}}))
+        # complaint.filed needs `complaints` (the default for complaint.*)...
+        r = ok(p.call({"op": "send", "id": new_id(), "member": ADULT, "claim": c["id"],
+                       "by": FRIEND, "event": "complaint.filed",
+                       "data": {"text": "please look again"}}))
+        eq(r["claim"]["state"], "complaint_review")
+        ev = history(h, c["id"])[-1]
+        eq((ev["event"], ev["actor"], ev["by"], ev["channel"]),
+           ("complaint.filed", "member", FRIEND, "portal"))
+        # ...and nothing else: creating a claim needs `claims`.
+        msg = err(p.call({"op": "create", "id": new_id(), "workflow": "health_claim",
+                          "member": ADULT, "by": FRIEND,
+                          "data": {"member": ADULT, "treatment": "scan"}}), "forbidden")
+        eq(msg, "the representation of the member does not cover 'claims' (its scope: "
+                "complaints, read)")
+
+
 def test_next_of_kin_needs_a_supervisor():
     with Daemon(clock=T0) as d:
         p, h, s = portal(d), op(d), op(d, "sofie")
