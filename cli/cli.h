@@ -81,6 +81,7 @@ typedef struct {
         curve_server[CF_KEY_BUFLEN];     /* Z85; the secret wiped by fini */
     double timeout;            /* seconds */
     bool json;
+    bool reveal;               /* --reveal: person ids unmasked (access-logged) */
     bool color;                /* stdout is a terminal and NO_COLOR is unset */
 
     char **args;               /* positional arguments (borrowed strings) */

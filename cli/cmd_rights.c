@@ -38,7 +38,7 @@ static int s_export_member(int argc, char **argv)
         "sees it there.  Document bodies are not included (their kind, size and\n"
         "sha256 are): fetch them with the document op.\n\n"
         "examples:\n"
-        "  claimctl export --member 0101901234 --purpose 'written request 2026-11-24' --as hanne > member.jsonl\n",
+        "  claimctl export --member 0101901234 --purpose 'written request 2026-11-24' --reveal --as hanne > member.jsonl\n",
         CF_CO_DAEMON, 0, 0};
     const char *member = NULL;
     const cf_opt_t opts[] = {

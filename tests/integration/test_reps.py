@@ -71,6 +71,15 @@ def get(p, member, claim, by=None):
     return p.call(req)
 
 
+def claimctl(d, *args):
+    r = subprocess.run([CLAIMCTL] + list(args) + ["--endpoint", d.operator, "--as", "hanne"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                       env={k: v for k, v in os.environ.items()
+                            if not k.startswith("CLAIMFLOW_")})
+    eq(r.returncode, 0, r.stdout, r.stderr)
+    return r.stdout
+
+
 def set_clock(h, at):
     return ok(h.call({"op": "clock.set", "id": new_id(), "at": at}))
 
@@ -125,6 +134,17 @@ def test_child_under_15_refused_and_parent_consents():
         ev = history(h, c2["id"])[0]
         eq((ev["event"], ev["actor"], ev["by"], ev["channel"]),
            ("claim.created", "member", MOTHER, "portal"))
+        # claimctl prints who acted and how; the person id masked to the
+        # birth date unless --reveal (which the access log records).
+        out = claimctl(d, "history", c2["id"])
+        row = out.splitlines()[1].split()
+        eq(row[-2:], [MOTHER[:6] + "XXXX", "portal"], out)
+        check(MOTHER not in out and CHILD_12 not in out, out)
+        out = claimctl(d, "history", c2["id"], "--reveal")
+        eq(out.splitlines()[1].split()[-2:], [MOTHER, "portal"], out)
+        log = ok(op(d, "aud").call({"op": "audit", "claim": c2["id"]}))["entries"]
+        eq([x["purpose"] for x in log if x["op"] == "history"][-1],
+           "case handling (person ids revealed)")
 
 
 def test_parent_consent_lapses_on_15th_birthday_and_the_young_person_consents():

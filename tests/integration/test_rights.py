@@ -309,7 +309,8 @@ def test_export_holds_everything_of_the_member_and_nothing_else():
         eq(ok(p.call({"op": "export", "member": stranger})),
            {"ok": True, "member": stranger, "consent": None, "claims": [], "access_log": []})
         # An operator answers a written request: claimctl export --member.
-        rc, out, errout = claimctl(d, "export", "--member", m, "--purpose", "written request")
+        rc, out, errout = claimctl(d, "export", "--member", m, "--purpose", "written request",
+                                   "--reveal")
         eq(rc, 0, out, errout)
         lines = [json.loads(x) for x in out.splitlines()]
         eq(lines[0], {"consent": want_consent})
@@ -319,7 +320,7 @@ def test_export_holds_everything_of_the_member_and_nothing_else():
         eq(len(lines), 4 + 6, lines)
         e = access_log(p, m)["entries"][0]
         eq((e["op"], e["role"], e["purpose"], e["claims"]),
-           ("export", "handler", "written request", ids), e)
+           ("export", "handler", "written request (person ids revealed)", ids), e)
         err(h.call({"op": "export", "member": "0101"}), "bad_request")
         rc, out, errout = claimctl(d, "export", "--member", "123")
         eq(rc, 1, out, errout)
