@@ -412,7 +412,8 @@ class Client:
 
     def export(self, **kw):
         """Everything held about the session member, page by page (each a
-        map: member, consent, claims, access_log; docs/protocol.md)."""
+        map: member, consent, representations, claims, access_log;
+        docs/protocol.md)."""
         after = kw.pop("after", None)
         while True:
             if after is not None:

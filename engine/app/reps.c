@@ -445,6 +445,31 @@ static void s_pack_rep(msgpack_packer *pk, const cf_rep_t *r, cf_time_t now)
         msgpack_pack_false(pk);
 }
 
+int cf_reps_pack_member(cf_batch_t *b, const unsigned char *member, msgpack_packer *pk)
+{
+    s_keys_t x;
+    int rc = s_keys(b, CF_DB_REPS, member, &x);
+    cf_rep_t *v = rc == 0 ? calloc(x.n ? x.n : 1, sizeof *v) : NULL;
+    size_t n = 0;
+    if (rc == 0 && !v)
+        rc = CF_EINTERNAL;
+    for (size_t i = 0; rc == 0 && i < x.n; i++) {
+        rc = cf_reps_get(b, member, x.keys[i] + CF_MEMBER_HASH_LEN, &v[n]);
+        if (rc == 0)
+            n++;
+        else if (rc == CF_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0) {
+        msgpack_pack_array(pk, (uint32_t)n);
+        for (size_t i = 0; i < n; i++)
+            s_pack_rep(pk, &v[i], b->now);
+    }
+    free(v);
+    free(x.keys);
+    return rc;
+}
+
 /* ============================================================ the ops === */
 
 /* Write r as the representation of member by rep, replacing what was

@@ -54,6 +54,10 @@ cf_event_who_t cf_reps_who(const cf_op_t *op, const unsigned char *member);
 int cf_reps_consent_rule(cf_op_t *op, const char *member, const unsigned char *hash, bool give,
                          bool involved, cf_time_t *ret_lapses);
 
+/* Pack the member's (hash) representations as the protocol's list (the
+ * export).  0 or a store error. */
+int cf_reps_pack_member(cf_batch_t *b, const unsigned char *member, msgpack_packer *pk);
+
 /* A member's representations are erased with the member (purge): records,
  * reverse index entries, end timers, evidence documents.  0 or a store
  * error. */

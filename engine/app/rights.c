@@ -13,6 +13,7 @@
 
 #include "mpcheck.h"
 #include "person.h"
+#include "reps.h"
 
 /* ============================================================ consent === */
 
@@ -407,6 +408,11 @@ int cf_op_export(cf_op_t *op)
         cf_pack_strn(&op->pk, member, mlen);
         cf_op_key(op, "consent");
         cf_rights_pack_consent(&op->pk, member, mlen, &consent);
+        /* Who may act for the member (reps.c): on every page, as consent. */
+        cf_op_key(op, "representations");
+        rc = cf_reps_pack_member(b, op->member_hash, &op->pk);
+    }
+    if (rc == 0) {
         cf_op_key(op, "claims");
         msgpack_pack_array(&op->pk, nclaims);
         if (cl.size)

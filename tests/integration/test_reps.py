@@ -298,9 +298,11 @@ def test_next_of_kin_needs_a_supervisor():
         # A handler cannot end it either.
         err(h.call({"op": "representation.revoke", "id": new_id(), "member": ADULT,
                     "representative": KIN}), "forbidden")
-        # The operator's list shows it.
+        # The operator's list shows it, and so does the member's export.
         lst = ok(h.call({"op": "representation.list", "member": ADULT}))["representations"]
         eq([(x["kind"], x["active"]) for x in lst], [("next_of_kin", True)])
+        ex = ok(p.call({"op": "export", "member": ADULT}))
+        eq(ex["representations"], lst)
 
 
 def test_representation_ends_on_the_18th_birthday():

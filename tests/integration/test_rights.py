@@ -285,8 +285,8 @@ def test_export_holds_everything_of_the_member_and_nothing_else():
         want_consent = ok(p.call({"op": "consent.get", "member": m}))["consent"]
 
         r = ok(p.call({"op": "export", "member": m}))
-        eq(r, {"ok": True, "member": m, "consent": want_consent, "claims": want_claims,
-               "access_log": want_log})
+        eq(r, {"ok": True, "member": m, "consent": want_consent, "representations": [],
+               "claims": want_claims, "access_log": want_log})
         text = repr(r)
         for x in (other, co["id"]):
             check(x not in text, x)
@@ -307,7 +307,8 @@ def test_export_holds_everything_of_the_member_and_nothing_else():
         # A stranger's export: nothing, exactly as for a member with no data.
         stranger = cpr(12, 12, 1962, 2003)
         eq(ok(p.call({"op": "export", "member": stranger})),
-           {"ok": True, "member": stranger, "consent": None, "claims": [], "access_log": []})
+           {"ok": True, "member": stranger, "consent": None, "representations": [], "claims": [],
+            "access_log": []})
         # An operator answers a written request: claimctl export --member.
         rc, out, errout = claimctl(d, "export", "--member", m, "--purpose", "written request",
                                    "--reveal")
