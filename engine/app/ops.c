@@ -457,6 +457,7 @@ static int s_consent(cf_op_t *op, bool give)
     if (rc != 0)
         return rc;
     cf_consent_t ctx, inv;
+    memset(&inv, 0, sizeof inv);
     bool involved;
     if ((rc = s_involved(op, &inv, &involved)) != 0)
         return rc;
