@@ -172,14 +172,15 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
             return cf_op_fail(op, CF_EBADREQ, "fields 'channel' and 'reference' are for "
                               "operators recording a call, not the portal");
         op->act_role = CF_ROLE_MEMBER;
+        /* `by` on an op that acts for no member (ping) is checked and
+         * ignored: a portal session sends it on every request. */
         if (cf_mp_get(op->req, "by")) {
-            if (!def->scope)
-                return cf_op_fail(op, CF_EBADREQ, "field 'by' is not allowed in op '%s'",
-                                  def->name);
-            if (!m)
+            if (def->scope && !m)
                 return cf_op_fail(op, CF_EBADREQ, "field 'by' needs field 'member'");
             if ((rc = s_by(op)) != 0)
                 return rc;
+            if (!def->scope)
+                op->has_by = false;
         }
         return 0;
     }

@@ -364,8 +364,15 @@ def test_isolation_not_found_is_the_same():
                    "by": MOTHER, "data": {"member": CHILD_12, "treatment": "scan"}}))
         ok(p.call({"op": "create", "id": rid, "workflow": "health_claim", "member": CHILD_12,
                    "data": {"member": CHILD_12, "treatment": "surgery"}}))
-        # `by` where it means nothing, and the portal cannot claim a call.
-        err(p.call({"op": "ping", "by": MOTHER}), "bad_request")
+        # A portal session acting for the child (the client module's
+        # `member` and `by` session fields, sent on every request, ping too).
+        s = d.client(d.portal, {"member": CHILD_12, "by": MOTHER})
+        ok(s.call({"op": "ping"}))
+        got = ok(s.call({"op": "query"}))["claims"]
+        eq(len(got), 3)
+        err(s.call({"op": "ping", "by": "not-a-person"}), "bad_request")
+        err(p.call({"op": "get", "claim": mine["id"], "by": MOTHER}), "bad_request")
+        # The portal cannot claim a call.
         err(p.call({"op": "get", "member": CHILD_12, "claim": mine["id"],
                     "channel": "phone"}), "bad_request")
 
