@@ -127,6 +127,11 @@ static int s_phone(cf_op_t *op, const cf_op_def_t *def)
     memcpy(op->reference, ref, rl);
     op->reference[rl] = '\0';
     op->phone = true;
+    /* The access-log entry says it was a call (its reference is no
+     * person id), unless the operator gave a purpose. */
+    if (!cf_mp_get(op->req, "purpose"))
+        snprintf(op->purpose, sizeof op->purpose, "phone call %.*s",
+                 (int)(sizeof op->purpose - 12), op->reference);
     const msgpack_object *m = cf_mp_get(op->req, "member");
     if (m && def->operator_member) {
         if (m->type != MSGPACK_OBJECT_STR ||

@@ -425,6 +425,10 @@ def test_health_team_by_phone():
         seen = [sub.next()[1] for _ in range(4)]
         eq([(e["event"], e["actor"], e["by"], e["channel"], e.get("reference")) for e in seen],
            want)
+        # The access log says it was a call (its reference; no person id).
+        log = ok(op(d, "aud").call({"op": "audit", "claim": c["id"]}))["entries"]
+        check(("send", "phone call rec-3") in [(x["op"], x["purpose"]) for x in log], log)
+        check(KIN not in repr(log) and ADULT not in repr(log), log)
         # A registered next of kin calls: by names them.
         ok(add(op(d, "sofie"), ADULT, KIN, "next_of_kin", ["consent", "complaints"]))
         w = ok(h.call(dict({"op": "consent.withdraw", "id": new_id(), "member": ADULT},
