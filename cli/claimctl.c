@@ -33,6 +33,7 @@ static const s_command_t s_commands[] = {
     {"watch", cf_cmd_watch, "print transitions live as they are committed"},
     {"export", cf_cmd_export_any, "every claim as JSON lines; with --member, everything held about one member"},
     {"backup", cf_cmd_backup, "a consistent, compacted copy of the live store"},
+    {"representation", cf_cmd_representation, "who may act for a member: add, revoke, list (handlers, supervisors)"},
     {"audit", cf_cmd_audit, "the access log: who read which claims (auditors, supervisors)"},
     {"purge", cf_cmd_purge, "erase the personal data of claims closed before a date (supervisors)"},
     {"keygen", cf_cmd_keygen, "make a CURVE key pair: NAME.key (secret, 0600) and NAME.pub"},

@@ -31,5 +31,6 @@ int cf_cmd_backup(int argc, char **argv);     /* backup.c */
 int cf_cmd_keygen(int argc, char **argv);     /* cmd_security.c */
 int cf_cmd_audit(int argc, char **argv);
 int cf_cmd_purge(int argc, char **argv);
+int cf_cmd_representation(int argc, char **argv);   /* cmd_reps.c */
 
 #endif

@@ -9,12 +9,13 @@ the 18th (manual clock), the Health Team recording calls (channel phone),
 and `by` / `channel` / `reference` in every event, field by field.  The
 children's CPR numbers are 2000s births (7th digit 4 or 5)."""
 
+import json
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CLAIMCTL, Daemon, Subscriber, T0, check, cpr, eq, err, new_id, ok, op,  # noqa: E402
+from harness import (CLAIMCTL, WORKFLOWS_DIR, Daemon, Subscriber, T0, check, cpr, eq, err, new_id, ok, op,  # noqa: E402
                      portal, run_tests)
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
@@ -72,10 +73,11 @@ def get(p, member, claim, by=None):
 
 
 def claimctl(d, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMFLOW_")}
+    env["CLAIMFLOW_WORKFLOWS"] = WORKFLOWS_DIR      # local time: the dk calendar
     r = subprocess.run([CLAIMCTL] + list(args) + ["--endpoint", d.operator, "--as", "hanne"],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                       env={k: v for k, v in os.environ.items()
-                            if not k.startswith("CLAIMFLOW_")})
+                       env=env)
     eq(r.returncode, 0, r.stdout, r.stderr)
     return r.stdout
 
@@ -335,6 +337,28 @@ def test_representation_ends_on_the_18th_birthday():
         # Nor a child representing someone.
         msg = err(add(h, ADULT, CHILD_16, "attorney", ["read"]), "forbidden")
         eq(msg, "a representative must be 18 or over")
+
+
+def test_claimctl_representation():
+    with Daemon(clock=T0) as d:
+        ev = os.path.join(d.tmp, "custody.pdf")
+        with open(ev, "wb") as f:
+            f.write(CUSTODY)
+        out = claimctl(d, "representation", "add", CHILD_12, MOTHER, "--kind", "parent",
+                       "--scope", "consent,claims,read", "--evidence", ev)
+        lines = out.splitlines()
+        eq(lines[0].split(), ["MEMBER", "REPRESENTATIVE", "KIND", "SCOPE", "VALID", "UNTIL",
+                              "STATE"], out)
+        eq(lines[1].split(), [CHILD_12[:6] + "XXXX", MOTHER[:6] + "XXXX", "parent",
+                              "consent,claims,read", "2032-01-15", "01:00", "active"], out)
+        out = claimctl(d, "representation", "list", CHILD_12, "--json", "--reveal")
+        got = json.loads(out)["representations"]
+        eq([(x["member"], x["representative"], x["evidence"]["size"]) for x in got],
+           [(CHILD_12, MOTHER, len(CUSTODY))])
+        out = claimctl(d, "representation", "revoke", CHILD_12, MOTHER)
+        eq(out.splitlines()[1].split()[-1], "revoked", out)
+        # The mother no longer acts for him.
+        err(consent(portal(d), CHILD_12, by=MOTHER), "forbidden")
 
 
 def test_isolation_not_found_is_the_same():
