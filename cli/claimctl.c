@@ -28,6 +28,8 @@ static const s_command_t s_commands[] = {
     {"uphold", cf_cmd_decide, "uphold a complaint (complaint.upheld)"},
     {"reject", cf_cmd_decide, "reject a complaint, with a reason (complaint.rejected)"},
     {"send", cf_cmd_send, "send any event to a claim, with KEY=VALUE data"},
+    {"create", cf_cmd_create, "record a claim a member reported by phone (--by, --reference)"},
+    {"consent", cf_cmd_consent, "record a consent given or withdrawn by phone (--by, --reference)"},
     {"timers", cf_cmd_timers, "pending timers, soonest first"},
     {"stats", cf_cmd_stats, "claims per state, breached SLAs, pending timers"},
     {"watch", cf_cmd_watch, "print transitions live as they are committed"},

@@ -45,6 +45,8 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
         {CF_CO_DAEMON, {"as", "OPERATOR", "your operator id in the daemon's roster (CLAIMFLOW_OPERATOR)", CF_OPT_STR, &cli->actor, false}},
         {CF_CO_DAEMON, {"purpose", "TEXT", "why you read the member's data, kept in the access log the member sees (CLAIMFLOW_PURPOSE; default: case handling)", CF_OPT_STR, &cli->purpose, false}},
         {CF_CO_DAEMON, {"reveal", NULL, "show person ids whole (they are masked to the birth date otherwise); the access log records it", CF_OPT_FLAG, &cli->reveal, false}},
+        {CF_CO_CALL, {"by", "PERSON", "record a phone call: the person you spoke to (the member, or who acts for them); needs --reference", CF_OPT_STR, &cli->call_by, false}},
+        {CF_CO_CALL, {"reference", "REF", "the call's reference, e.g. its recording id (1-128 bytes)", CF_OPT_STR, &cli->reference, false}},
         {CF_CO_EVENTS, {"events", "URL", "claimflowd's events endpoint (CLAIMFLOW_EVENTS; default " CF_CLI_DEFAULT_EVENTS ")", CF_OPT_STR, &cli->events, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"timeout", "SECONDS", "wait at most this long for claimflowd (default 5)", CF_OPT_STR, &cli->timeout_arg, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"key", "FILE", "your CURVE secret key file, from 'claimctl keygen' (CLAIMFLOW_KEY)", CF_OPT_STR, &cli->key_file, false}},
@@ -57,7 +59,7 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
     return n;
 }
 
-#define S_MAXCOMMON 13
+#define S_MAXCOMMON 15
 
 /* Characters, not bytes: UTF-8 continuation bytes do not count. */
 static size_t s_width(const char *s)
@@ -326,6 +328,10 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
         goto out_free;
     }
     cf_json_set_masking(!cli->reveal);
+    if (!cli->call_by != !cli->reference) {
+        rc = cf_cli_usage_error(cli, "--by and --reference go together (a phone call)");
+        goto out_free;
+    }
     if (cli->id && (strlen(cli->id) < 1 || strlen(cli->id) > 128)) {
         rc = cf_cli_usage_error(cli, "--id must be 1 to 128 bytes");
         goto out_free;
@@ -428,6 +434,16 @@ int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply)
         req = &with;
     } else if (cli->purpose) {
         cf_req_str(&with, "purpose", cli->purpose);
+        req = &with;
+    }
+    /* A call the Health Team records (docs/protocol.md, "The Health Team
+     * by phone"). */
+    if (cli->call_by) {
+        if (req != &with)
+            with = *req;
+        cf_req_str(&with, "channel", "phone");
+        cf_req_str(&with, "by", cli->call_by);
+        cf_req_str(&with, "reference", cli->reference);
         req = &with;
     }
     cf_client_error_t err;

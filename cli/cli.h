@@ -54,6 +54,7 @@ enum {
     CF_CO_LOCAL  = 1u << 2,   /* --workflows, --calendar: times in local time */
     CF_CO_ID     = 1u << 3,   /* --id: idempotency key of a writing command */
     CF_CO_EVENTS = 1u << 4,   /* --events, --timeout, --key, --server-key */
+    CF_CO_CALL   = 1u << 5,   /* --by, --reference: record a phone call */
 };
 
 typedef struct {
@@ -82,6 +83,8 @@ typedef struct {
     double timeout;            /* seconds */
     bool json;
     bool reveal;               /* --reveal: person ids unmasked (access-logged) */
+    const char *call_by;       /* --by: the person on the phone (channel phone) */
+    const char *reference;     /* --reference: the call's reference */
     bool color;                /* stdout is a terminal and NO_COLOR is unset */
 
     char **args;               /* positional arguments (borrowed strings) */

@@ -175,7 +175,8 @@ def test_help_describes_every_command():
     r = ok_run(run("help"))
     commands = ["queue", "show", "history", "approve", "deny", "request-info", "guarantee",
                 "refer-network", "answer", "uphold", "reject", "send", "timers", "stats",
-                "watch", "export", "backup", "audit", "purge", "keygen", "representation"]
+                "watch", "export", "backup", "audit", "purge", "keygen", "representation",
+                "create", "consent"]
     for c in commands:
         check(("\n  %s " % c) in r.out, c, r)
         h = ok_run(run(c, "--help"))

@@ -361,6 +361,32 @@ def test_claimctl_representation():
         err(consent(portal(d), CHILD_12, by=MOTHER), "forbidden")
 
 
+def test_claimctl_records_calls():
+    with Daemon(clock=T0) as d:
+        h = op(d)
+        out = claimctl(d, "create", "health_claim", "member=" + ADULT, "treatment=chiropractic",
+                       "--by", ADULT, "--reference", "rec-7")
+        cid, st = out.split(":")
+        eq(st.strip(), "awaiting_consent", out)
+        out = claimctl(d, "consent", "give", ADULT, "--by", ADULT, "--reference", "rec-8")
+        eq(out.splitlines(), ["consent given: 1 claim moved on", "  " + cid], out)
+        ok(h.call({"op": "send", "id": new_id(), "claim": cid, "event": "decision.denied",
+                   "data": {"reason": "not covered"}}))
+        out = claimctl(d, "send", cid, "complaint.filed", "text=please", "--by", ADULT,
+                       "--reference", "rec-9")
+        eq(out.strip(), cid + ": complaint_review", out)
+        eq([(e["event"], e["actor"], e["channel"], e.get("reference")) for e in history(h, cid)],
+           [("claim.created", "hanne", "phone", "rec-7"),
+            ("consent.given", "system", "phone", "rec-8"),
+            ("decision.denied", "hanne", "operator", None),
+            ("complaint.filed", "hanne", "phone", "rec-9")])
+        # Without the call's fields: a usage error, nothing sent.
+        r = subprocess.run([CLAIMCTL, "consent", "give", ADULT, "--endpoint", d.operator,
+                            "--as", "hanne"], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        eq(r.returncode, 2, r.stderr)
+
+
 def test_isolation_not_found_is_the_same():
     with Daemon(clock=T0) as d:
         p, h = portal(d), op(d)
