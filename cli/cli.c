@@ -45,6 +45,9 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
         {CF_CO_DAEMON, {"endpoint", "URL", "claimflowd's operator endpoint, or a cluster's as URL,URL,... (CLAIMFLOW_ENDPOINT; default " CF_CLI_DEFAULT_ENDPOINT ")", CF_OPT_STR, &cli->endpoint, false}},
         {CF_CO_DAEMON, {"as", "OPERATOR", "your operator id in the daemon's roster (CLAIMFLOW_OPERATOR)", CF_OPT_STR, &cli->actor, false}},
         {CF_CO_DAEMON, {"purpose", "TEXT", "why you read the member's data, kept in the access log the member sees (CLAIMFLOW_PURPOSE; default: case handling)", CF_OPT_STR, &cli->purpose, false}},
+        {CF_CO_DAEMON, {"reveal", NULL, "show person ids whole (they are masked to the birth date otherwise); the access log records it", CF_OPT_FLAG, &cli->reveal, false}},
+        {CF_CO_CALL, {"by", "PERSON", "record a phone call: the person you spoke to (the member, or who acts for them); needs --reference", CF_OPT_STR, &cli->call_by, false}},
+        {CF_CO_CALL, {"reference", "REF", "the call's reference, e.g. its recording id (1-128 bytes)", CF_OPT_STR, &cli->reference, false}},
         {CF_CO_EVENTS, {"events", "URL", "claimflowd's events endpoint, or a cluster's as URL,URL,... (CLAIMFLOW_EVENTS; default " CF_CLI_DEFAULT_EVENTS ")", CF_OPT_STR, &cli->events, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"timeout", "SECONDS", "wait at most this long for claimflowd (default 5)", CF_OPT_STR, &cli->timeout_arg, false}},
         {CF_CO_DAEMON | CF_CO_EVENTS, {"key", "FILE", "your CURVE secret key file, from 'claimctl keygen' (CLAIMFLOW_KEY)", CF_OPT_STR, &cli->key_file, false}},
@@ -57,7 +60,7 @@ static size_t s_common(cf_cli_t *cli, unsigned groups, cf_opt_t *out)
     return n;
 }
 
-#define S_MAXCOMMON 12
+#define S_MAXCOMMON 15
 
 /* Characters, not bytes: UTF-8 continuation bytes do not count. */
 static size_t s_width(const char *s)
@@ -349,6 +352,11 @@ int cf_cli_parse(cf_cli_t *cli, const cf_cmd_spec_t *spec, const cf_opt_t *opts,
         rc = cf_cli_usage_error(cli, "--purpose must be 1 to 200 bytes");
         goto out_free;
     }
+    cf_json_set_masking(!cli->reveal);
+    if (!cli->call_by != !cli->reference) {
+        rc = cf_cli_usage_error(cli, "--by and --reference go together (a phone call)");
+        goto out_free;
+    }
     if (cli->id && (strlen(cli->id) < 1 || strlen(cli->id) > 128)) {
         rc = cf_cli_usage_error(cli, "--id must be 1 to 128 bytes");
         goto out_free;
@@ -504,10 +512,29 @@ int cf_cli_request(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply,
             return CF_EXIT_USAGE;
         }
     }
-    /* Every operator request may say why (the access log keeps it). */
+    /* Every operator request may say why (the access log keeps it); a
+     * reveal of person ids says so in it. */
     cf_req_t with = *req;
-    if (cli->purpose) {
+    char purpose[201];
+    if (cli->reveal) {
+        static const char tag[] = " (person ids revealed)";
+        const char *why = cli->purpose ? cli->purpose : "case handling";
+        int keep = (int)(sizeof purpose - sizeof tag);
+        snprintf(purpose, sizeof purpose, "%.*s%s", keep, why, tag);
+        cf_req_str(&with, "purpose", purpose);
+        req = &with;
+    } else if (cli->purpose) {
         cf_req_str(&with, "purpose", cli->purpose);
+        req = &with;
+    }
+    /* A call the Health Team records (docs/protocol.md, "The Health Team
+     * by phone"). */
+    if (cli->call_by) {
+        if (req != &with)
+            with = *req;
+        cf_req_str(&with, "channel", "phone");
+        cf_req_str(&with, "by", cli->call_by);
+        cf_req_str(&with, "reference", cli->reference);
         req = &with;
     }
     int64_t deadline = s_now_ms() + (int64_t)ceil(cli->timeout * 1000.0);
@@ -681,6 +708,8 @@ char *cf_cli_text(const msgpack_object *o, char *buf, size_t len)
         size_t n = 0;
         uint32_t i = 0;
         const unsigned char *s = (const unsigned char *)o->via.str.ptr;
+        if (len >= 12 && cf_json_mask(o->via.str.ptr, o->via.str.size, buf))
+            return buf;     /* a person id, masked */
         for (; i < o->via.str.size && n + 1 < len; i++) {
             unsigned char c = s[i];
             /* C0, DEL, and C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F) */

@@ -56,6 +56,7 @@ enum {
     CF_CO_ID     = 1u << 3,   /* --id: idempotency key of a writing command */
     CF_CO_EVENTS = 1u << 4,   /* --events, --timeout, --key, --server-key */
     CF_CO_NOAS   = 1u << 5,   /* with CF_CO_DAEMON: --as is optional (ping needs none) */
+    CF_CO_CALL   = 1u << 6,   /* --by, --reference: record a phone call */
 };
 
 typedef struct {
@@ -83,6 +84,9 @@ typedef struct {
         curve_server[CF_KEY_BUFLEN];     /* Z85; the secret wiped by fini */
     double timeout;            /* seconds */
     bool json;
+    bool reveal;               /* --reveal: person ids unmasked (access-logged) */
+    const char *call_by;       /* --by: the person on the phone (channel phone) */
+    const char *reference;     /* --reference: the call's reference */
     bool color;                /* stdout is a terminal and NO_COLOR is unset */
 
     char **args;               /* positional arguments (borrowed strings) */

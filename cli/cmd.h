@@ -26,11 +26,15 @@ int cf_cmd_export_any(int argc, char **argv);
  * reject: argv[0] says which. */
 int cf_cmd_decide(int argc, char **argv);     /* cmd_decide.c */
 int cf_cmd_send(int argc, char **argv);
+/* The Health Team's calls (--by, --reference): a claim, a consent. */
+int cf_cmd_create(int argc, char **argv);
+int cf_cmd_consent(int argc, char **argv);
 int cf_cmd_watch(int argc, char **argv);      /* cmd_watch.c */
 int cf_cmd_cluster(int argc, char **argv);    /* cmd_cluster.c */
 int cf_cmd_backup(int argc, char **argv);     /* backup.c */
 int cf_cmd_keygen(int argc, char **argv);     /* cmd_security.c */
 int cf_cmd_audit(int argc, char **argv);
 int cf_cmd_purge(int argc, char **argv);
+int cf_cmd_representation(int argc, char **argv);   /* cmd_reps.c */
 
 #endif

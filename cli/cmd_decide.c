@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "person.h"
 
 typedef enum { S_STR, S_INT, S_DATE } s_type_t;
 
@@ -67,6 +68,87 @@ static const s_decision_t s_decisions[] = {
      {{"reason", "TEXT", "reason", S_STR, "why, in words the member reads"}}},
 };
 
+/* KEY=VALUE arguments into *ret (calloc'd; free()): a person id a string,
+ * other digits an integer, true/false a boolean, anything else a string.
+ * 0 or the exit code. */
+static bool s_integer(const char *s, int64_t *ret);
+
+static int s_kv(cf_cli_t *cli, char **args, uint32_t n, msgpack_object_kv **ret)
+{
+    msgpack_object_kv *kv = calloc(n ? n : 1, sizeof *kv);
+    if (!kv)
+        return cf_cli_fail(CF_EXIT_REFUSED, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        char *a = args[i], *eq = strchr(a, '=');
+        if (!eq || eq == a) {
+            free(kv);
+            return cf_cli_usage_error(cli, "'%s' is not KEY=VALUE", a);
+        }
+        /* The key is a prefix of an argv string: cut it there (argv is ours). */
+        *eq = '\0';
+        for (uint32_t j = 0; j < i; j++)
+            if (cf_mp_streq(&kv[j].key, a)) {
+                free(kv);
+                return cf_cli_usage_error(cli, "key '%s' given twice", a);
+            }
+        const char *v = eq + 1;
+        int64_t num;
+        kv[i].key = cf_mp_str(a);
+        if (cf_pid_check(v, strlen(v)) != CF_PID_INVALID)
+            kv[i].val = cf_mp_str(v);       /* a person id, even all digits */
+        else if (s_integer(v, &num))
+            kv[i].val = cf_mp_int(num);
+        else if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+            kv[i].val = cf_mp_bool(v[0] == 't');
+        else
+            kv[i].val = cf_mp_str(v);
+    }
+    *ret = kv;
+    return 0;
+}
+
+/* The reply's payload (every key but ok and id) as JSON. */
+static void s_json_reply(const msgpack_object *reply)
+{
+    msgpack_object_kv kv[16];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < reply->via.map.size && n < 16; i++) {
+        const msgpack_object *k = &reply->via.map.ptr[i].key;
+        if (!cf_mp_streq(k, "ok") && !cf_mp_streq(k, "id"))
+            kv[n++] = reply->via.map.ptr[i];
+    }
+    msgpack_object m;
+    memset(&m, 0, sizeof m);
+    m.type = MSGPACK_OBJECT_MAP;
+    m.via.map.size = n;
+    m.via.map.ptr = kv;
+    cf_cli_json(&m);
+}
+
+/* Run req (whose reply has a claim) and print the claim's id and state.
+ * The exit code. */
+static int s_print_claim(cf_cli_t *cli, const cf_req_t *req, const char *what)
+{
+    msgpack_unpacked rep;
+    msgpack_unpacked_init(&rep);
+    int rc = cf_cli_call(cli, req, &rep);
+    if (rc == 0) {
+        const msgpack_object *c = cf_mp_get(&rep.data, "claim");
+        if (!c) {
+            rc = cf_cli_fail(CF_EXIT_CONNECT, "%s: claimflowd's reply has no claim", what);
+        } else if (cli->json) {
+            cf_cli_json_one("claim", *c);
+        } else {
+            char id[64], st[64];
+            printf("%s: %s%s%s\n", cf_cli_text(cf_mp_get(c, "id"), id, sizeof id),
+                   cf_cli_color(cli, CF_C_BOLD), cf_cli_text(cf_mp_get(c, "state"), st, sizeof st),
+                   cf_cli_color(cli, CF_C_RESET));
+        }
+    }
+    msgpack_unpacked_destroy(&rep);
+    return rc;
+}
+
 /* Send event (with data, or none) to claim and print the new state.  The
  * exit code. */
 static int s_send(cf_cli_t *cli, const char *claim, const char *event,
@@ -86,24 +168,7 @@ static int s_send(cf_cli_t *cli, const char *claim, const char *event,
         m.via.map.ptr = (msgpack_object_kv *)data;
         cf_req_obj(&req, "data", m);
     }
-    msgpack_unpacked rep;
-    msgpack_unpacked_init(&rep);
-    int rc = cf_cli_call(cli, &req, &rep);
-    if (rc == 0) {
-        const msgpack_object *c = cf_mp_get(&rep.data, "claim");
-        if (!c) {
-            rc = cf_cli_fail(CF_EXIT_CONNECT, "send: claimflowd's reply has no claim");
-        } else if (cli->json) {
-            cf_cli_json_one("claim", *c);
-        } else {
-            char id[64], st[64];
-            printf("%s: %s%s%s\n", cf_cli_text(cf_mp_get(c, "id"), id, sizeof id),
-                   cf_cli_color(cli, CF_C_BOLD), cf_cli_text(cf_mp_get(c, "state"), st, sizeof st),
-                   cf_cli_color(cli, CF_C_RESET));
-        }
-    }
-    msgpack_unpacked_destroy(&rep);
-    return rc;
+    return s_print_claim(cli, &req, "send");
 }
 
 /* All digits (and fits int64): *ret and true. */
@@ -197,45 +262,134 @@ int cf_cmd_send(int argc, char **argv)
         "examples:\n"
         "  claimctl send 01JDX3M4QK8Z6V1N2B3C4D5E6F decision.approved --as hanne\n"
         "  claimctl send 01JDX3M4QK8Z6V1N2B3C4D5E6F guarantee.issued amount=150000 \\\n"
-        "      provider='Fysio Nord' valid_until=2027-02-28 --id retry-safe-42 --as hanne\n",
-        CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID, 2, -1};
+        "      provider='Fysio Nord' valid_until=2027-02-28 --id retry-safe-42 --as hanne\n"
+        "  claimctl send 01JDX3M4QK8Z6V1N2B3C4D5E6F complaint.filed text='please look again' \\\n"
+        "      --by 0101901234 --reference rec-0042 --as hanne     # a member's call\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID | CF_CO_CALL, 2, -1};
     cf_cli_t cli;
     int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
     if (rc >= 0)
         return rc;
     uint32_t n = (uint32_t)cli.nargs - 2;
-    msgpack_object_kv *kv = calloc(n ? n : 1, sizeof *kv);
-    if (!kv) {
-        rc = cf_cli_fail(CF_EXIT_REFUSED, "out of memory");
+    msgpack_object_kv *kv = NULL;
+    if ((rc = s_kv(&cli, cli.args + 2, n, &kv)) == 0)
+        rc = s_send(&cli, cli.args[0], cli.args[1], kv, n);
+    free(kv);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+int cf_cmd_create(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "create", "WORKFLOW KEY=VALUE...",
+        "Record a claim a member reported by phone (the Health Team): --by, --reference.",
+        "KEY=VALUE pairs are the claim's data, as for send; the member is data's\n"
+        "member.  The workflow sees the member's role; the history names you, the\n"
+        "person on the phone and the call.  Prints the claim's id and state.\n\n"
+        "examples:\n"
+        "  claimctl create health_claim member=0101901234 treatment=chiropractic \\\n"
+        "      --by 0101901234 --reference rec-0042 --as hanne\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID | CF_CO_CALL, 2, -1};
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
+    if (rc >= 0)
+        return rc;
+    msgpack_object_kv *kv = NULL;
+    uint32_t n = (uint32_t)cli.nargs - 1;
+    if (!cli.call_by)
+        rc = cf_cli_usage_error(&cli, "an operator creates a claim only from a call: give --by "
+                                      "and --reference");
+    else
+        rc = s_kv(&cli, cli.args + 1, n, &kv);
+    if (rc == 0) {
+        char idbuf[40];
+        cf_req_t req;
+        cf_req_init(&req, "create");
+        cf_req_str(&req, "id", cf_cli_request_id(&cli, idbuf));
+        cf_req_str(&req, "workflow", cli.args[0]);
+        msgpack_object m;
+        memset(&m, 0, sizeof m);
+        m.type = MSGPACK_OBJECT_MAP;
+        m.via.map.size = n;
+        m.via.map.ptr = kv;
+        cf_req_obj(&req, "data", m);
+        rc = s_print_claim(&cli, &req, "create");
+    }
+    free(kv);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+int cf_cmd_consent(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "consent", "give|withdraw MEMBER",
+        "Record a member's consent (or its withdrawal) given by phone: --by, --reference.",
+        "The age rules apply to --by: under 15 a parent or guardian, 15 to 17 only\n"
+        "the member (--involved: the parents involved), 18 and over the member or\n"
+        "a representative with scope consent.  Prints the claims that moved on.\n\n"
+        "examples:\n"
+        "  claimctl consent give 0101901234 --by 0101901234 --reference rec-0042 --as hanne\n"
+        "  claimctl consent give 0505104123 --involved 0103801234 --by 0505104123 \\\n"
+        "      --reference rec-0043 --as hanne\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID | CF_CO_CALL, 2, 2};
+    const char *involved = NULL;
+    const cf_opt_t opts[] = {
+        {"involved", "IDS", "give, 15 to 17: the parents involved, comma-separated person ids", CF_OPT_STR, &involved, false},
+    };
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
+    if (rc >= 0)
+        return rc;
+    bool give = strcmp(cli.args[0], "give") == 0;
+    msgpack_unpacked rep;
+    msgpack_unpacked_init(&rep);
+    char ibuf[256];
+    msgpack_object items[8];
+    if (!give && strcmp(cli.args[0], "withdraw") != 0) {
+        rc = cf_cli_usage_error(&cli, "'%s' is not give or withdraw", cli.args[0]);
         goto out;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        char *a = cli.args[2 + i], *eq = strchr(a, '=');
-        if (!eq || eq == a) {
-            rc = cf_cli_usage_error(&cli, "'%s' is not KEY=VALUE", a);
-            goto out_kv;
-        }
-        /* The key is a prefix of an argv string: cut it there (argv is ours). */
-        *eq = '\0';
-        for (uint32_t j = 0; j < i; j++)
-            if (cf_mp_streq(&kv[j].key, a)) {
-                rc = cf_cli_usage_error(&cli, "key '%s' given twice", a);
-                goto out_kv;
-            }
-        const char *v = eq + 1;
-        int64_t num;
-        kv[i].key = cf_mp_str(a);
-        if (s_integer(v, &num))
-            kv[i].val = cf_mp_int(num);
-        else if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
-            kv[i].val = cf_mp_bool(v[0] == 't');
-        else
-            kv[i].val = cf_mp_str(v);
+    if (!cli.call_by) {
+        rc = cf_cli_usage_error(&cli, "an operator records consent only from a call: give --by "
+                                      "and --reference");
+        goto out;
     }
-    rc = s_send(&cli, cli.args[0], cli.args[1], kv, n);
-out_kv:
-    free(kv);
+    char idbuf[40];
+    cf_req_t req;
+    cf_req_init(&req, give ? "consent.give" : "consent.withdraw");
+    cf_req_str(&req, "id", cf_cli_request_id(&cli, idbuf));
+    cf_req_str(&req, "member", cli.args[1]);
+    if (involved) {
+        uint32_t n = 0;
+        snprintf(ibuf, sizeof ibuf, "%s", involved);
+        for (char *p = strtok(ibuf, ","); p && n < 8; p = strtok(NULL, ","))
+            items[n++] = cf_mp_str(p);
+        msgpack_object a;
+        memset(&a, 0, sizeof a);
+        a.type = MSGPACK_OBJECT_ARRAY;
+        a.via.array.size = n;
+        a.via.array.ptr = items;
+        cf_req_obj(&req, "involved", a);
+    }
+    if ((rc = cf_cli_call(&cli, &req, &rep)) != 0)
+        goto out;
+    const msgpack_object *moved = cf_mp_get(&rep.data, "moved");
+    if (!moved || moved->type != MSGPACK_OBJECT_ARRAY) {
+        rc = cf_cli_fail(CF_EXIT_CONNECT, "consent: claimflowd's reply has no moved");
+    } else if (cli.json) {
+        s_json_reply(&rep.data);
+    } else {
+        printf("consent %s: %u claim%s moved on\n", give ? "given" : "withdrawn",
+               (unsigned)moved->via.array.size, moved->via.array.size == 1 ? "" : "s");
+        for (uint32_t i = 0; i < moved->via.array.size; i++) {
+            char id[64];
+            printf("  %s\n", cf_cli_text(&moved->via.array.ptr[i], id, sizeof id));
+        }
+    }
 out:
+    msgpack_unpacked_destroy(&rep);
     cf_cli_fini(&cli);
     return rc;
 }

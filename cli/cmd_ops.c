@@ -253,26 +253,31 @@ static char *s_detail(const msgpack_object *ev, int currency, char *buf, size_t 
     return buf;
 }
 
-/* A table of events: seq, time, event, from → to, actor, and the amounts
- * of each in currency (-1: unknown). */
+/* A table of events: seq, time, event, from → to, actor, by (who acted
+ * for the member, masked), channel, and the amounts of each in currency
+ * (-1: unknown). */
 static void s_print_events(const cf_cli_t *cli, const msgpack_object *ev, uint32_t n,
                            int currency)
 {
-    static const char *const head[] = {"SEQ", "TIME", "EVENT", "FROM → TO", "ACTOR", "DETAIL"};
+    static const char *const head[] = {"SEQ", "TIME", "EVENT", "FROM → TO", "ACTOR", "BY",
+                                       "CHANNEL", "DETAIL"};
     cf_table_t t;
-    cf_table_init(&t, 6, head);
+    cf_table_init(&t, 8, head);
     for (uint32_t i = 0; i < n; i++) {
-        char seq[24], at[CF_CLI_TIMELEN], event[128], move[160], actor[96], detail[256];
+        char seq[24], at[CF_CLI_TIMELEN], event[128], move[160], actor[96], by[32], ch[16],
+            detail[256];
         const char *cells[] = {
             cf_cli_text(cf_mp_get(&ev[i], "seq"), seq, sizeof seq),
             cf_cli_time(cli, cf_mp_get(&ev[i], "at"), at),
             cf_cli_text(cf_mp_get(&ev[i], "event"), event, sizeof event),
             s_move(&ev[i], move, sizeof move),
             cf_cli_text(cf_mp_get(&ev[i], "actor"), actor, sizeof actor),
+            cf_cli_text(cf_mp_get(&ev[i], "by"), by, sizeof by),
+            cf_cli_text(cf_mp_get(&ev[i], "channel"), ch, sizeof ch),
             s_detail(&ev[i], currency, detail, sizeof detail),
         };
         cf_color_t colors[] = {CF_C_DIM, CF_C_RESET, CF_C_CYAN, CF_C_RESET, CF_C_RESET,
-                               CF_C_RESET};
+                               CF_C_RESET, CF_C_DIM, CF_C_RESET};
         if (cf_table_add(&t, cells, colors) != 0)
             break;
     }
@@ -920,7 +925,7 @@ int cf_cmd_export(int argc, char **argv)
         "examples:\n"
         "  claimctl export --as aud > claims.jsonl\n"
         "  claimctl export --workflow inquiry --as aud | jq -r 'select(.state==\"open\") | .id'\n"
-        "  claimctl export --member 0101901234 --purpose 'written request' > member.jsonl\n"
+        "  claimctl export --member 0101901234 --purpose 'written request' --reveal > member.jsonl\n"
         "      # everything held about one member (claimctl export --member X --help)\n",
         CF_CO_DAEMON, 0, 0};
     const char *workflow = NULL;

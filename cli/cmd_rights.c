@@ -2,7 +2,8 @@
  * about one member, for a written subject access request answered by an
  * operator (GDPR art. 15; docs/SECURITY.md, "What a member can see").
  *
- * One JSON object a line: {"consent": ...} first, then one
+ * One JSON object a line: {"consent": ...} first, one {"representation":
+ * ...} per representation of the member, then one
  * {"claim": ..., "events": [...]} per claim, then one {"access": ...} per
  * access-log entry, newest first - the `export` op's pages, followed to the
  * end.  Each page is recorded in the access log with the operator's
@@ -33,12 +34,12 @@ static int s_export_member(int argc, char **argv)
 {
     static const cf_cmd_spec_t spec = {
         "export", "", "Everything held about one member, one JSON object a line: consent, "
-        "claims with their whole history, the access log.",
+        "representations, claims with their whole history, the access log.",
         "Each page read is recorded in the access log, with --purpose, and the member\n"
         "sees it there.  Document bodies are not included (their kind, size and\n"
         "sha256 are): fetch them with the document op.\n\n"
         "examples:\n"
-        "  claimctl export --member 0101901234 --purpose 'written request 2026-11-24' --as hanne > member.jsonl\n",
+        "  claimctl export --member 0101901234 --purpose 'written request 2026-11-24' --reveal --as hanne > member.jsonl\n",
         CF_CO_DAEMON, 0, 0};
     const char *member = NULL;
     const cf_opt_t opts[] = {
@@ -74,8 +75,13 @@ static int s_export_member(int argc, char **argv)
                              "claims or access_log");
             break;
         }
-        if (first)
+        const msgpack_object *reps = cf_mp_get(&page.data, "representations");
+        if (first) {
             s_line("consent", consent);
+            for (uint32_t i = 0; reps && reps->type == MSGPACK_OBJECT_ARRAY &&
+                                 i < reps->via.array.size; i++)
+                s_line("representation", &reps->via.array.ptr[i]);
+        }
         first = false;
         for (uint32_t i = 0; i < claims->via.array.size; i++) {
             cf_json_print(stdout, &claims->via.array.ptr[i], 0);

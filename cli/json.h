@@ -10,12 +10,22 @@
 #define CF_CLI_JSON_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Write o to out.  indent 0: one line, no spaces (JSON lines); indent > 0:
  * pretty, that many spaces a level.  No trailing newline. */
 void cf_json_print(FILE *out, const msgpack_object *o, int indent);
 
+/* Person ids in every string written from now on (claimctl's default):
+ * masked to their birth date (cf_json_mask), or as they are (--reveal). */
+void cf_json_set_masking(bool on);
+bool cf_json_masking(void);
+/* When s[0..len) is a person id (Danish CPR, Norwegian fødselsnummer or
+ * D-number) and masking is on: its birth-date digits (the first six) with
+ * the rest X ("150114-XXXX"), into out (room for len + 1), and true;
+ * false otherwise. */
+bool cf_json_mask(const char *s, size_t len, char *out);
 /* Write s[0..len) as a JSON string, quotes included. */
 void cf_json_print_str(FILE *out, const char *s, size_t len);
 

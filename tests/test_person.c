@@ -6,6 +6,7 @@
 
 #include "cf_err.h"
 #include "cf_test.h"
+#include "cf_time.h"
 #include "person.h"
 
 #define S_KIND(s) cf_pid_check((s), strlen(s))
@@ -116,6 +117,88 @@ static void test_canonical(void)
     CF_ASSERT_INT_EQ(cf_pid_canonical("15058545641", 11, out), CF_EBADREQ);
 }
 
+/* Ages at the engine's clock: the day before, of and after the 15th and
+ * 18th birthdays (00:00 UTC starts the day), 29 February birthdays (a year
+ * older on 1 March in a common year), CPR with the century from the 7th
+ * digit, Norwegian fødselsnummer and D-numbers. */
+#define S_DAY(y, m, d) (cf_days_from_civil((y), (m), (d)) * 86400)
+#define S_AGE(id, t) cf_pid_age((id), strlen(id), (t))
+
+static void test_age_cpr(void)
+{
+    const char *id = "1501145123";     /* 15 Jan 2014: 7th digit 5, yy 14 -> 2000s */
+    int y;
+    unsigned m, d;
+    CF_ASSERT_INT_EQ(cf_pid_birth(id, 10, &y, &m, &d), 0);
+    CF_ASSERT_INT_EQ(y, 2014);
+    CF_ASSERT_INT_EQ(m, 1);
+    CF_ASSERT_INT_EQ(d, 15);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2026, 11, 24)), 12);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2029, 1, 14) + 86399), 14);  /* the day before */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2029, 1, 15)), 15);          /* 00:00 of the day */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2029, 1, 16)), 15);          /* the day after */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2032, 1, 15) - 1), 17);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2032, 1, 15)), 18);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2032, 1, 16)), 18);
+    CF_ASSERT_INT_EQ(S_AGE("150114-5123", S_DAY(2032, 1, 15)), 18);   /* with the dash */
+    cf_time_t t;
+    CF_ASSERT_INT_EQ(cf_pid_birthday(id, 10, 15, &t), 0);
+    CF_ASSERT_INT_EQ(t, S_DAY(2029, 1, 15));
+    CF_ASSERT_INT_EQ(cf_pid_birthday(id, 10, 18, &t), 0);
+    CF_ASSERT_INT_EQ(t, S_DAY(2032, 1, 15));
+    /* the 7th digit decides the century: 3 is the 1900s */
+    CF_ASSERT_INT_EQ(S_AGE("1501143123", S_DAY(2026, 11, 24)), 112);
+    /* before the birth date there is no age; an invalid id has none */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2014, 1, 14)), -1);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2014, 1, 15)), 0);
+    CF_ASSERT_INT_EQ(S_AGE("3201145123", S_DAY(2026, 1, 1)), -1);
+    CF_ASSERT_INT_EQ(cf_pid_birthday("3201145123", 10, 15, &t), CF_EBADREQ);
+}
+
+static void test_age_leap(void)
+{
+    const char *id = "290212-4123";   /* 29 Feb 2012 */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2027, 2, 28)), 14);         /* common year: not yet */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2027, 3, 1)), 15);          /* 1 March */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2027, 3, 2)), 15);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2030, 2, 28)), 17);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2030, 3, 1)), 18);
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2028, 2, 28)), 15);         /* leap year: on the 29th */
+    CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2028, 2, 29)), 16);
+    cf_time_t t;
+    CF_ASSERT_INT_EQ(cf_pid_birthday(id, 11, 15, &t), 0);
+    CF_ASSERT_INT_EQ(t, S_DAY(2027, 3, 1));
+    CF_ASSERT_INT_EQ(cf_pid_birthday(id, 11, 16, &t), 0);
+    CF_ASSERT_INT_EQ(t, S_DAY(2028, 2, 29));
+    /* Norway, 29 Feb 2008 (individual 500: the 2000s) */
+    CF_ASSERT_INT_EQ(S_AGE("29020850025", S_DAY(2023, 2, 28)), 14);
+    CF_ASSERT_INT_EQ(S_AGE("29020850025", S_DAY(2023, 3, 1)), 15);
+    CF_ASSERT_INT_EQ(S_AGE("29020850025", S_DAY(2026, 2, 28)), 17);
+    CF_ASSERT_INT_EQ(S_AGE("29020850025", S_DAY(2026, 3, 1)), 18);
+}
+
+static void test_age_norway(void)
+{
+    const char *fnr = "10031150014", *dnr = "50031150008";   /* 10 Mar 2011 */
+    for (int i = 0; i < 2; i++) {
+        const char *id = i ? dnr : fnr;
+        int y;
+        unsigned m, d;
+        CF_ASSERT_INT_EQ(cf_pid_birth(id, 11, &y, &m, &d), 0);
+        CF_ASSERT_INT_EQ(y, 2011);
+        CF_ASSERT_INT_EQ(m, 3);
+        CF_ASSERT_INT_EQ(d, 10);       /* the D-number's day less 40 */
+        CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2026, 3, 9)), 14);
+        CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2026, 3, 10)), 15);
+        CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2026, 3, 11)), 15);
+        CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2029, 3, 9)), 17);
+        CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2029, 3, 10)), 18);
+        CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2029, 3, 11)), 18);
+    }
+    CF_ASSERT_INT_EQ(S_AGE("15068540078", S_DAY(2026, 11, 24)), 41);   /* 1985 */
+    CF_ASSERT_INT_EQ(S_AGE("10031150015", S_DAY(2026, 1, 1)), -1);     /* control digit */
+}
+
 int main(void)
 {
     CF_RUN(test_cpr_valid);
@@ -125,5 +208,8 @@ int main(void)
     CF_RUN(test_country);
     CF_RUN(test_no_invalid);
     CF_RUN(test_canonical);
+    CF_RUN(test_age_cpr);
+    CF_RUN(test_age_leap);
+    CF_RUN(test_age_norway);
     return cf_test_done();
 }

@@ -654,7 +654,7 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     s_claim_country_element(rec, len, wf);
     /* Events: encode, view, strip. */
     CF_ASSERT_INT_EQ(cf_event_encode(3, 1000, "decision.denied", "in_review", "denied", "hanne",
-                                     "\x81\xa6reason\xa3no!", 12, &sb), 0);
+                                     "\x81\xa6reason\xa3no!", 12, NULL, &sb), 0);
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     bool changed;
@@ -662,6 +662,68 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     CF_ASSERT(changed);
     CF_ASSERT(memmem(out.data, out.size, "reason", 6) == NULL);
     CF_ASSERT_INT_EQ(cf_event_strip("\x93\x01", 2, &out, &changed), CF_EINTERNAL);
+    /* Who acted (issue 15): by, channel, reference; the protocol's map
+     * shows them, a purge strips by and reference and keeps the channel. */
+    {
+        cf_event_who_t who = {"0101801234", "phone", "rec-1"};
+        CF_ASSERT_INT_EQ(cf_event_encode(4, 1000, "consent.given", "a", "b", "system", NULL, 0,
+                                         &who, &sb), 0);
+        msgpack_sbuffer rep;
+        msgpack_sbuffer_init(&rep);
+        msgpack_packer rpk;
+        msgpack_packer_init(&rpk, &rep, msgpack_sbuffer_write);
+        CF_ASSERT_INT_EQ(cf_event_pack_reply(&rpk, cid, NULL, 0, sb.data, sb.size), 0);
+        CF_ASSERT(memmem(rep.data, rep.size, "\xa2" "by\xaa" "0101801234", 14) != NULL);
+        CF_ASSERT(memmem(rep.data, rep.size, "\xa7" "channel\xa5" "phone", 14) != NULL);
+        CF_ASSERT(memmem(rep.data, rep.size, "\xa9" "reference\xa5" "rec-1", 16) != NULL);
+        CF_ASSERT_INT_EQ(cf_event_strip(sb.data, sb.size, &out, &changed), 0);
+        CF_ASSERT(changed);
+        CF_ASSERT(memmem(out.data, out.size, "0101801234", 10) == NULL);
+        CF_ASSERT(memmem(out.data, out.size, "rec-1", 5) == NULL);
+        CF_ASSERT(memmem(out.data, out.size, "phone", 5) != NULL);
+        /* A record of before (7 elements): by nil, the channel its actor
+         * implies, no reference. */
+        static const char old[] = "\x97\x01\x02\xa1" "e\xc0\xa1" "b\xa5" "hanne\xc0";
+        msgpack_sbuffer_clear(&rep);
+        CF_ASSERT_INT_EQ(cf_event_pack_reply(&rpk, cid, NULL, 0, old, sizeof old - 1), 0);
+        CF_ASSERT(memmem(rep.data, rep.size, "\xa2" "by\xc0", 4) != NULL);
+        CF_ASSERT(memmem(rep.data, rep.size, "\xa7" "channel\xa8" "operator", 17) != NULL);
+        CF_ASSERT(memmem(rep.data, rep.size, "reference", 9) == NULL);
+        msgpack_sbuffer_destroy(&rep);
+    }
+    /* Representation records: round trip, hostile. */
+    {
+        cf_rep_t r, back;
+        memset(&r, 0, sizeof r);
+        snprintf(r.member, sizeof r.member, "1501145123");
+        snprintf(r.rep, sizeof r.rep, "0101801234");
+        r.kind = CF_REP_PARENT;
+        r.scope = CF_SCOPE_CONSENT | CF_SCOPE_READ;
+        r.valid_from = 10;
+        r.valid_until = 20;
+        r.has_evidence = true;
+        snprintf(r.ev_kind, sizeof r.ev_kind, "custody");
+        memset(r.ev_sha, 0xab, 32);
+        r.ev_size = 99;
+        snprintf(r.registered_by, sizeof r.registered_by, "hanne");
+        CF_ASSERT_INT_EQ(cf_rep_encode(&r, &sb), 0);
+        CF_ASSERT_INT_EQ(cf_rep_decode(sb.data, sb.size, &back), 0);
+        CF_ASSERT_STR_EQ(back.member, "1501145123");
+        CF_ASSERT_STR_EQ(back.rep, "0101801234");
+        CF_ASSERT_INT_EQ(back.kind, CF_REP_PARENT);
+        CF_ASSERT_INT_EQ(back.scope, CF_SCOPE_CONSENT | CF_SCOPE_READ);
+        CF_ASSERT(back.valid_from == 10 && back.valid_until == 20 && back.revoked_at == 0);
+        CF_ASSERT(back.has_evidence && back.ev_size == 99 && back.ev_sha[31] == 0xab);
+        CF_ASSERT_STR_EQ(back.ev_kind, "custody");
+        CF_ASSERT_STR_EQ(back.registered_by, "hanne");
+        CF_ASSERT_INT_EQ(cf_rep_decode(sb.data, sb.size - 1, &back), CF_EINTERNAL);
+        CF_ASSERT_INT_EQ(cf_rep_decode("\x93\x01\x02\x03", 4, &back), CF_EINTERNAL);
+        CF_ASSERT_STR_EQ(cf_rep_kind_name(CF_REP_THIRD_PARTY), "third_party");
+        CF_ASSERT_INT_EQ(cf_rep_kind_find("next_of_kin", 11), CF_REP_NEXT_OF_KIN);
+        CF_ASSERT_INT_EQ(cf_rep_kind_find("uncle", 5), CF_REP_NONE);
+        CF_ASSERT_INT_EQ(cf_scope_find("complaints", 10), CF_SCOPE_COMPLAINTS);
+        CF_ASSERT_INT_EQ(cf_scope_find("write", 5), 0);
+    }
     msgpack_sbuffer_destroy(&out);
     msgpack_sbuffer_destroy(&sb);
     /* Timer keys: round trip, hostile. */
@@ -676,16 +738,40 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     k[8] = 'z';
     CF_ASSERT_INT_EQ(cf_key_timer_parse(k, kl, &tk), CF_EINTERNAL);
     /* Consent records: round trip, wrong length. */
-    cf_consent_t cs = {1, 2, 3, 20500, 7}, back;
-    unsigned char cr[CF_CONSENT_REC_LEN];
-    cf_consent_encode(&cs, cr);
-    CF_ASSERT_INT_EQ(cf_consent_decode(cr, sizeof cr, &back), 0);
+    cf_consent_t cs = {1, 2, 3, 20500, 7, "", "", 0, 0, {""}, ""}, back;
+    msgpack_sbuffer csb;
+    msgpack_sbuffer_init(&csb);
+    CF_ASSERT_INT_EQ(cf_consent_encode(&cs, &csb), 0);
+    const unsigned char *cr = (const unsigned char *)csb.data;
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, csb.size, &back), 0);
     CF_ASSERT(back.given_at == 1 && back.valid_until == 2 && back.withdrawn_at == 3);
     CF_ASSERT(back.change_day == 20500 && back.changes == 7);
+    CF_ASSERT_STR_EQ(back.channel, "portal");
+    CF_ASSERT_STR_EQ(back.given_by, "");
+    /* Who gave it: a parent, by phone, with a lapse and a reference. */
+    snprintf(cs.given_by, sizeof cs.given_by, "0101801234");
+    snprintf(cs.channel, sizeof cs.channel, "phone");
+    cs.lapses_at = 2;
+    cs.ninvolved = 1;
+    snprintf(cs.involved[0], sizeof cs.involved[0], "0202802345");
+    snprintf(cs.reference, sizeof cs.reference, "call-7");
+    CF_ASSERT_INT_EQ(cf_consent_encode(&cs, &csb), 0);
+    cr = (const unsigned char *)csb.data;
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, csb.size, &back), 0);
+    CF_ASSERT_STR_EQ(back.given_by, "0101801234");
+    CF_ASSERT_STR_EQ(back.channel, "phone");
+    CF_ASSERT_STR_EQ(back.involved[0], "0202802345");
+    CF_ASSERT_STR_EQ(back.reference, "call-7");
+    CF_ASSERT(back.lapses_at == 2 && back.ninvolved == 1 && back.changes == 7);
+    /* A record of before issue 15 (40 bytes): the member, on the portal. */
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, CF_CONSENT_REC_LEN, &back), 0);
+    CF_ASSERT(back.changes == 7 && back.given_by[0] == 0 && back.lapses_at == 0);
+    CF_ASSERT_INT_EQ(cf_consent_decode(cr, CF_CONSENT_REC_LEN + 1, &back), CF_EINTERNAL);
     /* A record from before the rate limit: no changes counted. */
     CF_ASSERT_INT_EQ(cf_consent_decode(cr, CF_CONSENT_REC_OLD, &back), 0);
     CF_ASSERT(back.given_at == 1 && back.changes == 0);
     CF_ASSERT_INT_EQ(cf_consent_decode(cr, 23, &back), CF_EINTERNAL);
+    msgpack_sbuffer_destroy(&csb);
     free(rec);
     cf_wf_destroy(&wf);
     s_close(&e);

@@ -260,7 +260,7 @@ static void test_every_error_reported(void)
              {18, 3, "duplicate state 'a' (first at line 8)"});
     S_EXPECT("unknown_key.yaml",
              {4, 1, "unknown key 'colour'"},
-             {9, 33, "unknown key 'too' in event 'go' (expected: to, by, requires, data, set, clear)"});
+             {9, 33, "unknown key 'too' in event 'go' (expected: to, by, requires, data, set, clear, scope)"});
     S_EXPECT("wrong_type.yaml",
              {2, 10, "version must be an integer"},
              {7, 12, "final must be true or false"},   /* `yes` is not a boolean */
@@ -321,7 +321,27 @@ static void test_minimal_and_defaults(void)
     CF_ASSERT_STR_EQ(wf->fields[0].values[1], "no");
     CF_ASSERT_INT_EQ(wf->fields[1].max_len, CF_WF_STRING_DEFAULT_MAX);
     CF_ASSERT(!wf->fields[1].required);
+    CF_ASSERT(wf->states[0].events[0].scope == NULL);   /* the default */
     cf_wf_destroy(&wf);
+
+    /* `scope`: what a representative sending the event needs */
+    static const char scoped[] =
+        "workflow: t\nversion: 1\ncalendar: dk\n"
+        "states:\n  a:\n    initial: true\n    on:\n"
+        "      appeal.filed: {to: b, by: [member], scope: complaints}\n"
+        "  b: {final: true}\n";
+    CF_ASSERT_INT_EQ(cf_wf_load_buffer("m.yaml", scoped, strlen(scoped), &wf, &d), 0);
+    CF_ASSERT_STR_EQ(wf->states[0].events[0].scope, "complaints");
+    cf_wf_destroy(&wf);
+    static const char bad[] =
+        "workflow: t\nversion: 1\ncalendar: dk\n"
+        "states:\n  a:\n    initial: true\n    on:\n"
+        "      appeal.filed: {to: b, by: [member], scope: read}\n"
+        "  b: {final: true}\n";
+    CF_ASSERT_INT_EQ(cf_wf_load_buffer("m.yaml", bad, strlen(bad), &wf, &d), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(d.n, 1);
+    CF_ASSERT(strstr(d.v[0].message, "'scope' must be claims, complaints or consent") != NULL);
+    cf_diags_clear(&d);
 }
 
 /* ------------------------------------------ calendar and currency --- */

@@ -421,8 +421,39 @@ class Client:
 
     def consent_get(self, **kw):
         """The session member's consent map (given_at, valid_until,
-        withdrawn_at, given_by, channel), or None when none was given."""
+        withdrawn_at, given_by, channel, lapses_at, involved, reference), or
+        None when none was given."""
         return self.call("consent.get", **kw)["consent"]
+
+    # -- who may act for a member (docs/protocol.md, "Members and
+    # representatives"); `by` is a session field like `member` --
+    def representation_add(self, member, representative, kind, scope, evidence,
+                           content_type="application/pdf", **kw):
+        """Operator: register a representation (kind parent, guardian,
+        next_of_kin, attorney, third_party; scope a list of consent,
+        claims, complaints, read) with its evidence document (bytes);
+        returns the representation map."""
+        return self.call("representation.add", member=member, representative=representative,
+                         kind=kind, scope=list(scope),
+                         evidence={"content_type": content_type, "body": bytes(evidence)},
+                         **kw)["representation"]
+
+    def representation_grant(self, representative, scope, valid_until, **kw):
+        """Portal: the session member (an adult) authorises a third party
+        until valid_until (a date or a time); returns the representation."""
+        return self.call("representation.grant", representative=representative,
+                         scope=list(scope), valid_until=valid_until, **kw)["representation"]
+
+    def representation_revoke(self, representative, **kw):
+        """Revoke the session member's (or, operator: member=...)
+        representation by representative; returns it, revoked."""
+        return self.call("representation.revoke", representative=representative,
+                         **kw)["representation"]
+
+    def representations(self, **kw):
+        """The member's representations, and those in which the caller
+        (`by`, or the member) is the representative."""
+        return self.call("representation.list", **kw)["representations"]
 
     def access_log(self, **kw):
         """Every operator access to the session member's claims, newest
@@ -439,7 +470,8 @@ class Client:
 
     def export(self, **kw):
         """Everything held about the session member, page by page (each a
-        map: member, consent, claims, access_log; docs/protocol.md)."""
+        map: member, consent, representations, claims, access_log;
+        docs/protocol.md)."""
         after = kw.pop("after", None)
         while True:
             if after is not None:

@@ -183,9 +183,11 @@ int cf_claims_consent_get(cf_batch_t *b, const unsigned char *hash, cf_consent_t
 
 int cf_claims_consent_put(cf_batch_t *b, const unsigned char *hash, const cf_consent_t *c)
 {
-    unsigned char v[CF_CONSENT_REC_LEN];
-    cf_consent_encode(c, v);
-    return cf_txn_put(b->txn, CF_DB_MEMBERS, hash, CF_MEMBER_HASH_LEN, v, sizeof v);
+    msgpack_sbuffer *sb = &b->scratch;
+    int rc = cf_consent_encode(c, sb);
+    if (rc != 0)
+        return rc;
+    return cf_txn_put(b->txn, CF_DB_MEMBERS, hash, CF_MEMBER_HASH_LEN, sb->data, sb->size);
 }
 
 int cf_claims_consent_ctx(cf_batch_t *b, const unsigned char *hash, cf_sm_ctx_t *ctx)
@@ -306,7 +308,7 @@ static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const 
 
     msgpack_sbuffer *sb = &b->scratch;
     if ((rc = cf_event_encode(c->seq, b->now, event, from, wf->states[c->state].name,
-                              rec->actor, rec->hist, rec->hist_len, sb)) != 0)
+                              rec->actor, rec->hist, rec->hist_len, &rec->who, sb)) != 0)
         return rc;
     kl = cf_key_history(k, c->id, c->seq);
     if ((rc = cf_txn_put(t, CF_DB_HISTORY, k, kl, sb->data, sb->size)) != 0)
@@ -369,7 +371,8 @@ int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen
     return s_write(b, c, &r, ev, rec, dues, false);
 }
 
-int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor)
+int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor,
+                     const cf_event_who_t *who)
 {
     cf_time_t dues[CF_CLAIM_MAX_TIMERS];
     int rc = s_dues(b, c, r, dues);
@@ -385,6 +388,8 @@ int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, cons
             return rc;
     }
     cf_apply_rec_t rec = {.actor = actor};
+    if (who)
+        rec.who = *who;
     return s_write(b, c, r, "claim.created", &rec, dues, true);
 }
 
@@ -469,9 +474,13 @@ static int s_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
 }
 
 int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
+                     const cf_event_who_t *who, const char *hist, size_t hlen,
                      msgpack_packer *moved, uint32_t *nmoved)
 {
-    cf_apply_rec_t rec = {.actor = "system", .only_changes = true};
+    cf_apply_rec_t rec = {.actor = "system", .only_changes = true, .hist = hist,
+                          .hist_len = hlen};
+    if (who)
+        rec.who = *who;
     return s_fanout(b, hash, event, &rec, moved, nmoved);
 }
 
@@ -480,6 +489,53 @@ int cf_claims_notify(cf_batch_t *b, const unsigned char *hash, const char *event
 {
     cf_apply_rec_t rec = {.actor = "system", .hist = hist, .hist_len = hlen};
     return s_fanout(b, hash, event, &rec, NULL, notified);
+}
+
+/* ========================================================== documents === */
+
+int cf_claims_doc_ref(cf_batch_t *b, const unsigned char sha[32], const char *ctype,
+                      size_t clen, const void *body, size_t blen)
+{
+    cf_bytes_t v;
+    uint32_t refs = 0;
+    int rc = cf_txn_get(b->txn, CF_DB_DOC_REFS, sha, 32, &v);
+    if (rc == 0 && v.len == CF_DOCREFS_LEN)
+        refs = cf_be32_get(v.data);
+    else if (rc != CF_ENOTFOUND)
+        return rc ? rc : CF_EINTERNAL;
+    unsigned char rb[CF_DOCREFS_LEN];
+    cf_be32_put(rb, refs + 1);
+    if ((rc = cf_txn_put(b->txn, CF_DB_DOC_REFS, sha, 32, rb, sizeof rb)) != 0)
+        return rc;
+    rc = cf_txn_get(b->txn, CF_DB_DOCS, sha, 32, &v);
+    if (rc != CF_ENOTFOUND)
+        return rc;      /* 0: the bytes are there already */
+    msgpack_sbuffer db;
+    msgpack_sbuffer_init(&db);
+    rc = cf_doc_encode(ctype, clen, body, blen, &db);
+    if (rc == 0)
+        rc = cf_txn_put(b->txn, CF_DB_DOCS, sha, 32, db.data, db.size);
+    msgpack_sbuffer_destroy(&db);
+    return rc;
+}
+
+int cf_claims_doc_unref(cf_batch_t *b, const unsigned char sha[32])
+{
+    cf_bytes_t v;
+    uint32_t refs = 0;
+    int rc = cf_txn_get(b->txn, CF_DB_DOC_REFS, sha, 32, &v);
+    if (rc == 0 && v.len == CF_DOCREFS_LEN)
+        refs = cf_be32_get(v.data);
+    else if (rc != CF_ENOTFOUND)
+        return rc ? rc : CF_EINTERNAL;
+    if (refs > 1) {
+        unsigned char rb[CF_DOCREFS_LEN];
+        cf_be32_put(rb, refs - 1);
+        return cf_txn_put(b->txn, CF_DB_DOC_REFS, sha, 32, rb, sizeof rb);
+    }
+    if ((rc = cf_txn_del(b->txn, CF_DB_DOC_REFS, sha, 32)) != 0)
+        return rc;
+    return cf_txn_del(b->txn, CF_DB_DOCS, sha, 32);
 }
 
 /* ========================================================== access log === */

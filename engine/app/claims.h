@@ -136,6 +136,7 @@ typedef struct {
     const char *hist;            /* history data (packed msgpack map) or NULL */
     size_t hist_len;
     bool only_changes;           /* skip (return 1) unless state or flags change */
+    cf_event_who_t who;          /* by, channel, reference (schema.h) */
 } cf_apply_rec_t;
 
 /* Start (start true) or cancel the member timers of consent c: its expiry
@@ -158,17 +159,21 @@ int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen
 
 /* Create claim c (wf, data, member, parent set by the caller) with r, the
  * state machine's result for the creation: id, indexes, first history
- * entry `claim.created`.  0, CF_EBADREQ (due time), or a store error. */
-int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor);
+ * entry `claim.created`, recorded as actor and who (may be NULL).  0,
+ * CF_EBADREQ (due time), or a store error. */
+int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor,
+                     const cf_event_who_t *who);
 
 /* Rewrite c's record as it is (e.g. a timer left its list). */
 int cf_claims_save(cf_batch_t *b, const cf_claim_t *c);
 
 /* Send event (as `system`) to every open claim of a member whose state
- * accepts it and changes: the consent fan-out.  Ids of the claims moved are
- * packed into *moved (may be NULL), counted in *nmoved.  0 or a store
- * error. */
+ * accepts it and changes: the consent fan-out.  who (may be NULL: the
+ * engine's own, channel system) says who caused it, hist[0..hlen) (may be
+ * NULL) is the events' history data.  Ids of the claims moved are packed
+ * into *moved (may be NULL), counted in *nmoved.  0 or a store error. */
 int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event,
+                     const cf_event_who_t *who, const char *hist, size_t hlen,
                      msgpack_packer *moved, uint32_t *nmoved);
 
 /* Send event (as `system`, with history data hist[0..hlen), may be NULL)
@@ -178,6 +183,15 @@ int cf_claims_fanout(cf_batch_t *b, const unsigned char *hash, const char *event
  * error. */
 int cf_claims_notify(cf_batch_t *b, const unsigned char *hash, const char *event,
                      const char *hist, size_t hlen, uint32_t *notified);
+
+/* Documents (claim documents and representations' evidence), kept once
+ * per content (sha256) with a count of their holders: cf_claims_doc_ref
+ * counts one holder more and stores the bytes with the first;
+ * cf_claims_doc_unref counts one fewer and deletes the bytes with the last.
+ * 0 or a store error. */
+int cf_claims_doc_ref(cf_batch_t *b, const unsigned char sha[32], const char *ctype,
+                      size_t clen, const void *body, size_t blen);
+int cf_claims_doc_unref(cf_batch_t *b, const unsigned char sha[32]);
 
 /* The claim ids of a member, in id order, into *ret (malloc'd; free()). */
 int cf_claims_of_member(cf_batch_t *b, const unsigned char *hash, char (**ret)[CF_ID_LEN],

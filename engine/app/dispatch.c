@@ -18,10 +18,12 @@
 #include "mpcheck.h"
 #include "ops.h"
 #include "person.h"
+#include "reps.h"
 
 /* ========================================================== dispatch === */
 
-static const char *const s_common_keys[] = {"op", "id", "actor", "member", "purpose", NULL};
+static const char *const s_common_keys[] = {"op", "id", "actor", "member", "purpose", "by",
+                                            "channel", "reference", NULL};
 
 static bool s_key_allowed(const cf_op_def_t *def, const msgpack_object_str *k)
 {
@@ -79,6 +81,69 @@ static int s_purpose(cf_op_t *op)
     return 0;
 }
 
+/* `by`: the person acting, canonical, and its hash. */
+static int s_by(cf_op_t *op)
+{
+    const msgpack_object *by = cf_mp_get(op->req, "by");
+    if (by->type != MSGPACK_OBJECT_STR ||
+        cf_pid_canonical(by->via.str.ptr, by->via.str.size, op->by) != 0)
+        return cf_op_fail(op, CF_EBADREQ, "field 'by' is not a valid person id (Danish CPR or "
+                          "Norwegian national identity or D-number)");
+    cf_claims_member_hash(op->b, op->by, op->by_hash);
+    op->has_by = true;
+    return 0;
+}
+
+/* An operator's `channel`, `by`, `reference`: a call the Health Team
+ * records for a member; and the member such a request names. */
+static int s_phone(cf_op_t *op, const cf_op_def_t *def)
+{
+    const msgpack_object *ch = cf_mp_get(op->req, "channel");
+    if (!ch) {
+        if (cf_mp_get(op->req, "by") || cf_mp_get(op->req, "reference"))
+            return cf_op_fail(op, CF_EBADREQ, "fields 'by' and 'reference' need channel "
+                              "'phone' on the operator endpoint");
+        return 0;
+    }
+    if (!cf_mp_streq(ch, "phone"))
+        return cf_op_fail(op, CF_EBADREQ, "field 'channel' must be 'phone' (an operator "
+                          "recording a call)");
+    if (!def->phone)
+        return cf_op_fail(op, CF_EBADREQ, "op '%s' is not recorded from a call", def->name);
+    if (!cf_mp_get(op->req, "by"))
+        return cf_op_fail(op, CF_EBADREQ, "field 'by' is required with channel 'phone' (the "
+                          "person the operator spoke to)");
+    int rc = s_by(op);
+    if (rc != 0)
+        return rc;
+    const char *ref;
+    size_t rl;
+    if ((rc = cf_op_str(op, "reference", true, CF_REFERENCE_MAX, &ref, &rl)) != 0)
+        return rc;
+    for (size_t i = 0; i < rl; i++)
+        if ((unsigned char)ref[i] < 0x20 || ref[i] == 0x7f)
+            return cf_op_fail(op, CF_EBADREQ, "field 'reference' must not hold control "
+                              "characters");
+    memcpy(op->reference, ref, rl);
+    op->reference[rl] = '\0';
+    op->phone = true;
+    /* The access-log entry says it was a call (its reference is no
+     * person id), unless the operator gave a purpose. */
+    if (!cf_mp_get(op->req, "purpose"))
+        snprintf(op->purpose, sizeof op->purpose, "phone call %.*s",
+                 (int)(sizeof op->purpose - 12), op->reference);
+    const msgpack_object *m = cf_mp_get(op->req, "member");
+    if (m && def->operator_member) {
+        if (m->type != MSGPACK_OBJECT_STR ||
+            cf_pid_canonical(m->via.str.ptr, m->via.str.size, op->member_pid) != 0)
+            return cf_op_fail(op, CF_EBADREQ, "field 'member' is not a valid person id (Danish "
+                              "CPR or Norwegian national identity or D-number)");
+        cf_claims_member_hash(op->b, op->member_pid, op->member_hash);
+        op->has_member = true;
+    }
+    return 0;
+}
+
 /* Authenticate and authorise: who is asking, may they use this op here. */
 static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *req)
 {
@@ -105,7 +170,22 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
                                   "field 'member' is not a valid person id (Danish CPR or "
                                   "Norwegian national identity or D-number)");
             cf_claims_member_hash(b, canon, op->member_hash);
+            snprintf(op->member_pid, sizeof op->member_pid, "%s", canon);
             op->has_member = true;
+        }
+        if (cf_mp_get(op->req, "channel") || cf_mp_get(op->req, "reference"))
+            return cf_op_fail(op, CF_EBADREQ, "fields 'channel' and 'reference' are for "
+                              "operators recording a call, not the portal");
+        op->act_role = CF_ROLE_MEMBER;
+        /* `by` on an op that acts for no member (ping) is checked and
+         * ignored: a portal session sends it on every request. */
+        if (cf_mp_get(op->req, "by")) {
+            if (def->scope && !m)
+                return cf_op_fail(op, CF_EBADREQ, "field 'by' needs field 'member'");
+            if ((rc = s_by(op)) != 0)
+                return rc;
+            if (!def->scope)
+                op->has_by = false;
         }
         return 0;
     }
@@ -114,10 +194,11 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
                           def->name);
     if ((rc = s_purpose(op)) != 0)
         return rc;
-    if (cf_mp_get(op->req, "member") && strcmp(def->name, "query") != 0 &&
-        strcmp(def->name, "export") != 0)
+    if (cf_mp_get(op->req, "member") && !def->operator_member)
         return cf_op_fail(op, CF_EBADREQ, "field 'member' is not allowed on the operator "
                           "endpoint for op '%s'", def->name);
+    if ((rc = s_phone(op, def)) != 0)
+        return rc;
     const msgpack_object *a = cf_mp_get(op->req, "actor");
     if (!a) {
         if (def->roles == 0) { /* ping */
@@ -135,10 +216,20 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
         return cf_op_fail(op, CF_EFORBIDDEN,
                           "actor '%s' does not match the operator authenticated by the key", o->id);
     op->role = o->role;
+    /* A call recorded by the Health Team: the handler relays what the
+     * member (or their representative) asked, so the workflow sees the
+     * member's role; the event names the operator, `by` and the call. */
+    op->act_role = op->phone ? CF_ROLE_MEMBER : o->role;
     snprintf(op->actor, sizeof op->actor, "%s", o->id);
     if (def->roles && !(def->roles & o->role))
         return cf_op_fail(op, CF_EFORBIDDEN, "role '%s' may not use op '%s'",
                           cf_role_name(o->role), def->name);
+    if (op->phone && !(o->role & (CF_ROLE_HANDLER | CF_ROLE_SUPERVISOR)))
+        return cf_op_fail(op, CF_EFORBIDDEN, "role '%s' may not record a call",
+                          cf_role_name(o->role));
+    if (def->phone == CF_OPPHONE_REQUIRED && !op->phone)
+        return cf_op_fail(op, CF_EFORBIDDEN, "an operator records op '%s' only from a call "
+                          "(channel 'phone', 'by' and 'reference')", def->name);
     return 0;
 }
 
@@ -148,7 +239,11 @@ static int s_authorise(cf_op_t *op, const cf_op_def_t *def, const cf_request_t *
 static size_t s_idem_key(unsigned char *k, const cf_op_t *op, const msgpack_object *id)
 {
     if (op->ep == CF_EP_PORTAL && op->has_member)
-        return cf_key_idem_member(k, op->member_hash, id->via.str.ptr, id->via.str.size);
+        return cf_key_idem_member(k, op->member_hash,
+                                  op->has_by && memcmp(op->by_hash, op->member_hash,
+                                                       CF_MEMBER_HASH_LEN) != 0
+                                      ? op->by_hash : NULL,
+                                  id->via.str.ptr, id->via.str.size);
     return cf_key_idem(k, op->ep == CF_EP_PORTAL ? 'p' : 'o', op->actor, id->via.str.ptr,
                        id->via.str.size);
 }
@@ -341,10 +436,24 @@ void cf_dispatch(cf_batch_t *b, const cf_request_t *req, cf_reply_t *r)
         }
     }
 
-    /* What the access-log entries of this request say about it. */
+    /* A representative acting (`by`): the scope the op needs, in one
+     * place; ops whose scope depends on the event, the claim or the
+     * member's age check it themselves (CF_OPSCOPE_HANDLER). */
+    code = 0;
+    if (op.ep == CF_EP_PORTAL && op.has_by && !(def->scope & CF_OPSCOPE_HANDLER))
+        code = cf_reps_require(&op, op.member_hash, def->scope);
+    /* What the access-log entries of this request say about it: a
+     * representative's reads are recorded like an operator's, under the
+     * kind of representation (never the person id). */
     b->audit_role = cf_role_name(op.role);
     b->audit_purpose = op.purpose;
-    code = def->fn(&op);
+    if (cf_op_by_other(&op)) {
+        b->audit_role = CF_ACTOR_REPRESENTATIVE;
+        snprintf(op.purpose, sizeof op.purpose, "read by the member's %s",
+                 op.by_kind ? cf_rep_kind_name(op.by_kind) : "representative");
+    }
+    if (code == 0)
+        code = def->fn(&op);
     if (!cf_batch_failed(b) && s_audit_rest(&op, def) != 0 && code == 0)
         code = cf_op_fail(&op, CF_EUNAVAIL, "the access log cannot be written");
     b->audit_role = b->audit_purpose = NULL;

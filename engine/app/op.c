@@ -77,12 +77,23 @@ int cf_op_time(cf_op_t *op, const char *key, bool required, cf_time_t *ret, bool
     return 0;
 }
 
+bool cf_op_by_other(const cf_op_t *op)
+{
+    return op->ep == CF_EP_PORTAL && op->has_by && op->has_member &&
+           memcmp(op->by_hash, op->member_hash, CF_MEMBER_HASH_LEN) != 0;
+}
+
+const char *cf_op_audit_actor(const cf_op_t *op)
+{
+    return cf_op_by_other(op) ? CF_ACTOR_REPRESENTATIVE : op->actor;
+}
+
 int cf_op_audit_one(cf_op_t *op, const char *opname, const cf_claim_t *c)
 {
-    if (op->ep != CF_EP_OPERATOR)
+    if (op->ep != CF_EP_OPERATOR && !cf_op_by_other(op))
         return 0;
     const char *ids[1] = {c->id};
-    int rc = cf_claims_audit(op->b, op->actor, opname, ids, 1);
+    int rc = cf_claims_audit(op->b, cf_op_audit_actor(op), opname, ids, 1);
     if (rc == 0)
         op->wrote = op->audited = true;
     return rc;

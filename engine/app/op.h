@@ -37,7 +37,26 @@ typedef struct {
     bool wrote;
     bool audited;                   /* the op wrote its own access-log entry */
     char purpose[CF_PURPOSE_MAX + 1];   /* why an operator reads: the access log */
+    /* Who acts (docs/protocol.md, "Members and representatives"). */
+    char member_pid[CF_PID_LEN];    /* the request's `member`, canonical ("" none) */
+    bool has_by;                    /* `by` names a person (maybe the member) */
+    char by[CF_PID_LEN];            /* canonical `by` */
+    unsigned char by_hash[CF_MEMBER_HASH_LEN];
+    bool phone;                     /* an operator recording a call: channel phone */
+    char reference[CF_REFERENCE_MAX + 1];  /* the call's reference */
+    unsigned act_role;              /* the role the state machine sees: the
+                                     * caller's, or member for a call */
+    int by_kind;                    /* the representation `by` acts under
+                                     * (cf_rep_kind_t), once checked */
 } cf_op_t;
+
+/* A portal request by a representative (`by` someone other than the
+ * member): its reads are recorded in the access log like an operator's,
+ * as actor CF_ACTOR_REPRESENTATIVE (the log holds no person ids). */
+#define CF_ACTOR_REPRESENTATIVE "representative"
+bool cf_op_by_other(const cf_op_t *op);
+/* The actor an access-log entry of op names. */
+const char *cf_op_audit_actor(const cf_op_t *op);
 
 /* Start the next reply field (its value is packed next, on op->pk). */
 void cf_op_key(cf_op_t *op, const char *key);

@@ -19,6 +19,7 @@
 #include "cf_version.h"
 #include "person.h"
 #include "privacy.h"
+#include "reps.h"
 #include "rights.h"
 #include "timers.h"
 
@@ -160,20 +161,26 @@ static int s_create(cf_op_t *op)
     if (op->ep == CF_EP_PORTAL && c.has_member &&
         memcmp(c.member, op->member_hash, CF_MEMBER_HASH_LEN) != 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'member' and the claim's member differ");
+    if (op->phone && !c.has_member)
+        return cf_op_fail(op, CF_EBADREQ, "a claim recorded from a call names its member "
+                          "(data.member)");
+    if (c.has_member && (rc = cf_reps_require(op, c.member, CF_SCOPE_CLAIMS)) != 0)
+        return rc;
 
     cf_sm_ctx_t ctx = {.now = b->now, .claim_data = data};
     if (c.has_member && (rc = cf_claims_consent_ctx(b, c.member, &ctx)) != 0)
         return cf_op_fail(op, rc, "the member's consent cannot be read");
     cf_sm_result_t r;
     cf_error_t err;
-    if ((rc = cf_sm_create(wf, op->role, data, &ctx, &r, &err)) != 0) {
+    if ((rc = cf_sm_create(wf, op->act_role, data, &ctx, &r, &err)) != 0) {
         s_sm_fail(op, &err);
         return rc;
     }
     if (op->ep == CF_EP_PORTAL && !c.has_member)
         return cf_op_fail(op, CF_EBADREQ, "this workflow's claims have no member; the portal "
                           "cannot create them");
-    if ((rc = cf_claims_create(b, &c, &r, op->actor)) != 0)
+    cf_event_who_t who = cf_reps_who(op, c.has_member ? c.member : NULL);
+    if ((rc = cf_claims_create(b, &c, &r, op->actor, &who)) != 0)
         return rc == CF_EBADREQ
                    ? cf_op_fail(op, rc, "a timer's due time is outside the calendar's years")
                    : rc;
@@ -189,8 +196,9 @@ static int s_create(cf_op_t *op)
 static int s_apply(cf_op_t *op, cf_claim_t *c, const char *event, size_t elen,
                    const msgpack_object *data, const char *hist, size_t hlen)
 {
-    cf_apply_rec_t rec = {.actor = op->actor, .hist = hist, .hist_len = hlen};
-    int rc = cf_claims_apply(op->b, c, event, elen, op->role, data, &rec, &op->err);
+    cf_apply_rec_t rec = {.actor = op->actor, .hist = hist, .hist_len = hlen,
+                          .who = cf_reps_who(op, c->has_member ? c->member : NULL)};
+    int rc = cf_claims_apply(op->b, c, event, elen, op->act_role, data, &rec, &op->err);
     if (rc == 0)
         op->wrote = true;
     return rc;
@@ -212,6 +220,13 @@ static int s_send(cf_op_t *op)
     cf_claim_t c;
     if ((rc = s_load(op, &c)) != 0)
         return rc;
+    /* A representative's scope: as the workflow names it (`scope:`;
+     * docs/workflows.md, "What a representative needs"). */
+    unsigned scope = cf_reps_event_scope(c.wf, c.state, event, elen);
+    if (op->has_by && (!c.has_member || (rc = cf_reps_require(op, c.member, scope)) != 0)) {
+        cf_claim_fini(&c);
+        return rc ? rc : cf_op_fail(op, CF_EBADREQ, "this claim has no member to act for");
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     if (data && data->type == MSGPACK_OBJECT_MAP && data->via.map.size)
@@ -303,30 +318,8 @@ static int s_attach(cf_op_t *op)
      * stored.  (It writes the claim record, document list included.) */
     rc = s_apply(op, &c, event, (size_t)elen, NULL, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    if (rc == 0) {
-        cf_bytes_t v;
-        uint32_t refs = 0;
-        int g = cf_txn_get(b->txn, CF_DB_DOC_REFS, d->sha, 32, &v);
-        if (g == 0 && v.len == CF_DOCREFS_LEN)
-            refs = cf_be32_get(v.data);
-        else if (g != CF_ENOTFOUND)
-            rc = g ? g : CF_EINTERNAL;
-        unsigned char rb[CF_DOCREFS_LEN];
-        cf_be32_put(rb, refs + 1);
-        if (rc == 0)
-            rc = cf_txn_put(b->txn, CF_DB_DOC_REFS, d->sha, 32, rb, sizeof rb);
-        g = rc == 0 ? cf_txn_get(b->txn, CF_DB_DOCS, d->sha, 32, &v) : 0;
-        if (rc == 0 && g == CF_ENOTFOUND) {
-            msgpack_sbuffer db;
-            msgpack_sbuffer_init(&db);
-            rc = cf_doc_encode(ctype, clen, body->via.bin.ptr, body->via.bin.size, &db);
-            if (rc == 0)
-                rc = cf_txn_put(b->txn, CF_DB_DOCS, d->sha, 32, db.data, db.size);
-            msgpack_sbuffer_destroy(&db);
-        } else if (rc == 0 && g != 0) {
-            rc = g;
-        }
-    }
+    if (rc == 0)
+        rc = cf_claims_doc_ref(b, d->sha, ctype, clen, body->via.bin.ptr, body->via.bin.size);
     if (rc == 0) {
         cf_op_key(op, "claim");
         cf_claim_pack_reply(&op->pk, &c);
@@ -445,6 +438,29 @@ static int s_document(cf_op_t *op)
 
 /* =========================================================== consent === */
 
+/* `involved` (consent.give, a member aged 15 to 17): the person ids of the
+ * parents involved in the decision, recorded with the consent. */
+static int s_involved(cf_op_t *op, cf_consent_t *c, bool *present)
+{
+    const msgpack_object *o = cf_mp_get(op->req, "involved");
+    c->ninvolved = 0;
+    *present = o && o->type != MSGPACK_OBJECT_NIL;
+    if (!*present)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > CF_CONSENT_MAX_INVOLVED)
+        return cf_op_fail(op, CF_EBADREQ, "field 'involved' must be a list of at most %d "
+                          "person ids", CF_CONSENT_MAX_INVOLVED);
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_STR ||
+            cf_pid_canonical(e->via.str.ptr, e->via.str.size, c->involved[c->ninvolved]) != 0)
+            return cf_op_fail(op, CF_EBADREQ, "field 'involved' holds something that is not a "
+                              "valid person id");
+        c->ninvolved++;
+    }
+    return 0;
+}
+
 static int s_consent(cf_op_t *op, bool give)
 {
     cf_batch_t *b = op->b;
@@ -453,7 +469,16 @@ static int s_consent(cf_op_t *op, bool give)
     int rc = cf_op_str(op, "member", true, 32, &member, &mlen);
     if (rc != 0)
         return rc;
-    cf_consent_t ctx;
+    cf_consent_t ctx, inv;
+    memset(&inv, 0, sizeof inv);
+    bool involved;
+    if ((rc = s_involved(op, &inv, &involved)) != 0)
+        return rc;
+    /* Who may: the age rules (reps.c). */
+    cf_time_t lapses;
+    if ((rc = cf_reps_consent_rule(op, op->member_pid, op->member_hash, give, involved,
+                                   &lapses)) != 0)
+        return rc;
     if ((rc = cf_claims_consent_get(b, op->member_hash, &ctx)) != 0)
         return cf_op_fail(op, rc, "the member's consent cannot be read");
     bool had = ctx.given_at != 0 && ctx.withdrawn_at == 0 && ctx.valid_until > b->now;
@@ -475,10 +500,21 @@ static int s_consent(cf_op_t *op, bool give)
     ctx.changes++;
     if ((rc = cf_claims_consent_timers(b, op->member_hash, &ctx, false)) != 0)
         return rc;
+    cf_event_who_t who = cf_reps_who(op, op->member_hash);
     if (give) {
         ctx.given_at = b->now;
         ctx.valid_until = cf_add_year(b->now);
         ctx.withdrawn_at = 0;
+        /* A parent's consent for a child ends on the child's 15th birthday,
+         * when that comes first: from then on the young person decides. */
+        ctx.lapses_at = 0;
+        if (lapses && lapses < ctx.valid_until)
+            ctx.valid_until = ctx.lapses_at = lapses;
+        snprintf(ctx.given_by, sizeof ctx.given_by, "%s", who.by ? who.by : "");
+        snprintf(ctx.channel, sizeof ctx.channel, "%s", op->phone ? "phone" : "portal");
+        snprintf(ctx.reference, sizeof ctx.reference, "%s", op->phone ? op->reference : "");
+        ctx.ninvolved = inv.ninvolved;
+        memcpy(ctx.involved, inv.involved, sizeof ctx.involved);
         if ((rc = cf_claims_consent_timers(b, op->member_hash, &ctx, true)) != 0)
             return rc;
     } else {
@@ -491,8 +527,8 @@ static int s_consent(cf_op_t *op, bool give)
     msgpack_packer mp;
     msgpack_packer_init(&mp, &moved, msgpack_sbuffer_write);
     uint32_t nmoved = 0;
-    rc = cf_claims_fanout(b, op->member_hash, give ? "consent.given" : "consent.withdrawn", &mp,
-                          &nmoved);
+    rc = cf_claims_fanout(b, op->member_hash, give ? "consent.given" : "consent.withdrawn", &who,
+                          NULL, 0, &mp, &nmoved);
     if (rc == 0) {
         op->wrote = true;
         cf_op_key(op, "consent");
@@ -827,14 +863,14 @@ static int s_query(cf_op_t *op)
         msgpack_sbuffer_destroy(&q.list);
         return cf_op_fail(op, rc, "the claims cannot be read");
     }
-    if (op->ep == CF_EP_OPERATOR && q.count) {
+    if ((op->ep == CF_EP_OPERATOR || cf_op_by_other(op)) && q.count) {
         const char **idv = malloc(q.count * sizeof *idv);
         if (!idv) {
             rc = CF_EINTERNAL;
         } else {
             for (uint32_t i = 0; i < q.count; i++)
                 idv[i] = q.ids[i];
-            rc = cf_claims_audit(b, op->actor, "query", idv, q.count);
+            rc = cf_claims_audit(b, cf_op_audit_actor(op), "query", idv, q.count);
             free(idv);
             op->wrote = op->audited = rc == 0;
         }
@@ -1139,33 +1175,59 @@ static const char *const k_audit[] = {"claim", "operator", "limit", "after", NUL
 static const char *const k_purge[] = {"closed_before", "limit", NULL};
 static const char *const k_page[] = {"after", "limit", NULL};
 static const char *const k_export[] = {"after", NULL};
+static const char *const k_consent_give[] = {"involved", NULL};
+static const char *const k_rep_add[] = {"representative", "kind", "scope", "valid_until",
+                                        "evidence", NULL};
+static const char *const k_rep_grant[] = {"representative", "scope", "valid_until", NULL};
+static const char *const k_rep_revoke[] = {"representative", NULL};
+
+#define R_CALL (CF_ROLE_HANDLER | CF_ROLE_SUPERVISOR)
+#define S_HANDLER CF_OPSCOPE_HANDLER
+#define PH_OK CF_OPPHONE_ALLOWED
+#define PH_ONLY CF_OPPHONE_REQUIRED
 
 /* name, fn, endpoints, roles (0: anyone, no actor needed), writes,
- * portal needs member, keys */
+ * portal needs member, keys, scope a representative needs (`by`), phone
+ * (operators recording a call), operator endpoint takes `member` */
 static const cf_op_def_t s_ops[] = {
-    {"ping", s_ping, EP_BOTH, 0, false, false, NULL},
-    {"create", s_create, EP_BOTH, R_WRITE, true, true, k_create},
-    {"send", s_send, EP_BOTH, R_WRITE, true, true, k_send},
-    {"attach", s_attach, EP_BOTH, R_WRITE, true, true, k_attach},
-    {"document", s_document, EP_BOTH, R_READ, false, true, k_document},
-    {"consent.give", s_consent_give, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
-    {"consent.withdraw", s_consent_withdraw, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true, NULL},
-    {"consent.get", cf_op_consent_get, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, NULL},
-    {"access_log", cf_op_access_log, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, k_page},
-    {"export", cf_op_export, EP_BOTH, R_READ, false, true, k_export},
-    {"get", s_get, EP_BOTH, R_READ, false, true, k_claim},
-    {"history", s_history, EP_BOTH, R_READ, false, true, k_history},
-    {"query", s_query, EP_BOTH, R_READ, false, true, k_query},
-    {"changes", s_changes, EP_BOTH, R_READ, false, true, k_page},
-    {"timers", s_timers, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_timers},
-    {"stats", s_stats, CF_OPEP_OPERATOR, R_ANY_OP, false, false, NULL},
+    {"ping", s_ping, EP_BOTH, 0, false, false, NULL, 0, 0, false},
+    {"create", s_create, EP_BOTH, R_WRITE, true, true, k_create, S_HANDLER, PH_OK, false},
+    {"send", s_send, EP_BOTH, R_WRITE, true, true, k_send, S_HANDLER, PH_OK, false},
+    {"attach", s_attach, EP_BOTH, R_WRITE, true, true, k_attach, CF_SCOPE_CLAIMS, 0, false},
+    {"document", s_document, EP_BOTH, R_READ, false, true, k_document, CF_SCOPE_READ, 0, false},
+    {"consent.give", s_consent_give, EP_BOTH, CF_ROLE_MEMBER | R_CALL, true, true,
+     k_consent_give, S_HANDLER, PH_ONLY, true},
+    {"consent.withdraw", s_consent_withdraw, EP_BOTH, CF_ROLE_MEMBER | R_CALL, true, true,
+     NULL, S_HANDLER, PH_ONLY, true},
+    {"consent.get", cf_op_consent_get, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, NULL,
+     CF_SCOPE_READ, 0, false},
+    {"access_log", cf_op_access_log, CF_OPEP_PORTAL, CF_ROLE_MEMBER, false, true, k_page,
+     CF_SCOPE_READ, 0, false},
+    {"export", cf_op_export, EP_BOTH, R_READ, false, true, k_export, CF_SCOPE_READ, 0, true},
+    {"get", s_get, EP_BOTH, R_READ, false, true, k_claim, CF_SCOPE_READ, 0, false},
+    {"history", s_history, EP_BOTH, R_READ, false, true, k_history, CF_SCOPE_READ, 0, false},
+    {"query", s_query, EP_BOTH, R_READ, false, true, k_query, CF_SCOPE_READ, 0, true},
+    {"changes", s_changes, EP_BOTH, R_READ, false, true, k_page, CF_SCOPE_READ, 0, false},
+    {"timers", s_timers, CF_OPEP_OPERATOR, R_ANY_OP, false, false, k_timers, 0, 0, false},
+    {"stats", s_stats, CF_OPEP_OPERATOR, R_ANY_OP, false, false, NULL, 0, 0, false},
     /* Clock ops are writing ops: a retry with the same id must not move
      * the clock twice (the kept reply answers it). */
-    {"clock.advance", s_clock_advance, CF_OPEP_OPERATOR, R_ANY_OP, true, false, k_advance},
-    {"clock.set", s_clock_set, CF_OPEP_OPERATOR, R_ANY_OP, true, false, k_set},
+    {"clock.advance", s_clock_advance, CF_OPEP_OPERATOR, R_ANY_OP, true, false, k_advance, 0, 0,
+     false},
+    {"clock.set", s_clock_set, CF_OPEP_OPERATOR, R_ANY_OP, true, false, k_set, 0, 0, false},
     {"audit", cf_op_audit, CF_OPEP_OPERATOR, CF_ROLE_AUDITOR | CF_ROLE_SUPERVISOR, false, false,
-     k_audit},
-    {"purge", cf_op_purge, CF_OPEP_OPERATOR, CF_ROLE_SUPERVISOR, true, false, k_purge},
+     k_audit, 0, 0, false},
+    {"purge", cf_op_purge, CF_OPEP_OPERATOR, CF_ROLE_SUPERVISOR, true, false, k_purge, 0, 0,
+     false},
+    /* Who may act for a member (reps.c). */
+    {"representation.add", cf_op_rep_add, CF_OPEP_OPERATOR, R_CALL, true, false, k_rep_add, 0,
+     0, true},
+    {"representation.grant", cf_op_rep_grant, CF_OPEP_PORTAL, CF_ROLE_MEMBER, true, true,
+     k_rep_grant, S_HANDLER, 0, false},
+    {"representation.revoke", cf_op_rep_revoke, EP_BOTH, CF_ROLE_MEMBER | R_CALL, true, true,
+     k_rep_revoke, S_HANDLER, 0, true},
+    {"representation.list", cf_op_rep_list, EP_BOTH, R_READ, false, true, NULL, S_HANDLER, 0,
+     true},
 };
 
 const cf_op_def_t *cf_op_find(const char *name, size_t len)

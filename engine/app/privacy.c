@@ -19,6 +19,7 @@
 
 #include "cf_be.h"
 #include "mpcheck.h"
+#include "reps.h"
 
 #define CF_PURGE_MAX 10000
 
@@ -245,27 +246,8 @@ static int s_strip_event(cf_batch_t *b, const char *id, uint32_t seq)
     return cf_txn_put(b->txn, CF_DB_HISTORY, k, kl, sb->data, sb->size);
 }
 
-/* One document reference fewer; the bytes go with the last one. */
-static int s_drop_doc(cf_batch_t *b, const unsigned char *sha)
-{
-    cf_bytes_t v;
-    uint32_t refs = 0;
-    int rc = cf_txn_get(b->txn, CF_DB_DOC_REFS, sha, 32, &v);
-    if (rc == 0 && v.len == CF_DOCREFS_LEN)
-        refs = cf_be32_get(v.data);
-    else if (rc != CF_ENOTFOUND)
-        return rc ? rc : CF_EINTERNAL;
-    if (refs > 1) {
-        unsigned char rb[CF_DOCREFS_LEN];
-        cf_be32_put(rb, refs - 1);
-        return cf_txn_put(b->txn, CF_DB_DOC_REFS, sha, 32, rb, sizeof rb);
-    }
-    if ((rc = cf_txn_del(b->txn, CF_DB_DOC_REFS, sha, 32)) != 0)
-        return rc;
-    return cf_txn_del(b->txn, CF_DB_DOCS, sha, 32);
-}
-
-/* Forget a member with no claims left: the consent record and its timer. */
+/* Forget a member with no claims left: the consent record and its timers,
+ * and the member's representations. */
 static int s_any(void *ctx, cf_bytes_t k, cf_bytes_t v)
 {
     (void)k;
@@ -286,6 +268,10 @@ static int s_drop_member_if_unused(cf_batch_t *b, const unsigned char *hash)
         return rc;
     if ((rc = cf_claims_consent_timers(b, hash, &c, false)) != 0)
         return rc;
+    /* Who could act for the member goes with the member: records,
+     * evidence documents, end timers (reps.c). */
+    if ((rc = cf_reps_erase_member(b, hash)) != 0)
+        return rc;
     return cf_txn_del(b->txn, CF_DB_MEMBERS, hash, CF_MEMBER_HASH_LEN);
 }
 
@@ -294,7 +280,7 @@ static int s_purge_claim(cf_batch_t *b, cf_claim_t *c, unsigned char (*members)[
 {
     int rc;
     for (size_t i = 0; i < c->ndocs; i++)
-        if ((rc = s_drop_doc(b, c->docs[i].sha)) != 0)
+        if ((rc = cf_claims_doc_unref(b, c->docs[i].sha)) != 0)
             return rc;
     c->ndocs = 0;
     for (uint32_t seq = 1; seq <= c->seq; seq++)

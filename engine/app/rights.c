@@ -1,10 +1,10 @@
 /* rights.c: the member's own view of their data (rights.h).
  *
  * consent.get shows the consent record as the member's claims' guard sees
- * it.  Who gave it and through which channel are constants today: consent
- * is only ever given by the member through the portal (op consent.give,
- * portal only), so the record does not spend bytes on them; a second
- * channel (a handler recording a paper form) would add them to the record.
+ * it, with who gave it (the member, or a representative's person id), the
+ * channel (portal, or phone when the Health Team recorded a call), when a
+ * parent's consent for a child lapses (the 15th birthday), and the parents
+ * a young person involved.
  */
 #include "rights.h"
 
@@ -13,6 +13,7 @@
 
 #include "mpcheck.h"
 #include "person.h"
+#include "reps.h"
 
 /* ============================================================ consent === */
 
@@ -23,7 +24,7 @@ void cf_rights_pack_consent(msgpack_packer *pk, const char *member, size_t mlen,
         msgpack_pack_nil(pk);
         return;
     }
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, 9);
     cf_pack_str(pk, "member");
     cf_pack_strn(pk, member, mlen);
     cf_pack_str(pk, "given_at");
@@ -35,10 +36,26 @@ void cf_rights_pack_consent(msgpack_packer *pk, const char *member, size_t mlen,
         cf_pack_time(pk, c->withdrawn_at);
     else
         msgpack_pack_nil(pk);
+    /* "member", or the person id of the representative who gave it */
     cf_pack_str(pk, "given_by");
-    cf_pack_str(pk, "member");
+    cf_pack_str(pk, c->given_by[0] ? c->given_by : "member");
     cf_pack_str(pk, "channel");
-    cf_pack_str(pk, "portal");
+    cf_pack_str(pk, c->channel[0] ? c->channel : "portal");
+    /* A parent's consent for a child: the 15th birthday, when it ends */
+    cf_pack_str(pk, "lapses_at");
+    if (c->lapses_at)
+        cf_pack_time(pk, c->lapses_at);
+    else
+        msgpack_pack_nil(pk);
+    cf_pack_str(pk, "involved");
+    msgpack_pack_array(pk, (uint32_t)c->ninvolved);
+    for (size_t i = 0; i < c->ninvolved; i++)
+        cf_pack_str(pk, c->involved[i]);
+    cf_pack_str(pk, "reference");
+    if (c->reference[0])
+        cf_pack_str(pk, c->reference);
+    else
+        msgpack_pack_nil(pk);
 }
 
 int cf_op_consent_get(cf_op_t *op)
@@ -384,13 +401,18 @@ int cf_op_export(cf_op_t *op)
         }
     }
     /* The export is an access like any read, on either endpoint. */
-    if (rc == 0 && (rc = cf_claims_audit(b, op->actor, "export", paged, nclaims)) == 0)
+    if (rc == 0 && (rc = cf_claims_audit(b, cf_op_audit_actor(op), "export", paged, nclaims)) == 0)
         op->wrote = op->audited = true;
     if (rc == 0) {
         cf_op_key(op, "member");
         cf_pack_strn(&op->pk, member, mlen);
         cf_op_key(op, "consent");
         cf_rights_pack_consent(&op->pk, member, mlen, &consent);
+        /* Who may act for the member (reps.c): on every page, as consent. */
+        cf_op_key(op, "representations");
+        rc = cf_reps_pack_member(b, op->member_hash, &op->pk);
+    }
+    if (rc == 0) {
         cf_op_key(op, "claims");
         msgpack_pack_array(&op->pk, nclaims);
         if (cl.size)

@@ -13,7 +13,8 @@
 #include "op.h"
 
 /* The consent map of the protocol (docs/protocol.md, "consent"): member,
- * given_at, valid_until, withdrawn_at, given_by, channel; nil when the
+ * given_at, valid_until, withdrawn_at, given_by, channel, lapses_at,
+ * involved, reference; nil when the
  * member never gave one (c->given_at == 0). */
 void cf_rights_pack_consent(msgpack_packer *pk, const char *member, size_t mlen,
                             const cf_consent_t *c);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cf_be.h"
+#include "reps.h"
 
 /* A claim's timer: send its event as `system`, lateness in the data. */
 static int s_fire_claim(cf_batch_t *b, const cf_timer_key_t *tk, const char *event, size_t elen)
@@ -55,6 +56,29 @@ static int s_fire_claim(cf_batch_t *b, const cf_timer_key_t *tk, const char *eve
     return rc;
 }
 
+/* A consent's end: its claims pause (consent.expired).  A parent's consent
+ * for a child that ends on the child's 15th birthday says so in the
+ * events' data: from then on only the young person can consent. */
+static int s_expire(cf_batch_t *b, const unsigned char *member, const cf_consent_t *c)
+{
+    if (!c->lapses_at || c->lapses_at != c->valid_until)
+        return cf_claims_fanout(b, member, "consent.expired", NULL, NULL, 0, NULL, NULL);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cf_pack_str(&pk, "reason");
+    cf_pack_str(&pk, "age_15");
+    cf_pack_str(&pk, "lapses_at");
+    cf_pack_time(&pk, c->lapses_at);
+    int rc = sb.data ? cf_claims_fanout(b, member, "consent.expired", NULL, sb.data, sb.size,
+                                        NULL, NULL)
+                     : CF_EINTERNAL;
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 /* A member's consent timers: the expiry moves the member's claims as a
  * withdrawal does; the reminder before it is recorded in every open claim
  * that takes it (consent.expiring, with the consent's valid_until). */
@@ -69,7 +93,7 @@ static int s_fire_member(cf_batch_t *b, const cf_timer_key_t *tk)
         c.valid_until != tk->due + (notice ? CF_CONSENT_NOTICE : 0))
         return 0; /* renewed or withdrawn since: stale timer */
     if (!notice)
-        return cf_claims_fanout(b, tk->member, "consent.expired", NULL, NULL);
+        return s_expire(b, tk->member, &c);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -125,6 +149,8 @@ int cf_timers_fire(cf_batch_t *b, size_t max, size_t *fired)
         if (cf_key_timer_parse(key, kl, &tk) == 0) {
             if (tk.kind == CF_TIMER_CLAIM)
                 rc = s_fire_claim(b, &tk, event, el);
+            else if (strncmp(tk.name, CF_REP_END_TIMER, strlen(CF_REP_END_TIMER)) == 0)
+                rc = cf_reps_fire_end(b, tk.member, tk.name, tk.due);
             else
                 rc = s_fire_member(b, &tk);
         }

@@ -38,8 +38,9 @@ static bool s_date_ok(int day, int month, int year)
 }
 
 /* ------------------------------------------------------------------ CPR --- */
-/* d[0..10): DDMMYYSSSS.  Century from the 7th digit (CPR office table). */
-static bool s_cpr_ok(const char *d)
+/* d[0..10): DDMMYYSSSS.  Century from the 7th digit (CPR office table).
+ * The birth date into *y, *m, *day (may be NULL) when real. */
+static bool s_cpr_birth(const char *d, int *y, int *m, int *dd)
 {
     int day = s_num(d, 2), month = s_num(d + 2, 2), yy = s_num(d + 4, 2);
     int c7 = d[6] - '0', century;
@@ -49,8 +50,17 @@ static bool s_cpr_ok(const char *d)
         century = yy <= 36 ? 2000 : 1900;
     else
         century = yy <= 57 ? 2000 : 1800;
-    return s_date_ok(day, month, century + yy);
+    if (!s_date_ok(day, month, century + yy))
+        return false;
+    if (y) {
+        *y = century + yy;
+        *m = month;
+        *dd = day;
+    }
+    return true;
 }
+
+static bool s_cpr_ok(const char *d) { return s_cpr_birth(d, NULL, NULL, NULL); }
 
 /* -------------------------------------------------------------- Norway --- */
 
@@ -83,7 +93,7 @@ static int s_no_century(int ind, int yy)
     return -1;
 }
 
-static cf_pid_kind_t s_no_check(const char *d)
+static cf_pid_kind_t s_no_check(const char *d, int *y, int *m, int *dd)
 {
     int k1 = s_mod11(d, s_k1_weights, 9);
     int k2 = s_mod11(d, s_k2_weights, 10);
@@ -98,6 +108,11 @@ static cf_pid_kind_t s_no_check(const char *d)
     int century = s_no_century(s_num(d + 6, 3), yy);
     if (century < 0 || !s_date_ok(day, month, century + yy))
         return CF_PID_INVALID;
+    if (y) {
+        *y = century + yy;
+        *m = month;
+        *dd = day;
+    }
     return kind;
 }
 
@@ -109,7 +124,7 @@ cf_pid_kind_t cf_pid_check(const char *s, size_t len)
     if (!s)
         return CF_PID_INVALID;
     if (len == 11 && s_digits(s, 11))
-        return s_no_check(s);
+        return s_no_check(s, NULL, NULL, NULL);
     if (len == 11 && s[6] == '-' && s_digits(s, 6) && s_digits(s + 7, 4)) {
         memcpy(d, s, 6);
         memcpy(d + 6, s + 7, 4);
@@ -148,4 +163,60 @@ int cf_pid_country(cf_pid_kind_t kind)
         break;
     }
     return -1;
+}
+
+/* ---------------------------------------------------------------- age --- */
+
+int cf_pid_birth(const char *s, size_t len, int *y, unsigned *m, unsigned *d)
+{
+    char c[12];
+    if (cf_pid_canonical(s, len, c) != 0)
+        return CF_EBADREQ;
+    int yy, mm, dd;
+    bool ok = strlen(c) == 11 ? s_no_check(c, &yy, &mm, &dd) != CF_PID_INVALID
+                              : s_cpr_birth(c, &yy, &mm, &dd);
+    if (!ok)
+        return CF_EBADREQ;
+    *y = yy;
+    *m = (unsigned)mm;
+    *d = (unsigned)dd;
+    return 0;
+}
+
+/* The day (days since 1970) a person born y-m-d turns `years`: the same
+ * date, and 1 March for a 29 February birthday in a common year. */
+static int64_t s_birthday(int y, unsigned m, unsigned d, int years)
+{
+    int ty = y + years;
+    if (m == 2 && d == 29 && !cf_is_leap(ty))
+        return cf_days_from_civil(ty, 3, 1);
+    return cf_days_from_civil(ty, m, d);
+}
+
+int cf_pid_birthday(const char *s, size_t len, int years, cf_time_t *ret)
+{
+    int y;
+    unsigned m, d;
+    if (years < 0 || years > 200 || cf_pid_birth(s, len, &y, &m, &d) != 0)
+        return CF_EBADREQ;
+    *ret = s_birthday(y, m, d, years) * 86400;
+    return 0;
+}
+
+int cf_pid_age(const char *s, size_t len, cf_time_t at)
+{
+    int y;
+    unsigned m, d;
+    if (cf_pid_birth(s, len, &y, &m, &d) != 0)
+        return -1;
+    int64_t today = at >= 0 ? at / 86400 : (at - 86399) / 86400;
+    if (today < cf_days_from_civil(y, m, d))
+        return -1;      /* not born yet: no age */
+    int cy;
+    unsigned cm, cd;
+    cf_civil_from_days(today, &cy, &cm, &cd);
+    int age = cy - y;
+    if (today < s_birthday(y, m, d, age))
+        age--;
+    return age;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "country.h"
+#include "cf_time.h"
 
 typedef enum {
     CF_PID_INVALID = 0,
@@ -32,5 +33,21 @@ int cf_pid_country(cf_pid_kind_t kind);
  * Norwegian ids as given (11 digits).  out must hold 12 bytes.  0 or
  * CF_EBADREQ. */
 int cf_pid_canonical(const char *s, size_t len, char out[12]);
+
+/* Ages.  A person's birthday begins at 00:00 UTC of the date (the engine's
+ * clock is UTC; the Nordic local midnight is an hour or two earlier, a
+ * difference the rules built on ages accept).  Born on 29 February, one
+ * turns a year older on 1 March in a common year (the Danish and Norwegian
+ * practice).  Nothing here reads the system clock: the caller passes the
+ * engine's. */
+
+/* The birth date of a valid id into *y, *m, *d.  0 or CF_EBADREQ. */
+int cf_pid_birth(const char *s, size_t len, int *y, unsigned *m, unsigned *d);
+/* Whole years of age at instant at, or -1 (not a valid id, or at is before
+ * the birth date). */
+int cf_pid_age(const char *s, size_t len, cf_time_t at);
+/* *ret: the instant (00:00 UTC) the person turns `years` (0..200).  0 or
+ * CF_EBADREQ. */
+int cf_pid_birthday(const char *s, size_t len, int years, cf_time_t *ret);
 
 #endif

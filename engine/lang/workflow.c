@@ -532,7 +532,10 @@ static void s_fields(s_ctx_t *c, const cf_yt_node_t *map, const char *what, bool
     *nret = n;
 }
 
-static const char *const s_event_keys[] = {"to", "by", "requires", "data", "set", "clear", NULL};
+static const char *const s_event_keys[] = {"to", "by", "requires", "data", "set", "clear",
+                                           "scope", NULL};
+/* The scopes an event may need of a representative (`scope:`). */
+static const char *const s_event_scopes[] = {"claims", "complaints", "consent", NULL};
 
 static void s_event(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf_wf_event_t *ev)
 {
@@ -572,6 +575,13 @@ static void s_event(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf
         ev->set_flags = s_flags_of(c, n, "'set'");
     if ((n = cf_yt_get(v, "clear")))
         ev->clear_flags = s_flags_of(c, n, "'clear'");
+    if ((n = cf_yt_get(v, "scope")) && s_want_scalar(c, n, "'scope'")) {
+        for (int i = 0; s_event_scopes[i]; i++)
+            if (cf_yt_eq(n, s_event_scopes[i]))
+                ev->scope = s_event_scopes[i];
+        if (!ev->scope)
+            s_err(c, n, "event '%s': 'scope' must be claims, complaints or consent", ev->name);
+    }
 }
 
 static void s_events(s_ctx_t *c, const cf_yt_node_t *map, const char *what,

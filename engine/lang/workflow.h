@@ -95,6 +95,10 @@ typedef struct {
     size_t nfields;
     uint64_t set_flags;          /* bit i = flags[i] of the workflow */
     uint64_t clear_flags;
+    /* `scope`: what a representative sending it for the member needs -
+     * "claims", "complaints" or "consent"; NULL: the default (complaints for
+     * a complaint.* event, claims for the rest; docs/workflows.md). */
+    const char *scope;
     uint32_t line, col;          /* where it was declared, for messages */
 } cf_wf_event_t;
 

@@ -8,6 +8,7 @@
  */
 #include "schema.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,16 @@ static bool s_int(const msgpack_object *o, int64_t *v)
         return true;
     }
     return false;
+}
+
+/* The channel an event's actor implies, for records that do not say. */
+static const char *s_channel_of(const char *actor)
+{
+    if (strcmp(actor, "system") == 0)
+        return "system";
+    if (strcmp(actor, "member") == 0)
+        return "portal";
+    return "operator";
 }
 
 static int s_state_index(const cf_wf_t *wf, const msgpack_object *o)
@@ -280,13 +291,16 @@ int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *wo
         msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS)
         goto out;
     const msgpack_object *r = &up.data;
-    if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 7)
+    if (r->type != MSGPACK_OBJECT_ARRAY ||
+        (r->via.array.size != 7 && r->via.array.size != 10))
         goto out;
     const msgpack_object *a = r->via.array.ptr;
+    bool ten = r->via.array.size == 10;
     int64_t seq, at;
-    if (!s_int(&a[0], &seq) || !s_int(&a[1], &at))
+    if (!s_int(&a[0], &seq) || !s_int(&a[1], &at) || a[5].type != MSGPACK_OBJECT_STR)
         goto out;
-    msgpack_pack_map(pk, 8 + (workflow != NULL) + (batch != 0));
+    bool ref = ten && a[9].type == MSGPACK_OBJECT_STR;
+    msgpack_pack_map(pk, (workflow ? 11 : 10) + (ref ? 1 : 0) + (batch != 0));
     cf_pack_str(pk, "claim");
     cf_pack_str(pk, claim_id);
     if (workflow) {
@@ -311,6 +325,22 @@ int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *wo
         msgpack_pack_map(pk, 0);
     else
         msgpack_pack_object(pk, a[6]);
+    cf_pack_str(pk, "by");
+    if (ten)
+        msgpack_pack_object(pk, a[7]);
+    else
+        msgpack_pack_nil(pk);
+    cf_pack_str(pk, "channel");
+    if (ten) {
+        msgpack_pack_object(pk, a[8]);
+    } else {
+        char actor[CF_NAME_MAX + 1];
+        cf_pack_str(pk, s_channel_of(s_str(&a[5], actor, sizeof actor) ? actor : ""));
+    }
+    if (ref) {
+        cf_pack_str(pk, "reference");
+        msgpack_pack_object(pk, a[9]);
+    }
     err = 0;
 out:
     msgpack_unpacked_destroy(&up);
@@ -464,14 +494,17 @@ size_t cf_key_idem(unsigned char *k, char endpoint, const char *actor, const cha
     return n + idlen;
 }
 
-size_t cf_key_idem_member(unsigned char *k, const unsigned char *hash, const char *id,
-                          size_t idlen)
+size_t cf_key_idem_member(unsigned char *k, const unsigned char *hash, const unsigned char *by,
+                          const char *id, size_t idlen)
 {
     k[0] = 'm';
     memcpy(k + 1, id, idlen);
     k[1 + idlen] = 0;
     memcpy(k + 2 + idlen, hash, CF_MEMBER_HASH_LEN);
-    return 2 + idlen + CF_MEMBER_HASH_LEN;
+    if (!by)
+        return 2 + idlen + CF_MEMBER_HASH_LEN;
+    memcpy(k + 2 + idlen + CF_MEMBER_HASH_LEN, by, CF_MEMBER_HASH_LEN);
+    return 2 + idlen + 2 * CF_MEMBER_HASH_LEN;
 }
 
 size_t cf_key_idem_age(unsigned char *k, cf_time_t at, const unsigned char *ikey, size_t iklen)
@@ -561,26 +594,221 @@ size_t cf_key_audit_actor(unsigned char *k, const char *actor, const unsigned ch
 
 /* ============================================================= records === */
 
-void cf_consent_encode(const cf_consent_t *c, unsigned char out[CF_CONSENT_REC_LEN])
+int cf_consent_encode(const cf_consent_t *c, msgpack_sbuffer *sb)
 {
+    unsigned char out[CF_CONSENT_REC_LEN];
     cf_be64_put(out, (uint64_t)c->given_at);
     cf_be64_put(out + 8, (uint64_t)c->valid_until);
     cf_be64_put(out + 16, (uint64_t)c->withdrawn_at);
     cf_be64_put(out + 24, (uint64_t)c->change_day);
     cf_be64_put(out + 32, c->changes);
+    msgpack_sbuffer_clear(sb);
+    msgpack_sbuffer_write(sb, (const char *)out, sizeof out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    if (c->given_by[0])
+        cf_pack_str(&pk, c->given_by);
+    else
+        msgpack_pack_nil(&pk);
+    cf_pack_str(&pk, c->channel[0] ? c->channel : "portal");
+    msgpack_pack_int64(&pk, c->lapses_at);
+    msgpack_pack_array(&pk, (uint32_t)c->ninvolved);
+    for (size_t i = 0; i < c->ninvolved; i++)
+        cf_pack_str(&pk, c->involved[i]);
+    if (c->reference[0])
+        cf_pack_str(&pk, c->reference);
+    else
+        msgpack_pack_nil(&pk);
+    return sb->data ? 0 : CF_EINTERNAL;
 }
 
 int cf_consent_decode(const void *rec, size_t len, cf_consent_t *c)
 {
     const unsigned char *p = rec;
-    if (len != CF_CONSENT_REC_LEN && len != CF_CONSENT_REC_OLD)
+    memset(c, 0, sizeof *c);
+    if (len != CF_CONSENT_REC_OLD && len < CF_CONSENT_REC_LEN)
         return CF_EINTERNAL;
     c->given_at = (cf_time_t)cf_be64_get(p);
     c->valid_until = (cf_time_t)cf_be64_get(p + 8);
     c->withdrawn_at = (cf_time_t)cf_be64_get(p + 16);
-    c->change_day = len == CF_CONSENT_REC_LEN ? (int64_t)cf_be64_get(p + 24) : 0;
-    c->changes = len == CF_CONSENT_REC_LEN ? cf_be64_get(p + 32) : 0;
+    snprintf(c->channel, sizeof c->channel, "portal");
+    if (len == CF_CONSENT_REC_OLD)
+        return 0;
+    c->change_day = (int64_t)cf_be64_get(p + 24);
+    c->changes = cf_be64_get(p + 32);
+    if (len == CF_CONSENT_REC_LEN)
+        return 0;
+    /* Who gave it (since issue 15). */
+    const char *t = (const char *)rec + CF_CONSENT_REC_LEN;
+    size_t tl = len - CF_CONSENT_REC_LEN, off = 0;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = CF_EINTERNAL;
+    if (cf_mpcheck(t, tl, NULL) != 0 ||
+        msgpack_unpack_next(&up, t, tl, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size < 5)
+        goto out;
+    const msgpack_object *a = up.data.via.array.ptr;
+    if ((a[0].type != MSGPACK_OBJECT_NIL && !s_str(&a[0], c->given_by, sizeof c->given_by)) ||
+        !s_str(&a[1], c->channel, sizeof c->channel) || !s_int(&a[2], &c->lapses_at) ||
+        a[3].type != MSGPACK_OBJECT_ARRAY || a[3].via.array.size > CF_CONSENT_MAX_INVOLVED ||
+        (a[4].type != MSGPACK_OBJECT_NIL && !s_str(&a[4], c->reference, sizeof c->reference)))
+        goto out;
+    for (uint32_t i = 0; i < a[3].via.array.size; i++)
+        if (!s_str(&a[3].via.array.ptr[i], c->involved[c->ninvolved++], CF_PID_LEN))
+            goto out;
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+/* ===================================================== representations === */
+
+static const char *const s_kinds[] = {
+    NULL,
+#define CF_XX(s, name) name,
+    CF_REP_KIND_MAP(CF_XX)
+#undef CF_XX
+};
+
+const char *cf_rep_kind_name(int kind)
+{
+    return kind > 0 && (size_t)kind < sizeof s_kinds / sizeof s_kinds[0] ? s_kinds[kind] : NULL;
+}
+
+int cf_rep_kind_find(const char *s, size_t len)
+{
+    for (size_t i = 1; i < sizeof s_kinds / sizeof s_kinds[0]; i++)
+        if (strlen(s_kinds[i]) == len && memcmp(s_kinds[i], s, len) == 0)
+            return (int)i;
+    return CF_REP_NONE;
+}
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} s_scopes[] = {
+#define CF_XX(s, v, name) {v, name},
+    CF_SCOPE_MAP(CF_XX)
+#undef CF_XX
+};
+
+const char *cf_scope_name(unsigned bit)
+{
+    for (size_t i = 0; i < sizeof s_scopes / sizeof s_scopes[0]; i++)
+        if (s_scopes[i].bit == bit)
+            return s_scopes[i].name;
+    return NULL;
+}
+
+unsigned cf_scope_find(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof s_scopes / sizeof s_scopes[0]; i++)
+        if (strlen(s_scopes[i].name) == len && memcmp(s_scopes[i].name, s, len) == 0)
+            return s_scopes[i].bit;
     return 0;
+}
+
+size_t cf_key_rep(unsigned char *k, const unsigned char *first, const unsigned char *second)
+{
+    memcpy(k, first, CF_MEMBER_HASH_LEN);
+    memcpy(k + CF_MEMBER_HASH_LEN, second, CF_MEMBER_HASH_LEN);
+    return CF_REP_KEY_LEN;
+}
+
+static void s_pack_time_or_nil(msgpack_packer *pk, cf_time_t t)
+{
+    if (t)
+        msgpack_pack_int64(pk, t);
+    else
+        msgpack_pack_nil(pk);
+}
+
+int cf_rep_encode(const cf_rep_t *r, msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 10);
+    cf_pack_str(&pk, r->member);
+    cf_pack_str(&pk, r->rep);
+    const char *kind = cf_rep_kind_name(r->kind);
+    if (!kind)
+        return CF_EINTERNAL;
+    cf_pack_str(&pk, kind);
+    uint32_t n = 0;
+    for (size_t i = 0; i < sizeof s_scopes / sizeof s_scopes[0]; i++)
+        n += (r->scope & s_scopes[i].bit) != 0;
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < sizeof s_scopes / sizeof s_scopes[0]; i++)
+        if (r->scope & s_scopes[i].bit)
+            cf_pack_str(&pk, s_scopes[i].name);
+    msgpack_pack_int64(&pk, r->valid_from);
+    s_pack_time_or_nil(&pk, r->valid_until);
+    if (r->has_evidence) {
+        msgpack_pack_array(&pk, 3);
+        cf_pack_str(&pk, r->ev_kind);
+        msgpack_pack_bin(&pk, 32);
+        msgpack_pack_bin_body(&pk, r->ev_sha, 32);
+        msgpack_pack_uint64(&pk, r->ev_size);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    cf_pack_str(&pk, r->registered_by);
+    s_pack_time_or_nil(&pk, r->revoked_at);
+    s_pack_time_or_nil(&pk, r->ended_at);
+    return sb->data ? 0 : CF_EINTERNAL;
+}
+
+static bool s_time_opt(const msgpack_object *o, cf_time_t *t)
+{
+    *t = 0;
+    return o->type == MSGPACK_OBJECT_NIL || s_int(o, t);
+}
+
+int cf_rep_decode(const void *rec, size_t len, cf_rep_t *r)
+{
+    memset(r, 0, sizeof *r);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int rc = CF_EINTERNAL;
+    if (cf_mpcheck(rec, len, NULL) != 0 ||
+        msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size < 10)
+        goto out;
+    const msgpack_object *a = up.data.via.array.ptr;
+    if (!s_str(&a[0], r->member, sizeof r->member) || !s_str(&a[1], r->rep, sizeof r->rep) ||
+        a[2].type != MSGPACK_OBJECT_STR || a[3].type != MSGPACK_OBJECT_ARRAY ||
+        !s_int(&a[4], &r->valid_from) || !s_time_opt(&a[5], &r->valid_until) ||
+        !s_str(&a[7], r->registered_by, sizeof r->registered_by) ||
+        !s_time_opt(&a[8], &r->revoked_at) || !s_time_opt(&a[9], &r->ended_at))
+        goto out;
+    if ((r->kind = cf_rep_kind_find(a[2].via.str.ptr, a[2].via.str.size)) == CF_REP_NONE)
+        goto out;
+    for (uint32_t i = 0; i < a[3].via.array.size; i++) {
+        const msgpack_object *o = &a[3].via.array.ptr[i];
+        if (o->type == MSGPACK_OBJECT_STR)
+            r->scope |= cf_scope_find(o->via.str.ptr, o->via.str.size);
+    }
+    if (a[6].type == MSGPACK_OBJECT_ARRAY) {
+        const msgpack_object *e = a[6].via.array.ptr;
+        int64_t size;
+        if (a[6].via.array.size != 3 || !s_str(&e[0], r->ev_kind, sizeof r->ev_kind) ||
+            e[1].type != MSGPACK_OBJECT_BIN || e[1].via.bin.size != 32 || !s_int(&e[2], &size))
+            goto out;
+        memcpy(r->ev_sha, e[1].via.bin.ptr, 32);
+        r->ev_size = (uint64_t)size;
+        r->has_evidence = true;
+    } else if (a[6].type != MSGPACK_OBJECT_NIL) {
+        goto out;
+    }
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
 }
 
 int cf_doc_encode(const char *ctype, size_t clen, const void *body, size_t blen,
@@ -696,12 +924,12 @@ int cf_audit_claim(const cf_audit_rec_t *r, uint32_t i, char out[CF_ID_LEN + 1])
 
 int cf_event_encode(uint32_t seq, cf_time_t at, const char *event, const char *from,
                     const char *to, const char *actor, const void *data, size_t dlen,
-                    msgpack_sbuffer *sb)
+                    const cf_event_who_t *who, msgpack_sbuffer *sb)
 {
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 7);
+    msgpack_pack_array(&pk, 10);
     msgpack_pack_uint32(&pk, seq);
     msgpack_pack_int64(&pk, at);
     cf_pack_str(&pk, event);
@@ -713,6 +941,15 @@ int cf_event_encode(uint32_t seq, cf_time_t at, const char *event, const char *f
     cf_pack_str(&pk, actor);
     if (data)
         msgpack_sbuffer_write(sb, data, dlen);
+    else
+        msgpack_pack_nil(&pk);
+    if (who && who->by)
+        cf_pack_str(&pk, who->by);
+    else
+        msgpack_pack_nil(&pk);
+    cf_pack_str(&pk, who && who->channel ? who->channel : s_channel_of(actor));
+    if (who && who->reference)
+        cf_pack_str(&pk, who->reference);
     else
         msgpack_pack_nil(&pk);
     return sb->data ? 0 : CF_EINTERNAL;
@@ -727,18 +964,28 @@ int cf_event_strip(const void *rec, size_t len, msgpack_sbuffer *sb, bool *chang
     int rc = CF_EINTERNAL;
     if (cf_mpcheck(rec, len, NULL) != 0 ||
         msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 7)
+        up.data.type != MSGPACK_OBJECT_ARRAY ||
+        (up.data.via.array.size != 7 && up.data.via.array.size != 10))
         goto out;
     rc = 0;
-    if (up.data.via.array.ptr[6].type == MSGPACK_OBJECT_NIL)
+    const msgpack_object *a = up.data.via.array.ptr;
+    bool ten = up.data.via.array.size == 10;
+    /* data, by and reference are personal; the channel is not */
+    if (a[6].type == MSGPACK_OBJECT_NIL &&
+        (!ten || (a[7].type == MSGPACK_OBJECT_NIL && a[9].type == MSGPACK_OBJECT_NIL)))
         goto out;
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 7);
+    msgpack_pack_array(&pk, up.data.via.array.size);
     for (int i = 0; i < 6; i++)
-        msgpack_pack_object(&pk, up.data.via.array.ptr[i]);
+        msgpack_pack_object(&pk, a[i]);
     msgpack_pack_nil(&pk);
+    if (ten) {
+        msgpack_pack_nil(&pk);
+        msgpack_pack_object(&pk, a[8]);
+        msgpack_pack_nil(&pk);
+    }
     rc = sb->data ? 0 : CF_EINTERNAL;
     *changed = rc == 0;
 out:

@@ -162,8 +162,10 @@ size_t cf_key_idem(unsigned char *k, char endpoint, const char *actor, const cha
  * (16).  The id first: a portal that numbers its requests appends to the
  * index instead of writing all over it (a member-first key made every
  * insert a random one: half the engine's throughput, docs/BENCHMARKS.md). */
-size_t cf_key_idem_member(unsigned char *k, const unsigned char *hash, const char *id,
-                          size_t idlen);
+/* A representative's request for the member (`by`, issue 15) is scoped to
+ * the pair: the representative's hash (16) follows, by NULL when none. */
+size_t cf_key_idem_member(unsigned char *k, const unsigned char *hash, const unsigned char *by,
+                          const char *id, size_t idlen);
 size_t cf_key_idem_age(unsigned char *k, cf_time_t at, const unsigned char *ikey, size_t iklen);
 
 /* Claim ids in binary: a ULID's 26 Crockford base32 characters as its 16
@@ -200,16 +202,84 @@ size_t cf_key_audit_actor(unsigned char *k, const char *actor, const unsigned ch
 /* members: the consent record: given at, valid until, withdrawn at (be64
  * times, 0: none), then the day (days since 1970, be64) and number (be64)
  * of the member's consent changes that day - the rate limit.  Records of
- * 24 bytes (before the limit) read with no changes counted. */
+ * 24 bytes (before the limit) read with no changes counted.  Since issue 15
+ * the 40 bytes are followed by who gave it, a msgpack array
+ * [given_by pid|nil, channel, lapses_at, [involved pid...], reference|nil]:
+ * records of exactly 40 bytes read as given by the member on the portal. */
 #define CF_CONSENT_REC_LEN 40
 #define CF_CONSENT_REC_OLD 24
+#define CF_PID_LEN 12                   /* a canonical person id and its NUL */
+#define CF_CONSENT_MAX_INVOLVED 4
+#define CF_REFERENCE_MAX 128
 typedef struct {
     cf_time_t given_at, valid_until, withdrawn_at;
     int64_t change_day;
     uint64_t changes;
+    char given_by[CF_PID_LEN];          /* "": the member */
+    char channel[8];                    /* "portal" or "phone" ("": portal) */
+    cf_time_t lapses_at;                /* a parent's consent for a child: the
+                                         * 15th birthday (= valid_until); 0 */
+    size_t ninvolved;                   /* 15-17: the parents involved */
+    char involved[CF_CONSENT_MAX_INVOLVED][CF_PID_LEN];
+    char reference[CF_REFERENCE_MAX + 1];   /* phone: the call's reference */
 } cf_consent_t;
-void cf_consent_encode(const cf_consent_t *c, unsigned char out[CF_CONSENT_REC_LEN]);
+/* Into sb (cleared first).  0 or CF_EINTERNAL. */
+int cf_consent_encode(const cf_consent_t *c, msgpack_sbuffer *sb);
 int cf_consent_decode(const void *rec, size_t len, cf_consent_t *ret);  /* 0 or CF_EINTERNAL */
+
+/* reps: a representation - who may act for a member (docs/protocol.md,
+ * "Members and representatives").  Key: member hash(16) + representative
+ * hash(16); reps_by: representative hash(16) + member hash(16) -> "", the
+ * reverse index (representation.list, and purge of a representative's
+ * entries).  Record: [member pid, representative pid, kind, [scope...],
+ * valid_from, valid_until|nil, evidence [kind, sha256 bin, size]|nil,
+ * registered_by, revoked_at|nil, ended_at|nil]; later elements skipped. */
+#define CF_REP_KEY_LEN (2 * CF_MEMBER_HASH_LEN)
+#define CF_REP_KIND_MAP(XX)            \
+    XX(PARENT, "parent")               \
+    XX(GUARDIAN, "guardian")           \
+    XX(NEXT_OF_KIN, "next_of_kin")     \
+    XX(ATTORNEY, "attorney")           \
+    XX(THIRD_PARTY, "third_party")
+typedef enum {
+    CF_REP_NONE = 0,
+#define CF_XX(s, name) CF_REP_##s,
+    CF_REP_KIND_MAP(CF_XX)
+#undef CF_XX
+} cf_rep_kind_t;
+/* Scopes: what a representation lets its holder do (bits). */
+#define CF_SCOPE_MAP(XX)                   \
+    XX(CONSENT, 1, "consent")              \
+    XX(CLAIMS, 2, "claims")                \
+    XX(COMPLAINTS, 4, "complaints")        \
+    XX(READ, 8, "read")
+enum {
+#define CF_XX(s, v, name) CF_SCOPE_##s = (v),
+    CF_SCOPE_MAP(CF_XX)
+#undef CF_XX
+};
+/* A kind's or scope's name, NULL when none; and back (0 / CF_REP_NONE when
+ * the name is none). */
+const char *cf_rep_kind_name(int kind);
+int cf_rep_kind_find(const char *s, size_t len);
+const char *cf_scope_name(unsigned bit);
+unsigned cf_scope_find(const char *s, size_t len);
+typedef struct {
+    char member[CF_PID_LEN], rep[CF_PID_LEN];   /* canonical person ids */
+    int kind;                                   /* cf_rep_kind_t */
+    unsigned scope;                             /* CF_SCOPE_* bits */
+    cf_time_t valid_from, valid_until;          /* valid_until 0: open-ended */
+    cf_time_t revoked_at, ended_at;             /* 0: not */
+    bool has_evidence;
+    char ev_kind[CF_NAME_MAX + 1];
+    unsigned char ev_sha[32];
+    uint64_t ev_size;
+    char registered_by[CF_NAME_MAX + 1];        /* an operator id, or "member" */
+} cf_rep_t;
+size_t cf_key_rep(unsigned char *k, const unsigned char *first, const unsigned char *second);
+/* 0 or CF_EINTERNAL. */
+int cf_rep_encode(const cf_rep_t *r, msgpack_sbuffer *sb);
+int cf_rep_decode(const void *rec, size_t len, cf_rep_t *ret);
 
 /* docs: [content_type, body bin].  Decoded views borrow rec. */
 int cf_doc_encode(const char *ctype, size_t clen, const void *body, size_t blen,
@@ -247,12 +317,21 @@ int cf_audit_decode(const void *rec, size_t len, cf_audit_rec_t *ret);
 void cf_audit_fini(cf_audit_rec_t *r);
 int cf_audit_claim(const cf_audit_rec_t *r, uint32_t i, char out[CF_ID_LEN + 1]);
 
-/* history: [seq, at, event, from|nil, to, actor, data|nil]; data: packed
- * msgpack or NULL.  cf_event_strip: the same record without its data (a
+/* history: [seq, at, event, from|nil, to, actor, data|nil, by|nil,
+ * channel, reference|nil]; data: packed msgpack or NULL.  Records of 7
+ * elements (before issue 15) read with by and reference nil and the
+ * channel their actor implies.  Who acted (cf_event_who_t): by, the person
+ * id of whoever acted for the member (NULL: the member, an operator on
+ * their own behalf, or the engine); channel "portal", "phone", "operator"
+ * or "system"; reference, a phone call's (or NULL).
+ * cf_event_strip: the same record without its data, by and reference (a
  * purge); *changed false when it had none. */
+typedef struct {
+    const char *by, *channel, *reference;
+} cf_event_who_t;
 int cf_event_encode(uint32_t seq, cf_time_t at, const char *event, const char *from,
                     const char *to, const char *actor, const void *data, size_t dlen,
-                    msgpack_sbuffer *sb);
+                    const cf_event_who_t *who, msgpack_sbuffer *sb);
 int cf_event_strip(const void *rec, size_t len, msgpack_sbuffer *sb, bool *changed);
 
 #endif

@@ -58,7 +58,9 @@
     XX(IDX_CLOSED, "idx_closed") /* closed at(be64) + claim id -> "" */ \
     XX(CHANGES,    "changes")    /* batch(be64) + n(be32) -> change record */ \
     XX(UNDO,       "undo")       /* batch(be64) -> sha256(write set) + undo set; \
-                                    a node's own, never in a write set */
+                                    a node's own, never in a write set */ \
+    XX(REPS,       "reps")       /* member hash + representative hash -> representation */ \
+    XX(REPS_BY,    "reps_by")    /* representative hash + member hash -> "" */
 
 typedef enum {
 #define CF_XX(s, name) CF_DB_##s,

@@ -175,7 +175,8 @@ def test_help_describes_every_command():
     r = ok_run(run("help"))
     commands = ["queue", "show", "history", "approve", "deny", "request-info", "guarantee",
                 "refer-network", "answer", "uphold", "reject", "send", "timers", "stats",
-                "watch", "export", "backup", "audit", "purge", "keygen"]
+                "watch", "export", "backup", "audit", "purge", "keygen", "representation",
+                "create", "consent"]
     for c in commands:
         check(("\n  %s " % c) in r.out, c, r)
         h = ok_run(run(c, "--help"))
@@ -254,11 +255,12 @@ def test_queue_breached_first():
         eq(ca["state"], "in_review")
         eq(ca["workflow"], "health_claim")
         eq(ca["version"], 3)
-        eq(ca["data"], {"member": M1, "treatment": "chiropractic"})
+        # Person ids are masked to their birth date (issue 15) without --reveal.
+        eq(ca["data"], {"member": M1[:6] + "-XXXX", "treatment": "chiropractic"})
         eq(sorted(ca["flags"]), ["sla.breached", "sla.warning"])
         eq(ca["timers"], [])
         eq(ca["created_at"], T0)
-        eq(ca, get(d, a))                   # the protocol's object, unchanged
+        eq(dict(ca, data=get(d, a)["data"]), get(d, a))   # the protocol's object, masked
         eq([t["name"] for t in claims[1]["timers"]], ["decision_warning", "decision_due"])
         eq(claims[1]["timers"][0]["due_at"], "2026-11-27T10:00:00Z")
         eq(claims[2]["timers"][0]["due_at"], "2026-11-27T11:00:00Z")
@@ -493,9 +495,15 @@ def test_show_and_history():
         check(len(hist) > 10, hist)
 
         r = ok_run(ctl(d, "show", a, "--json"))
+        eq(r.json()["claim"]["data"]["member"], M1[:6] + "-XXXX")
+        check(M1 not in r.out, r)
+        r = ok_run(ctl(d, "show", a, "--json", "--reveal"))
         doc = r.json()
         eq(sorted(doc), ["claim", "events"])
         eq(doc["claim"], get(d, a))
+        # The reveal is in the access log.
+        log = ok(op(d, "aud").call({"op": "audit", "claim": a}))["entries"]
+        check(any(x["purpose"] == "case handling (person ids revealed)" for x in log), log)
         eq(doc["events"], hist[-10:])
         eq([x["seq"] for x in doc["events"]], list(range(len(hist) - 9, len(hist) + 1)))
 
@@ -514,11 +522,12 @@ def test_show_and_history():
         t = ok_run(ctl(d, "history", a))
         lines = t.out.splitlines()
         eq(len(lines), len(hist) + 1, t)
-        eq(lines[0].split(), ["SEQ", "TIME", "EVENT", "FROM", "→", "TO", "ACTOR", "DETAIL"], t)
+        eq(lines[0].split(), ["SEQ", "TIME", "EVENT", "FROM", "→", "TO", "ACTOR", "BY",
+                              "CHANNEL", "DETAIL"], t)
         eq(lines[1].split(), ["1", "2026-11-24", "10:00", "claim.created", "→",
-                              "awaiting_consent", "member"], t)
+                              "awaiting_consent", "member", "-", "portal"], t)
         eq(lines[3].split(), ["3"] + local(hist[2]["at"]).split() +
-           ["sla.warning", "in_review", "→", "in_review", "system"], t)
+           ["sla.warning", "in_review", "→", "in_review", "system", "-", "system"], t)
 
         # Member text with quotes, newlines and a terminal escape: exact in
         # JSON, defused in the table.
@@ -714,7 +723,7 @@ def test_export_every_claim():
         a, e, f, g = operator_day_claims(d)
         ok_run(ctl(d, "approve", a))
         ok_run(ctl(d, "deny", f, "--reason", "no"))
-        r = ok_run(ctl(d, "export"))
+        r = ok_run(ctl(d, "export", "--reveal"))
         eq(r.err, "")
         claims = r.lines()
         eq([c["id"] for c in claims], [a, e, f, g])

@@ -120,6 +120,30 @@ def test_portal_session_documents_and_consent():
         eq(p.get(c["id"], member=m)["id"], c["id"])
 
 
+def test_representations_and_a_session_acting_for_a_child():
+    child, mother = "1501145123", cpr(1, 3, 1980, 1234, dash=False)
+    with Daemon(clock=T0) as d:
+        h = op_client(d)
+        r = h.representation_add(child, mother, "parent", ["consent", "claims", "read"],
+                                 b"%PDF-1.4 custody")
+        eq((r["kind"], r["active"], r["valid_until"]), ("parent", True, "2032-01-15T00:00:00Z"))
+        # The mother's portal session acts for her son: member and by.
+        p = portal_client(d, child, by=mother)
+        c = p.create("health_claim", {"member": child, "treatment": "chiropractic"})
+        eq(p.consent_give()["moved"], [c["id"]])
+        eq(p.consent_get()["given_by"], mother)
+        eq([x["member"] for x in p.representations()], [child])
+        # The boy himself may not consent (under 15): Forbidden, naming the rule.
+        boy = portal_client(d, child)
+        e = raises(claimflow.Forbidden, boy.consent_give)
+        check("under 15" in str(e), e)
+        # An adult grants and revokes a third party.
+        a = portal_client(d, cpr(5, 6, 1950, 3456, dash=False))
+        g = a.representation_grant(mother, ["read"], "2027-06-30")
+        eq((g["kind"], g["registered_by"]), ("third_party", "member"))
+        eq(a.representation_revoke(mother)["active"], False)
+
+
 def test_member_rights_history_pages_and_export():
     # The member's own ops (issue 17) through the module: consent.get, the
     # access log (every page), export (every page), and history across pages.

@@ -174,11 +174,12 @@ def test_forbidden():
         ok(a.call({"op": "history", "claim": c["id"]}))
         # An actor not in the roster.
         err(op(d, "mallory").call({"op": "get", "claim": c["id"]}), "forbidden")
-        # The member's own ops are not served to operators, and the
-        # operators' ops are not served on the portal.
+        # An operator records a member's consent only from a call (issue
+        # 15: channel phone, by, reference); the operators' ops are not
+        # served on the portal.
         msg = err(h.call({"op": "consent.give", "id": new_id(), "member": m}),
                   "forbidden")
-        check("operator endpoint" in msg, msg)
+        check("only from a call" in msg, msg)
         err(p.call({"op": "timers"}), "forbidden")
         err(p.call({"op": "clock.advance", "seconds": 60}), "forbidden")
         # A member may not decide; a handler may not act as the member.

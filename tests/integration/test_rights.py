@@ -68,7 +68,8 @@ def test_consent_get():
            {"ok": True, "consent": None})
         give_consent(p, m)
         want = {"member": m, "given_at": T0, "valid_until": "2027-11-24T09:00:00Z",
-                "withdrawn_at": None, "given_by": "member", "channel": "portal"}
+                "withdrawn_at": None, "given_by": "member", "channel": "portal",
+                "lapses_at": None, "involved": [], "reference": None}
         eq(ok(p.call({"op": "consent.get", "member": m}))["consent"], want)
         # The id is echoed; a read takes no idempotency record.
         r = ok(p.call({"op": "consent.get", "id": "c-1", "member": m}))
@@ -284,8 +285,8 @@ def test_export_holds_everything_of_the_member_and_nothing_else():
         want_consent = ok(p.call({"op": "consent.get", "member": m}))["consent"]
 
         r = ok(p.call({"op": "export", "member": m}))
-        eq(r, {"ok": True, "member": m, "consent": want_consent, "claims": want_claims,
-               "access_log": want_log})
+        eq(r, {"ok": True, "member": m, "consent": want_consent, "representations": [],
+               "claims": want_claims, "access_log": want_log})
         text = repr(r)
         for x in (other, co["id"]):
             check(x not in text, x)
@@ -306,9 +307,11 @@ def test_export_holds_everything_of_the_member_and_nothing_else():
         # A stranger's export: nothing, exactly as for a member with no data.
         stranger = cpr(12, 12, 1962, 2003)
         eq(ok(p.call({"op": "export", "member": stranger})),
-           {"ok": True, "member": stranger, "consent": None, "claims": [], "access_log": []})
+           {"ok": True, "member": stranger, "consent": None, "representations": [], "claims": [],
+            "access_log": []})
         # An operator answers a written request: claimctl export --member.
-        rc, out, errout = claimctl(d, "export", "--member", m, "--purpose", "written request")
+        rc, out, errout = claimctl(d, "export", "--member", m, "--purpose", "written request",
+                                   "--reveal")
         eq(rc, 0, out, errout)
         lines = [json.loads(x) for x in out.splitlines()]
         eq(lines[0], {"consent": want_consent})
@@ -318,7 +321,7 @@ def test_export_holds_everything_of_the_member_and_nothing_else():
         eq(len(lines), 4 + 6, lines)
         e = access_log(p, m)["entries"][0]
         eq((e["op"], e["role"], e["purpose"], e["claims"]),
-           ("export", "handler", "written request", ids), e)
+           ("export", "handler", "written request (person ids revealed)", ids), e)
         err(h.call({"op": "export", "member": "0101"}), "bad_request")
         rc, out, errout = claimctl(d, "export", "--member", "123")
         eq(rc, 1, out, errout)

@@ -1,6 +1,9 @@
-"""Print docs/protocol.md's worked example from a real run.
+"""Print docs/protocol.md's worked examples from a real run.
 
     CF_BUILDDIR=build/hC /usr/bin/python3 tests/integration/worked_example.py
+    CF_BUILDDIR=build/hC /usr/bin/python3 tests/integration/worked_example.py reps
+
+The second prints "Worked example: a mother and her daughter" (issue 15).
 
 Runs claimflowd (manual clock, fresh store), takes one health_claim through
 its whole life, and prints every request and reply as JSON in Markdown.
@@ -102,5 +105,64 @@ def main():
     print("\n".join(out))
 
 
+def reps():
+    out = []
+
+    def step(title, client, req, where):
+        rep = client.call(req)
+        out.append("%s\n\n```\n%s → %s\n← %s\n```\n"
+                   % (title, where, js(req, 2), js(rep, 2)))
+        return rep
+
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d, "hanne")
+        girl, mother = "150114-4122", "010380-1234"
+        step("The girl, 12, tries to consent herself through the portal; the "
+             "refusal names the rule:", p,
+             {"op": "consent.give", "id": "portal-9c1e-0001", "member": girl}, "P")
+        step("The Health Team registers her mother as a parent with the "
+             "custody certificate as evidence; a parent's representation ends "
+             "by itself on the 18th birthday:", h,
+             {"op": "representation.add", "id": "hanne-rep-1", "actor": "hanne",
+              "member": girl, "representative": mother, "kind": "parent",
+              "scope": ["consent", "claims", "read"],
+              "evidence": {"content_type": "application/pdf", "body": PDF,
+                           "kind": "custody"}}, "O")
+        c = step("The mother, logged in to the portal, files a claim for her "
+                 "daughter (`member` is the daughter, `by` the mother):", p,
+                 {"op": "create", "id": "portal-9c1e-0002", "workflow": "health_claim",
+                  "member": girl, "by": mother,
+                  "data": {"member": girl, "treatment": "chiropractic"}}, "P")["claim"]
+        step("and consents for her; the claim moves on:", p,
+             {"op": "consent.give", "id": "portal-9c1e-0003", "member": girl, "by": mother},
+             "P")
+        step("The handler approves:", h,
+             {"op": "send", "id": "hanne-9c1e-1", "actor": "hanne", "claim": c["id"],
+              "event": "decision.approved"}, "O")
+        step("Two years on (the test clock); the consent expired after its "
+             "year (a reminder 30 days before, then `consent.expired`), and the claim "
+             "waits in `consent_withdrawn`:", h,
+             {"op": "clock.set", "id": "hanne-clock-2", "actor": "hanne",
+              "at": "2028-11-24T09:00:00Z"}, "O")
+        step("The mother renews it.  The girl turns 15 before the year is out, "
+             "so the consent lapses on her birthday, and the portal sees it "
+             "coming (`lapses_at`):", p,
+             {"op": "consent.give", "id": "portal-9c1e-0004", "member": girl,
+                     "by": mother}, "P")
+        step("Her 15th birthday: the consent lapses and the claim pauses:", h,
+             {"op": "clock.set", "id": "hanne-clock-3", "actor": "hanne",
+              "at": "2029-01-15T00:00:00Z"}, "O")
+        step("Her mother can no longer consent for her:", p,
+             {"op": "consent.give", "id": "portal-9c1e-0005", "member": girl, "by": mother},
+             "P")
+        step("She consents herself, naming her mother as involved; the claim "
+             "resumes where it was:", p,
+             {"op": "consent.give", "id": "portal-9c1e-0006", "member": girl,
+              "involved": [mother]}, "P")
+        step("The claim's history says who acted, and how:", h,
+             {"op": "history", "actor": "hanne", "claim": c["id"]}, "O")
+    print("\n".join(out))
+
+
 if __name__ == "__main__":
-    main()
+    reps() if sys.argv[1:] == ["reps"] else main()
