@@ -159,12 +159,12 @@ def test_claimctl_shows_amounts_in_the_claims_currency():
             check("\ncountry    %s\ncurrency   %s\n" % (country, currency) in out, out)
             line = [ln for ln in out.splitlines() if "guarantee.issued" in ln]
             eq(len(line), 1, out)
-            check(line[0].endswith("hanne   amount: %s" % shown), line[0])
+            check(line[0].endswith("hanne   -   operator  amount: %s" % shown), line[0])
             hist = ctl(d, "history", cid).splitlines()
             eq(hist[0].split()[-1], "DETAIL", hist)
             g = [ln for ln in hist if "guarantee.issued" in ln]
             eq(len(g), 1, hist)
-            check(g[0].endswith("hanne   amount: %s" % shown), g[0])
+            check(g[0].endswith("hanne   -   operator  amount: %s" % shown), g[0])
             # --json stays the protocol's raw values.
             import json
             doc = json.loads(ctl(d, "history", cid, "--json"))
