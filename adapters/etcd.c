@@ -10,10 +10,13 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* An answer is at most this big: the log's reads ask for few entries. */
 #define S_MAX_ANSWER ((size_t)256 << 20)
@@ -53,6 +56,22 @@ static size_t s_write(char *p, size_t size, size_t n, void *ctx)
     return add;
 }
 
+/* What every request of ours sets: JSON, no signals, http(s) only, TLS. */
+static void s_setup(CURL *curl, struct curl_slist *headers, const cf_etcd_opts_t *o,
+                    long connect_ms)
+{
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (o->tls_ca)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, o->tls_ca);
+    if (o->tls_cert) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, o->tls_cert);
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, o->tls_key);
+    }
+}
+
 int cf_etcd_new(const cf_etcd_opts_t *o, cf_etcd_t **ret, cf_error_t *reterr)
 {
     static bool inited;
@@ -70,20 +89,11 @@ int cf_etcd_new(const cf_etcd_opts_t *o, cf_etcd_t **ret, cf_error_t *reterr)
     e->timeout_ms = o->timeout_ms ? o->timeout_ms : 2000;
     if (!(e->headers = curl_slist_append(NULL, "Content-Type: application/json")))
         goto oom;
-    curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, e->headers);
+    s_setup(e->curl, e->headers, o, e->timeout_ms < 1000 ? e->timeout_ms : 1000);
     curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, s_write);
     curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, e);
-    curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, e->timeout_ms);
-    curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms < 1000 ? e->timeout_ms : 1000);
     curl_easy_setopt(e->curl, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (o->tls_ca)
-        curl_easy_setopt(e->curl, CURLOPT_CAINFO, o->tls_ca);
-    if (o->tls_cert) {
-        curl_easy_setopt(e->curl, CURLOPT_SSLCERT, o->tls_cert);
-        curl_easy_setopt(e->curl, CURLOPT_SSLKEY, o->tls_key);
-    }
     *ret = e;
     return 0;
 oom:
@@ -369,4 +379,117 @@ int cf_etcd_lease_revoke(cf_etcd_t *e, int64_t id, cf_error_t *reterr)
         return rc;
     json_decref(a);
     return 0;
+}
+
+/* --------------------------------------------------------------- watch --- */
+/* etcd's gateway streams a watch as one long POST /v3/watch answer, a JSON
+ * object per change.  The thread does not parse them: any bytes mean
+ * "something changed". */
+struct cf_etcd_watch {
+    pthread_t thread;
+    bool started;
+    atomic_int stop;
+    int fd;
+    cf_etcd_opts_t o;            /* urls and TLS paths borrowed from the caller */
+    char *body;
+};
+
+static void s_wake(int fd)
+{
+    ssize_t r = write(fd, "w", 1);   /* a full pipe: a wake-up is pending */
+    (void)r;
+}
+
+static size_t s_watch_data(char *p, size_t size, size_t n, void *ctx)
+{
+    cf_etcd_watch_t *w = ctx;
+    (void)p;
+    if (atomic_load(&w->stop))
+        return 0;
+    s_wake(w->fd);
+    return size * n;
+}
+
+static int s_watch_progress(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a, (void)b, (void)c, (void)d;
+    return atomic_load(&((cf_etcd_watch_t *)ctx)->stop) ? 1 : 0;
+}
+
+static void *s_watch_main(void *arg)
+{
+    cf_etcd_watch_t *w = arg;
+    CURL *curl = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    size_t cur = 0;
+    while (curl && h && !atomic_load(&w->stop)) {
+        char url[320];
+        snprintf(url, sizeof url, "%s/v3/watch", w->o.urls[cur]);
+        curl_easy_reset(curl);
+        s_setup(curl, h, &w->o, 1000);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, w->body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_watch_data);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, w);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, s_watch_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, w);
+        (void)curl_easy_perform(curl);
+        /* Ended: a member went away, or we are stopping. */
+        s_wake(w->fd);
+        cur = (cur + 1) % w->o.nurls;
+        for (int i = 0; i < 10 && !atomic_load(&w->stop); i++)
+            usleep(20000);
+    }
+    curl_slist_free_all(h);
+    if (curl)
+        curl_easy_cleanup(curl);
+    return NULL;
+}
+
+int cf_etcd_watch_start(const cf_etcd_opts_t *o, const void *key, size_t klen, const void *end,
+                        size_t elen, int fd, cf_etcd_watch_t **ret, cf_error_t *reterr)
+{
+    cf_etcd_watch_t *w = calloc(1, sizeof *w);
+    json_t *b = json_object(), *cr = json_object();
+    char *body = NULL;
+    if (w && b && cr) {
+        json_object_set_new(cr, "key", s_b64(key, klen));
+        json_object_set_new(cr, "range_end", s_b64(end, elen));
+        json_object_set_new(b, "create_request", cr);
+        cr = NULL;
+        body = json_dumps(b, JSON_COMPACT);
+    }
+    json_decref(cr);
+    json_decref(b);
+    if (!w || !body) {
+        free(w);
+        free(body);
+        return cf_error_set(reterr, CF_EINTERNAL, "out of memory");
+    }
+    w->o = *o;
+    w->fd = fd;
+    w->body = body;
+    atomic_init(&w->stop, 0);
+    if (pthread_create(&w->thread, NULL, s_watch_main, w) != 0) {
+        free(w->body);
+        free(w);
+        return cf_error_set(reterr, CF_EINTERNAL, "cannot start the watch thread");
+    }
+    w->started = true;
+    *ret = w;
+    return 0;
+}
+
+void cf_etcd_watch_stop(cf_etcd_watch_t **w_p)
+{
+    cf_etcd_watch_t *w = w_p ? *w_p : NULL;
+    if (!w)
+        return;
+    atomic_store(&w->stop, 1);
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    free(w->body);
+    free(w);
+    *w_p = NULL;
 }

@@ -99,4 +99,13 @@ int cf_etcd_lease_grant(cf_etcd_t *e, int64_t ttl, int64_t *id, cf_error_t *rete
 int cf_etcd_lease_keepalive(cf_etcd_t *e, int64_t id, int64_t *ttl, cf_error_t *reterr);
 int cf_etcd_lease_revoke(cf_etcd_t *e, int64_t id, cf_error_t *reterr);
 
+/* A watch of [key, end) on a thread of its own: any change writes a byte
+ * to fd (a wake-up, not the change: the reader reads what changed).  The
+ * thread reconnects by itself, to the next member, and writes a byte then
+ * too (a change may have been missed).  0, or CF_EINTERNAL. */
+typedef struct cf_etcd_watch cf_etcd_watch_t;
+int cf_etcd_watch_start(const cf_etcd_opts_t *o, const void *key, size_t klen, const void *end,
+                        size_t elen, int fd, cf_etcd_watch_t **ret, cf_error_t *reterr);
+void cf_etcd_watch_stop(cf_etcd_watch_t **w_p);
+
 #endif

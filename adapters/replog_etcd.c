@@ -19,13 +19,8 @@
  */
 #include "replog.h"
 
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <msgpack.h>
-#include <pthread.h>
-#include <sodium.h>
-#include <stdatomic.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,6 +411,14 @@ int cf_replog_read(cf_replog_t *l, uint64_t from, size_t max, cf_replog_fn fn, v
     return rc;
 }
 
+/* A value that is a decimal number (applied, logtime). */
+static uint64_t s_kv_uint(const cf_etcd_kv_t *kv)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%.*s", (int)(kv->vlen < 23 ? kv->vlen : 23), (const char *)kv->val);
+    return strtoull(v, NULL, 10);
+}
+
 /* The smallest applied seq any node has published (UINT64_MAX: none). */
 static int s_min_applied(cf_replog_t *l, uint64_t *min, cf_error_t *reterr)
 {
@@ -427,10 +430,7 @@ static int s_min_applied(cf_replog_t *l, uint64_t *min, cf_error_t *reterr)
         return rc;
     *min = UINT64_MAX;
     for (size_t i = 0; i < kvs.n; i++) {
-        char v[24];
-        snprintf(v, sizeof v, "%.*s", (int)(kvs.v[i].vlen < 23 ? kvs.v[i].vlen : 23),
-                 (const char *)kvs.v[i].val);
-        uint64_t s = strtoull(v, NULL, 10);
+        uint64_t s = s_kv_uint(&kvs.v[i]);
         if (s < *min)
             *min = s;
     }
@@ -459,10 +459,7 @@ int cf_replog_trim(cf_replog_t *l, int64_t now, int64_t retention, uint64_t *hea
         return rc;
     uint64_t by_age = 0;
     for (size_t i = 0; i < kvs.n; i++) {
-        char v[24];
-        snprintf(v, sizeof v, "%.*s", (int)(kvs.v[i].vlen < 23 ? kvs.v[i].vlen : 23),
-                 (const char *)kvs.v[i].val);
-        uint64_t s = strtoull(v, NULL, 10);
+        uint64_t s = s_kv_uint(&kvs.v[i]);
         if (s > by_age)
             by_age = s;
     }
@@ -492,132 +489,39 @@ int cf_replog_trim(cf_replog_t *l, int64_t now, int64_t retention, uint64_t *hea
 }
 
 /* --------------------------------------------------------------- watch --- */
-/* etcd's gateway streams a watch as one long POST /v3/watch answer, a JSON
- * object per change.  The thread does not parse them: any bytes mean
- * "something changed", and the reader finds out what with a range read. */
 struct cf_replog_watch {
-    pthread_t thread;
-    atomic_int stop;
-    int fd;
-    char **urls;
-    size_t nurls;
-    char *body;
-    const char *ca, *cert, *key;
+    cf_etcd_watch_t *w;
 };
-
-static size_t s_watch_data(char *p, size_t size, size_t n, void *ctx)
-{
-    cf_replog_watch_t *w = ctx;
-    (void)p;
-    if (w->stop)
-        return 0;
-    ssize_t r = write(w->fd, "w", 1);   /* full pipe: a wake-up is pending */
-    (void)r;
-    return size * n;
-}
-
-static int s_watch_progress(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)a, (void)b, (void)c, (void)d;
-    return ((cf_replog_watch_t *)ctx)->stop ? 1 : 0;
-}
-
-static void *s_watch_main(void *arg)
-{
-    cf_replog_watch_t *w = arg;
-    CURL *curl = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    size_t cur = 0;
-    while (curl && h && !w->stop) {
-        char url[320];
-        snprintf(url, sizeof url, "%s/v3/watch", w->urls[cur]);
-        curl_easy_reset(curl);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, w->body);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_watch_data);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, w);
-        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, s_watch_progress);
-        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, w);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        if (w->ca)
-            curl_easy_setopt(curl, CURLOPT_CAINFO, w->ca);
-        if (w->cert) {
-            curl_easy_setopt(curl, CURLOPT_SSLCERT, w->cert);
-            curl_easy_setopt(curl, CURLOPT_SSLKEY, w->key);
-        }
-        (void)curl_easy_perform(curl);
-        /* Ended: a member went away, or we are stopping.  Wake the reader
-         * (it may have missed a change) and try the next member. */
-        ssize_t r = write(w->fd, "w", 1);
-        (void)r;
-        cur = (cur + 1) % w->nurls;
-        for (int i = 0; i < 10 && !w->stop; i++)
-            usleep(20000);
-    }
-    curl_slist_free_all(h);
-    if (curl)
-        curl_easy_cleanup(curl);
-    return NULL;
-}
 
 int cf_replog_watch_start(const cf_replog_opts_t *o, int fd, cf_replog_watch_t **ret,
                           cf_error_t *reterr)
 {
-    cf_replog_watch_t *w = calloc(1, sizeof *w);
-    if (!w || !(w->urls = calloc(o->nurls, sizeof *w->urls)))
-        goto oom;
-    w->fd = fd;
-    w->ca = o->tls_ca;
-    w->cert = o->tls_cert;
-    w->key = o->tls_key;
-    for (size_t i = 0; i < o->nurls; i++)
-        if (!(w->urls[w->nurls++] = strdup(o->urls[i])))
-            goto oom;
+    cf_replog_watch_t *rw = calloc(1, sizeof *rw);
+    if (!rw)
+        return cf_error_set(reterr, CF_EINTERNAL, "out of memory");
     /* [P/leader, P/log0): the leader key and every log key, not the chunks,
      * the nodes' applied records or the time slots. */
     char k[S_KEYCAP], e[S_KEYCAP];
     int kl = snprintf(k, sizeof k, "%s/leader", o->prefix);
     int el = snprintf(e, sizeof e, "%s/log0", o->prefix);
-    char kb[sodium_base64_ENCODED_LEN(S_KEYCAP, sodium_base64_VARIANT_ORIGINAL)];
-    char eb[sizeof kb];
-    sodium_bin2base64(kb, sizeof kb, (const unsigned char *)k, (size_t)kl,
-                      sodium_base64_VARIANT_ORIGINAL);
-    sodium_bin2base64(eb, sizeof eb, (const unsigned char *)e, (size_t)el,
-                      sodium_base64_VARIANT_ORIGINAL);
-    size_t bl = strlen(kb) + strlen(eb) + 64;
-    if (!(w->body = malloc(bl)))
-        goto oom;
-    snprintf(w->body, bl, "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\"}}", kb, eb);
-    if (pthread_create(&w->thread, NULL, s_watch_main, w) != 0) {
-        cf_error_set(reterr, CF_EINTERNAL, "cannot start the watch thread");
-        w->thread = 0;
-        cf_replog_watch_stop(&w);
-        return CF_EINTERNAL;
+    cf_etcd_opts_t eo = {.urls = o->urls, .nurls = o->nurls, .tls_ca = o->tls_ca,
+                         .tls_cert = o->tls_cert, .tls_key = o->tls_key};
+    int rc = cf_etcd_watch_start(&eo, k, (size_t)kl, e, (size_t)el, fd, &rw->w, reterr);
+    if (rc != 0) {
+        free(rw);
+        return rc;
     }
-    *ret = w;
+    *ret = rw;
     return 0;
-oom:
-    cf_replog_watch_stop(&w);
-    return cf_error_set(reterr, CF_EINTERNAL, "out of memory");
 }
 
 void cf_replog_watch_stop(cf_replog_watch_t **w_p)
 {
-    cf_replog_watch_t *w = w_p ? *w_p : NULL;
-    if (!w)
+    cf_replog_watch_t *rw = w_p ? *w_p : NULL;
+    if (!rw)
         return;
-    w->stop = 1;
-    if (w->thread)
-        pthread_join(w->thread, NULL);
-    for (size_t i = 0; i < w->nurls; i++)
-        free(w->urls[i]);
-    free(w->urls);
-    free(w->body);
-    free(w);
+    cf_etcd_watch_stop(&rw->w);
+    free(rw);
     *w_p = NULL;
 }
 

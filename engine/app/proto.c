@@ -19,40 +19,59 @@ void cf_reply_fini(cf_reply_t *r)
     msgpack_sbuffer_init(&r->body);
 }
 
+/* {ok: false, id?, error: {code, message, ...}}: the head, with `extra`
+ * more error fields for the caller to pack. */
+static void s_error_head(msgpack_packer *pk, const msgpack_object *id, int code,
+                         const char *message, uint32_t extra)
+{
+    msgpack_pack_map(pk, id ? 3 : 2);
+    cf_pack_str(pk, "ok");
+    msgpack_pack_false(pk);
+    if (id) {
+        cf_pack_str(pk, "id");
+        msgpack_pack_object(pk, *id);
+    }
+    cf_pack_str(pk, "error");
+    msgpack_pack_map(pk, 2 + extra);
+    cf_pack_str(pk, "code");
+    cf_pack_str(pk, cf_errname(code));
+    cf_pack_str(pk, "message");
+    cf_pack_str(pk, message);
+}
+
 void cf_reply_error_id(cf_reply_t *r, int code, const char *message, const msgpack_object *id)
 {
     msgpack_sbuffer_clear(&r->body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &r->body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, id ? 3 : 2);
-    cf_pack_str(&pk, "ok");
-    msgpack_pack_false(&pk);
-    if (id) {
-        cf_pack_str(&pk, "id");
-        msgpack_pack_object(&pk, *id);
-    }
-    cf_pack_str(&pk, "error");
-    msgpack_pack_map(&pk, 2);
-    cf_pack_str(&pk, "code");
-    cf_pack_str(&pk, cf_errname(code));
-    cf_pack_str(&pk, "message");
-    cf_pack_str(&pk, message);
+    s_error_head(&pk, id, code, message, 0);
     r->code = code;
+}
+
+/* The request's map into up (NULL when the frame is not one), and its `id`
+ * when it is a valid one. */
+static const msgpack_object *s_request_map(msgpack_unpacked *up, const cf_request_t *req,
+                                           const msgpack_object **id)
+{
+    size_t off = 0;
+    *id = NULL;
+    if (cf_mpcheck(req->frame, req->len, NULL) != 0 ||
+        msgpack_unpack_next(up, req->frame, req->len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up->data.type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    *id = cf_mp_get(&up->data, "id");
+    if (*id && ((*id)->type != MSGPACK_OBJECT_STR || (*id)->via.str.size < 1 ||
+                (*id)->via.str.size > 128))
+        *id = NULL;
+    return &up->data;
 }
 
 void cf_reply_error_req(cf_reply_t *r, int code, const char *message, const cf_request_t *req)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    size_t off = 0;
-    const msgpack_object *id = NULL;
-    if (cf_mpcheck(req->frame, req->len, NULL) == 0 &&
-        msgpack_unpack_next(&up, req->frame, req->len, &off) == MSGPACK_UNPACK_SUCCESS) {
-        id = cf_mp_get(&up.data, "id");
-        if (id && (id->type != MSGPACK_OBJECT_STR || id->via.str.size < 1 ||
-                   id->via.str.size > 128))
-            id = NULL;
-    }
+    const msgpack_object *id;
+    (void)s_request_map(&up, req, &id);
     cf_reply_error_id(r, code, message, id);
     r->wrote = false;
     msgpack_unpacked_destroy(&up);
@@ -102,17 +121,8 @@ void cf_reply_follower(cf_reply_t *r, const cf_request_t *req, const cf_cluster_
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    size_t off = 0;
-    const msgpack_object *id = NULL, *op = NULL;
-    if (cf_mpcheck(req->frame, req->len, NULL) == 0 &&
-        msgpack_unpack_next(&up, req->frame, req->len, &off) == MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_MAP) {
-        id = cf_mp_get(&up.data, "id");
-        if (id && (id->type != MSGPACK_OBJECT_STR || id->via.str.size < 1 ||
-                   id->via.str.size > 128))
-            id = NULL;
-        op = cf_mp_get(&up.data, "op");
-    }
+    const msgpack_object *id, *map = s_request_map(&up, req, &id);
+    const msgpack_object *op = map ? cf_mp_get(map, "op") : NULL;
     msgpack_sbuffer_clear(&r->body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &r->body, msgpack_sbuffer_write);
@@ -133,21 +143,11 @@ void cf_reply_follower(cf_reply_t *r, const cf_request_t *req, const cf_cluster_
         r->code = 0;
         r->op = "ping";
     } else {
-        msgpack_pack_map(&pk, id ? 3 : 2);
-        cf_pack_str(&pk, "ok");
-        msgpack_pack_false(&pk);
-        if (id) {
-            cf_pack_str(&pk, "id");
-            msgpack_pack_object(&pk, *id);
-        }
-        cf_pack_str(&pk, "error");
-        msgpack_pack_map(&pk, 3);
-        cf_pack_str(&pk, "code");
-        cf_pack_str(&pk, cf_errname(CF_ENOTLEADER));
-        cf_pack_str(&pk, "message");
-        cf_pack_str(&pk, v->leader_node ? "this node is a follower: send requests to the leader"
-                                        : "this node is a follower and no leader is known "
-                                          "yet: retry shortly");
+        s_error_head(&pk, id, CF_ENOTLEADER,
+                     v->leader_node ? "this node is a follower: send requests to the leader"
+                                    : "this node is a follower and no leader is known yet: "
+                                      "retry shortly",
+                     1);
         cf_pack_str(&pk, "leader");
         s_leader_pack(&pk, v);
         r->code = CF_ENOTLEADER;
