@@ -646,7 +646,7 @@ static void test_check_data_types(void)
     s_put(&d, "born", s_str("2000-02-29"));
     s_put(&d, "size", s_str("m"));
     s_put(&d, "note", s_str("12345"));
-    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), 0);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), 0);
 
     struct {
         uint32_t idx;
@@ -667,18 +667,18 @@ static void test_check_data_types(void)
         msgpack_object keep = d.kv[cases[i].idx].val;
         d.kv[cases[i].idx].val = cases[i].v;
         memset(&e, 0, sizeof e);
-        CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
+        CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), CF_EBADREQ);
         CF_ASSERT_STR_HAS(e.message, cases[i].msg);
         d.kv[cases[i].idx].val = keep;
     }
     /* an empty key (msgpack may give it a NULL ptr) */
     d.kv[0].key.via.str.ptr = NULL;
     d.kv[0].key.via.str.size = 0;
-    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), CF_EBADREQ);
     CF_ASSERT_STR_EQ(e.message, "unknown field ''");
     /* a non-string key */
     d.kv[0].key = s_int(5);
-    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), CF_EBADREQ);
     CF_ASSERT_STR_HAS(e.message, "data keys must be field names");
     cf_wf_destroy(&wf);
 }
@@ -726,6 +726,184 @@ static void test_flags(void)
 }
 
 /* A cycle of autos in a definition ends after nstates steps, not never. */
+/* ------------------------------------------------- issue 16 features --- */
+
+static const char s_after_text[] =
+    "workflow: after\nversion: 1\ncalendar: dk\n"
+    "data:\n"
+    "  member: {type: person_id, required: true}\n"
+    "  granted: {type: money, internal: true}\n"
+    "  outcome: {type: enum, values: [yes, no], internal: true}\n"
+    "states:\n"
+    "  a:\n    initial: true\n    on:\n"
+    "      grant:\n        to: a\n        by: [handler]\n"
+    "        data:\n"
+    "          amount: {type: money, required: true, min: 1, max: 5000000}\n"
+    "          until: {type: date, not_before: today, not_after: +1y}\n"
+    "          count: {type: integer, min: -5, max: 5}\n"
+    "        record: {amount: granted}\n"
+    "      pay:\n        by: [handler, supervisor]\n"
+    "        data: {amount: {type: money, required: true, max: {claim: granted, except_by: [supervisor]}}}\n"
+    "      upheld: {by: [handler], set: [upheld]}\n"
+    "      complain: {to: r, by: [member], if_set: [upheld], if_clear: [lapsed]}\n"
+    "      lapse: {by: [system], set: [lapsed]}\n"
+    "      decide:\n        to: d\n        by: [handler]\n"
+    "        data: {outcome: {type: enum, values: [yes, no], required: true}}\n"
+    "        record: {outcome: outcome}\n"
+    "    refusals: {nothing: \"not here\"}\n"
+    "  r:\n    owner: required\n    on:\n"
+    "      answer: {to: a, by: [supervisor]}\n"
+    "      note: {by: [member]}\n"
+    "      back: {to: $previous, by: [member]}\n"
+    "      nothing: {by: [member]}\n"
+    "  d:\n    auto:\n      - {to: y, when: {field: outcome, in: [yes]}}\n      - {to: n}\n"
+    "  y: {final: true}\n  n: {final: true}\n"
+    "refusals: {nothing: \"never\", complain: \"a complaint follows an upheld decision\"}\n";
+
+static void test_bounds(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t dg = {0};
+    int rc = cf_wf_load_buffer("after.yaml", s_after_text, strlen(s_after_text), &wf, &dg);
+    if (rc)
+        cf_diags_print(&dg, stderr);
+    CF_ASSERT_INT_EQ(rc, 0);
+    cf_sm_claim_t cur = {S(wf, "a"), -1, 0};
+    cf_sm_ctx_t ctx = s_ctx(true);
+    ctx.today = cf_days_from_civil(2026, 3, 2);
+    cf_sm_result_t r;
+    cf_error_t e;
+    s_data_t d;
+    struct {
+        msgpack_object amount;
+        const char *until;
+        int64_t count;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {s_int(150000), "2026-03-02", 0, 0, NULL},
+        {s_int(150000), "2027-03-02", 5, 0, NULL},
+        {s_int(1), "2026-06-30", -5, 0, NULL},
+        {s_int(-150000), "2026-06-30", 0, CF_EBADREQ, "field 'amount' must be at least 1"},
+        {s_int(0), "2026-06-30", 0, CF_EBADREQ, "field 'amount' must be at least 1"},
+        {s_int(5000001), "2026-06-30", 0, CF_EBADREQ, "field 'amount' must be at most 5000000"},
+        {s_int(100), "2026-03-01", 0, CF_EBADREQ,
+         "field 'until' must not be before today (2026-03-02)"},
+        {s_int(100), "2020-01-01", 0, CF_EBADREQ,
+         "field 'until' must not be before today (2026-03-02)"},
+        {s_int(100), "2027-03-03", 0, CF_EBADREQ,
+         "field 'until' must not be after today + 1y (2027-03-02)"},
+        {s_int(100), "2026-06-30", 6, CF_EBADREQ, "field 'count' must be at most 5"},
+        {s_int(100), "2026-06-30", -6, CF_EBADREQ, "field 'count' must be at least -5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_data_init(&d);
+        s_put(&d, "amount", cases[i].amount);
+        s_put(&d, "until", s_str(cases[i].until));
+        s_put(&d, "count", s_int(cases[i].count));
+        memset(&e, 0, sizeof e);
+        CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "grant", 5, H, &d.obj, &ctx, &r, &e),
+                         cases[i].rc);
+        if (cases[i].msg)
+            CF_ASSERT_STR_EQ(e.message, cases[i].msg);
+    }
+    /* never the value in a message */
+    s_data_init(&d);
+    s_put(&d, "amount", s_int(-150000));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "grant", 5, H, &d.obj, &ctx, &r, &e), CF_EBADREQ);
+    CF_ASSERT(strstr(e.message, "150000") == NULL);
+
+    /* a bound on a claim field: binds the handler, not the supervisor, and
+     * nobody while the claim has no such value */
+    s_data_t claim;
+    s_data_init(&claim);
+    s_put(&claim, "member", s_str("15058545640"));
+    ctx.claim_data = &claim.obj;
+    s_data_init(&d);
+    s_put(&d, "amount", s_int(200000));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, H, &d.obj, &ctx, &r, &e), 0);
+    s_put(&claim, "granted", s_int(150000));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, H, &d.obj, &ctx, &r, &e), CF_EBADREQ);
+    CF_ASSERT_STR_EQ(e.message, "field 'amount' must not be above the claim's 'granted' "
+                     "(unless sent by a supervisor)");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, SU, &d.obj, &ctx, &r, &e), 0);
+    d.kv[0].val = s_int(150000);
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, H, &d.obj, &ctx, &r, &e), 0);
+    /* without a context (no claim, no today) those bounds are not checked */
+    d.kv[0].val = s_int(900000);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->states[cur.state].events[1].fields, 1, &d.obj, H,
+                                      NULL, &e), 0);
+
+    /* internal fields are not given at creation */
+    s_data_t cd;
+    s_data_init(&cd);
+    s_put(&cd, "member", s_str("15058545640"));
+    s_put(&cd, "granted", s_int(1));
+    CF_ASSERT_INT_EQ(cf_sm_create(wf, M, &cd.obj, &ctx, &r, &e), CF_EBADREQ);
+    CF_ASSERT_STR_EQ(e.message, "field 'granted' is recorded by the claim's events; it cannot "
+                     "be given when the claim is created");
+    cf_wf_destroy(&wf);
+}
+
+static void test_flag_conditions_owner_record(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t dg = {0};
+    CF_ASSERT_INT_EQ(cf_wf_load_buffer("after.yaml", s_after_text, strlen(s_after_text), &wf,
+                                       &dg), 0);
+    int up = cf_wf_flag_find(wf, "upheld"), lapsed = cf_wf_flag_find(wf, "lapsed");
+    CF_ASSERT(up >= 0 && lapsed >= 0);
+    cf_sm_claim_t cur = {S(wf, "a"), -1, 0};
+    cf_sm_ctx_t ctx = s_ctx(true);
+    cf_sm_result_t r;
+    cf_error_t e;
+    /* if_set: the flag must be set; the refusal text follows */
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "complain", 8, M, NULL, &ctx, &r, &e), CF_EGUARD);
+    CF_ASSERT_STR_EQ(e.message, "event 'complain' needs flag 'upheld' set: a complaint follows "
+                     "an upheld decision");
+    cur.flags = UINT64_C(1) << up;
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "complain", 8, M, NULL, &ctx, &r, &e), 0);
+    CF_ASSERT_STR_EQ(wf->states[r.next.state].name, "r");
+    CF_ASSERT_INT_EQ(r.returned_to, -1);
+    /* if_clear */
+    cur.flags |= UINT64_C(1) << lapsed;
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "complain", 8, M, NULL, &ctx, &r, &e), CF_EGUARD);
+    CF_ASSERT_STR_HAS(e.message, "event 'complain' needs flag 'lapsed' clear");
+
+    /* owner: required binds operators, not the member or the system */
+    cf_sm_claim_t inr = {S(wf, "r"), S(wf, "a"), 0};
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "answer", 6, SU, NULL, &ctx, &r, &e), CF_EGUARD);
+    CF_ASSERT_STR_EQ(e.message, "state 'r' needs an owner before 'answer' is accepted "
+                     "(assign the claim first: op assign)");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "note", 4, M, NULL, &ctx, &r, &e), 0);
+    ctx.has_owner = true;
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "answer", 6, SU, NULL, &ctx, &r, &e), 0);
+    /* $previous says where it returned */
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "back", 4, M, NULL, &ctx, &r, &e), 0);
+    CF_ASSERT_INT_EQ(r.returned_to, S(wf, "a"));
+    /* a state's refusal text before the workflow's */
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "nothing", 7, M, NULL, &ctx, &r, &e),
+                     CF_EINVTRANS);
+    CF_ASSERT_STR_HAS(e.message, "): not here");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &(cf_sm_claim_t){S(wf, "d"), -1, 0}, "nothing", 7, M,
+                                 NULL, &ctx, &r, &e), CF_EINVTRANS);
+    CF_ASSERT_STR_HAS(e.message, "): never");
+
+    /* record: the autos after the event see the recorded value */
+    s_data_t claim, d;
+    s_data_init(&claim);
+    s_put(&claim, "member", s_str("15058545640"));
+    ctx.claim_data = &claim.obj;
+    s_data_init(&d);
+    s_put(&d, "outcome", s_str("yes"));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "decide", 6, H, &d.obj, &ctx, &r, &e), 0);
+    CF_ASSERT_STR_EQ(wf->states[r.next.state].name, "y");
+    d.kv[0].val = s_str("no");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "decide", 6, H, &d.obj, &ctx, &r, &e), 0);
+    CF_ASSERT_STR_EQ(wf->states[r.next.state].name, "n");
+    cf_wf_destroy(&wf);
+}
+
 static void test_auto_cycle(void)
 {
     static const char text[] =
@@ -764,6 +942,8 @@ int main(void)
     CF_RUN(test_check_data_types);
     CF_RUN(test_flags);
     CF_RUN(test_auto_cycle);
+    CF_RUN(test_bounds);
+    CF_RUN(test_flag_conditions_owner_record);
     cf_wf_destroy(&s_hc);
     cf_wf_destroy(&s_inq);
     return cf_test_done();

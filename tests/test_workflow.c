@@ -253,6 +253,21 @@ static void s_expect(const char *file, const s_want_t *want, size_t n)
 
 static void test_every_error_reported(void)
 {
+    S_EXPECT("after_errors.yaml",
+             {12, 12, "state 'a': owner must be required or optional, not 'sometimes'"},
+             {14, 16, "timer 't1': 'at' must name a date field of the claim's data, not 'nowhere'"},
+             {15, 23, "timer 't2' has both 'after' and 'at'"},
+             {16, 46, "timer 't3': on_pause must be restart or keep, not 'freeze'"},
+             {23, 73, "unknown role 'boss'"},
+             {24, 43, "bad date bound 'yesterday' for 'not_before' (expected today, or today "
+                      "plus or minus days, weeks, months or years: +1y, -30d, +6mo)"},
+             {24, 65, "bad date bound '+1bd' for 'not_after'"},
+             {25, 32, "field 'word': min applies only to integer and money fields"},
+             {26, 41, "'max' of field 'x': 'nope' is not a field of the claim's data"},
+             {27, 35, "field 'y': min is above max"},
+             {28, 26, "event 'go' records into claim field 'plain', which is not internal"},
+             {28, 33, "event 'go' records 'missing', which is not a field of its data"},
+             {28, 58, "event 'go' records field 'until' into claim field 'note' of another type"});
     S_EXPECT("duplicates.yaml",
              {6, 3, "duplicate field 'note'"},
              {12, 7, "duplicate timer 't1' (first at line 11)"},
@@ -260,7 +275,7 @@ static void test_every_error_reported(void)
              {18, 3, "duplicate state 'a' (first at line 8)"});
     S_EXPECT("unknown_key.yaml",
              {4, 1, "unknown key 'colour'"},
-             {9, 33, "unknown key 'too' in event 'go' (expected: to, by, requires, data, set, clear)"});
+             {9, 33, "unknown key 'too' in event 'go' (expected: to, by, requires, data, set, clear, if_set, if_clear, record)"});
     S_EXPECT("wrong_type.yaml",
              {2, 10, "version must be an integer"},
              {7, 12, "final must be true or false"},   /* `yes` is not a boolean */
@@ -283,7 +298,7 @@ static void test_every_error_reported(void)
              {4, 22, "unknown role 'robot'"},
              {6, 18, "field 'member' (the claim's member) must have type person_id"},
              {7, 3, "enum field 'kind' has no values"},
-             {8, 25, "max applies only to string fields"},
+             {8, 25, "max applies only to string, integer and money fields"},
              {13, 44, "unknown guard 'magic'"},
              {14, 7, "invalid event name 'Go!'"},
              {15, 7, "event 'back' has no 'by'"},
@@ -296,6 +311,51 @@ static const char s_base[] =
     "workflow: t\nversion: 1\ncalendar: dk\n"
     "states:\n  a:\n    initial: true\n    on:\n      go: {to: b, by: [member]}\n"
     "  b: {final: true}\n";
+
+/* The language of issue 16, compiled: bounds, flag conditions, record,
+ * timers at a date and kept across a pause, owner, state refusals. */
+static void test_after_model(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t d = {0};
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/fuzz_workflow/after.yaml",
+             cf_test_srcdir());
+    int rc = cf_wf_load_file(path, &wf, &d);
+    if (rc)
+        cf_diags_print(&d, stderr);
+    CF_ASSERT_INT_EQ(rc, 0);
+    CF_ASSERT(wf->fields[0].internal);
+    const cf_wf_state_t *a = &wf->states[cf_wf_state_find(wf, "a")];
+    CF_ASSERT(a->owner_required);
+    CF_ASSERT_INT_EQ(a->ntimers, 2);
+    CF_ASSERT_INT_EQ(a->timers[0].after.unit, CF_DUR_MONTHS);
+    CF_ASSERT_INT_EQ(a->timers[0].after.n, 6);
+    CF_ASSERT(a->timers[0].keep);
+    CF_ASSERT_INT_EQ(a->timers[0].at_field, -1);
+    CF_ASSERT_INT_EQ(a->timers[1].at_field, cf_wf_field_find(wf, "valid"));
+    CF_ASSERT(!a->timers[1].keep);
+    CF_ASSERT_STR_EQ(cf_wf_refusal_in(wf, 0, "go", 2), "not yet");
+    CF_ASSERT(cf_wf_refusal(wf, "go", 2) == NULL);
+    const cf_wf_event_t *go = cf_wf_event_find(wf, 0, "go", 2);
+    CF_ASSERT(go != NULL);
+    CF_ASSERT_INT_EQ(go->if_set, UINT64_C(1) << cf_wf_flag_find(wf, "ready"));
+    CF_ASSERT_INT_EQ(go->if_clear, UINT64_C(1) << cf_wf_flag_find(wf, "lapsed"));
+    CF_ASSERT_INT_EQ(go->record[0], cf_wf_field_find(wf, "granted"));
+    CF_ASSERT_INT_EQ(go->record[1], cf_wf_field_find(wf, "valid"));
+    CF_ASSERT_INT_EQ(go->record[2], -1);
+    const cf_wf_field_t *amount = &go->fields[0];
+    CF_ASSERT(amount->min.set && amount->min.value == 1 && amount->min.claim_field < 0);
+    CF_ASSERT(amount->max.set);
+    CF_ASSERT_STR_EQ(amount->max.claim_name, "granted");
+    CF_ASSERT_INT_EQ(amount->max.except, CF_ROLE_SUPERVISOR);
+    const cf_wf_field_t *until = &go->fields[1];
+    CF_ASSERT(until->not_before.set && until->not_before.n == 0);
+    CF_ASSERT(until->not_after.set && until->not_after.n == 1 &&
+              until->not_after.unit == CF_DUR_YEARS);
+    CF_ASSERT_INT_EQ(go->fields[2].min.value, -3);
+    cf_wf_destroy(&wf);
+}
 
 static void test_minimal_and_defaults(void)
 {
@@ -709,6 +769,7 @@ int main(void)
     CF_RUN(test_fixtures);
     CF_RUN(test_every_error_reported);
     CF_RUN(test_minimal_and_defaults);
+    CF_RUN(test_after_model);
     CF_RUN(test_buffer_errors);
     CF_RUN(test_calendar_currency_by_member_country);
     CF_RUN(test_check_calendars);

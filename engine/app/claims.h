@@ -161,6 +161,16 @@ int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen
  * entry `claim.created`.  0, CF_EBADREQ (due time), or a store error. */
 int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor);
 
+/* Record event[0..elen) in c's history without a transition (the claim
+ * stays where it is, its timers run on): an assignment.  History,
+ * publication, change feed and record, as cf_claims_apply writes them.
+ * 0 or a store error. */
+int cf_claims_note(cf_batch_t *b, cf_claim_t *c, const char *event, const cf_apply_rec_t *rec);
+
+/* The engine's today (days since 1970) in the calendar of wf for a claim
+ * of country: what `not_before: today` compares with. */
+int64_t cf_claims_today(const cf_batch_t *b, const cf_wf_t *wf, cf_country_t country);
+
 /* Rewrite c's record as it is (e.g. a timer left its list). */
 int cf_claims_save(cf_batch_t *b, const cf_claim_t *c);
 

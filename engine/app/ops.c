@@ -161,7 +161,8 @@ static int s_create(cf_op_t *op)
         memcmp(c.member, op->member_hash, CF_MEMBER_HASH_LEN) != 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'member' and the claim's member differ");
 
-    cf_sm_ctx_t ctx = {.now = b->now, .claim_data = data};
+    cf_sm_ctx_t ctx = {.now = b->now, .claim_data = data,
+                       .today = cf_claims_today(b, wf, c.country)};
     if (c.has_member && (rc = cf_claims_consent_ctx(b, c.member, &ctx)) != 0)
         return cf_op_fail(op, rc, "the member's consent cannot be read");
     cf_sm_result_t r;
