@@ -98,7 +98,9 @@ static s_data_t *s_put(s_data_t *d, const char *key, msgpack_object v)
 }
 
 /* the event data the table refers to */
-typedef enum { D_NONE, D_TEXT, D_REASON, D_GUARANTEE, D_PROVIDER } s_dkind_t;
+typedef enum {
+    D_NONE, D_TEXT, D_REASON, D_GUARANTEE, D_PROVIDER, D_PAID, D_BOARD, D_DECIDED
+} s_dkind_t;
 
 static const msgpack_object *s_data(s_data_t *d, s_dkind_t kind)
 {
@@ -120,6 +122,18 @@ static const msgpack_object *s_data(s_data_t *d, s_dkind_t kind)
     case D_PROVIDER:
         s_put(d, "provider", s_str("Fysio Nord"));
         break;
+    case D_PAID:
+        s_put(d, "amount", s_int(125000));
+        s_put(d, "paid_to", s_str("provider"));
+        s_put(d, "reference", s_str("PAY-1"));
+        break;
+    case D_BOARD:
+        s_put(d, "board", s_str("Ankenævnet for Forsikring"));
+        break;
+    case D_DECIDED:
+        s_put(d, "outcome", s_str("rejected"));
+        s_put(d, "reference", s_str("AK-2026-17"));
+        break;
     }
     return &d->obj;
 }
@@ -130,6 +144,8 @@ static cf_sm_ctx_t s_ctx(bool consent)
 {
     cf_sm_ctx_t c = {0};
     c.now = NOW;
+    c.today = NOW / 86400;   /* 2026-05-28 */
+    c.has_owner = true;
     if (consent) {
         c.consent_given_at = NOW - 86400;
         c.consent_valid_until = NOW + 365 * 86400;
@@ -172,36 +188,88 @@ static const struct {
     bool consent;
     const char *to;
     size_t ncancel, nstart;
-    const char *flag;   /* set by the event, or NULL */
+    const char *flag;   /* the claim's flags after the event: one, or NULL */
+    const char *have;   /* a flag the claim has before, or NULL */
 } s_rows[] = {
     /* health_claim */
-    {0, "awaiting_referral", "document.referral", M, D_NONE, 0, "awaiting_consent", 0, 0, NULL},
-    {0, "awaiting_referral", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 0, 0, NULL},
-    {0, "awaiting_consent", "consent.given", SY, D_NONE, 1, "in_review", 0, 2, NULL},
-    {0, "awaiting_consent", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 0, 0, NULL},
-    {0, "in_review", "sla.warning", SY, D_NONE, 1, "in_review", 0, 0, "sla.warning"},
-    {0, "in_review", "sla.breached", SY, D_NONE, 1, "in_review", 0, 0, "sla.breached"},
-    {0, "in_review", "info.requested", H, D_TEXT, 1, "awaiting_info", 2, 0, NULL},
-    {0, "in_review", "decision.approved", H, D_NONE, 1, "approved", 2, 0, NULL},
-    {0, "in_review", "decision.denied", H, D_REASON, 1, "denied", 2, 1, NULL},
-    {0, "in_review", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL},
-    {0, "awaiting_info", "info.provided", M, D_TEXT, 1, "in_review", 0, 2, NULL},
-    {0, "awaiting_info", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 0, 0, NULL},
-    {0, "approved", "guarantee.issued", H, D_GUARANTEE, 1, "guarantee_issued", 0, 0, NULL},
-    {0, "approved", "network.referred", H, D_PROVIDER, 1, "network_referral", 0, 0, NULL},
-    {0, "guarantee_issued", "treatment.started", M, D_NONE, 1, "in_treatment", 0, 0, NULL},
-    {0, "network_referral", "treatment.started", M, D_NONE, 1, "in_treatment", 0, 0, NULL},
-    {0, "denied", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 0, NULL},
-    {0, "denied", "complaint.expired", SY, D_NONE, 1, "closed", 1, 0, NULL},
-    {0, "complaint_review", "complaint.upheld", SU, D_NONE, 1, "approved", 0, 0, NULL},
-    {0, "complaint_review", "complaint.rejected", SU, D_REASON, 1, "closed", 0, 0, NULL},
+    {0, "awaiting_referral", "document.referral", M, D_NONE, 0, "awaiting_consent", 2, 2, NULL, NULL},
+    {0, "awaiting_referral", "claim.reminder", SY, D_NONE, 0, "awaiting_referral", 0, 0, NULL, NULL},
+    {0, "awaiting_referral", "claim.expired", SY, D_NONE, 0, "closed", 2, 0, NULL, NULL},
+    {0, "awaiting_referral", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 2, 0, NULL, NULL},
+    {0, "awaiting_consent", "consent.given", SY, D_NONE, 1, "in_review", 2, 2, NULL, NULL},
+    {0, "awaiting_consent", "document.referral", M, D_NONE, 0, "awaiting_consent", 0, 0, NULL, NULL},
+    {0, "awaiting_consent", "claim.reminder", SY, D_NONE, 0, "awaiting_consent", 0, 0, NULL, NULL},
+    {0, "awaiting_consent", "claim.expired", SY, D_NONE, 0, "closed", 2, 0, NULL, NULL},
+    {0, "awaiting_consent", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 2, 0, NULL, NULL},
+    {0, "in_review", "sla.warning", SY, D_NONE, 1, "in_review", 0, 0, "sla.warning", NULL},
+    {0, "in_review", "sla.breached", SY, D_NONE, 1, "in_review", 0, 0, "sla.breached", NULL},
+    {0, "in_review", "document.referral", M, D_NONE, 1, "in_review", 0, 0, NULL, NULL},
+    {0, "in_review", "info.requested", H, D_TEXT, 1, "awaiting_info", 2, 2, NULL, "sla.breached"},
+    {0, "in_review", "decision.approved", H, D_NONE, 1, "approved", 2, 0, NULL, "sla.warning"},
+    {0, "in_review", "decision.denied", H, D_REASON, 1, "denied", 2, 1, NULL, NULL},
+    {0, "in_review", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "awaiting_info", "document.referral", M, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "document.statement", M, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "document.other", M, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "info.provided", M, D_TEXT, 1, "in_review", 2, 2, NULL, NULL},
+    {0, "awaiting_info", "claim.reminder", SY, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "claim.expired", SY, D_NONE, 1, "closed", 2, 0, NULL, NULL},
+    {0, "awaiting_info", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "approved", "guarantee.issued", H, D_GUARANTEE, 1, "guarantee_issued", 0, 2, "preapproved", NULL},
+    {0, "approved", "network.referred", H, D_PROVIDER, 1, "network_referral", 0, 1, "preapproved", NULL},
+    {0, "approved", "settlement.paid", H, D_PAID, 1, "settled", 0, 0, "invoice.received", "invoice.received"},
+    {0, "guarantee_issued", "treatment.started", M, D_NONE, 1, "in_treatment", 2, 0, NULL, "preapproved"},
+    {0, "guarantee_issued", "guarantee.expired", SY, D_NONE, 1, "guarantee_expired", 2, 1, NULL, "preapproved"},
+    {0, "guarantee_issued", "complaint.window_closed", SY, D_NONE, 1, "guarantee_issued", 0, 0, "complaint.window_closed", NULL},
+    {0, "guarantee_issued", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 2, 2, NULL, NULL},
+    {0, "guarantee_issued", "complaint.filed", M, D_TEXT, 1, "complaint_review", 2, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "guarantee_issued", "claim.closed", SU, D_REASON, 1, "closed", 2, 0, NULL, NULL},
+    {0, "network_referral", "treatment.started", M, D_NONE, 1, "in_treatment", 1, 0, NULL, "preapproved"},
+    {0, "network_referral", "complaint.window_closed", SY, D_NONE, 1, "network_referral", 0, 0, "complaint.window_closed", NULL},
+    {0, "network_referral", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 1, 2, NULL, NULL},
+    {0, "network_referral", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "guarantee_expired", "guarantee.issued", H, D_GUARANTEE, 1, "guarantee_issued", 1, 2, "preapproved", NULL},
+    {0, "guarantee_expired", "claim.expired", SY, D_NONE, 1, "closed", 1, 0, NULL, NULL},
+    {0, "guarantee_expired", "claim.closed", SU, D_REASON, 1, "closed", 1, 0, NULL, NULL},
+    {0, "denied", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 1, 2, NULL, NULL},
+    {0, "denied", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "denied", "complaint.expired", SY, D_NONE, 1, "closed", 1, 0, NULL, NULL},
+    {0, "reconsideration", "sla.warning", SY, D_NONE, 1, "reconsideration", 0, 0, "sla.warning", NULL},
+    {0, "reconsideration", "sla.breached", SY, D_NONE, 1, "reconsideration", 0, 0, "sla.breached", NULL},
+    {0, "reconsideration", "decision.changed", H, D_NONE, 1, "approved", 2, 0, NULL, "sla.warning"},
     /* $previous: the claim was in denied before (prev set by the runner) */
-    {0, "consent_withdrawn", "consent.given", SY, D_NONE, 1, "denied", 0, 1, NULL},
-    {0, "consent_withdrawn", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 0, 0, NULL},
+    {0, "reconsideration", "decision.upheld", H, D_REASON, 1, "denied", 2, 1, "reconsideration.upheld", "sla.breached"},
+    {0, "reconsideration", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "complaint_review", "sla.warning", SY, D_NONE, 1, "complaint_review", 0, 0, "sla.warning", NULL},
+    {0, "complaint_review", "sla.breached", SY, D_NONE, 1, "complaint_review", 0, 0, "sla.breached", NULL},
+    {0, "complaint_review", "complaint.upheld", SU, D_NONE, 1, "approved", 2, 0, NULL, "reconsideration.upheld"},
+    {0, "complaint_review", "complaint.rejected", SU, D_REASON, 1, "complaint_rejected", 2, 2, NULL, "sla.warning"},
+    {0, "complaint_review", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "complaint_rejected", "appeal.filed", M, D_BOARD, 1, "external_appeal", 2, 0, NULL, NULL},
+    {0, "complaint_rejected", "appeal.expired", SY, D_NONE, 1, "closed", 2, 0, NULL, NULL},
+    {0, "complaint_rejected", "treatment.started", M, D_NONE, 1, "in_treatment", 2, 0, NULL, "preapproved"},
+    {0, "complaint_rejected", "guarantee.expired", SY, D_NONE, 1, "complaint_rejected", 0, 0, NULL, "preapproved"},
+    {0, "external_appeal", "appeal.decided", H, D_DECIDED, 1, "closed", 0, 0, NULL, NULL},
+    {0, "in_treatment", "document.invoice", M, D_NONE, 1, "invoice_received", 0, 2, "invoice.received", NULL},
+    {0, "in_treatment", "claim.closed", SU, D_REASON, 1, "closed", 0, 0, NULL, NULL},
+    {0, "invoice_received", "sla.warning", SY, D_NONE, 1, "invoice_received", 0, 0, "sla.warning", NULL},
+    {0, "invoice_received", "sla.breached", SY, D_NONE, 1, "invoice_received", 0, 0, "sla.breached", NULL},
+    {0, "invoice_received", "document.invoice", H, D_NONE, 1, "invoice_received", 0, 0, NULL, NULL},
+    {0, "invoice_received", "settlement.paid", H, D_PAID, 1, "settled", 2, 0, NULL, "sla.breached"},
+    {0, "invoice_received", "settlement.rejected", SU, D_REASON, 1, "settlement_rejected", 2, 1, NULL, "reconsideration.upheld"},
+    {0, "invoice_received", "claim.closed", SU, D_REASON, 1, "closed", 2, 0, NULL, NULL},
+    {0, "settlement_rejected", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 1, 2, NULL, NULL},
+    {0, "settlement_rejected", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "settlement_rejected", "complaint.expired", SY, D_NONE, 1, "closed", 1, 0, NULL, NULL},
+    {0, "consent_withdrawn", "consent.given", SY, D_NONE, 1, "denied", 2, 1, NULL, NULL},
+    {0, "consent_withdrawn", "claim.reminder", SY, D_NONE, 1, "consent_withdrawn", 0, 0, NULL, NULL},
+    {0, "consent_withdrawn", "claim.expired", SY, D_NONE, 1, "closed", 2, 0, NULL, NULL},
+    {0, "consent_withdrawn", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 2, 0, NULL, NULL},
     /* inquiry */
-    {1, "open", "sla.warning", SY, D_NONE, 0, "open", 0, 0, "sla.warning"},
-    {1, "open", "sla.breached", SY, D_NONE, 0, "open", 0, 0, "sla.breached"},
-    {1, "open", "inquiry.answered", H, D_TEXT, 0, "answered", 2, 0, NULL},
+    {1, "open", "sla.warning", SY, D_NONE, 0, "open", 0, 0, "sla.warning", NULL},
+    {1, "open", "sla.breached", SY, D_NONE, 0, "open", 0, 0, "sla.breached", NULL},
+    {1, "open", "inquiry.answered", H, D_TEXT, 0, "answered", 2, 0, NULL, NULL},
+    {1, "open", "claim.closed", H, D_REASON, 0, "closed", 2, 0, NULL, NULL},
 };
 #define S_NROWS (sizeof s_rows / sizeof s_rows[0])
 
@@ -214,7 +282,9 @@ static void test_every_transition(void)
         cf_error_t e;
         int from = S(wf, s_rows[i].from);
         int prev = s_rows[i].inquiry ? -1 : S(wf, "denied");
-        int rc = s_apply(wf, s_rows[i].from, prev, 0, s_rows[i].event, s_rows[i].role,
+        uint64_t have = s_rows[i].have
+                            ? UINT64_C(1) << cf_wf_flag_find(wf, s_rows[i].have) : 0;
+        int rc = s_apply(wf, s_rows[i].from, prev, have, s_rows[i].event, s_rows[i].role,
                          s_data(&d, s_rows[i].data), s_rows[i].consent, &r, &e);
         if (rc)
             fprintf(stderr, "row %zu (%s %s): %s\n", i, s_rows[i].from, s_rows[i].event,
@@ -286,7 +356,7 @@ static void test_any_events(void)
                 CF_ASSERT(r.state_changed);
                 CF_ASSERT_INT_EQ(r.next.prev, (int)s);
                 CF_ASSERT_INT_EQ(r.ncancel, st->ntimers);
-                CF_ASSERT_INT_EQ(r.nstart, 0);
+                CF_ASSERT_INT_EQ(r.nstart, 2);   /* the reminder, the expiry */
             }
             CF_ASSERT(r.event == &s_hc->any[k]);
         }
@@ -318,7 +388,7 @@ static void test_create_autos(void)
         for (int consent = 0; consent < 2; consent++) {
             CF_ASSERT_INT_EQ(s_create(s_hc, M, referral[i], consent, &r, &e), 0);
             CF_ASSERT_STR_EQ(s_hc->states[r.next.state].name, "awaiting_referral");
-            CF_ASSERT_INT_EQ(r.nstart, 0);
+            CF_ASSERT_INT_EQ(r.nstart, 2);   /* the reminder and the expiry */
         }
     /* chiropractic needs no referral */
     CF_ASSERT_INT_EQ(s_create(s_hc, M, "chiropractic", false, &r, &e), 0);
@@ -329,7 +399,7 @@ static void test_create_autos(void)
     CF_ASSERT(r.state_changed);
     CF_ASSERT(r.event == NULL);
     CF_ASSERT_INT_EQ(r.ncancel, 0);
-    CF_ASSERT_INT_EQ(r.nstart, 0);
+    CF_ASSERT_INT_EQ(r.nstart, 2);
     /* ... and with a valid consent goes on to review, its timers started */
     CF_ASSERT_INT_EQ(s_create(s_hc, M, "chiropractic", true, &r, &e), 0);
     CF_ASSERT_STR_EQ(s_hc->states[r.next.state].name, "in_review");
@@ -402,8 +472,9 @@ static void test_previous(void)
     CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "consent.given", 13, SY, NULL, &ctx, &r, &e), 0);
     CF_ASSERT_INT_EQ(r.next.state, ir);
     CF_ASSERT_INT_EQ(r.next.prev, cw);
+    CF_ASSERT_INT_EQ(r.returned_to, ir);
     CF_ASSERT_INT_EQ(r.nstart, 2);
-    CF_ASSERT_INT_EQ(r.ncancel, 0);
+    CF_ASSERT_INT_EQ(r.ncancel, 2);   /* consent_withdrawn's reminder and expiry */
     CF_ASSERT_INT_EQ(r.next.flags, 1);
 
     /* back to awaiting_consent, whose auto goes on to review */
@@ -472,9 +543,9 @@ static void test_invalid_transition(void)
     CF_ASSERT_INT_EQ(e.code, CF_EINVTRANS);
     CF_ASSERT_STR_EQ(e.message,
                      "event 'treatment.started' is not accepted in state 'in_review' (accepts: "
-                     "sla.warning, sla.breached, info.requested, decision.approved, "
-                     "decision.denied, claim.withdrawn, consent.withdrawn, consent.expired, "
-                     "consent.expiring): "
+                     "sla.warning, sla.breached, document.referral, info.requested, "
+                     "decision.approved, decision.denied, claim.withdrawn, consent.withdrawn, "
+                     "consent.expired, consent.expiring, claim.closed): "
                      "treatment is covered only once it is pre-approved (a payment guarantee "
                      "or a network referral)");
     /* no refusal text for an event without one */
@@ -482,8 +553,8 @@ static void test_invalid_transition(void)
                              &r, &e), CF_EINVTRANS);
     CF_ASSERT_STR_EQ(e.message,
                      "event 'decision.approved' is not accepted in state 'approved' (accepts: "
-                     "guarantee.issued, network.referred, consent.withdrawn, consent.expired, "
-                     "consent.expiring)");
+                     "guarantee.issued, network.referred, settlement.paid, consent.withdrawn, "
+                     "consent.expired, consent.expiring, claim.closed)");
     /* an unknown event; a final state */
     CF_ASSERT_INT_EQ(s_apply(s_hc, "closed", -1, 0, "no.such", M, NULL, true, &r, &e),
                      CF_EINVTRANS);
@@ -541,7 +612,7 @@ static void test_bad_request(void)
         {"amount", 1, "125000", "field 'amount' must be an integer amount in minor units (øre)"},
         {"amount", 3, NULL,
          "field 'amount' must be an integer amount in minor units (øre), not a float"},
-        {"amount", 6, NULL, "field 'amount' must not be negative"},
+        {"amount", 6, NULL, "field 'amount' must be at least 1"},   /* min: 1 */
         {"provider", 2, NULL, "field 'provider' must be a string"},
         {"provider", 1, s_long, "field 'provider' is longer than 200 bytes"},
         {"valid_until", 1, "2026-02-30", "field 'valid_until' must be a real date written YYYY-MM-DD"},
@@ -699,10 +770,13 @@ static void test_flags(void)
     cf_sm_ctx_t c = s_ctx(true);
     CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "sla.breached", 12, SY, NULL, &c, &r, &e), 0);
     CF_ASSERT_INT_EQ(r.next.flags, (UINT64_C(1) << w) | (UINT64_C(1) << b));
-    /* flags stay as a record across later transitions */
+    /* flags stay as a record across later transitions, unless cleared: a
+     * decision clears the deadline's flags (health_claim 4) */
     cur = r.next;
-    CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "decision.approved", 17, H, NULL, &c, &r, &e), 0);
+    CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "consent.withdrawn", 17, SY, NULL, &c, &r, &e), 0);
     CF_ASSERT_INT_EQ(r.next.flags, (UINT64_C(1) << w) | (UINT64_C(1) << b));
+    CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "decision.approved", 17, H, NULL, &c, &r, &e), 0);
+    CF_ASSERT_INT_EQ(r.next.flags, 0);
 
     /* clear, on a workflow that uses it */
     static const char text[] =
@@ -872,6 +946,7 @@ static void test_flag_conditions_owner_record(void)
 
     /* owner: required binds operators, not the member or the system */
     cf_sm_claim_t inr = {S(wf, "r"), S(wf, "a"), 0};
+    ctx.has_owner = false;
     CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "answer", 6, SU, NULL, &ctx, &r, &e), CF_EGUARD);
     CF_ASSERT_STR_EQ(e.message, "state 'r' needs an owner before 'answer' is accepted "
                      "(assign the claim first: op assign)");

@@ -52,7 +52,7 @@ static void test_health_claim_model(void)
 {
     cf_wf_t *wf = s_load_shipped("health_claim.yaml");
     CF_ASSERT_STR_EQ(wf->name, "health_claim");
-    CF_ASSERT_INT_EQ(wf->version, 3);
+    CF_ASSERT_INT_EQ(wf->version, 4);
     /* calendar and currency by the member's country */
     CF_ASSERT(wf->calendar == NULL);
     CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_DK], "dk");
@@ -61,18 +61,22 @@ static void test_health_claim_model(void)
     CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_DK], CF_CURRENCY_DKK);
     CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_NO], CF_CURRENCY_NOK);
     CF_ASSERT_INT_EQ(wf->created_by, CF_ROLE_MEMBER);
-    CF_ASSERT_INT_EQ(wf->nstates, 14);
+    CF_ASSERT_INT_EQ(wf->nstates, 22);
     CF_ASSERT_STR_EQ(wf->states[wf->initial].name, "reported");
     CF_ASSERT(wf->source != NULL && wf->source_len > 100);
     CF_ASSERT_INT_EQ(memcmp(wf->source, "# health_claim", 14), 0);
 
-    static const char *const finals[] = {"in_treatment", "closed", "withdrawn"};
+    static const char *const finals[] = {"settled", "closed", "withdrawn"};
     for (size_t i = 0; i < 3; i++)
         CF_ASSERT(wf->states[cf_wf_state_find(wf, finals[i])].final);
+    CF_ASSERT(!wf->states[cf_wf_state_find(wf, "in_treatment")].final);
     CF_ASSERT_INT_EQ(cf_wf_state_find(wf, "nope"), -1);
 
     /* data */
-    CF_ASSERT_INT_EQ(wf->nfields, 3);
+    CF_ASSERT_INT_EQ(wf->nfields, 6);
+    CF_ASSERT(wf->fields[cf_wf_field_find(wf, "guarantee_amount")].internal);
+    CF_ASSERT(wf->fields[cf_wf_field_find(wf, "guarantee_valid_until")].internal);
+    CF_ASSERT(wf->fields[cf_wf_field_find(wf, "appeal_outcome")].internal);
     int m = cf_wf_field_find(wf, "member"), t = cf_wf_field_find(wf, "treatment");
     CF_ASSERT_INT_EQ(wf->fields[m].type, CF_FT_PERSON_ID);
     CF_ASSERT(wf->fields[m].required);
@@ -105,18 +109,18 @@ static void test_health_claim_model(void)
     CF_ASSERT_INT_EQ(ev->to, CF_WF_STAY);
     CF_ASSERT_INT_EQ(ev->roles, CF_ROLE_SYSTEM);
     CF_ASSERT_INT_EQ(ev->set_flags, UINT64_C(1) << cf_wf_flag_find(wf, "sla.warning"));
-    CF_ASSERT_INT_EQ(wf->nflags, 2);
+    CF_ASSERT_INT_EQ(wf->nflags, 6);
     ev = cf_wf_event_find(wf, ir, "decision.denied", 15);
     CF_ASSERT_INT_EQ(ev->nfields, 1);
     CF_ASSERT_STR_EQ(ev->fields[0].name, "reason");
     CF_ASSERT(ev->fields[0].required);
-    CF_ASSERT_INT_EQ(ev->line, 64);
+    CF_ASSERT_INT_EQ(ev->line, 95);
     CF_ASSERT_INT_EQ(ev->col, 7);
     /* a prefix of a name is not the name */
     CF_ASSERT(cf_wf_event_find(wf, ir, "sla.warning", 3) == NULL);
 
     /* any: in every non-final state, never in a final one */
-    CF_ASSERT_INT_EQ(wf->nany, 3);
+    CF_ASSERT_INT_EQ(wf->nany, 4);
     ev = cf_wf_event_find(wf, ir, "consent.withdrawn", 17);
     CF_ASSERT(ev == &wf->any[0]);
     CF_ASSERT(cf_wf_event_find(wf, cf_wf_state_find(wf, "closed"), "consent.withdrawn", 17) == NULL);
@@ -131,13 +135,31 @@ static void test_health_claim_model(void)
     ev = cf_wf_event_find(wf, cf_wf_state_find(wf, "approved"), "guarantee.issued", 16);
     CF_ASSERT_INT_EQ(ev->nfields, 3);
     CF_ASSERT_INT_EQ(ev->fields[0].type, CF_FT_MONEY);
+    CF_ASSERT(ev->fields[0].min.set && ev->fields[0].min.value == 1);
     CF_ASSERT_INT_EQ(ev->fields[2].type, CF_FT_DATE);
+    CF_ASSERT(ev->fields[2].not_before.set && ev->fields[2].not_before.n == 0);
+    CF_ASSERT(ev->fields[2].not_after.n == 1 && ev->fields[2].not_after.unit == CF_DUR_YEARS);
+    CF_ASSERT_INT_EQ(ev->record[0], cf_wf_field_find(wf, "guarantee_amount"));
+    CF_ASSERT_INT_EQ(ev->record[2], cf_wf_field_find(wf, "guarantee_valid_until"));
 
-    /* denied: the complaint window */
+    /* the guarantee's expiry at its date; the settlement's bound */
+    st = &wf->states[cf_wf_state_find(wf, "guarantee_issued")];
+    CF_ASSERT_STR_EQ(st->timers[0].name, "guarantee_expiry");
+    CF_ASSERT_INT_EQ(st->timers[0].at_field, cf_wf_field_find(wf, "guarantee_valid_until"));
+    ev = cf_wf_event_find(wf, cf_wf_state_find(wf, "invoice_received"), "settlement.paid", 15);
+    CF_ASSERT_STR_EQ(ev->fields[0].max.claim_name, "guarantee_amount");
+    CF_ASSERT_INT_EQ(ev->fields[0].max.except, CF_ROLE_SUPERVISOR);
+
+    /* denied: the complaint window, 6 months, kept across a pause */
     st = &wf->states[cf_wf_state_find(wf, "denied")];
     CF_ASSERT_INT_EQ(st->ntimers, 1);
-    CF_ASSERT_INT_EQ(st->timers[0].after.n, 4);
-    CF_ASSERT_INT_EQ(st->timers[0].after.unit, CF_DUR_WEEKS);
+    CF_ASSERT_INT_EQ(st->timers[0].after.n, 6);
+    CF_ASSERT_INT_EQ(st->timers[0].after.unit, CF_DUR_MONTHS);
+    CF_ASSERT(st->timers[0].keep);
+    /* complaint_review needs an owner */
+    CF_ASSERT(wf->states[cf_wf_state_find(wf, "complaint_review")].owner_required);
+    CF_ASSERT_STR_HAS(cf_wf_refusal_in(wf, cf_wf_state_find(wf, "guarantee_expired"),
+                                       "treatment.started", 17), "expired");
 
     CF_ASSERT_STR_HAS(cf_wf_refusal(wf, "treatment.started", 17), "pre-approved");
     CF_ASSERT(cf_wf_refusal(wf, "decision.approved", 17) == NULL);
@@ -151,7 +173,7 @@ static void test_inquiry_model(void)
 {
     cf_wf_t *wf = s_load_shipped("inquiry.yaml");
     CF_ASSERT_STR_EQ(wf->name, "inquiry");
-    CF_ASSERT_INT_EQ(wf->nstates, 2);
+    CF_ASSERT_INT_EQ(wf->nstates, 3);
     CF_ASSERT_STR_EQ(wf->states[wf->initial].name, "open");
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "claim")].type, CF_FT_CLAIM);
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "text")].max_len, 4000);

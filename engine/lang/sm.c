@@ -470,7 +470,7 @@ static int s_not_accepted(const cf_wf_t *wf, int state, const char *event, size_
                           cf_error_t *reterr)
 {
     const cf_wf_state_t *st = &wf->states[state];
-    char list[256] = "";
+    char list[400] = "";
     size_t used = 0;
     size_t total = st->nevents + (st->final ? 0 : wf->nany);
     for (size_t i = 0; i < total; i++) {
