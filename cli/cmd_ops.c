@@ -536,10 +536,16 @@ static void s_show_claim(const cf_cli_t *cli, const msgpack_object *c)
         static const char *const head[] = {"FIELD", "VALUE"};
         cf_table_t t;
         cf_table_init(&t, 2, head);
+        int currency = s_claim_currency(c);
         for (uint32_t i = 0; i < data->via.map.size; i++) {
+            const msgpack_object_kv *kv = &data->via.map.ptr[i];
             char k[128], v[512];
-            const char *cells[] = {cf_cli_text(&data->via.map.ptr[i].key, k, sizeof k),
-                                   cf_cli_text(&data->via.map.ptr[i].val, v, sizeof v)};
+            if (s_is_amount(kv) && currency >= 0 && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                kv->val.via.u64 <= INT64_MAX)
+                cf_currency_format((cf_currency_t)currency, (int64_t)kv->val.via.u64, v, sizeof v);
+            else
+                cf_cli_text(&kv->val, v, sizeof v);
+            const char *cells[] = {cf_cli_text(&kv->key, k, sizeof k), v};
             cf_table_add(&t, cells, NULL);
         }
         cf_table_print(&t, cli);

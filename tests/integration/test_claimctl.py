@@ -558,6 +558,111 @@ def test_show_and_history():
         eq(json.loads(ok_run(ctl(d, "export")).out.splitlines()[-1])["data"]["description"], nasty)
 
 
+def test_after_the_decision_commands_and_event_data():
+    """Issue 16: reconsider, uphold, settle, reject-settlement, close,
+    assign, take, queue --mine/--owner/--unowned; show and history print
+    each event's data, cut with … at the terminal's width, whole with
+    --wide."""
+    with Daemon(clock=T0) as d:
+        a, e, f, g = operator_day_claims(d)
+        p = portal(d)
+        reason = "the policy excludes treatment of an injury older than two years " * 2
+        eq(ok_run(ctl(d, "deny", a, "--reason", reason.strip())).out, "%s: denied\n" % a)
+        member_send(p, M1, a, "reconsideration.requested", {"text": "it is not that old"})
+        usage(ctl(d, "reconsider", a), "reconsider",
+              "claimctl: reconsider: give one of --upheld and --changed")
+        usage(ctl(d, "reconsider", a, "--upheld"), "reconsider",
+              "claimctl: reconsider: --upheld needs --reason")
+        eq(ok_run(ctl(d, "reconsider", a, "--changed", "--reason", "the x-ray dates it")).out,
+           "%s: approved\n" % a)
+        ev = history(d, a)[-1]
+        eq((ev["event"], ev["data"]), ("decision.changed", {"reason": "the x-ray dates it"}))
+        ok_run(ctl(d, "guarantee", a, "--amount", "150000", "--provider", "Fysio Nord",
+                   "--valid-until", "2027-02-28"))
+        member_send(p, M1, a, "treatment.started")
+        ok(p.call({"op": "attach", "id": new_id(), "member": M1, "claim": a, "kind": "invoice",
+                   "content_type": "application/pdf", "body": PDF}))
+        r = refused(ctl(d, "settle", a, "--amount", "150001", "--paid-to", "provider",
+                        "--reference", "PAY-1"), "bad_request")
+        eq(r, "claimctl: bad_request: field 'amount' must not be above the claim's "
+              "'guarantee_amount' (unless sent by a supervisor)")
+        usage(ctl(d, "settle", a, "--amount", "1,50", "--paid-to", "provider",
+                  "--reference", "PAY-1"), "settle",
+              "claimctl: settle: --amount: '1,50' is not a whole number of øre")
+        eq(ok_run(ctl(d, "settle", a, "--amount", "150000", "--paid-to", "provider",
+                      "--reference", "PAY-2026-0042")).out, "%s: settled\n" % a)
+
+        # History: every event's data on its line; amounts in kroner.
+        h = ok_run(ctl(d, "history", a, "--wide"))
+        lines = h.out.splitlines()
+        denied = [ln for ln in lines if " decision.denied " in ln]
+        eq(len(denied), 1, h)
+        check(denied[0].endswith("hanne   reason: " + reason.strip()), denied[0])
+        paid = [ln for ln in lines if " settlement.paid " in ln][0]
+        check(paid.endswith("amount: 1.500,00 kr., paid_to: provider, "
+                            "reference: PAY-2026-0042"), paid)
+        req = [ln for ln in lines if " reconsideration.requested " in ln][0]
+        check(req.endswith("member  text: it is not that old"), req)
+        # Cut at the terminal's width (here $COLUMNS), with …; --wide whole.
+        cut = ok_run(ctl(d, "history", a, columns=140)).out.splitlines()
+        check(all(len(ln) <= 140 for ln in cut), cut)
+        d1 = [ln for ln in cut if " decision.denied " in ln][0]
+        eq(len(d1), 140, d1)
+        check(d1.endswith("…") and "reason: the policy excludes" in d1, d1)
+        eq(len(cut), len(lines))
+        s = ok_run(ctl(d, "show", a, columns=140)).out
+        check("\nstate      settled\nowner      -\n" in s, s)
+        check("\nguarantee_amount       1.500,00 kr.\n" in s, s)     # an amount, by its name
+        check(any(ln.endswith("…") for ln in s.splitlines()), s)
+        s = ok_run(ctl(d, "show", a, "--wide", columns=140)).out
+        check(paid.split("hanne", 1)[1].strip() in s, s)
+
+        # Owners: take, assign, release; the queue by owner.
+        eq(ok_run(ctl(d, "take", e)).out, "%s: owner hanne\n" % e)
+        eq(refused(ctl(d, "assign", f, "--to", "sofie"), "forbidden"),
+           "claimctl: forbidden: role 'handler' may take an unowned claim for themselves or "
+           "release their own; a supervisor assigns (owner: none)")
+        eq(ok_run(ctl(d, "assign", f, "--to", "sofie", actor="sofie")).out,
+           "%s: owner sofie\n" % f)
+        usage(ctl(d, "assign", f), "assign", "claimctl: assign: give one of --to OP and --release")
+        ids = lambda *a: [c["id"] for c in ok_run(ctl(d, "queue", "--json", *a[1:],  # noqa
+                                                      actor=a[0])).json()["claims"]]
+        eq(ids("hanne", "--mine"), [e])
+        eq(ids("sofie", "--mine"), [f])
+        eq(ids("aud", "--owner", "sofie"), [f])
+        eq(ids("aud", "--unowned"), [g])
+        q = ok_run(ctl(d, "queue", "--owner", "hanne")).out.splitlines()
+        eq(q[0].split()[6], "OWNER", q)
+        eq(q[1].split()[:2], [e, "in_review"], q)
+        eq(q[1].split()[-2:], ["hanne", "-"], q)         # OWNER, FLAGS
+        usage(ctl(d, "queue", "--mine", "--unowned"), "queue",
+              "claimctl: queue: --mine, --owner and --unowned exclude each other")
+        eq(ok_run(ctl(d, "assign", f, "--release", actor="sofie")).out, "%s: no owner\n" % f)
+        eq(ids("aud", "--unowned"), [f, g])
+
+        # Close, with the reason in the history.
+        eq(ok_run(ctl(d, "close", g, "--reason", "the member moved abroad")).out,
+           "%s: closed\n" % g)
+        ev = history(d, g)[-1]
+        eq((ev["event"], ev["data"]), ("claim.closed", {"reason": "the member moved abroad"}))
+        # reject-settlement and uphold (with a reason) on a fresh path.
+        ok_run(ctl(d, "deny", f, "--reason", "no"))
+        member_send(p, M3, f, "reconsideration.requested", {"text": "please"})
+        eq(ok_run(ctl(d, "reconsider", f, "--upheld", "--reason", "still no")).out,
+           "%s: denied\n" % f)
+        member_send(p, M3, f, "complaint.filed", {"text": "please"})
+        ok_run(ctl(d, "take", f, actor="sofie"))
+        eq(ok_run(ctl(d, "uphold", f, "--reason", "covered after all", actor="sofie")).out,
+           "%s: approved\n" % f)
+        eq(history(d, f)[-1]["data"], {"reason": "covered after all"})
+        ok_run(ctl(d, "refer-network", f, "--provider", "Klinik Øst"))
+        member_send(p, M3, f, "treatment.started")
+        ok(p.call({"op": "attach", "id": new_id(), "member": M3, "claim": f, "kind": "invoice",
+                   "content_type": "application/pdf", "body": PDF}))
+        eq(ok_run(ctl(d, "reject-settlement", f, "--reason", "another clinic's invoice")).out,
+           "%s: settlement_rejected\n" % f)
+
+
 def test_errors_exit_codes_and_messages():
     with Daemon(clock=T0) as d:
         a, e, f, g = operator_day_claims(d)
