@@ -513,8 +513,12 @@ int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen
     if ((rc = s_record(c, r.event, data)) != 0)
         return cf_error_set(reterr, rc, "the event's data cannot be recorded");
     int fr = s_return_frame(c, &r);
+    /* kept due times only for the state returned to itself (not one its
+     * autos went on to) */
+    const cf_claim_frame_t *kept =
+        fr >= 0 && c->frames[fr].state == r.next.state ? &c->frames[fr] : NULL;
     cf_time_t dues[CF_CLAIM_MAX_TIMERS];
-    if ((rc = s_dues(b, c, &r, fr >= 0 ? &c->frames[fr] : NULL, dues)) != 0)
+    if ((rc = s_dues(b, c, &r, kept, dues)) != 0)
         return cf_error_set(reterr, rc, "a timer's due time is outside the calendar's years");
     char ev[CF_NAME_MAX + 1];
     snprintf(ev, sizeof ev, "%.*s", (int)elen, event);

@@ -332,11 +332,20 @@ def test_guarantee_checks_and_expiry():
         # Due at the end of 10 December in Copenhagen.
         eq(timers(c), {"guarantee_expiry": "2026-12-10T23:00:00Z",
                        "complaint_window": WINDOW}, c)
+        # The member disputes the amount: reconsidered and upheld, back to
+        # the guarantee with both timers as they were.
+        w.move("p", cid, "reconsideration.requested", {"text": "the clinic costs more"},
+               "reconsideration")
+        c = w.move("h", cid, "decision.upheld", {"reason": "the tariff applies"},
+                   "guarantee_issued")
+        eq(timers(c), {"guarantee_expiry": "2026-12-10T23:00:00Z",
+                       "complaint_window": WINDOW}, c)
+        eq(sorted(c["flags"]), ["preapproved", "reconsideration.upheld"], c)
         w.clock("2026-12-10T22:59:59Z")
         eq(w.get(cid)["state"], "guarantee_issued")
         eq(w.tick()["fired"], 1)
         c = w.get(cid)
-        eq((c["state"], c["flags"]), ("guarantee_expired", []), c)
+        eq((c["state"], c["flags"]), ("guarantee_expired", ["reconsideration.upheld"]), c)
         eq(timers(c), {"expiry": "2027-03-10T23:00:00Z"}, c)
         # Treatment after the expiry: refused, and the message says why.
         msg = err(w.send("p", cid, "treatment.started"), "invalid_transition")
@@ -591,6 +600,10 @@ def test_owner_assign_take_release_and_queries():
             ("claim.assigned", "sofie", {"owner": None, "previous": "sofie"})])
         eq(err(w.h.call({"op": "query", "owner": "x", "unowned": True}), "bad_request"),
            "fields 'owner' and 'unowned' exclude each other")
+        # The Python client module's assign.
+        import claimflow
+        with claimflow.Client(d.operator, actor="sofie") as cl:
+            eq(cl.assign(a, "hanne")["owner"], "hanne")
         # A final claim's owner stays as it was.
         w.move("h", b, "claim.closed", {"reason": "done"}, "closed")
         eq(err(w.assign("s", b, "hanne"), "invalid_transition"),
