@@ -7,6 +7,19 @@
  * see exactly what `history` will show), and the claim record last.  The
  * validation - state machine, guards, due times - happens before the first
  * write, so a refused event leaves no trace in the batch's transaction.
+ * (cf_claims_note writes the same way without a transition: an owner's
+ * assignment.)
+ *
+ * Pauses (docs/workflows.md): each move that is not `$previous` pushes a
+ * frame - the state left, its previous state, its `on_pause: keep` timers -
+ * onto the claim's return stack; `$previous` pops the frame of the state it
+ * returns to and restarts those timers at their kept due times (a past one
+ * fires at once), so a complaint window survives a consent pause and a
+ * reconsideration.  Keeping the stack in the record, not re-deriving it from
+ * the history, was chosen because a transition must not read the history;
+ * it is bounded (CF_CLAIM_MAX_FRAMES, the oldest dropped) and emptied by a
+ * final state.  The state machine stays pure: it only says where `$previous`
+ * went (returned_to); this layer owns the stack.
  */
 #include "claims.h"
 

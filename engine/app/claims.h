@@ -145,9 +145,11 @@ typedef struct {
 int cf_claims_consent_timers(cf_batch_t *b, const unsigned char *hash, const cf_consent_t *c,
                              bool start);
 
-/* Apply event[0..elen) with data to c as role: the consent context, the
- * state machine, the due times of timers it starts, then the write
- * (transition, indexes, timers, history, publication).  Nothing is written
+/* Apply event[0..elen) with data to c as role: the consent context (and the
+ * claim's owner, the engine's today in its calendar), the state machine, the
+ * event's `record:` into c->data, the due times of timers it starts (kept
+ * ones from the return stack, `at:` dates, durations), then the write
+ * (transition, return stack, indexes, timers, history, publication).  Nothing is written
  * unless every check passed.  0; CF_E* from the state machine with its
  * message in *reterr (may be NULL); CF_EBADREQ when a due time falls
  * outside the calendar's years; or a store error; 1 when rec->only_changes
