@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -863,6 +864,40 @@ int cf_table_add(cf_table_t *t, const char *const *cells, const cf_color_t *colo
     return 0;
 }
 
+size_t cf_cli_term_width(void)
+{
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    const char *c = getenv("COLUMNS");
+    long n = c ? strtol(c, NULL, 10) : 0;
+    return n > 0 && n < 100000 ? (size_t)n : 0;
+}
+
+/* Cut the cell *s_p (the table's, malloc'd) to at most max characters,
+ * the last one "…"; left whole when it fits or memory is short. */
+static void s_cut(char **s_p, size_t max)
+{
+    char *s = *s_p;
+    if (max == 0 || s_width(s) <= max)
+        return;
+    size_t chars = 0, keep = 0;
+    for (; s[keep]; keep++) {
+        if (((unsigned char)s[keep] & 0xc0) != 0x80) {
+            if (chars == max - 1)
+                break;
+            chars++;
+        }
+    }
+    char *cut = malloc(keep + sizeof "…");
+    if (!cut)
+        return;
+    memcpy(cut, s, keep);
+    memcpy(cut + keep, "…", sizeof "…");
+    free(s);
+    *s_p = cut;
+}
+
 void cf_table_print(const cf_table_t *t, const cf_cli_t *cli)
 {
     size_t width[CF_TABLE_MAXCOLS];
@@ -873,6 +908,14 @@ void cf_table_print(const cf_table_t *t, const cf_cli_t *cli)
             if (w > width[c])
                 width[c] = w;
         }
+    }
+    if (t->max_width && t->ncols) {
+        size_t used = 0;
+        for (size_t c = 0; c + 1 < t->ncols; c++)
+            used += width[c] + 2;
+        size_t last = t->max_width > used + 12 ? t->max_width - used : 12;
+        for (size_t r = 0; r < t->nrows; r++)
+            s_cut(&t->cells[r * t->ncols + t->ncols - 1], last);
     }
     for (size_t r = 0; r <= t->nrows; r++) {
         for (size_t c = 0; c < t->ncols; c++) {

@@ -226,7 +226,14 @@ typedef struct {
     char **cells;              /* nrows * ncols */
     cf_color_t *colors;        /* one per cell; CF_C_RESET = none */
     size_t nrows, cap;
+    /* When not 0: a line's most characters.  The last column's cells are
+     * cut to fit, ending in "…" (the last column keeps at least 12). */
+    size_t max_width;
 } cf_table_t;
+
+/* The terminal's width for cutting long lines: stdout's when it is a
+ * terminal, else $COLUMNS when set; 0 (do not cut) otherwise. */
+size_t cf_cli_term_width(void);
 
 void cf_table_init(cf_table_t *t, size_t ncols, const char *const *head);
 /* Add a row of ncols cells; colors may be NULL.  0 or CF_EINTERNAL (OOM). */

@@ -23,8 +23,11 @@ int cf_cmd_export(int argc, char **argv);
  * cf_cmd_export. */
 int cf_cmd_export_any(int argc, char **argv);
 /* approve, deny, request-info, guarantee, refer-network, answer, uphold,
- * reject: argv[0] says which. */
+ * reject, settle, reject-settlement, close: argv[0] says which. */
 int cf_cmd_decide(int argc, char **argv);     /* cmd_decide.c */
+int cf_cmd_reconsider(int argc, char **argv);
+int cf_cmd_assign(int argc, char **argv);
+int cf_cmd_take(int argc, char **argv);
 int cf_cmd_send(int argc, char **argv);
 /* The Health Team's calls (--by, --reference): a claim, a consent. */
 int cf_cmd_create(int argc, char **argv);

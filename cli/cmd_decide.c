@@ -27,6 +27,7 @@ typedef struct {
     const char *key;        /* the event data's key, "valid_until" */
     s_type_t type;
     const char *help;
+    bool optional;          /* left out of the data when not given */
 } s_field_t;
 
 #define S_MAXFIELDS 3
@@ -45,27 +46,40 @@ static const s_decision_t s_decisions[] = {
      "  claimctl approve 01JDX3M4QK8Z6V1N2B3C4D5E6F --as hanne\n", {{0}}},
     {"deny", "decision.denied", "CLAIM", "Deny a claim in review, with the reason the member is given (decision.denied).",
      "  claimctl deny 01JDX3M4QK8Z6V1N2B3C4D5E6F --reason 'not covered by the policy' --as hanne\n",
-     {{"reason", "TEXT", "reason", S_STR, "why, in words the member reads"}}},
+     {{"reason", "TEXT", "reason", S_STR, "why, in words the member reads", false}}},
     {"request-info", "info.requested", "CLAIM", "Ask the member for more information (info.requested).",
      "  claimctl request-info 01JDX3M4QK8Z6V1N2B3C4D5E6F --text 'Please send the invoice' --as hanne\n",
-     {{"text", "TEXT", "text", S_STR, "what the member is asked"}}},
+     {{"text", "TEXT", "text", S_STR, "what the member is asked", false}}},
     {"guarantee", "guarantee.issued", "CLAIM", "Issue a payment guarantee for an approved claim (guarantee.issued).",
      "  claimctl guarantee 01JDX3M4QK8Z6V1N2B3C4D5E6F --amount 150000 --provider 'Fysio Nord' \\\n"
      "      --valid-until 2027-02-28 --as hanne\n",
-     {{"amount", "ØRE", "amount", S_INT, "the amount guaranteed, in øre (150000 = 1,500.00 kr)"},
-      {"provider", "P", "provider", S_STR, "the provider the guarantee is for"},
-      {"valid-until", "YYYY-MM-DD", "valid_until", S_DATE, "the last day the guarantee holds"}}},
+     {{"amount", "ØRE", "amount", S_INT, "the amount guaranteed, in øre (150000 = 1,500.00 kr)", false},
+      {"provider", "P", "provider", S_STR, "the provider the guarantee is for", false},
+      {"valid-until", "YYYY-MM-DD", "valid_until", S_DATE, "the last day the guarantee holds", false}}},
     {"refer-network", "network.referred", "CLAIM", "Refer an approved claim to a provider in the insurer's network (network.referred).",
      "  claimctl refer-network 01JDX3M4QK8Z6V1N2B3C4D5E6F --provider 'Klinik Øst' --as hanne\n",
-     {{"provider", "P", "provider", S_STR, "the network provider"}}},
+     {{"provider", "P", "provider", S_STR, "the network provider", false}}},
     {"answer", "inquiry.answered", "INQUIRY", "Answer a member's inquiry (inquiry.answered).",
      "  claimctl answer 01JDX4A9R2T7W3Y5Z8B1C4D6E9 --text 'Your claim is with a handler.' --as hanne\n",
-     {{"text", "TEXT", "text", S_STR, "the answer"}}},
-    {"uphold", "complaint.upheld", "CLAIM", "Uphold a complaint: the claim goes back to approved (complaint.upheld; supervisors).",
-     "  claimctl uphold 01JDX3M4QK8Z6V1N2B3C4D5E6F --as sofie\n", {{0}}},
+     {{"text", "TEXT", "text", S_STR, "the answer", false}}},
+    {"uphold", "complaint.upheld", "CLAIM", "Uphold a complaint: the claim goes back to approved (complaint.upheld; supervisors, the claim's owner set).",
+     "  claimctl uphold 01JDX3M4QK8Z6V1N2B3C4D5E6F --reason 'the referral covers it' --as sofie\n",
+     {{"reason", "TEXT", "reason", S_STR, "why, in words the member reads (optional)", true}}},
     {"reject", "complaint.rejected", "CLAIM", "Reject a complaint, with the reason (complaint.rejected; supervisors).",
      "  claimctl reject 01JDX3M4QK8Z6V1N2B3C4D5E6F --reason 'the policy excludes it' --as sofie\n",
-     {{"reason", "TEXT", "reason", S_STR, "why, in words the member reads"}}},
+     {{"reason", "TEXT", "reason", S_STR, "why, in words the member reads", false}}},
+    {"settle", "settlement.paid", "CLAIM", "Record the payment of an invoiced claim (settlement.paid): the claim is settled.",
+     "  claimctl settle 01JDX3M4QK8Z6V1N2B3C4D5E6F --amount 150000 --paid-to provider \\\n"
+     "      --reference PAY-2026-0042 --as hanne\n",
+     {{"amount", "ØRE", "amount", S_INT, "the amount paid, in øre; above the guarantee only by a supervisor", false},
+      {"paid-to", "provider|member", "paid_to", S_STR, "who was paid: the provider, or the member (a refund)", false},
+      {"reference", "REF", "reference", S_STR, "the payment's reference in the payment system", false}}},
+    {"reject-settlement", "settlement.rejected", "CLAIM", "Refuse to pay an invoiced claim, with the reason (settlement.rejected).",
+     "  claimctl reject-settlement 01JDX3M4QK8Z6V1N2B3C4D5E6F --reason 'the invoice is for another treatment' --as hanne\n",
+     {{"reason", "TEXT", "reason", S_STR, "why, in words the member reads", false}}},
+    {"close", "claim.closed", "CLAIM", "Close an open claim, with the reason (claim.closed; supervisors once a guarantee or treatment is under way).",
+     "  claimctl close 01JDX3M4QK8Z6V1N2B3C4D5E6F --reason 'the member has not answered since March' --as hanne\n",
+     {{"reason", "TEXT", "reason", S_STR, "why the claim is closed", false}}},
 };
 
 /* KEY=VALUE arguments into *ret (calloc'd; free()): a person id a string,
@@ -207,7 +221,8 @@ int cf_cmd_decide(int argc, char **argv)
     size_t nopts = 0;
     for (; nopts < S_MAXFIELDS && d->fields[nopts].opt; nopts++) {
         const s_field_t *f = &d->fields[nopts];
-        opts[nopts] = (cf_opt_t){f->opt, f->metavar, f->help, CF_OPT_STR, &values[nopts], true};
+        opts[nopts] = (cf_opt_t){f->opt, f->metavar, f->help, CF_OPT_STR, &values[nopts],
+                                 !f->optional};
     }
     cf_cli_t cli;
     int rc = cf_cli_parse(&cli, &spec, opts, nopts, argc, argv);
@@ -215,9 +230,13 @@ int cf_cmd_decide(int argc, char **argv)
         return rc;
 
     msgpack_object_kv kv[S_MAXFIELDS];
+    size_t nkv = 0;
     for (size_t i = 0; i < nopts; i++) {
         const s_field_t *f = &d->fields[i];
-        kv[i].key = cf_mp_str(f->key);
+        if (!values[i])
+            continue; /* an optional field not given */
+        msgpack_object_kv *x = &kv[nkv++];
+        x->key = cf_mp_str(f->key);
         int64_t n;
         int y;
         unsigned m, day;
@@ -227,7 +246,7 @@ int cf_cmd_decide(int argc, char **argv)
                 rc = cf_cli_usage_error(&cli, "--%s: '%s' is not a whole number of øre", f->opt, values[i]);
                 goto out;
             }
-            kv[i].val = cf_mp_int(n);
+            x->val = cf_mp_int(n);
             break;
         case S_DATE:
             if (cf_date_parse(values[i], strlen(values[i]), &y, &m, &day) != 0 ||
@@ -235,19 +254,143 @@ int cf_cmd_decide(int argc, char **argv)
                 rc = cf_cli_usage_error(&cli, "--%s: '%s' is not a date (YYYY-MM-DD)", f->opt, values[i]);
                 goto out;
             }
-            kv[i].val = cf_mp_str(values[i]);
+            x->val = cf_mp_str(values[i]);
             break;
         case S_STR:
             if (!*values[i]) {
                 rc = cf_cli_usage_error(&cli, "--%s must not be empty", f->opt);
                 goto out;
             }
-            kv[i].val = cf_mp_str(values[i]);
+            x->val = cf_mp_str(values[i]);
             break;
         }
     }
-    rc = s_send(&cli, cli.args[0], d->event, kv, (uint32_t)nopts);
+    rc = s_send(&cli, cli.args[0], d->event, kv, (uint32_t)nkv);
 out:
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+int cf_cmd_reconsider(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "reconsider", "CLAIM",
+        "Answer a member's reconsideration request: the decision stands (--upheld) or changes (--changed).",
+        "--upheld sends decision.upheld (the reason is required): the claim goes back to\n"
+        "its decided state, whose complaint window keeps running, and the member may\n"
+        "complain.  --changed sends decision.changed: the claim is approved.  Prints the\n"
+        "claim's new state (--json: {\"claim\": {...}}).\n\n"
+        "examples:\n"
+        "  claimctl reconsider 01JDX3M4QK8Z6V1N2B3C4D5E6F --upheld --reason 'the policy excludes it' --as hanne\n"
+        "  claimctl reconsider 01JDX3M4QK8Z6V1N2B3C4D5E6F --changed --reason 'the new statement covers it' --as hanne\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID, 1, 1};
+    bool upheld = false, changed = false;
+    const char *reason = NULL;
+    const cf_opt_t opts[] = {
+        {"upheld", NULL, "the decision stands (decision.upheld)", CF_OPT_FLAG, &upheld, false},
+        {"changed", NULL, "the decision changes: approved (decision.changed)", CF_OPT_FLAG,
+         &changed, false},
+        {"reason", "TEXT", "why, in words the member reads (required with --upheld)", CF_OPT_STR,
+         &reason, false},
+    };
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (upheld == changed)
+        rc = cf_cli_usage_error(&cli, "give one of --upheld and --changed");
+    else if (upheld && (!reason || !*reason))
+        rc = cf_cli_usage_error(&cli, "--upheld needs --reason");
+    else if (reason && !*reason)
+        rc = cf_cli_usage_error(&cli, "--reason must not be empty");
+    else {
+        msgpack_object_kv kv[1] = {{cf_mp_str("reason"), cf_mp_str(reason ? reason : "")}};
+        rc = s_send(&cli, cli.args[0], upheld ? "decision.upheld" : "decision.changed", kv,
+                    reason ? 1 : 0);
+    }
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+/* op assign {claim, to}; prints "CLAIM: owner OP" (or "no owner"). */
+static int s_assign(cf_cli_t *cli, const char *claim, const char *to)
+{
+    char idbuf[40];
+    cf_req_t req;
+    cf_req_init(&req, "assign");
+    cf_req_str(&req, "id", cf_cli_request_id(cli, idbuf));
+    cf_req_str(&req, "claim", claim);
+    if (to)
+        cf_req_str(&req, "to", to);
+    else
+        cf_req_obj(&req, "to", (msgpack_object){.type = MSGPACK_OBJECT_NIL});
+    msgpack_unpacked rep;
+    msgpack_unpacked_init(&rep);
+    int rc = cf_cli_call(cli, &req, &rep);
+    if (rc == 0) {
+        const msgpack_object *c = cf_mp_get(&rep.data, "claim");
+        if (!c) {
+            rc = cf_cli_fail(CF_EXIT_CONNECT, "assign: claimflowd's reply has no claim");
+        } else if (cli->json) {
+            cf_cli_json_one("claim", *c);
+        } else {
+            char id[64], own[72];
+            const msgpack_object *o = cf_mp_get(c, "owner");
+            if (o && o->type == MSGPACK_OBJECT_STR)
+                printf("%s: owner %s\n", cf_cli_text(cf_mp_get(c, "id"), id, sizeof id),
+                       cf_cli_text(o, own, sizeof own));
+            else
+                printf("%s: no owner\n", cf_cli_text(cf_mp_get(c, "id"), id, sizeof id));
+        }
+    }
+    msgpack_unpacked_destroy(&rep);
+    return rc;
+}
+
+int cf_cmd_assign(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "assign", "CLAIM", "Give a claim an owner, or take it away (--release); supervisors.",
+        "The owner is an operator of the roster (a handler or a supervisor); a state\n"
+        "such as complaint_review accepts operators' events only once the claim has\n"
+        "one.  A handler takes an unowned claim with 'claimctl take'.\n\n"
+        "examples:\n"
+        "  claimctl assign 01JDX3M4QK8Z6V1N2B3C4D5E6F --to sofie --as sofie\n"
+        "  claimctl assign 01JDX3M4QK8Z6V1N2B3C4D5E6F --release --as sofie\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID, 1, 1};
+    const char *to = NULL;
+    bool release = false;
+    const cf_opt_t opts[] = {
+        {"to", "OP", "the operator who owns the claim from now on", CF_OPT_STR, &to, false},
+        {"release", NULL, "the claim has no owner from now on", CF_OPT_FLAG, &release, false},
+    };
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
+    if (rc >= 0)
+        return rc;
+    if ((to != NULL) == release)
+        rc = cf_cli_usage_error(&cli, "give one of --to OP and --release");
+    else
+        rc = s_assign(&cli, cli.args[0], to);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+int cf_cmd_take(int argc, char **argv)
+{
+    static const cf_cmd_spec_t spec = {
+        "take", "CLAIM", "Take an unowned claim: the operator (--as) becomes its owner.",
+        "examples:\n"
+        "  claimctl take 01JDX3M4QK8Z6V1N2B3C4D5E6F --as hanne\n",
+        CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID, 1, 1};
+    cf_cli_t cli;
+    int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (!cli.actor || !*cli.actor)
+        rc = cf_cli_usage_error(&cli, "take needs --as OPERATOR (or CLAIMFLOW_OPERATOR)");
+    else
+        rc = s_assign(&cli, cli.args[0], cli.actor);
     cf_cli_fini(&cli);
     return rc;
 }

@@ -228,8 +228,10 @@ static int s_claim_currency(const msgpack_object *claim)
                                               : -1;
 }
 
-/* An event's amounts in its claim's currency, "amount: kr 1 500,00"
- * (the bare number of minor units when the currency is unknown). */
+/* An event's data on one line, "reason: not covered, amount: 1.500,00 kr.":
+ * every field in the order the event carries them, amounts in the claim's
+ * currency (the bare number of minor units when the currency is unknown),
+ * member-supplied text with its control characters shown as '?'. */
 static char *s_detail(const msgpack_object *ev, int currency, char *buf, size_t len)
 {
     const msgpack_object *d = cf_mp_get(ev, "data");
@@ -237,35 +239,41 @@ static char *s_detail(const msgpack_object *ev, int currency, char *buf, size_t 
     buf[0] = '\0';
     for (uint32_t j = 0; d && d->type == MSGPACK_OBJECT_MAP && j < d->via.map.size; j++) {
         const msgpack_object_kv *kv = &d->via.map.ptr[j];
-        if (!s_is_amount(kv) || used >= len)
-            continue;
-        int64_t v = kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? kv->val.via.i64
-                    : kv->val.via.u64 > INT64_MAX ? INT64_MAX : (int64_t)kv->val.via.u64;
-        char name[72], amount[48];
-        if (currency >= 0)
-            cf_currency_format((cf_currency_t)currency, v, amount, sizeof amount);
-        else
-            snprintf(amount, sizeof amount, "%lld", (long long)v);
+        if (used >= len)
+            break;
+        char name[72], value[4200];
+        if (s_is_amount(kv)) {
+            int64_t v = kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? kv->val.via.i64
+                        : kv->val.via.u64 > INT64_MAX ? INT64_MAX : (int64_t)kv->val.via.u64;
+            if (currency >= 0)
+                cf_currency_format((cf_currency_t)currency, v, value, sizeof value);
+            else
+                snprintf(value, sizeof value, "%lld", (long long)v);
+        } else {
+            cf_cli_text(&kv->val, value, sizeof value);
+        }
         int w = snprintf(buf + used, len - used, "%s%s: %s", used ? ", " : "",
-                         cf_cli_text(&kv->key, name, sizeof name), amount);
+                         cf_cli_text(&kv->key, name, sizeof name), value);
         used = w < 0 || (size_t)w >= len - used ? len : used + (size_t)w;
     }
     return buf;
 }
 
 /* A table of events: seq, time, event, from → to, actor, by (who acted
- * for the member, masked), channel, and the amounts of each in currency
- * (-1: unknown). */
+ * for the member, masked), channel, and each event's data (amounts in
+ * currency, -1: unknown); the data cut at the terminal's width unless
+ * wide. */
 static void s_print_events(const cf_cli_t *cli, const msgpack_object *ev, uint32_t n,
-                           int currency)
+                           int currency, bool wide)
 {
     static const char *const head[] = {"SEQ", "TIME", "EVENT", "FROM → TO", "ACTOR", "BY",
                                        "CHANNEL", "DETAIL"};
     cf_table_t t;
     cf_table_init(&t, 8, head);
+    t.max_width = wide ? 0 : cf_cli_term_width();
+    static char detail[16384];
     for (uint32_t i = 0; i < n; i++) {
-        char seq[24], at[CF_CLI_TIMELEN], event[128], move[160], actor[96], by[32], ch[16],
-            detail[256];
+        char seq[24], at[CF_CLI_TIMELEN], event[128], move[160], actor[96], by[32], ch[16];
         const char *cells[] = {
             cf_cli_text(cf_mp_get(&ev[i], "seq"), seq, sizeof seq),
             cf_cli_time(cli, cf_mp_get(&ev[i], "at"), at),
@@ -353,20 +361,38 @@ int cf_cmd_queue(int argc, char **argv)
         "examples:\n"
         "  claimctl queue --as hanne\n"
         "  claimctl queue --workflow health_claim --flag sla.breached --limit 20\n"
-        "  claimctl queue --state in_review --json | jq -r '.claims[].id'\n",
+        "  claimctl queue --state in_review --json | jq -r '.claims[].id'\n"
+        "  claimctl queue --mine --as sofie          # the claims sofie owns\n"
+        "  claimctl queue --unowned --state complaint_review --workflow health_claim\n",
         CF_CO_DAEMON | CF_CO_JSON | CF_CO_LOCAL, 0, 0};
-    const char *workflow = NULL, *state = NULL, *flag = NULL;
+    const char *workflow = NULL, *state = NULL, *flag = NULL, *owner = NULL;
+    bool mine = false, unowned = false;
     long limit = 100;
     const cf_opt_t opts[] = {
         {"workflow", "W", "only claims of workflow W (health_claim, inquiry, ...)", CF_OPT_STR, &workflow, false},
         {"state", "S", "only claims in state S", CF_OPT_STR, &state, false},
         {"flag", "F", "only claims with flag F (e.g. sla.breached)", CF_OPT_STR, &flag, false},
+        {"mine", NULL, "only claims the operator (--as) owns", CF_OPT_FLAG, &mine, false},
+        {"owner", "OP", "only claims operator OP owns", CF_OPT_STR, &owner, false},
+        {"unowned", NULL, "only claims nobody owns", CF_OPT_FLAG, &unowned, false},
         {"limit", "N", "show at most N claims (default 100)", CF_OPT_COUNT, &limit, false},
     };
     cf_cli_t cli;
     int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
     if (rc >= 0)
         return rc;
+    if (mine + (owner != NULL) + unowned > 1) {
+        rc = cf_cli_usage_error(&cli, "--mine, --owner and --unowned exclude each other");
+        cf_cli_fini(&cli);
+        return rc;
+    }
+    if (mine && !cli.actor) {
+        rc = cf_cli_usage_error(&cli, "--mine needs --as OPERATOR (or CLAIMFLOW_OPERATOR)");
+        cf_cli_fini(&cli);
+        return rc;
+    }
+    if (mine)
+        owner = cli.actor;
 
     /* `query` takes a state only with its workflow (the index is workflow,
      * state, claim): without --workflow, ask each workflow the daemon runs. */
@@ -411,6 +437,10 @@ int cf_cmd_queue(int argc, char **argv)
             cf_req_str(&req, "state", state);
         if (flag)
             cf_req_str(&req, "flag", flag);
+        if (owner)
+            cf_req_str(&req, "owner", owner);
+        if (unowned)
+            cf_req_bool(&req, "unowned", true);
         bool cut;
         if ((rc = s_query_pages(&cli, &req, S_QUEUE_CAP, s_queue_page, &q, &cut)) != 0)
             goto out;
@@ -436,12 +466,13 @@ int cf_cmd_queue(int argc, char **argv)
         free(arr);
         goto out;
     }
-    static const char *const head[] = {"ID", "STATE", "TREATMENT", "AGE", "NEXT DUE", "FLAGS"};
+    static const char *const head[] = {"ID", "STATE", "TREATMENT", "AGE", "NEXT DUE", "OWNER",
+                                       "FLAGS"};
     cf_table_t t;
-    cf_table_init(&t, 6, head);
+    cf_table_init(&t, 7, head);
     for (size_t i = 0; i < shown; i++) {
         const msgpack_object *c = q.items[i].claim;
-        char id[64], st[64], what[64], age[32], due[CF_CLI_TIMELEN], flags[256];
+        char id[64], st[64], what[64], age[32], due[CF_CLI_TIMELEN], own[72], flags[256];
         const msgpack_object *tr = cf_mp_get(cf_mp_get(c, "data"), "treatment");
         if (tr)
             cf_cli_text(tr, what, sizeof what);
@@ -455,15 +486,16 @@ int cf_cmd_queue(int argc, char **argv)
             what,
             created == INT64_MAX ? "-" : cf_cli_age((long long)(now - created), age, sizeof age),
             q.items[i].due == INT64_MAX ? "-" : cf_cli_time_at(&cli, q.items[i].due, due),
+            cf_cli_text(cf_mp_get(c, "owner"), own, sizeof own),
             flags,
         };
         cf_color_t colors[] = {CF_C_RESET, CF_C_RESET, CF_C_RESET, CF_C_DIM,
-                               q.items[i].due < now ? CF_C_RED : CF_C_RESET, fc};
+                               q.items[i].due < now ? CF_C_RED : CF_C_RESET, CF_C_RESET, fc};
         if (cf_table_add(&t, cells, colors) != 0)
             break;
     }
     if (q.nitems == 0)
-        printf("no open claims%s\n", workflow || state || flag ? " match" : "");
+        printf("no open claims%s\n", workflow || state || flag || owner || unowned ? " match" : "");
     else
         cf_table_print(&t, &cli);
     if (shown < q.nitems)
@@ -489,6 +521,8 @@ static void s_show_claim(const cf_cli_t *cli, const msgpack_object *c)
     printf("workflow   %s v%s\n", cf_cli_text(cf_mp_get(c, "workflow"), a, sizeof a),
            cf_cli_text(cf_mp_get(c, "version"), w, sizeof w));
     printf("state      %s%s%s\n", bold, cf_cli_text(cf_mp_get(c, "state"), a, sizeof a), reset);
+    if (cf_mp_get(c, "owner"))
+        printf("owner      %s\n", cf_cli_text(cf_mp_get(c, "owner"), a, sizeof a));
     if (cf_mp_get(c, "country"))
         printf("country    %s\n", cf_cli_text(cf_mp_get(c, "country"), a, sizeof a));
     if (cf_mp_get(c, "currency"))
@@ -506,10 +540,16 @@ static void s_show_claim(const cf_cli_t *cli, const msgpack_object *c)
         static const char *const head[] = {"FIELD", "VALUE"};
         cf_table_t t;
         cf_table_init(&t, 2, head);
+        int currency = s_claim_currency(c);
         for (uint32_t i = 0; i < data->via.map.size; i++) {
+            const msgpack_object_kv *kv = &data->via.map.ptr[i];
             char k[128], v[512];
-            const char *cells[] = {cf_cli_text(&data->via.map.ptr[i].key, k, sizeof k),
-                                   cf_cli_text(&data->via.map.ptr[i].val, v, sizeof v)};
+            if (s_is_amount(kv) && currency >= 0 && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                kv->val.via.u64 <= INT64_MAX)
+                cf_currency_format((cf_currency_t)currency, (int64_t)kv->val.via.u64, v, sizeof v);
+            else
+                cf_cli_text(&kv->val, v, sizeof v);
+            const char *cells[] = {cf_cli_text(&kv->key, k, sizeof k), v};
             cf_table_add(&t, cells, NULL);
         }
         cf_table_print(&t, cli);
@@ -625,10 +665,16 @@ int cf_cmd_show(int argc, char **argv)
         "show", "CLAIM", "A claim: data, state, flags, timers (local time), documents and its last 10 events.",
         "examples:\n"
         "  claimctl show 01JDX3M4QK8Z6V1N2B3C4D5E6F --as hanne\n"
+        "  claimctl show 01JDX3M4QK8Z6V1N2B3C4D5E6F --wide   # each event's data whole\n"
         "  claimctl show 01JDX3M4QK8Z6V1N2B3C4D5E6F --json   # {\"claim\": {...}, \"events\": [...]}\n",
         CF_CO_DAEMON | CF_CO_JSON | CF_CO_LOCAL, 1, 1};
+    bool wide = false;
+    const cf_opt_t opts[] = {
+        {"wide", NULL, "each event's data whole, not cut at the terminal's width", CF_OPT_FLAG,
+         &wide, false},
+    };
     cf_cli_t cli;
-    int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
+    int rc = cf_cli_parse(&cli, &spec, opts, 1, argc, argv);
     if (rc >= 0)
         return rc;
     msgpack_unpacked got;
@@ -665,7 +711,7 @@ int cf_cmd_show(int argc, char **argv)
     s_show_claim(&cli, claim);
     printf("\n%slast events%s (%u of %u)\n", cf_cli_color(&cli, CF_C_BOLD),
            cf_cli_color(&cli, CF_C_RESET), n - first, n);
-    s_print_events(&cli, hist.ev + first, n - first, s_claim_currency(claim));
+    s_print_events(&cli, hist.ev + first, n - first, s_claim_currency(claim), wide);
 out:
     s_history_fini(&hist);
     msgpack_unpacked_destroy(&got);
@@ -677,13 +723,21 @@ out:
 int cf_cmd_history(int argc, char **argv)
 {
     static const cf_cmd_spec_t spec = {
-        "history", "CLAIM", "A claim's whole history, one event a line: seq, time, event, from → to, actor.",
+        "history", "CLAIM", "A claim's whole history, one event a line: seq, time, event, from → to, actor, data.",
+        "The data (reason, text, amount, ...) is cut with … at the terminal's width;\n"
+        "--wide prints it whole.\n\n"
         "examples:\n"
         "  claimctl history 01JDX3M4QK8Z6V1N2B3C4D5E6F --as aud\n"
+        "  claimctl history 01JDX3M4QK8Z6V1N2B3C4D5E6F --wide\n"
         "  claimctl history 01JDX3M4QK8Z6V1N2B3C4D5E6F --json   # {\"events\": [...]}\n",
         CF_CO_DAEMON | CF_CO_JSON | CF_CO_LOCAL, 1, 1};
+    bool wide = false;
+    const cf_opt_t opts[] = {
+        {"wide", NULL, "each event's data whole, not cut at the terminal's width", CF_OPT_FLAG,
+         &wide, false},
+    };
     cf_cli_t cli;
-    int rc = cf_cli_parse(&cli, &spec, NULL, 0, argc, argv);
+    int rc = cf_cli_parse(&cli, &spec, opts, 1, argc, argv);
     if (rc >= 0)
         return rc;
     s_history_t hist;
@@ -706,7 +760,7 @@ int cf_cmd_history(int argc, char **argv)
             goto out;
         currency = s_claim_currency(cf_mp_get(&got.data, "claim"));
     }
-    s_print_events(&cli, hist.ev, hist.n, currency);
+    s_print_events(&cli, hist.ev, hist.n, currency, wide);
 out:
     msgpack_unpacked_destroy(&got);
     s_history_fini(&hist);

@@ -126,6 +126,18 @@ static bool s_is_calendars_file(const char *path)
     return strcmp(base ? base + 1 : path, "calendars.yaml") == 0;
 }
 
+/* When a timer falls due, for a person: "after 2bd", "at guarantee_valid_until". */
+static const char *s_timer_when(const cf_wf_t *wf, const cf_wf_timer_t *t, char *buf,
+                                size_t len)
+{
+    char dur[32];
+    if (t->at_field >= 0 && (size_t)t->at_field < wf->nfields)
+        snprintf(buf, len, "at %s", wf->fields[t->at_field].name);
+    else
+        snprintf(buf, len, "after %s", cf_dur_format(t->after, dur, sizeof dur));
+    return buf;
+}
+
 /* "claimctl workflow validate: <what>'<arg>'<after>", then the usage. */
 static int s_validate_usage(const char *what, const char *arg, const char *after)
 {
@@ -298,13 +310,24 @@ static void s_show_events(const cf_wf_t *wf, const cf_wf_event_t *ev, size_t n, 
     printf("%s%-20s %-18s %-18s %-14s %-26s %s\n", indent, "EVENT", "TO", "BY", "REQUIRES",
            "SETS", "DATA (! = required)");
     for (size_t i = 0; i < n; i++) {
-        char roles[96], flags[256], data[512];
+        char roles[96], flags[256], data[512], req[256] = "";
         s_roles_str(ev[i].roles, roles, sizeof roles);
         s_flags_str(wf, ev[i].set_flags, ev[i].clear_flags, flags, sizeof flags);
         s_fields_str(ev[i].fields, ev[i].nfields, data, sizeof data);
+        /* guards, then flags that must be set (flag) or clear (!flag) */
+        size_t used = 0;
+        if (ev[i].guards & CF_GUARD_CONSENT_VALID)
+            used += (size_t)snprintf(req, sizeof req, "consent_valid");
+        for (size_t f = 0; f < wf->nflags && used < sizeof req; f++) {
+            uint64_t bit = UINT64_C(1) << f;
+            if (!((ev[i].if_set | ev[i].if_clear) & bit))
+                continue;
+            int w = snprintf(req + used, sizeof req - used, "%s%s%s", used ? "," : "",
+                             (ev[i].if_clear & bit) ? "!" : "", wf->flags[f]);
+            used = w < 0 || (size_t)w >= sizeof req - used ? sizeof req : used + (size_t)w;
+        }
         printf("%s%-20s %-18s %-18s %-14s %-26s %s\n", indent, ev[i].name,
-               s_target(wf, ev[i].to), roles,
-               (ev[i].guards & CF_GUARD_CONSENT_VALID) ? "consent_valid" : "-",
+               s_target(wf, ev[i].to), roles, req[0] ? req : "-",
                flags[0] ? flags : "-", data[0] ? data : "-");
     }
 }
@@ -353,10 +376,13 @@ static int s_show(int argc, char **argv)
                 printf("  requires consent_valid");
             printf("\n");
         }
+        if (st->owner_required)
+            printf("    owner required\n");
         for (size_t i = 0; i < st->ntimers; i++) {
-            char dur[32];
-            printf("    timer %-18s after %-5s sends %s\n", st->timers[i].name,
-                   cf_dur_format(st->timers[i].after, dur, sizeof dur), st->timers[i].event);
+            char dur[80];
+            printf("    timer %-18s %-11s sends %s%s\n", st->timers[i].name,
+                   s_timer_when(wf, &st->timers[i], dur, sizeof dur), st->timers[i].event,
+                   st->timers[i].keep ? "  (kept across a pause)" : "");
         }
         s_show_events(wf, st->events, st->nevents, "    ");
     }
@@ -415,10 +441,12 @@ static int s_dot(int argc, char **argv)
     for (size_t s = 0; s < wf->nstates; s++) {
         const cf_wf_state_t *st = &wf->states[s];
         printf("  \"%s\" [label=\"%s", st->name, st->name);
+        if (st->owner_required)
+            printf("\\nowner required");
         for (size_t i = 0; i < st->ntimers; i++) {
-            char dur[32];
-            printf("\\ntimer %s: %s", cf_dur_format(st->timers[i].after, dur, sizeof dur),
-                   st->timers[i].event);
+            char dur[80];
+            printf("\\ntimer %s: %s%s", s_timer_when(wf, &st->timers[i], dur, sizeof dur),
+                   st->timers[i].event, st->timers[i].keep ? " (kept)" : "");
         }
         printf("\"%s];\n", st->final ? ", peripheries=2, style=\"rounded,bold\"" : "");
     }

@@ -30,7 +30,7 @@ static inline void cf_test_fail_(const char *file, int line, const char *what)
 
 #define CF_FAILF_(...)                                                         \
     do {                                                                       \
-        char cf_buf_[1024];                                                    \
+        char cf_buf_[4096];                                                    \
         snprintf(cf_buf_, sizeof cf_buf_, __VA_ARGS__);                        \
         cf_test_fail_(__FILE__, __LINE__, cf_buf_);                            \
     } while (0)

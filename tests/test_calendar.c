@@ -640,6 +640,32 @@ static void test_add_days_weeks_across_dst(void)
     CF_ASSERT_STR_EQ(s_add("dk", "2026-10-25T02:30:00+02:00", "1h"), "2026-10-25T01:30:00Z");
 }
 
+static void test_add_months_and_end_of_day(void)
+{
+    /* the complaint window: 6 months, the day cut to the month's last */
+    CF_ASSERT_STR_EQ(s_add("dk", "2026-03-02T10:00:00+01:00", "6mo"), "2026-09-02T08:00:00Z");
+    CF_ASSERT_STR_EQ(s_add("dk", "2026-08-31T10:00:00+02:00", "6mo"), "2027-02-28T09:00:00Z");
+    CF_ASSERT_STR_EQ(s_add("dk", "2027-08-31T10:00:00+02:00", "6mo"), "2028-02-29T09:00:00Z");
+    CF_ASSERT_STR_EQ(s_add("dk", "2026-11-15T10:00:00+01:00", "14mo"), "2028-01-15T09:00:00Z");
+    CF_ASSERT_INT_EQ(cf_days_add_months(cf_days_from_civil(2026, 1, 31), -2),
+                     cf_days_from_civil(2025, 11, 30));
+    cf_dur_t d;
+    char buf[16];
+    CF_ASSERT_INT_EQ(cf_dur_parse("6mo", &d), 0);
+    CF_ASSERT_STR_EQ(cf_dur_format(d, buf, sizeof buf), "6mo");
+    /* a guarantee valid until 10 March ends at local midnight after it */
+    const cf_cal_t *dk = s_cal("dk");
+    char t[CF_TIME_BUFLEN];
+    int64_t day = cf_days_from_civil(2026, 3, 10);
+    CF_ASSERT_STR_EQ(cf_time_format(cf_cal_end_of_day(dk, day), t), "2026-03-10T23:00:00Z");
+    day = cf_days_from_civil(2026, 7, 10);
+    CF_ASSERT_STR_EQ(cf_time_format(cf_cal_end_of_day(dk, day), t), "2026-07-10T22:00:00Z");
+    CF_ASSERT_INT_EQ(cf_cal_today(dk, s_t("2026-03-10T23:30:00Z")),
+                     cf_days_from_civil(2026, 3, 11));
+    CF_ASSERT_INT_EQ(cf_cal_today(dk, s_t("2026-03-10T22:59:59Z")),
+                     cf_days_from_civil(2026, 3, 10));
+}
+
 static void test_add_years(void)
 {
     /* consent valid one year: 29 Feb -> 28 Feb */
@@ -1106,6 +1132,7 @@ int main(void)
     CF_RUN(test_add_business_days_dst);
     CF_RUN(test_add_days_weeks_across_dst);
     CF_RUN(test_add_years);
+    CF_RUN(test_add_months_and_end_of_day);
     CF_RUN(test_add_out_of_range);
     CF_RUN(test_shipped_calendars_load);
     CF_RUN(test_loader_errors);

@@ -28,8 +28,9 @@ static void test_lifecycle(void)
     ASSERT_OK(r);
     CF_ASSERT_STR_EQ(S(r, "claim.state"), "awaiting_referral");
     CF_ASSERT_STR_EQ(S(r, "claim.workflow"), "health_claim");
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "3");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "4");
     CF_ASSERT_STR_EQ(S(r, "claim.created_at"), T0);
+    CF_ASSERT_STR_EQ(S(r, "claim.owner"), "null");
 
     r = s_attach(e, CPR_A, claim, "referral", "application/pdf", s_pdf, sizeof s_pdf - 1);
     ASSERT_OK(r);
@@ -195,7 +196,11 @@ static void test_consent_withdrawal_fanout(void)
     for (int i = 0; i < 2; i++) {
         r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", ids[i]);
         CF_ASSERT_STR_EQ(S(r, "claim.state"), "consent_withdrawn");
-        CF_ASSERT(cf_mp_path(r, "claim.timers.0") == NULL);
+        /* review's timers gone; the pause's reminder and expiry run */
+        CF_ASSERT_STR_EQ(S(r, "claim.timers.0.name"), "reminder");
+        CF_ASSERT_STR_EQ(S(r, "claim.timers.0.due_at"), "2026-12-24T09:00:00Z");
+        CF_ASSERT_STR_EQ(S(r, "claim.timers.1.name"), "expiry");
+        CF_ASSERT(cf_mp_path(r, "claim.timers.2") == NULL);
     }
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", done);
     CF_ASSERT_STR_EQ(S(r, "claim.state"), "withdrawn");
@@ -221,12 +226,13 @@ static void test_consent_expiry(void)
     s_call(e, P, "{'op':'consent.give','id':'c1','member':'%s'}", CPR_C);
     char a[32];
     snprintf(a, sizeof a, "%s", s_create(e, CPR_C, "chiropractic"));
-    ASSERT_OK(s_call(e, O, "{'op':'send','id':'i1','actor':'hanne','claim':'%s','event':'info.requested','data':{'text':'?'}}", a));
+    /* approved: a state without timers of its own */
+    ASSERT_OK(s_call(e, O, "{'op':'send','id':'i1','actor':'hanne','claim':'%s','event':'decision.approved'}", a));
     /* A year later, to the second, the consent runs out. */
     const msgpack_object *r = s_call(e, O, "{'op':'clock.set','actor':'hanne','at':'2027-11-24T08:59:59Z'}");
     ASSERT_OK(r);
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", a);
-    CF_ASSERT_STR_EQ(S(r, "claim.state"), "awaiting_info");
+    CF_ASSERT_STR_EQ(S(r, "claim.state"), "approved");
     r = s_call(e, O, "{'op':'clock.advance','actor':'hanne','seconds':1}");
     ASSERT_OK(r);
     CF_ASSERT_STR_EQ(S(r, "fired"), "1");
@@ -234,7 +240,7 @@ static void test_consent_expiry(void)
     /* 30 days before, the reminder; the claim stays where it is. */
     CF_ASSERT_STR_EQ(S(r, "events.2.event"), "consent.expiring");
     CF_ASSERT_STR_EQ(S(r, "events.2.at"), "2027-10-25T09:00:00Z");
-    CF_ASSERT_STR_EQ(S(r, "events.2.to"), "awaiting_info");
+    CF_ASSERT_STR_EQ(S(r, "events.2.to"), "approved");
     CF_ASSERT_STR_EQ(S(r, "events.3.event"), "consent.expired");
     CF_ASSERT_STR_EQ(S(r, "events.3.to"), "consent_withdrawn");
     CF_ASSERT_STR_EQ(S(r, "events.3.actor"), "system");
@@ -277,9 +283,18 @@ static void test_documents(void)
     CF_ASSERT_INT_EQ(body->via.bin.size, sizeof s_pdf - 1);
     CF_ASSERT(memcmp(body->via.bin.ptr, s_pdf, body->via.bin.size) == 0);
     CF_ASSERT_STR_EQ(S(r, "document.content_type"), "application/pdf");
-    /* A second referral is not accepted in awaiting_consent: nothing stored. */
-    r = s_attach(e, CPR_A, claim, "referral", "application/pdf", s_pdf, sizeof s_pdf - 1);
+    /* A corrected referral before the decision: both kept, in order. */
+    static const char pdf2[] = "%PDF-1.4 corrected";
+    r = s_attach(e, CPR_A, claim, "referral", "application/pdf", pdf2, sizeof pdf2 - 1);
+    ASSERT_OK(r);
+    CF_ASSERT_STR_EQ(S(r, "claim.state"), "awaiting_consent");
+    CF_ASSERT_STR_EQ(S(r, "claim.documents.0.sha256"), sha);
+    CF_ASSERT_STR_EQ(S(r, "claim.documents.1.kind"), "referral");
+    /* An invoice is not taken before treatment: nothing stored. */
+    r = s_attach(e, CPR_A, claim, "invoice", "application/pdf", s_pdf, sizeof s_pdf - 1);
     ASSERT_ERR(r, "invalid_transition");
+    r = s_call(e, P, "{'op':'get','member':'%s','claim':'%s'}", CPR_A, claim);
+    CF_ASSERT(cf_mp_path(r, "claim.documents.2") == NULL);
     /* Document events only come with a document. */
     r = s_call(e, P, "{'op':'send','id':'d','member':'%s','claim':'%s','event':'document.referral'}", CPR_A, claim);
     ASSERT_ERR(r, "bad_request");
@@ -329,25 +344,25 @@ static void test_workflow_versions(void)
     cf_engine_destroy(&e);
     s_free_replies();
 
-    /* Version 4 replaces the file; version 3 lives on in the store. */
+    /* Version 5 replaces the file; version 4 lives on in the store. */
     snprintf(src, sizeof src, "%s/workflows/health_claim.yaml", cf_test_srcdir());
     snprintf(dst, sizeof dst, "%s/health_claim.yaml", wf);
-    s_copy_file(src, dst, "version: 3", "version: 4");
+    s_copy_file(src, dst, "version: 4", "version: 5");
     e = s_open_at(data, wf, 0, false);
     const msgpack_object *r = s_call(e, P, "{'op':'ping'}");
     ASSERT_OK(r);
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", old);
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "3");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "4");
     ASSERT_OK(s_call(e, O, "{'op':'send','id':'a','actor':'hanne','claim':'%s','event':'decision.approved'}", old));
     char nw[32];
     snprintf(nw, sizeof nw, "%s", s_create(e, CPR_B, "chiropractic"));
     r = s_call(e, O, "{'op':'get','actor':'hanne','claim':'%s'}", nw);
-    CF_ASSERT_STR_EQ(S(r, "claim.version"), "4");
+    CF_ASSERT_STR_EQ(S(r, "claim.version"), "5");
     cf_engine_destroy(&e);
     s_free_replies();
 
     /* A changed file under a version the store holds is refused. */
-    s_copy_file(src, dst, "version: 3", "version: 4\n# changed\n");
+    s_copy_file(src, dst, "version: 4", "version: 5\n# changed\n");
     cf_time_t t0;
     cf_time_parse(T0, strlen(T0), &t0);
     cf_engine_opts_t o = {.data_dir = data, .workflows_dir = wf, .manual_clock = true,
@@ -355,7 +370,7 @@ static void test_workflow_versions(void)
     cf_diags_t d = {0};
     CF_ASSERT_INT_EQ(cf_engine_open(&o, &e, &d), CF_EBADREQ);
     CF_ASSERT(d.n >= 1);
-    CF_ASSERT_STR_HAS(d.v[0].message, "differs from the version 4");
+    CF_ASSERT_STR_HAS(d.v[0].message, "differs from the version 5");
     cf_diags_clear(&d);
     s_rmrf(s_tmp);
 }
@@ -546,7 +561,10 @@ static void test_roles_and_audit(void)
     const msgpack_object *r = s_call(e, O, "{'op':'send','id':'a','actor':'aud','claim':'%s','event':'decision.approved'}", claim);
     ASSERT_ERR(r, "forbidden");
     ASSERT_OK(s_call(e, O, "{'op':'send','id':'d','actor':'hanne','claim':'%s','event':'decision.denied','data':{'reason':'r'}}", claim));
+    ASSERT_OK(s_call(e, P, "{'op':'send','id':'rr','member':'%s','claim':'%s','event':'reconsideration.requested','data':{'text':'t'}}", CPR_B, claim));
+    ASSERT_OK(s_call(e, O, "{'op':'send','id':'du','actor':'hanne','claim':'%s','event':'decision.upheld','data':{'reason':'r'}}", claim));
     ASSERT_OK(s_call(e, P, "{'op':'send','id':'f','member':'%s','claim':'%s','event':'complaint.filed','data':{'text':'t'}}", CPR_B, claim));
+    ASSERT_OK(s_call(e, O, "{'op':'assign','id':'as','actor':'sofie','claim':'%s','to':'sofie'}", claim));
     /* A handler cannot uphold a complaint; a supervisor can. */
     r = s_call(e, O, "{'op':'send','id':'u1','actor':'hanne','claim':'%s','event':'complaint.upheld'}", claim);
     ASSERT_ERR(r, "forbidden");
@@ -563,11 +581,12 @@ static void test_roles_and_audit(void)
     r = s_call(e, O, "{'op':'audit','actor':'aud','claim':'%s'}", claim);
     ASSERT_OK(r);
     const msgpack_object *en = cf_mp_path(r, "entries");
-    CF_ASSERT_INT_EQ(en->via.array.size, 6);
+    CF_ASSERT_INT_EQ(en->via.array.size, 8);
     static const char *const want[][2] = {{"send", "hanne"}, {"send", "hanne"},
+                                          {"assign", "sofie"}, {"send", "hanne"},
                                           {"send", "sofie"}, {"get", "hanne"},
                                           {"history", "hanne"}, {"query", "aud"}};
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 8; i++) {
         char path[32];
         snprintf(path, sizeof path, "entries.%d.op", i);
         CF_ASSERT_STR_EQ(S(r, path), want[i][0]);
@@ -577,7 +596,7 @@ static void test_roles_and_audit(void)
         CF_ASSERT_STR_EQ(S(r, path), claim);
     }
     r = s_call(e, O, "{'op':'audit','actor':'sofie','operator':'hanne'}");
-    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 4);   /* 2 sends, get, history */
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "entries")->via.array.size, 5);   /* 3 sends, get, history */
     /* The log itself is for auditors and supervisors only. */
     r = s_call(e, O, "{'op':'audit','actor':'hanne','claim':'%s'}", claim);
     ASSERT_ERR(r, "forbidden");
@@ -710,8 +729,7 @@ static void test_purge(void)
     ASSERT_OK(s_attach(e, gone, a, "referral", "application/pdf", pdf, sizeof pdf - 1));
     ASSERT_OK(s_call(e, P, "{'op':'consent.give','id':'c1','member':'%s'}", gone));
     ASSERT_OK(s_call(e, O, "{'op':'send','id':'d','actor':'hanne','claim':'%s','event':'decision.denied','data':{'reason':'REASON-TEXT-91'}}", a));
-    ASSERT_OK(s_call(e, P, "{'op':'send','id':'w','member':'%s','claim':'%s','event':'complaint.filed','data':{'text':'t'}}", gone, a));
-    ASSERT_OK(s_call(e, O, "{'op':'send','id':'x','actor':'sofie','claim':'%s','event':'complaint.rejected','data':{'reason':'r'}}", a));
+    ASSERT_OK(s_call(e, O, "{'op':'send','id':'x','actor':'sofie','claim':'%s','event':'claim.closed','data':{'reason':'r'}}", a));
     snprintf(b, sizeof b, "%s", s_create(e, kept, "chiropractic"));
     ASSERT_OK(s_call(e, O, "{'op':'clock.advance','actor':'hanne','seconds':86400}"));
 
@@ -727,14 +745,14 @@ static void test_purge(void)
     CF_ASSERT_INT_EQ(cf_mp_path(r, "claim.data")->via.map.size, 0);
     CF_ASSERT(cf_mp_path(r, "claim.documents.0") == NULL);
     r = s_call(e, O, "{'op':'history','actor':'aud','claim':'%s'}", a);
-    CF_ASSERT_INT_EQ(cf_mp_path(r, "events")->via.array.size, 6);
+    CF_ASSERT_INT_EQ(cf_mp_path(r, "events")->via.array.size, 5);
     CF_ASSERT_STR_EQ(S(r, "events.2.event"), "consent.given");
     CF_ASSERT_INT_EQ(cf_mp_path(r, "events.3.data")->via.map.size, 0);
     /* The member has no claims left: their consent is gone too. */
     r = s_call(e, P, "{'op':'consent.withdraw','id':'cw','member':'%s'}", gone);
     ASSERT_ERR(r, "not_found");
     r = s_call(e, O, "{'op':'audit','actor':'aud','operator':'sofie'}");
-    CF_ASSERT_STR_EQ(S(r, "entries.0.op"), "send");   /* the complaint's rejection */
+    CF_ASSERT_STR_EQ(S(r, "entries.0.op"), "send");   /* the claim's closing */
     CF_ASSERT_STR_EQ(S(r, "entries.1.op"), "purge");
     CF_ASSERT_STR_EQ(S(r, "entries.1.claims.0"), a);
     /* Gone from the file itself, not just from the index. */

@@ -98,7 +98,9 @@ static s_data_t *s_put(s_data_t *d, const char *key, msgpack_object v)
 }
 
 /* the event data the table refers to */
-typedef enum { D_NONE, D_TEXT, D_REASON, D_GUARANTEE, D_PROVIDER } s_dkind_t;
+typedef enum {
+    D_NONE, D_TEXT, D_REASON, D_GUARANTEE, D_PROVIDER, D_PAID, D_BOARD, D_DECIDED
+} s_dkind_t;
 
 static const msgpack_object *s_data(s_data_t *d, s_dkind_t kind)
 {
@@ -120,6 +122,18 @@ static const msgpack_object *s_data(s_data_t *d, s_dkind_t kind)
     case D_PROVIDER:
         s_put(d, "provider", s_str("Fysio Nord"));
         break;
+    case D_PAID:
+        s_put(d, "amount", s_int(125000));
+        s_put(d, "paid_to", s_str("provider"));
+        s_put(d, "reference", s_str("PAY-1"));
+        break;
+    case D_BOARD:
+        s_put(d, "board", s_str("Ankenævnet for Forsikring"));
+        break;
+    case D_DECIDED:
+        s_put(d, "outcome", s_str("rejected"));
+        s_put(d, "reference", s_str("AK-2026-17"));
+        break;
     }
     return &d->obj;
 }
@@ -130,6 +144,8 @@ static cf_sm_ctx_t s_ctx(bool consent)
 {
     cf_sm_ctx_t c = {0};
     c.now = NOW;
+    c.today = NOW / 86400;   /* 2026-05-28 */
+    c.has_owner = true;
     if (consent) {
         c.consent_given_at = NOW - 86400;
         c.consent_valid_until = NOW + 365 * 86400;
@@ -172,36 +188,88 @@ static const struct {
     bool consent;
     const char *to;
     size_t ncancel, nstart;
-    const char *flag;   /* set by the event, or NULL */
+    const char *flag;   /* the claim's flags after the event: one, or NULL */
+    const char *have;   /* a flag the claim has before, or NULL */
 } s_rows[] = {
     /* health_claim */
-    {0, "awaiting_referral", "document.referral", M, D_NONE, 0, "awaiting_consent", 0, 0, NULL},
-    {0, "awaiting_referral", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 0, 0, NULL},
-    {0, "awaiting_consent", "consent.given", SY, D_NONE, 1, "in_review", 0, 2, NULL},
-    {0, "awaiting_consent", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 0, 0, NULL},
-    {0, "in_review", "sla.warning", SY, D_NONE, 1, "in_review", 0, 0, "sla.warning"},
-    {0, "in_review", "sla.breached", SY, D_NONE, 1, "in_review", 0, 0, "sla.breached"},
-    {0, "in_review", "info.requested", H, D_TEXT, 1, "awaiting_info", 2, 0, NULL},
-    {0, "in_review", "decision.approved", H, D_NONE, 1, "approved", 2, 0, NULL},
-    {0, "in_review", "decision.denied", H, D_REASON, 1, "denied", 2, 1, NULL},
-    {0, "in_review", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL},
-    {0, "awaiting_info", "info.provided", M, D_TEXT, 1, "in_review", 0, 2, NULL},
-    {0, "awaiting_info", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 0, 0, NULL},
-    {0, "approved", "guarantee.issued", H, D_GUARANTEE, 1, "guarantee_issued", 0, 0, NULL},
-    {0, "approved", "network.referred", H, D_PROVIDER, 1, "network_referral", 0, 0, NULL},
-    {0, "guarantee_issued", "treatment.started", M, D_NONE, 1, "in_treatment", 0, 0, NULL},
-    {0, "network_referral", "treatment.started", M, D_NONE, 1, "in_treatment", 0, 0, NULL},
-    {0, "denied", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 0, NULL},
-    {0, "denied", "complaint.expired", SY, D_NONE, 1, "closed", 1, 0, NULL},
-    {0, "complaint_review", "complaint.upheld", SU, D_NONE, 1, "approved", 0, 0, NULL},
-    {0, "complaint_review", "complaint.rejected", SU, D_REASON, 1, "closed", 0, 0, NULL},
+    {0, "awaiting_referral", "document.referral", M, D_NONE, 0, "awaiting_consent", 2, 2, NULL, NULL},
+    {0, "awaiting_referral", "claim.reminder", SY, D_NONE, 0, "awaiting_referral", 0, 0, NULL, NULL},
+    {0, "awaiting_referral", "claim.expired", SY, D_NONE, 0, "closed", 2, 0, NULL, NULL},
+    {0, "awaiting_referral", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 2, 0, NULL, NULL},
+    {0, "awaiting_consent", "consent.given", SY, D_NONE, 1, "in_review", 2, 2, NULL, NULL},
+    {0, "awaiting_consent", "document.referral", M, D_NONE, 0, "awaiting_consent", 0, 0, NULL, NULL},
+    {0, "awaiting_consent", "claim.reminder", SY, D_NONE, 0, "awaiting_consent", 0, 0, NULL, NULL},
+    {0, "awaiting_consent", "claim.expired", SY, D_NONE, 0, "closed", 2, 0, NULL, NULL},
+    {0, "awaiting_consent", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 2, 0, NULL, NULL},
+    {0, "in_review", "sla.warning", SY, D_NONE, 1, "in_review", 0, 0, "sla.warning", NULL},
+    {0, "in_review", "sla.breached", SY, D_NONE, 1, "in_review", 0, 0, "sla.breached", NULL},
+    {0, "in_review", "document.referral", M, D_NONE, 1, "in_review", 0, 0, NULL, NULL},
+    {0, "in_review", "info.requested", H, D_TEXT, 1, "awaiting_info", 2, 2, NULL, "sla.breached"},
+    {0, "in_review", "decision.approved", H, D_NONE, 1, "approved", 2, 0, NULL, "sla.warning"},
+    {0, "in_review", "decision.denied", H, D_REASON, 1, "denied", 2, 1, NULL, NULL},
+    {0, "in_review", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "awaiting_info", "document.referral", M, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "document.statement", M, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "document.other", M, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "info.provided", M, D_TEXT, 1, "in_review", 2, 2, NULL, NULL},
+    {0, "awaiting_info", "claim.reminder", SY, D_NONE, 1, "awaiting_info", 0, 0, NULL, NULL},
+    {0, "awaiting_info", "claim.expired", SY, D_NONE, 1, "closed", 2, 0, NULL, NULL},
+    {0, "awaiting_info", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "approved", "guarantee.issued", H, D_GUARANTEE, 1, "guarantee_issued", 0, 2, "preapproved", NULL},
+    {0, "approved", "network.referred", H, D_PROVIDER, 1, "network_referral", 0, 1, "preapproved", NULL},
+    {0, "approved", "settlement.paid", H, D_PAID, 1, "settled", 0, 0, "invoice.received", "invoice.received"},
+    {0, "guarantee_issued", "treatment.started", M, D_NONE, 1, "in_treatment", 2, 0, NULL, "preapproved"},
+    {0, "guarantee_issued", "guarantee.expired", SY, D_NONE, 1, "guarantee_expired", 2, 1, NULL, "preapproved"},
+    {0, "guarantee_issued", "complaint.window_closed", SY, D_NONE, 1, "guarantee_issued", 0, 0, "complaint.window_closed", NULL},
+    {0, "guarantee_issued", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 2, 2, NULL, NULL},
+    {0, "guarantee_issued", "complaint.filed", M, D_TEXT, 1, "complaint_review", 2, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "guarantee_issued", "claim.closed", SU, D_REASON, 1, "closed", 2, 0, NULL, NULL},
+    {0, "network_referral", "treatment.started", M, D_NONE, 1, "in_treatment", 1, 0, NULL, "preapproved"},
+    {0, "network_referral", "complaint.window_closed", SY, D_NONE, 1, "network_referral", 0, 0, "complaint.window_closed", NULL},
+    {0, "network_referral", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 1, 2, NULL, NULL},
+    {0, "network_referral", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "guarantee_expired", "guarantee.issued", H, D_GUARANTEE, 1, "guarantee_issued", 1, 2, "preapproved", NULL},
+    {0, "guarantee_expired", "claim.expired", SY, D_NONE, 1, "closed", 1, 0, NULL, NULL},
+    {0, "guarantee_expired", "claim.closed", SU, D_REASON, 1, "closed", 1, 0, NULL, NULL},
+    {0, "denied", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 1, 2, NULL, NULL},
+    {0, "denied", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "denied", "complaint.expired", SY, D_NONE, 1, "closed", 1, 0, NULL, NULL},
+    {0, "reconsideration", "sla.warning", SY, D_NONE, 1, "reconsideration", 0, 0, "sla.warning", NULL},
+    {0, "reconsideration", "sla.breached", SY, D_NONE, 1, "reconsideration", 0, 0, "sla.breached", NULL},
+    {0, "reconsideration", "decision.changed", H, D_NONE, 1, "approved", 2, 0, NULL, "sla.warning"},
     /* $previous: the claim was in denied before (prev set by the runner) */
-    {0, "consent_withdrawn", "consent.given", SY, D_NONE, 1, "denied", 0, 1, NULL},
-    {0, "consent_withdrawn", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 0, 0, NULL},
+    {0, "reconsideration", "decision.upheld", H, D_REASON, 1, "denied", 2, 1, "reconsideration.upheld", "sla.breached"},
+    {0, "reconsideration", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "complaint_review", "sla.warning", SY, D_NONE, 1, "complaint_review", 0, 0, "sla.warning", NULL},
+    {0, "complaint_review", "sla.breached", SY, D_NONE, 1, "complaint_review", 0, 0, "sla.breached", NULL},
+    {0, "complaint_review", "complaint.upheld", SU, D_NONE, 1, "approved", 2, 0, NULL, "reconsideration.upheld"},
+    {0, "complaint_review", "complaint.rejected", SU, D_REASON, 1, "complaint_rejected", 2, 2, NULL, "sla.warning"},
+    {0, "complaint_review", "claim.withdrawn", M, D_NONE, 1, "withdrawn", 2, 0, NULL, NULL},
+    {0, "complaint_rejected", "appeal.filed", M, D_BOARD, 1, "external_appeal", 2, 0, NULL, NULL},
+    {0, "complaint_rejected", "appeal.expired", SY, D_NONE, 1, "closed", 2, 0, NULL, NULL},
+    {0, "complaint_rejected", "treatment.started", M, D_NONE, 1, "in_treatment", 2, 0, NULL, "preapproved"},
+    {0, "complaint_rejected", "guarantee.expired", SY, D_NONE, 1, "complaint_rejected", 0, 0, NULL, "preapproved"},
+    {0, "external_appeal", "appeal.decided", H, D_DECIDED, 1, "closed", 0, 0, NULL, NULL},
+    {0, "in_treatment", "document.invoice", M, D_NONE, 1, "invoice_received", 0, 2, "invoice.received", NULL},
+    {0, "in_treatment", "claim.closed", SU, D_REASON, 1, "closed", 0, 0, NULL, NULL},
+    {0, "invoice_received", "sla.warning", SY, D_NONE, 1, "invoice_received", 0, 0, "sla.warning", NULL},
+    {0, "invoice_received", "sla.breached", SY, D_NONE, 1, "invoice_received", 0, 0, "sla.breached", NULL},
+    {0, "invoice_received", "document.invoice", H, D_NONE, 1, "invoice_received", 0, 0, NULL, NULL},
+    {0, "invoice_received", "settlement.paid", H, D_PAID, 1, "settled", 2, 0, NULL, "sla.breached"},
+    {0, "invoice_received", "settlement.rejected", SU, D_REASON, 1, "settlement_rejected", 2, 1, NULL, "reconsideration.upheld"},
+    {0, "invoice_received", "claim.closed", SU, D_REASON, 1, "closed", 2, 0, NULL, NULL},
+    {0, "settlement_rejected", "reconsideration.requested", M, D_TEXT, 1, "reconsideration", 1, 2, NULL, NULL},
+    {0, "settlement_rejected", "complaint.filed", M, D_TEXT, 1, "complaint_review", 1, 2, "reconsideration.upheld", "reconsideration.upheld"},
+    {0, "settlement_rejected", "complaint.expired", SY, D_NONE, 1, "closed", 1, 0, NULL, NULL},
+    {0, "consent_withdrawn", "consent.given", SY, D_NONE, 1, "denied", 2, 1, NULL, NULL},
+    {0, "consent_withdrawn", "claim.reminder", SY, D_NONE, 1, "consent_withdrawn", 0, 0, NULL, NULL},
+    {0, "consent_withdrawn", "claim.expired", SY, D_NONE, 1, "closed", 2, 0, NULL, NULL},
+    {0, "consent_withdrawn", "claim.withdrawn", M, D_NONE, 0, "withdrawn", 2, 0, NULL, NULL},
     /* inquiry */
-    {1, "open", "sla.warning", SY, D_NONE, 0, "open", 0, 0, "sla.warning"},
-    {1, "open", "sla.breached", SY, D_NONE, 0, "open", 0, 0, "sla.breached"},
-    {1, "open", "inquiry.answered", H, D_TEXT, 0, "answered", 2, 0, NULL},
+    {1, "open", "sla.warning", SY, D_NONE, 0, "open", 0, 0, "sla.warning", NULL},
+    {1, "open", "sla.breached", SY, D_NONE, 0, "open", 0, 0, "sla.breached", NULL},
+    {1, "open", "inquiry.answered", H, D_TEXT, 0, "answered", 2, 0, NULL, NULL},
+    {1, "open", "claim.closed", H, D_REASON, 0, "closed", 2, 0, NULL, NULL},
 };
 #define S_NROWS (sizeof s_rows / sizeof s_rows[0])
 
@@ -214,7 +282,9 @@ static void test_every_transition(void)
         cf_error_t e;
         int from = S(wf, s_rows[i].from);
         int prev = s_rows[i].inquiry ? -1 : S(wf, "denied");
-        int rc = s_apply(wf, s_rows[i].from, prev, 0, s_rows[i].event, s_rows[i].role,
+        uint64_t have = s_rows[i].have
+                            ? UINT64_C(1) << cf_wf_flag_find(wf, s_rows[i].have) : 0;
+        int rc = s_apply(wf, s_rows[i].from, prev, have, s_rows[i].event, s_rows[i].role,
                          s_data(&d, s_rows[i].data), s_rows[i].consent, &r, &e);
         if (rc)
             fprintf(stderr, "row %zu (%s %s): %s\n", i, s_rows[i].from, s_rows[i].event,
@@ -286,7 +356,7 @@ static void test_any_events(void)
                 CF_ASSERT(r.state_changed);
                 CF_ASSERT_INT_EQ(r.next.prev, (int)s);
                 CF_ASSERT_INT_EQ(r.ncancel, st->ntimers);
-                CF_ASSERT_INT_EQ(r.nstart, 0);
+                CF_ASSERT_INT_EQ(r.nstart, 2);   /* the reminder, the expiry */
             }
             CF_ASSERT(r.event == &s_hc->any[k]);
         }
@@ -318,7 +388,7 @@ static void test_create_autos(void)
         for (int consent = 0; consent < 2; consent++) {
             CF_ASSERT_INT_EQ(s_create(s_hc, M, referral[i], consent, &r, &e), 0);
             CF_ASSERT_STR_EQ(s_hc->states[r.next.state].name, "awaiting_referral");
-            CF_ASSERT_INT_EQ(r.nstart, 0);
+            CF_ASSERT_INT_EQ(r.nstart, 2);   /* the reminder and the expiry */
         }
     /* chiropractic needs no referral */
     CF_ASSERT_INT_EQ(s_create(s_hc, M, "chiropractic", false, &r, &e), 0);
@@ -329,7 +399,7 @@ static void test_create_autos(void)
     CF_ASSERT(r.state_changed);
     CF_ASSERT(r.event == NULL);
     CF_ASSERT_INT_EQ(r.ncancel, 0);
-    CF_ASSERT_INT_EQ(r.nstart, 0);
+    CF_ASSERT_INT_EQ(r.nstart, 2);
     /* ... and with a valid consent goes on to review, its timers started */
     CF_ASSERT_INT_EQ(s_create(s_hc, M, "chiropractic", true, &r, &e), 0);
     CF_ASSERT_STR_EQ(s_hc->states[r.next.state].name, "in_review");
@@ -402,8 +472,9 @@ static void test_previous(void)
     CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "consent.given", 13, SY, NULL, &ctx, &r, &e), 0);
     CF_ASSERT_INT_EQ(r.next.state, ir);
     CF_ASSERT_INT_EQ(r.next.prev, cw);
+    CF_ASSERT_INT_EQ(r.returned_to, ir);
     CF_ASSERT_INT_EQ(r.nstart, 2);
-    CF_ASSERT_INT_EQ(r.ncancel, 0);
+    CF_ASSERT_INT_EQ(r.ncancel, 2);   /* consent_withdrawn's reminder and expiry */
     CF_ASSERT_INT_EQ(r.next.flags, 1);
 
     /* back to awaiting_consent, whose auto goes on to review */
@@ -472,9 +543,9 @@ static void test_invalid_transition(void)
     CF_ASSERT_INT_EQ(e.code, CF_EINVTRANS);
     CF_ASSERT_STR_EQ(e.message,
                      "event 'treatment.started' is not accepted in state 'in_review' (accepts: "
-                     "sla.warning, sla.breached, info.requested, decision.approved, "
-                     "decision.denied, claim.withdrawn, consent.withdrawn, consent.expired, "
-                     "consent.expiring): "
+                     "sla.warning, sla.breached, document.referral, info.requested, "
+                     "decision.approved, decision.denied, claim.withdrawn, consent.withdrawn, "
+                     "consent.expired, consent.expiring, claim.closed): "
                      "treatment is covered only once it is pre-approved (a payment guarantee "
                      "or a network referral)");
     /* no refusal text for an event without one */
@@ -482,8 +553,8 @@ static void test_invalid_transition(void)
                              &r, &e), CF_EINVTRANS);
     CF_ASSERT_STR_EQ(e.message,
                      "event 'decision.approved' is not accepted in state 'approved' (accepts: "
-                     "guarantee.issued, network.referred, consent.withdrawn, consent.expired, "
-                     "consent.expiring)");
+                     "guarantee.issued, network.referred, settlement.paid, consent.withdrawn, "
+                     "consent.expired, consent.expiring, claim.closed)");
     /* an unknown event; a final state */
     CF_ASSERT_INT_EQ(s_apply(s_hc, "closed", -1, 0, "no.such", M, NULL, true, &r, &e),
                      CF_EINVTRANS);
@@ -541,7 +612,7 @@ static void test_bad_request(void)
         {"amount", 1, "125000", "field 'amount' must be an integer amount in minor units (øre)"},
         {"amount", 3, NULL,
          "field 'amount' must be an integer amount in minor units (øre), not a float"},
-        {"amount", 6, NULL, "field 'amount' must not be negative"},
+        {"amount", 6, NULL, "field 'amount' must be at least 1"},   /* min: 1 */
         {"provider", 2, NULL, "field 'provider' must be a string"},
         {"provider", 1, s_long, "field 'provider' is longer than 200 bytes"},
         {"valid_until", 1, "2026-02-30", "field 'valid_until' must be a real date written YYYY-MM-DD"},
@@ -646,7 +717,7 @@ static void test_check_data_types(void)
     s_put(&d, "born", s_str("2000-02-29"));
     s_put(&d, "size", s_str("m"));
     s_put(&d, "note", s_str("12345"));
-    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), 0);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), 0);
 
     struct {
         uint32_t idx;
@@ -667,18 +738,18 @@ static void test_check_data_types(void)
         msgpack_object keep = d.kv[cases[i].idx].val;
         d.kv[cases[i].idx].val = cases[i].v;
         memset(&e, 0, sizeof e);
-        CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
+        CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), CF_EBADREQ);
         CF_ASSERT_STR_HAS(e.message, cases[i].msg);
         d.kv[cases[i].idx].val = keep;
     }
     /* an empty key (msgpack may give it a NULL ptr) */
     d.kv[0].key.via.str.ptr = NULL;
     d.kv[0].key.via.str.size = 0;
-    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), CF_EBADREQ);
     CF_ASSERT_STR_EQ(e.message, "unknown field ''");
     /* a non-string key */
     d.kv[0].key = s_int(5);
-    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, &e), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->fields, wf->nfields, &d.obj, CF_ROLE_HANDLER, NULL, &e), CF_EBADREQ);
     CF_ASSERT_STR_HAS(e.message, "data keys must be field names");
     cf_wf_destroy(&wf);
 }
@@ -699,10 +770,13 @@ static void test_flags(void)
     cf_sm_ctx_t c = s_ctx(true);
     CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "sla.breached", 12, SY, NULL, &c, &r, &e), 0);
     CF_ASSERT_INT_EQ(r.next.flags, (UINT64_C(1) << w) | (UINT64_C(1) << b));
-    /* flags stay as a record across later transitions */
+    /* flags stay as a record across later transitions, unless cleared: a
+     * decision clears the deadline's flags (health_claim 4) */
     cur = r.next;
-    CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "decision.approved", 17, H, NULL, &c, &r, &e), 0);
+    CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "consent.withdrawn", 17, SY, NULL, &c, &r, &e), 0);
     CF_ASSERT_INT_EQ(r.next.flags, (UINT64_C(1) << w) | (UINT64_C(1) << b));
+    CF_ASSERT_INT_EQ(cf_sm_apply(s_hc, &cur, "decision.approved", 17, H, NULL, &c, &r, &e), 0);
+    CF_ASSERT_INT_EQ(r.next.flags, 0);
 
     /* clear, on a workflow that uses it */
     static const char text[] =
@@ -726,6 +800,185 @@ static void test_flags(void)
 }
 
 /* A cycle of autos in a definition ends after nstates steps, not never. */
+/* ------------------------------------------------- issue 16 features --- */
+
+static const char s_after_text[] =
+    "workflow: after\nversion: 1\ncalendar: dk\n"
+    "data:\n"
+    "  member: {type: person_id, required: true}\n"
+    "  granted: {type: money, internal: true}\n"
+    "  outcome: {type: enum, values: [yes, no], internal: true}\n"
+    "states:\n"
+    "  a:\n    initial: true\n    on:\n"
+    "      grant:\n        to: a\n        by: [handler]\n"
+    "        data:\n"
+    "          amount: {type: money, required: true, min: 1, max: 5000000}\n"
+    "          until: {type: date, not_before: today, not_after: +1y}\n"
+    "          count: {type: integer, min: -5, max: 5}\n"
+    "        record: {amount: granted}\n"
+    "      pay:\n        by: [handler, supervisor]\n"
+    "        data: {amount: {type: money, required: true, max: {claim: granted, except_by: [supervisor]}}}\n"
+    "      upheld: {by: [handler], set: [upheld]}\n"
+    "      complain: {to: r, by: [member], if_set: [upheld], if_clear: [lapsed]}\n"
+    "      lapse: {by: [system], set: [lapsed]}\n"
+    "      decide:\n        to: d\n        by: [handler]\n"
+    "        data: {outcome: {type: enum, values: [yes, no], required: true}}\n"
+    "        record: {outcome: outcome}\n"
+    "    refusals: {nothing: \"not here\"}\n"
+    "  r:\n    owner: required\n    on:\n"
+    "      answer: {to: a, by: [supervisor]}\n"
+    "      note: {by: [member]}\n"
+    "      back: {to: $previous, by: [member]}\n"
+    "      nothing: {by: [member]}\n"
+    "  d:\n    auto:\n      - {to: y, when: {field: outcome, in: [yes]}}\n      - {to: n}\n"
+    "  y: {final: true}\n  n: {final: true}\n"
+    "refusals: {nothing: \"never\", complain: \"a complaint follows an upheld decision\"}\n";
+
+static void test_bounds(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t dg = {0};
+    int rc = cf_wf_load_buffer("after.yaml", s_after_text, strlen(s_after_text), &wf, &dg);
+    if (rc)
+        cf_diags_print(&dg, stderr);
+    CF_ASSERT_INT_EQ(rc, 0);
+    cf_sm_claim_t cur = {S(wf, "a"), -1, 0};
+    cf_sm_ctx_t ctx = s_ctx(true);
+    ctx.today = cf_days_from_civil(2026, 3, 2);
+    cf_sm_result_t r;
+    cf_error_t e;
+    s_data_t d;
+    struct {
+        msgpack_object amount;
+        const char *until;
+        int64_t count;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {s_int(150000), "2026-03-02", 0, 0, NULL},
+        {s_int(150000), "2027-03-02", 5, 0, NULL},
+        {s_int(1), "2026-06-30", -5, 0, NULL},
+        {s_int(-150000), "2026-06-30", 0, CF_EBADREQ, "field 'amount' must be at least 1"},
+        {s_int(0), "2026-06-30", 0, CF_EBADREQ, "field 'amount' must be at least 1"},
+        {s_int(5000001), "2026-06-30", 0, CF_EBADREQ, "field 'amount' must be at most 5000000"},
+        {s_int(100), "2026-03-01", 0, CF_EBADREQ,
+         "field 'until' must not be before today (2026-03-02)"},
+        {s_int(100), "2020-01-01", 0, CF_EBADREQ,
+         "field 'until' must not be before today (2026-03-02)"},
+        {s_int(100), "2027-03-03", 0, CF_EBADREQ,
+         "field 'until' must not be after today + 1y (2027-03-02)"},
+        {s_int(100), "2026-06-30", 6, CF_EBADREQ, "field 'count' must be at most 5"},
+        {s_int(100), "2026-06-30", -6, CF_EBADREQ, "field 'count' must be at least -5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_data_init(&d);
+        s_put(&d, "amount", cases[i].amount);
+        s_put(&d, "until", s_str(cases[i].until));
+        s_put(&d, "count", s_int(cases[i].count));
+        memset(&e, 0, sizeof e);
+        CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "grant", 5, H, &d.obj, &ctx, &r, &e),
+                         cases[i].rc);
+        if (cases[i].msg)
+            CF_ASSERT_STR_EQ(e.message, cases[i].msg);
+    }
+    /* never the value in a message */
+    s_data_init(&d);
+    s_put(&d, "amount", s_int(-150000));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "grant", 5, H, &d.obj, &ctx, &r, &e), CF_EBADREQ);
+    CF_ASSERT(strstr(e.message, "150000") == NULL);
+
+    /* a bound on a claim field: binds the handler, not the supervisor, and
+     * nobody while the claim has no such value */
+    s_data_t claim;
+    s_data_init(&claim);
+    s_put(&claim, "member", s_str("15058545640"));
+    ctx.claim_data = &claim.obj;
+    s_data_init(&d);
+    s_put(&d, "amount", s_int(200000));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, H, &d.obj, &ctx, &r, &e), 0);
+    s_put(&claim, "granted", s_int(150000));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, H, &d.obj, &ctx, &r, &e), CF_EBADREQ);
+    CF_ASSERT_STR_EQ(e.message, "field 'amount' must not be above the claim's 'granted' "
+                     "(unless sent by a supervisor)");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, SU, &d.obj, &ctx, &r, &e), 0);
+    d.kv[0].val = s_int(150000);
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "pay", 3, H, &d.obj, &ctx, &r, &e), 0);
+    /* without a context (no claim, no today) those bounds are not checked */
+    d.kv[0].val = s_int(900000);
+    CF_ASSERT_INT_EQ(cf_sm_check_data(wf->states[cur.state].events[1].fields, 1, &d.obj, H,
+                                      NULL, &e), 0);
+
+    /* internal fields are not given at creation */
+    s_data_t cd;
+    s_data_init(&cd);
+    s_put(&cd, "member", s_str("15058545640"));
+    s_put(&cd, "granted", s_int(1));
+    CF_ASSERT_INT_EQ(cf_sm_create(wf, M, &cd.obj, &ctx, &r, &e), CF_EBADREQ);
+    CF_ASSERT_STR_EQ(e.message, "field 'granted' is recorded by the claim's events; it cannot "
+                     "be given when the claim is created");
+    cf_wf_destroy(&wf);
+}
+
+static void test_flag_conditions_owner_record(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t dg = {0};
+    CF_ASSERT_INT_EQ(cf_wf_load_buffer("after.yaml", s_after_text, strlen(s_after_text), &wf,
+                                       &dg), 0);
+    int up = cf_wf_flag_find(wf, "upheld"), lapsed = cf_wf_flag_find(wf, "lapsed");
+    CF_ASSERT(up >= 0 && lapsed >= 0);
+    cf_sm_claim_t cur = {S(wf, "a"), -1, 0};
+    cf_sm_ctx_t ctx = s_ctx(true);
+    cf_sm_result_t r;
+    cf_error_t e;
+    /* if_set: the flag must be set; the refusal text follows */
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "complain", 8, M, NULL, &ctx, &r, &e), CF_EGUARD);
+    CF_ASSERT_STR_EQ(e.message, "event 'complain' needs flag 'upheld' set: a complaint follows "
+                     "an upheld decision");
+    cur.flags = UINT64_C(1) << up;
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "complain", 8, M, NULL, &ctx, &r, &e), 0);
+    CF_ASSERT_STR_EQ(wf->states[r.next.state].name, "r");
+    CF_ASSERT_INT_EQ(r.returned_to, -1);
+    /* if_clear */
+    cur.flags |= UINT64_C(1) << lapsed;
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "complain", 8, M, NULL, &ctx, &r, &e), CF_EGUARD);
+    CF_ASSERT_STR_HAS(e.message, "event 'complain' needs flag 'lapsed' clear");
+
+    /* owner: required binds operators, not the member or the system */
+    cf_sm_claim_t inr = {S(wf, "r"), S(wf, "a"), 0};
+    ctx.has_owner = false;
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "answer", 6, SU, NULL, &ctx, &r, &e), CF_EGUARD);
+    CF_ASSERT_STR_EQ(e.message, "state 'r' needs an owner before 'answer' is accepted "
+                     "(assign the claim first: op assign)");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "note", 4, M, NULL, &ctx, &r, &e), 0);
+    ctx.has_owner = true;
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "answer", 6, SU, NULL, &ctx, &r, &e), 0);
+    /* $previous says where it returned */
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &inr, "back", 4, M, NULL, &ctx, &r, &e), 0);
+    CF_ASSERT_INT_EQ(r.returned_to, S(wf, "a"));
+    /* a state's refusal text before the workflow's */
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "nothing", 7, M, NULL, &ctx, &r, &e),
+                     CF_EINVTRANS);
+    CF_ASSERT_STR_HAS(e.message, "): not here");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &(cf_sm_claim_t){S(wf, "d"), -1, 0}, "nothing", 7, M,
+                                 NULL, &ctx, &r, &e), CF_EINVTRANS);
+    CF_ASSERT_STR_HAS(e.message, "): never");
+
+    /* record: the autos after the event see the recorded value */
+    s_data_t claim, d;
+    s_data_init(&claim);
+    s_put(&claim, "member", s_str("15058545640"));
+    ctx.claim_data = &claim.obj;
+    s_data_init(&d);
+    s_put(&d, "outcome", s_str("yes"));
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "decide", 6, H, &d.obj, &ctx, &r, &e), 0);
+    CF_ASSERT_STR_EQ(wf->states[r.next.state].name, "y");
+    d.kv[0].val = s_str("no");
+    CF_ASSERT_INT_EQ(cf_sm_apply(wf, &cur, "decide", 6, H, &d.obj, &ctx, &r, &e), 0);
+    CF_ASSERT_STR_EQ(wf->states[r.next.state].name, "n");
+    cf_wf_destroy(&wf);
+}
+
 static void test_auto_cycle(void)
 {
     static const char text[] =
@@ -764,6 +1017,8 @@ int main(void)
     CF_RUN(test_check_data_types);
     CF_RUN(test_flags);
     CF_RUN(test_auto_cycle);
+    CF_RUN(test_bounds);
+    CF_RUN(test_flag_conditions_owner_record);
     cf_wf_destroy(&s_hc);
     cf_wf_destroy(&s_inq);
     return cf_test_done();

@@ -548,8 +548,8 @@ static const cf_wf_t *s_resolve_wf(void *ctx, const char *name, size_t n, int64_
                ? wf : NULL;
 }
 
-/* rec (len bytes): a record the engine wrote for a Danish member, 14
- * elements, the last the country "dk". */
+/* rec (len bytes): a record the engine wrote for a Danish member before
+ * the owner, 14 elements, the last the country "dk". */
 static void s_claim_country_element(const unsigned char *rec, size_t len, const cf_wf_t *wf)
 {
     cf_claim_t c;
@@ -573,10 +573,11 @@ static void s_claim_country_element(const unsigned char *rec, size_t len, const 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     CF_ASSERT_INT_EQ(cf_claim_encode(&c, &sb), 0);
-    CF_ASSERT_INT_EQ(sb.size, len);
-    CF_ASSERT_INT_EQ((unsigned char)sb.data[0], 0x9e);
-    CF_ASSERT(memcmp(sb.data + 1, rec + 1, len - 4) == 0);
-    CF_ASSERT(memcmp(sb.data + len - 3, "\xa2" "no", 3) == 0);
+    /* written back with 16: array16 header, no owner, no frames */
+    CF_ASSERT_INT_EQ(sb.size, len + 4);
+    CF_ASSERT(memcmp(sb.data, "\xdc\x00\x10", 3) == 0);
+    CF_ASSERT(memcmp(sb.data + 3, rec + 1, len - 4) == 0);
+    CF_ASSERT(memcmp(sb.data + len - 1, "\xa2" "no" "\xc0\x90", 5) == 0);
     cf_claim_fini(&c);
     s_default_country = CF_COUNTRY_DK;
 
@@ -651,7 +652,42 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
     /* Declared counts the bytes cannot hold. */
     CF_ASSERT_INT_EQ(cf_claim_decode("\xdd\xff\xff\xff\xff", 5, s_resolve_wf, wf, &c),
                      CF_EINTERNAL);
-    s_claim_country_element(rec, len, wf);
+    /* Written now: 16 elements, the owner (nil) and the frames ([]) after
+     * the country. */
+    CF_ASSERT(memcmp(rec, "\xdc\x00\x10", 3) == 0);
+    CF_ASSERT(memcmp(rec + len - 5, "\xa2" "dk" "\xc0\x90", 5) == 0);
+    {
+        cf_claim_t oc;
+        CF_ASSERT_INT_EQ(cf_claim_decode(rec, len, s_resolve_wf, (void *)wf, &oc), 0);
+        CF_ASSERT_STR_EQ(oc.owner, "");
+        CF_ASSERT_INT_EQ(oc.nframes, 0);
+        /* an owner and a frame with a kept timer survive the round trip */
+        snprintf(oc.owner, sizeof oc.owner, "op-anna");
+        oc.nframes = 1;
+        oc.frames[0] = (cf_claim_frame_t){.state = oc.state, .prev = -1, .ntimers = 1};
+        snprintf(oc.frames[0].timers[0].name, sizeof oc.frames[0].timers[0].name, "window");
+        snprintf(oc.frames[0].timers[0].event, sizeof oc.frames[0].timers[0].event, "w.expired");
+        oc.frames[0].timers[0].due = 1234567;
+        msgpack_sbuffer osb;
+        msgpack_sbuffer_init(&osb);
+        CF_ASSERT_INT_EQ(cf_claim_encode(&oc, &osb), 0);
+        cf_claim_fini(&oc);
+        CF_ASSERT_INT_EQ(cf_claim_decode(osb.data, osb.size, s_resolve_wf, (void *)wf, &oc), 0);
+        CF_ASSERT_STR_EQ(oc.owner, "op-anna");
+        CF_ASSERT_INT_EQ(oc.nframes, 1);
+        CF_ASSERT_INT_EQ(oc.frames[0].prev, -1);
+        CF_ASSERT_STR_EQ(oc.frames[0].timers[0].name, "window");
+        CF_ASSERT_STR_EQ(oc.frames[0].timers[0].event, "w.expired");
+        CF_ASSERT_INT_EQ(oc.frames[0].timers[0].due, 1234567);
+        cf_claim_fini(&oc);
+        msgpack_sbuffer_destroy(&osb);
+    }
+    /* The same record from before the owner: 14 elements. */
+    unsigned char *rec14 = malloc(len);
+    rec14[0] = 0x9e;
+    memcpy(rec14 + 1, rec + 3, len - 5);
+    s_claim_country_element(rec14, len - 4, wf);
+    free(rec14);
     /* Events: encode, view, strip. */
     CF_ASSERT_INT_EQ(cf_event_encode(3, 1000, "decision.denied", "in_review", "denied", "hanne",
                                      "\x81\xa6reason\xa3no!", 12, NULL, &sb), 0);

@@ -52,7 +52,7 @@ static void test_health_claim_model(void)
 {
     cf_wf_t *wf = s_load_shipped("health_claim.yaml");
     CF_ASSERT_STR_EQ(wf->name, "health_claim");
-    CF_ASSERT_INT_EQ(wf->version, 3);
+    CF_ASSERT_INT_EQ(wf->version, 4);
     /* calendar and currency by the member's country */
     CF_ASSERT(wf->calendar == NULL);
     CF_ASSERT_STR_EQ(wf->calendars[CF_COUNTRY_DK], "dk");
@@ -61,18 +61,22 @@ static void test_health_claim_model(void)
     CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_DK], CF_CURRENCY_DKK);
     CF_ASSERT_INT_EQ(wf->currency[CF_COUNTRY_NO], CF_CURRENCY_NOK);
     CF_ASSERT_INT_EQ(wf->created_by, CF_ROLE_MEMBER);
-    CF_ASSERT_INT_EQ(wf->nstates, 14);
+    CF_ASSERT_INT_EQ(wf->nstates, 22);
     CF_ASSERT_STR_EQ(wf->states[wf->initial].name, "reported");
     CF_ASSERT(wf->source != NULL && wf->source_len > 100);
     CF_ASSERT_INT_EQ(memcmp(wf->source, "# health_claim", 14), 0);
 
-    static const char *const finals[] = {"in_treatment", "closed", "withdrawn"};
+    static const char *const finals[] = {"settled", "closed", "withdrawn"};
     for (size_t i = 0; i < 3; i++)
         CF_ASSERT(wf->states[cf_wf_state_find(wf, finals[i])].final);
+    CF_ASSERT(!wf->states[cf_wf_state_find(wf, "in_treatment")].final);
     CF_ASSERT_INT_EQ(cf_wf_state_find(wf, "nope"), -1);
 
     /* data */
-    CF_ASSERT_INT_EQ(wf->nfields, 3);
+    CF_ASSERT_INT_EQ(wf->nfields, 6);
+    CF_ASSERT(wf->fields[cf_wf_field_find(wf, "guarantee_amount")].internal);
+    CF_ASSERT(wf->fields[cf_wf_field_find(wf, "guarantee_valid_until")].internal);
+    CF_ASSERT(wf->fields[cf_wf_field_find(wf, "appeal_outcome")].internal);
     int m = cf_wf_field_find(wf, "member"), t = cf_wf_field_find(wf, "treatment");
     CF_ASSERT_INT_EQ(wf->fields[m].type, CF_FT_PERSON_ID);
     CF_ASSERT(wf->fields[m].required);
@@ -105,18 +109,18 @@ static void test_health_claim_model(void)
     CF_ASSERT_INT_EQ(ev->to, CF_WF_STAY);
     CF_ASSERT_INT_EQ(ev->roles, CF_ROLE_SYSTEM);
     CF_ASSERT_INT_EQ(ev->set_flags, UINT64_C(1) << cf_wf_flag_find(wf, "sla.warning"));
-    CF_ASSERT_INT_EQ(wf->nflags, 2);
+    CF_ASSERT_INT_EQ(wf->nflags, 6);
     ev = cf_wf_event_find(wf, ir, "decision.denied", 15);
     CF_ASSERT_INT_EQ(ev->nfields, 1);
     CF_ASSERT_STR_EQ(ev->fields[0].name, "reason");
     CF_ASSERT(ev->fields[0].required);
-    CF_ASSERT_INT_EQ(ev->line, 64);
+    CF_ASSERT_INT_EQ(ev->line, 95);
     CF_ASSERT_INT_EQ(ev->col, 7);
     /* a prefix of a name is not the name */
     CF_ASSERT(cf_wf_event_find(wf, ir, "sla.warning", 3) == NULL);
 
     /* any: in every non-final state, never in a final one */
-    CF_ASSERT_INT_EQ(wf->nany, 3);
+    CF_ASSERT_INT_EQ(wf->nany, 4);
     ev = cf_wf_event_find(wf, ir, "consent.withdrawn", 17);
     CF_ASSERT(ev == &wf->any[0]);
     CF_ASSERT(cf_wf_event_find(wf, cf_wf_state_find(wf, "closed"), "consent.withdrawn", 17) == NULL);
@@ -131,13 +135,31 @@ static void test_health_claim_model(void)
     ev = cf_wf_event_find(wf, cf_wf_state_find(wf, "approved"), "guarantee.issued", 16);
     CF_ASSERT_INT_EQ(ev->nfields, 3);
     CF_ASSERT_INT_EQ(ev->fields[0].type, CF_FT_MONEY);
+    CF_ASSERT(ev->fields[0].min.set && ev->fields[0].min.value == 1);
     CF_ASSERT_INT_EQ(ev->fields[2].type, CF_FT_DATE);
+    CF_ASSERT(ev->fields[2].not_before.set && ev->fields[2].not_before.n == 0);
+    CF_ASSERT(ev->fields[2].not_after.n == 1 && ev->fields[2].not_after.unit == CF_DUR_YEARS);
+    CF_ASSERT_INT_EQ(ev->record[0], cf_wf_field_find(wf, "guarantee_amount"));
+    CF_ASSERT_INT_EQ(ev->record[2], cf_wf_field_find(wf, "guarantee_valid_until"));
 
-    /* denied: the complaint window */
+    /* the guarantee's expiry at its date; the settlement's bound */
+    st = &wf->states[cf_wf_state_find(wf, "guarantee_issued")];
+    CF_ASSERT_STR_EQ(st->timers[0].name, "guarantee_expiry");
+    CF_ASSERT_INT_EQ(st->timers[0].at_field, cf_wf_field_find(wf, "guarantee_valid_until"));
+    ev = cf_wf_event_find(wf, cf_wf_state_find(wf, "invoice_received"), "settlement.paid", 15);
+    CF_ASSERT_STR_EQ(ev->fields[0].max.claim_name, "guarantee_amount");
+    CF_ASSERT_INT_EQ(ev->fields[0].max.except, CF_ROLE_SUPERVISOR);
+
+    /* denied: the complaint window, 6 months, kept across a pause */
     st = &wf->states[cf_wf_state_find(wf, "denied")];
     CF_ASSERT_INT_EQ(st->ntimers, 1);
-    CF_ASSERT_INT_EQ(st->timers[0].after.n, 4);
-    CF_ASSERT_INT_EQ(st->timers[0].after.unit, CF_DUR_WEEKS);
+    CF_ASSERT_INT_EQ(st->timers[0].after.n, 6);
+    CF_ASSERT_INT_EQ(st->timers[0].after.unit, CF_DUR_MONTHS);
+    CF_ASSERT(st->timers[0].keep);
+    /* complaint_review needs an owner */
+    CF_ASSERT(wf->states[cf_wf_state_find(wf, "complaint_review")].owner_required);
+    CF_ASSERT_STR_HAS(cf_wf_refusal_in(wf, cf_wf_state_find(wf, "guarantee_expired"),
+                                       "treatment.started", 17), "expired");
 
     CF_ASSERT_STR_HAS(cf_wf_refusal(wf, "treatment.started", 17), "pre-approved");
     CF_ASSERT(cf_wf_refusal(wf, "decision.approved", 17) == NULL);
@@ -151,7 +173,7 @@ static void test_inquiry_model(void)
 {
     cf_wf_t *wf = s_load_shipped("inquiry.yaml");
     CF_ASSERT_STR_EQ(wf->name, "inquiry");
-    CF_ASSERT_INT_EQ(wf->nstates, 2);
+    CF_ASSERT_INT_EQ(wf->nstates, 3);
     CF_ASSERT_STR_EQ(wf->states[wf->initial].name, "open");
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "claim")].type, CF_FT_CLAIM);
     CF_ASSERT_INT_EQ(wf->fields[cf_wf_field_find(wf, "text")].max_len, 4000);
@@ -253,6 +275,21 @@ static void s_expect(const char *file, const s_want_t *want, size_t n)
 
 static void test_every_error_reported(void)
 {
+    S_EXPECT("after_errors.yaml",
+             {12, 12, "state 'a': owner must be required or optional, not 'sometimes'"},
+             {14, 16, "timer 't1': 'at' must name a date field of the claim's data, not 'nowhere'"},
+             {15, 23, "timer 't2' has both 'after' and 'at'"},
+             {16, 46, "timer 't3': on_pause must be restart or keep, not 'freeze'"},
+             {23, 73, "unknown role 'boss'"},
+             {24, 43, "bad date bound 'yesterday' for 'not_before' (expected today, or today "
+                      "plus or minus days, weeks, months or years: +1y, -30d, +6mo)"},
+             {24, 65, "bad date bound '+1bd' for 'not_after'"},
+             {25, 32, "field 'word': min applies only to integer and money fields"},
+             {26, 41, "'max' of field 'x': 'nope' is not a field of the claim's data"},
+             {27, 35, "field 'y': min is above max"},
+             {28, 26, "event 'go' records into claim field 'plain', which is not internal"},
+             {28, 33, "event 'go' records 'missing', which is not a field of its data"},
+             {28, 58, "event 'go' records field 'until' into claim field 'note' of another type"});
     S_EXPECT("duplicates.yaml",
              {6, 3, "duplicate field 'note'"},
              {12, 7, "duplicate timer 't1' (first at line 11)"},
@@ -260,7 +297,7 @@ static void test_every_error_reported(void)
              {18, 3, "duplicate state 'a' (first at line 8)"});
     S_EXPECT("unknown_key.yaml",
              {4, 1, "unknown key 'colour'"},
-             {9, 33, "unknown key 'too' in event 'go' (expected: to, by, requires, data, set, clear, scope)"});
+             {9, 33, "unknown key 'too' in event 'go' (expected: to, by, requires, data, set, clear, scope, if_set, if_clear, record)"});
     S_EXPECT("wrong_type.yaml",
              {2, 10, "version must be an integer"},
              {7, 12, "final must be true or false"},   /* `yes` is not a boolean */
@@ -283,7 +320,7 @@ static void test_every_error_reported(void)
              {4, 22, "unknown role 'robot'"},
              {6, 18, "field 'member' (the claim's member) must have type person_id"},
              {7, 3, "enum field 'kind' has no values"},
-             {8, 25, "max applies only to string fields"},
+             {8, 25, "max applies only to string, integer and money fields"},
              {13, 44, "unknown guard 'magic'"},
              {14, 7, "invalid event name 'Go!'"},
              {15, 7, "event 'back' has no 'by'"},
@@ -296,6 +333,51 @@ static const char s_base[] =
     "workflow: t\nversion: 1\ncalendar: dk\n"
     "states:\n  a:\n    initial: true\n    on:\n      go: {to: b, by: [member]}\n"
     "  b: {final: true}\n";
+
+/* The language of issue 16, compiled: bounds, flag conditions, record,
+ * timers at a date and kept across a pause, owner, state refusals. */
+static void test_after_model(void)
+{
+    cf_wf_t *wf = NULL;
+    cf_diags_t d = {0};
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/fuzz_workflow/after.yaml",
+             cf_test_srcdir());
+    int rc = cf_wf_load_file(path, &wf, &d);
+    if (rc)
+        cf_diags_print(&d, stderr);
+    CF_ASSERT_INT_EQ(rc, 0);
+    CF_ASSERT(wf->fields[0].internal);
+    const cf_wf_state_t *a = &wf->states[cf_wf_state_find(wf, "a")];
+    CF_ASSERT(a->owner_required);
+    CF_ASSERT_INT_EQ(a->ntimers, 2);
+    CF_ASSERT_INT_EQ(a->timers[0].after.unit, CF_DUR_MONTHS);
+    CF_ASSERT_INT_EQ(a->timers[0].after.n, 6);
+    CF_ASSERT(a->timers[0].keep);
+    CF_ASSERT_INT_EQ(a->timers[0].at_field, -1);
+    CF_ASSERT_INT_EQ(a->timers[1].at_field, cf_wf_field_find(wf, "valid"));
+    CF_ASSERT(!a->timers[1].keep);
+    CF_ASSERT_STR_EQ(cf_wf_refusal_in(wf, 0, "go", 2), "not yet");
+    CF_ASSERT(cf_wf_refusal(wf, "go", 2) == NULL);
+    const cf_wf_event_t *go = cf_wf_event_find(wf, 0, "go", 2);
+    CF_ASSERT(go != NULL);
+    CF_ASSERT_INT_EQ(go->if_set, UINT64_C(1) << cf_wf_flag_find(wf, "ready"));
+    CF_ASSERT_INT_EQ(go->if_clear, UINT64_C(1) << cf_wf_flag_find(wf, "lapsed"));
+    CF_ASSERT_INT_EQ(go->record[0], cf_wf_field_find(wf, "granted"));
+    CF_ASSERT_INT_EQ(go->record[1], cf_wf_field_find(wf, "valid"));
+    CF_ASSERT_INT_EQ(go->record[2], -1);
+    const cf_wf_field_t *amount = &go->fields[0];
+    CF_ASSERT(amount->min.set && amount->min.value == 1 && amount->min.claim_field < 0);
+    CF_ASSERT(amount->max.set);
+    CF_ASSERT_STR_EQ(amount->max.claim_name, "granted");
+    CF_ASSERT_INT_EQ(amount->max.except, CF_ROLE_SUPERVISOR);
+    const cf_wf_field_t *until = &go->fields[1];
+    CF_ASSERT(until->not_before.set && until->not_before.n == 0);
+    CF_ASSERT(until->not_after.set && until->not_after.n == 1 &&
+              until->not_after.unit == CF_DUR_YEARS);
+    CF_ASSERT_INT_EQ(go->fields[2].min.value, -3);
+    cf_wf_destroy(&wf);
+}
 
 static void test_minimal_and_defaults(void)
 {
@@ -729,6 +811,7 @@ int main(void)
     CF_RUN(test_fixtures);
     CF_RUN(test_every_error_reported);
     CF_RUN(test_minimal_and_defaults);
+    CF_RUN(test_after_model);
     CF_RUN(test_buffer_errors);
     CF_RUN(test_calendar_currency_by_member_country);
     CF_RUN(test_check_calendars);

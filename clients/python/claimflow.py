@@ -381,6 +381,11 @@ class Client:
     def get(self, claim, **kw):
         return self.call("get", claim=claim, **kw)["claim"]
 
+    def assign(self, claim, to, **kw):
+        """Give the claim an owner (an operator id), or none (to=None);
+        operator endpoint.  Returns the claim."""
+        return self.call("assign", claim=claim, to=to, **kw)["claim"]
+
     def history(self, claim, **kw):
         """The claim's events, by seq: every page (the daemon returns at
         most 1,000 events, about 1 MiB, a page and says `next`)."""

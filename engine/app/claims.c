@@ -7,6 +7,19 @@
  * see exactly what `history` will show), and the claim record last.  The
  * validation - state machine, guards, due times - happens before the first
  * write, so a refused event leaves no trace in the batch's transaction.
+ * (cf_claims_note writes the same way without a transition: an owner's
+ * assignment.)
+ *
+ * Pauses (docs/workflows.md): each move that is not `$previous` pushes a
+ * frame - the state left, its previous state, its `on_pause: keep` timers -
+ * onto the claim's return stack; `$previous` pops the frame of the state it
+ * returns to and restarts those timers at their kept due times (a past one
+ * fires at once), so a complaint window survives a consent pause and a
+ * reconsideration.  Keeping the stack in the record, not re-deriving it from
+ * the history, was chosen because a transition must not read the history;
+ * it is bounded (CF_CLAIM_MAX_FRAMES, the oldest dropped) and emptied by a
+ * final state.  The state machine stays pure: it only says where `$previous`
+ * went (returned_to); this layer owns the stack.
  */
 #include "claims.h"
 
@@ -225,22 +238,164 @@ int cf_claims_consent_timers(cf_batch_t *b, const unsigned char *hash, const cf_
     return 0;
 }
 
-/* Due times of r's timers to start, computed before any write. */
-static int s_dues(cf_batch_t *b, const cf_claim_t *c, const cf_sm_result_t *r, cf_time_t *dues)
+/* A timer that does not start: an `at:` timer whose date the claim lacks. */
+#define S_NO_DUE INT64_MIN
+
+static const cf_cal_t *s_cal(const cf_batch_t *b, const cf_wf_t *wf, cf_country_t country)
+{
+    /* By address, not name: this runs for every transition. */
+    const cf_wf_entry_t *w = cf_registry_of(b->reg, wf);
+    if (!w || (unsigned)country >= CF_COUNTRY_N)
+        return NULL;
+    return w->cal[country];
+}
+
+int64_t cf_claims_today(const cf_batch_t *b, const cf_wf_t *wf, cf_country_t country)
+{
+    const cf_cal_t *cal = s_cal(b, wf, country);
+    return cal ? cf_cal_today(cal, b->now) : b->now / 86400;
+}
+
+/* The frame of the state r returns to (`$previous`), newest first, or -1. */
+static int s_return_frame(const cf_claim_t *c, const cf_sm_result_t *r)
+{
+    if (r->returned_to < 0)
+        return -1;
+    for (size_t i = c->nframes; i-- > 0;)
+        if (c->frames[i].state == r->returned_to)
+            return (int)i;
+    return -1;
+}
+
+/* Due times of r's timers to start, computed before any write: a kept due
+ * time from the frame returned to (fr, may be NULL), the end of an `at:`
+ * date in the claim's data (c->data, with the event's `record:` applied),
+ * or now + `after` in the claim's calendar. */
+static int s_dues(cf_batch_t *b, const cf_claim_t *c, const cf_sm_result_t *r,
+                  const cf_claim_frame_t *fr, cf_time_t *dues)
 {
     if (!r->state_changed)
         return 0;
     if (r->nstart > CF_CLAIM_MAX_TIMERS)
         return CF_EINTERNAL;
-    /* By address, not name: this runs for every transition. */
-    const cf_wf_entry_t *w = cf_registry_of(b->reg, c->wf);
-    if (!w || (unsigned)c->country >= CF_COUNTRY_N)
+    const cf_cal_t *cal = s_cal(b, c->wf, c->country);
+    if (!cal)
         return CF_EINTERNAL;
-    const cf_cal_t *cal = w->cal[c->country];
-    for (size_t i = 0; i < r->nstart; i++)
-        if (cf_cal_add(cal, b->now, r->start[i].after, &dues[i]) != 0)
+    for (size_t i = 0; i < r->nstart; i++) {
+        const cf_wf_timer_t *t = &r->start[i];
+        bool kept = false;
+        for (size_t j = 0; t->keep && fr && j < fr->ntimers && !kept; j++)
+            if (strcmp(fr->timers[j].name, t->name) == 0) {
+                dues[i] = fr->timers[j].due; /* past: fires at once */
+                kept = true;
+            }
+        if (kept)
+            continue;
+        if (t->at_field >= 0) {
+            const msgpack_object *v = cf_mp_get(&c->data, c->wf->fields[t->at_field].name);
+            int y;
+            unsigned m, d;
+            dues[i] = S_NO_DUE;
+            if (v && v->type == MSGPACK_OBJECT_STR &&
+                cf_date_parse(v->via.str.ptr, v->via.str.size, &y, &m, &d) == 0)
+                dues[i] = cf_cal_end_of_day(cal, cf_days_from_civil(y, m, d));
+            continue;
+        }
+        if (cf_cal_add(cal, b->now, t->after, &dues[i]) != 0)
             return CF_EBADREQ;
+    }
     return 0;
+}
+
+/* Apply ev's `record:` to c's data: the event's values of recorded fields
+ * replace the claim's.  0 or CF_EINTERNAL. */
+static int s_record(cf_claim_t *c, const cf_wf_event_t *ev, const msgpack_object *data)
+{
+    if (!ev || !ev->record || !data || data->type != MSGPACK_OBJECT_MAP)
+        return 0;
+    const cf_wf_t *wf = c->wf;
+    const msgpack_object *vals[CF_WF_MAX_RECORD];
+    const char *names[CF_WF_MAX_RECORD];
+    size_t n = 0;
+    for (size_t i = 0; i < ev->nfields && n < CF_WF_MAX_RECORD; i++) {
+        if (ev->record[i] < 0)
+            continue;
+        const msgpack_object *v = cf_mp_get(data, ev->fields[i].name);
+        if (!v || v->type == MSGPACK_OBJECT_NIL)
+            continue;
+        vals[n] = v;
+        names[n++] = wf->fields[ev->record[i]].name;
+    }
+    if (n == 0)
+        return 0;
+    const msgpack_object *old = &c->data;
+    uint32_t keep = 0;
+    bool *drop = calloc(old->via.map.size + 1, sizeof *drop);
+    if (!drop)
+        return CF_EINTERNAL;
+    for (uint32_t i = 0; i < old->via.map.size; i++) {
+        const msgpack_object *k = &old->via.map.ptr[i].key;
+        for (size_t j = 0; j < n && !drop[i]; j++)
+            drop[i] = k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(names[j]) &&
+                      memcmp(k->via.str.ptr, names[j], k->via.str.size) == 0;
+        keep += !drop[i];
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, keep + (uint32_t)n);
+    for (uint32_t i = 0; i < old->via.map.size; i++) {
+        if (drop[i])
+            continue;
+        msgpack_pack_object(&pk, old->via.map.ptr[i].key);
+        msgpack_pack_object(&pk, old->via.map.ptr[i].val);
+    }
+    for (size_t j = 0; j < n; j++) {
+        cf_pack_str(&pk, names[j]);
+        msgpack_pack_object(&pk, *vals[j]);
+    }
+    free(drop);
+    int rc = sb.data ? cf_claim_set_data(c, sb.data, sb.size) : CF_EINTERNAL;
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* The return stack on a state change (c still in the state left): entering
+ * a final state empties it; returning (`$previous`) to a state pops its
+ * frame and what was pushed after it; any other move pushes the state left
+ * with its previous state and its running `on_pause: keep` timers (the
+ * oldest frame goes when the stack is full).  *prev: the claim's previous
+ * state after the move. */
+static void s_frames(cf_claim_t *c, const cf_sm_result_t *r, int fr, int *prev)
+{
+    const cf_wf_t *wf = c->wf;
+    *prev = r->next.prev;
+    if (wf->states[r->next.state].final) {
+        c->nframes = 0;
+        return;
+    }
+    if (fr >= 0) {
+        if (r->next.state == c->frames[fr].state)
+            *prev = c->frames[fr].prev;
+        c->nframes = (size_t)fr;
+        return;
+    }
+    if (r->returned_to >= 0 || r->from < 0)
+        return;
+    if (c->nframes == CF_CLAIM_MAX_FRAMES) {
+        memmove(&c->frames[0], &c->frames[1], (CF_CLAIM_MAX_FRAMES - 1) * sizeof c->frames[0]);
+        c->nframes--;
+    }
+    cf_claim_frame_t *f = &c->frames[c->nframes++];
+    f->state = c->state;
+    f->prev = c->prev;
+    f->ntimers = 0;
+    const cf_wf_state_t *st = &wf->states[c->state];
+    for (size_t i = 0; i < c->ntimers && f->ntimers < CF_FRAME_MAX_TIMERS; i++)
+        for (size_t j = 0; j < st->ntimers; j++)
+            if (st->timers[j].keep && strcmp(st->timers[j].name, c->timers[i].name) == 0)
+                f->timers[f->ntimers++] = c->timers[i];
 }
 
 /* =========================================================== the write === */
@@ -248,13 +403,14 @@ static int s_dues(cf_batch_t *b, const cf_claim_t *c, const cf_sm_result_t *r, c
 /* Write one transition of c (loaded, or new when created): timers, indexes,
  * history, publication, record. */
 static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *event,
-                   const cf_apply_rec_t *rec, const cf_time_t *dues, bool created)
+                   const cf_apply_rec_t *rec, const cf_time_t *dues, int fr, bool created)
 {
     cf_txn_t *t = b->txn;
     unsigned char k[CF_KEY_MAX];
     size_t kl;
     const cf_wf_t *wf = c->wf;
     int rc = 0;
+    int next_prev = r->next.prev;
 
     if (r->state_changed || created) {
         for (size_t i = 0; i < c->ntimers; i++) {
@@ -263,8 +419,12 @@ static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const 
             if ((rc = cf_txn_del(t, CF_DB_TIMERS, k, kl)) != 0)
                 return rc;
         }
+        if (!created)
+            s_frames(c, r, fr, &next_prev);
         c->ntimers = 0;
         for (size_t i = 0; i < r->nstart; i++) {
+            if (dues[i] == S_NO_DUE)
+                continue;
             cf_claim_timer_t *tm = &c->timers[c->ntimers++];
             snprintf(tm->name, sizeof tm->name, "%s", r->start[i].name);
             snprintf(tm->event, sizeof tm->event, "%s", r->start[i].event);
@@ -301,7 +461,7 @@ static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const 
     }
     const char *from = created || r->from < 0 ? NULL : wf->states[c->state].name;
     c->state = r->next.state;
-    c->prev = r->next.prev;
+    c->prev = next_prev;
     c->flags = r->next.flags;
     c->updated = b->now;
     c->seq++;
@@ -353,7 +513,9 @@ int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen
                     unsigned role, const msgpack_object *data, const cf_apply_rec_t *rec,
                     cf_error_t *reterr)
 {
-    cf_sm_ctx_t ctx = {.now = b->now, .claim_data = &c->data};
+    cf_sm_ctx_t ctx = {.now = b->now, .claim_data = &c->data,
+                       .today = cf_claims_today(b, c->wf, c->country),
+                       .has_owner = c->owner[0] != '\0'};
     int rc;
     if (c->has_member && (rc = cf_claims_consent_ctx(b, c->member, &ctx)) != 0)
         return cf_error_set(reterr, rc, "the member's consent cannot be read");
@@ -363,19 +525,35 @@ int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen
         return rc;
     if (rec->only_changes && !r.state_changed && r.next.flags == c->flags)
         return 1;
+    if ((rc = s_record(c, r.event, data)) != 0)
+        return cf_error_set(reterr, rc, "the event's data cannot be recorded");
+    int fr = s_return_frame(c, &r);
+    /* kept due times only for the state returned to itself (not one its
+     * autos went on to) */
+    const cf_claim_frame_t *kept =
+        fr >= 0 && c->frames[fr].state == r.next.state ? &c->frames[fr] : NULL;
     cf_time_t dues[CF_CLAIM_MAX_TIMERS];
-    if ((rc = s_dues(b, c, &r, dues)) != 0)
+    if ((rc = s_dues(b, c, &r, kept, dues)) != 0)
         return cf_error_set(reterr, rc, "a timer's due time is outside the calendar's years");
     char ev[CF_NAME_MAX + 1];
     snprintf(ev, sizeof ev, "%.*s", (int)elen, event);
-    return s_write(b, c, &r, ev, rec, dues, false);
+    return s_write(b, c, &r, ev, rec, dues, fr, false);
+}
+
+int cf_claims_note(cf_batch_t *b, cf_claim_t *c, const char *event, const cf_apply_rec_t *rec)
+{
+    cf_sm_result_t r = {0};
+    r.next = (cf_sm_claim_t){c->state, c->prev, c->flags};
+    r.from = c->state;
+    r.returned_to = -1;
+    return s_write(b, c, &r, event, rec, NULL, -1, false);
 }
 
 int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor,
                      const cf_event_who_t *who)
 {
     cf_time_t dues[CF_CLAIM_MAX_TIMERS];
-    int rc = s_dues(b, c, r, dues);
+    int rc = s_dues(b, c, r, NULL, dues);
     if (rc != 0)
         return rc;
     cf_claims_new_id(b, c->id);
@@ -390,7 +568,7 @@ int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, cons
     cf_apply_rec_t rec = {.actor = actor};
     if (who)
         rec.who = *who;
-    return s_write(b, c, r, "claim.created", &rec, dues, true);
+    return s_write(b, c, r, "claim.created", &rec, dues, -1, true);
 }
 
 /* ============================================================ fan-out === */

@@ -146,9 +146,11 @@ typedef struct {
 int cf_claims_consent_timers(cf_batch_t *b, const unsigned char *hash, const cf_consent_t *c,
                              bool start);
 
-/* Apply event[0..elen) with data to c as role: the consent context, the
- * state machine, the due times of timers it starts, then the write
- * (transition, indexes, timers, history, publication).  Nothing is written
+/* Apply event[0..elen) with data to c as role: the consent context (and the
+ * claim's owner, the engine's today in its calendar), the state machine, the
+ * event's `record:` into c->data, the due times of timers it starts (kept
+ * ones from the return stack, `at:` dates, durations), then the write
+ * (transition, return stack, indexes, timers, history, publication).  Nothing is written
  * unless every check passed.  0; CF_E* from the state machine with its
  * message in *reterr (may be NULL); CF_EBADREQ when a due time falls
  * outside the calendar's years; or a store error; 1 when rec->only_changes
@@ -163,6 +165,16 @@ int cf_claims_apply(cf_batch_t *b, cf_claim_t *c, const char *event, size_t elen
  * CF_EBADREQ (due time), or a store error. */
 int cf_claims_create(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const char *actor,
                      const cf_event_who_t *who);
+
+/* Record event[0..elen) in c's history without a transition (the claim
+ * stays where it is, its timers run on): an assignment.  History,
+ * publication, change feed and record, as cf_claims_apply writes them.
+ * 0 or a store error. */
+int cf_claims_note(cf_batch_t *b, cf_claim_t *c, const char *event, const cf_apply_rec_t *rec);
+
+/* The engine's today (days since 1970) in the calendar of wf for a claim
+ * of country: what `not_before: today` compares with. */
+int64_t cf_claims_today(const cf_batch_t *b, const cf_wf_t *wf, cf_country_t country);
 
 /* Rewrite c's record as it is (e.g. a timer left its list). */
 int cf_claims_save(cf_batch_t *b, const cf_claim_t *c);

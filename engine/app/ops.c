@@ -167,7 +167,8 @@ static int s_create(cf_op_t *op)
     if (c.has_member && (rc = cf_reps_require(op, c.member, CF_SCOPE_CLAIMS)) != 0)
         return rc;
 
-    cf_sm_ctx_t ctx = {.now = b->now, .claim_data = data};
+    cf_sm_ctx_t ctx = {.now = b->now, .claim_data = data,
+                       .today = cf_claims_today(b, wf, c.country)};
     if (c.has_member && (rc = cf_claims_consent_ctx(b, c.member, &ctx)) != 0)
         return cf_op_fail(op, rc, "the member's consent cannot be read");
     cf_sm_result_t r;
@@ -241,6 +242,88 @@ static int s_send(cf_op_t *op)
     return rc;
 }
 
+/* ============================================================ assign === */
+
+/* assign {claim, to}: the claim's owner.  A supervisor assigns any claim to
+ * any handler or supervisor of the roster, or releases it (to nil); a
+ * handler takes an unowned claim for themselves, or releases their own.
+ * Recorded as `claim.assigned` {owner, previous} in the history, without a
+ * transition. */
+static int s_assign(cf_op_t *op)
+{
+    cf_batch_t *b = op->b;
+    const msgpack_object *to = cf_mp_get(op->req, "to");
+    if (!to)
+        return cf_op_fail(op, CF_EBADREQ, "field 'to' is required (an operator id, or nil to "
+                          "release the claim)");
+    const cf_operator_t *who = NULL;
+    if (to->type == MSGPACK_OBJECT_STR) {
+        for (size_t i = 0; i < b->lim->noperators && !who; i++)
+            if (cf_mp_streq(to, b->lim->operators[i].id))
+                who = &b->lim->operators[i];
+        if (!who)
+            return cf_op_fail(op, CF_EBADREQ, "field 'to' is not an operator in the roster");
+        if (!(who->role & (CF_ROLE_HANDLER | CF_ROLE_SUPERVISOR)))
+            return cf_op_fail(op, CF_EBADREQ, "field 'to': an owner is a handler or a "
+                              "supervisor, not an %s", cf_role_name(who->role));
+    } else if (to->type != MSGPACK_OBJECT_NIL) {
+        return cf_op_fail(op, CF_EBADREQ, "field 'to' must be an operator id or nil");
+    }
+    cf_claim_t c;
+    int rc = s_load(op, &c);
+    if (rc != 0)
+        return rc;
+    if (c.wf->states[c.state].final) {
+        rc = cf_op_fail(op, CF_EINVTRANS, "the claim is in final state '%s'; its owner does "
+                        "not change", c.wf->states[c.state].name);
+        goto out;
+    }
+    if (op->role == CF_ROLE_HANDLER) {
+        bool take = who && strcmp(who->id, op->actor) == 0 && c.owner[0] == '\0';
+        bool release = !who && strcmp(c.owner, op->actor) == 0;
+        bool same = who && strcmp(who->id, c.owner) == 0 && strcmp(c.owner, op->actor) == 0;
+        if (!take && !release && !same) {
+            rc = cf_op_fail(op, CF_EFORBIDDEN, "role 'handler' may take an unowned claim for "
+                            "themselves or release their own; a supervisor assigns (owner: "
+                            "%s)", c.owner[0] ? c.owner : "none");
+            goto out;
+        }
+    }
+    if ((who && strcmp(who->id, c.owner) == 0) || (!who && c.owner[0] == '\0')) {
+        /* already so: nothing to record */
+        cf_op_key(op, "claim");
+        cf_claim_pack_reply(&op->pk, &c);
+        goto out;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cf_pack_str(&pk, "owner");
+    if (who)
+        cf_pack_str(&pk, who->id);
+    else
+        msgpack_pack_nil(&pk);
+    cf_pack_str(&pk, "previous");
+    if (c.owner[0])
+        cf_pack_str(&pk, c.owner);
+    else
+        msgpack_pack_nil(&pk);
+    snprintf(c.owner, sizeof c.owner, "%s", who ? who->id : "");
+    cf_apply_rec_t rec = {.actor = op->actor, .hist = sb.data, .hist_len = sb.size};
+    rc = sb.data ? cf_claims_note(b, &c, "claim.assigned", &rec) : CF_EINTERNAL;
+    msgpack_sbuffer_destroy(&sb);
+    if (rc == 0) {
+        op->wrote = true;
+        cf_op_key(op, "claim");
+        cf_claim_pack_reply(&op->pk, &c);
+    }
+out:
+    cf_claim_fini(&c);
+    return rc;
+}
+
 /* ============================================================ attach === */
 
 static bool s_kind_ok(const char *s, size_t n)
@@ -275,13 +358,17 @@ static int s_attach(cf_op_t *op)
     if (body->via.bin.size > b->lim->max_document)
         return cf_op_fail(op, CF_ETOOLARGE, "the document is %u bytes; the limit is %zu",
                           body->via.bin.size, b->lim->max_document);
-    if (klen == 8 && memcmp(kind, "referral", 8) == 0) {
+    /* A doctor's referral and a provider's invoice are PDFs (seed 003:
+     * "Print to PDF"; the insurer's payment process reads the invoice). */
+    bool referral = klen == 8 && memcmp(kind, "referral", 8) == 0;
+    if (referral || (klen == 7 && memcmp(kind, "invoice", 7) == 0)) {
+        const char *what = referral ? "a referral" : "an invoice";
         if (clen != 15 || memcmp(ctype, "application/pdf", 15) != 0)
-            return cf_op_fail(op, CF_EBADREQ, "field 'content_type': a referral must be "
-                              "application/pdf");
+            return cf_op_fail(op, CF_EBADREQ, "field 'content_type': %s must be "
+                              "application/pdf", what);
         if (body->via.bin.size < 5 || memcmp(body->via.bin.ptr, "%PDF-", 5) != 0)
-            return cf_op_fail(op, CF_EBADREQ, "field 'body': a referral must be a PDF (it does "
-                              "not start with %%PDF-)");
+            return cf_op_fail(op, CF_EBADREQ, "field 'body': %s must be a PDF (it does "
+                              "not start with %%PDF-)", what);
     }
     cf_claim_t c;
     if ((rc = s_load(op, &c)) != 0)
@@ -718,9 +805,10 @@ static int s_changes(cf_op_t *op)
 
 typedef struct {
     cf_op_t *op;
-    const char *wf, *state, *flag;
-    size_t wl, sl, fl;
+    const char *wf, *state, *flag, *owner;
+    size_t wl, sl, fl, ol;
     int want_open;
+    bool unowned;
     uint32_t limit, count;
     size_t scanned;
     bool more;
@@ -762,6 +850,8 @@ static int s_query_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
               (!q->state || (strlen(c.wf->states[c.state].name) == q->sl &&
                              memcmp(c.wf->states[c.state].name, q->state, q->sl) == 0)) &&
               (q->want_open < 0 || q->want_open == !c.wf->states[c.state].final) &&
+              (!q->owner || (strlen(c.owner) == q->ol && memcmp(c.owner, q->owner, q->ol) == 0)) &&
+              (!q->unowned || c.owner[0] == '\0') &&
               (!op->has_member ||
                (c.has_member && memcmp(c.member, op->member_hash, CF_MEMBER_HASH_LEN) == 0));
     if (ok && q->flag) {
@@ -782,11 +872,12 @@ static int s_query_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
 static int s_query(cf_op_t *op)
 {
     cf_batch_t *b = op->b;
-    const char *wf, *state, *flag, *after;
-    size_t wl, sl, fl, al;
+    const char *wf, *state, *flag, *after, *owner;
+    size_t wl, sl, fl, al, ol;
     int64_t limit;
     int rc;
-    if ((rc = cf_op_str(op, "workflow", false, CF_NAME_MAX, &wf, &wl)) != 0 ||
+    if ((rc = cf_op_str(op, "owner", false, CF_NAME_MAX, &owner, &ol)) != 0 ||
+        (rc = cf_op_str(op, "workflow", false, CF_NAME_MAX, &wf, &wl)) != 0 ||
         (rc = cf_op_str(op, "state", false, CF_NAME_MAX, &state, &sl)) != 0 ||
         (rc = cf_op_str(op, "flag", false, CF_NAME_MAX, &flag, &fl)) != 0 ||
         (rc = cf_op_str(op, "after", false, 2 * 512, &after, &al)) != 0 ||
@@ -796,6 +887,12 @@ static int s_query(cf_op_t *op)
     if (open && open->type != MSGPACK_OBJECT_BOOLEAN && open->type != MSGPACK_OBJECT_NIL)
         return cf_op_fail(op, CF_EBADREQ, "field 'open' must be a boolean");
     int want_open = open && open->type == MSGPACK_OBJECT_BOOLEAN ? (open->via.boolean ? 1 : 0) : -1;
+    const msgpack_object *unowned = cf_mp_get(op->req, "unowned");
+    if (unowned && unowned->type != MSGPACK_OBJECT_BOOLEAN && unowned->type != MSGPACK_OBJECT_NIL)
+        return cf_op_fail(op, CF_EBADREQ, "field 'unowned' must be a boolean");
+    bool want_unowned = unowned && unowned->type == MSGPACK_OBJECT_BOOLEAN && unowned->via.boolean;
+    if (want_unowned && owner)
+        return cf_op_fail(op, CF_EBADREQ, "fields 'owner' and 'unowned' exclude each other");
     if (state && !wf)
         return cf_op_fail(op, CF_EBADREQ, "field 'state' needs field 'workflow'");
     if (op->ep == CF_EP_OPERATOR) {
@@ -848,6 +945,7 @@ static int s_query(cf_op_t *op)
     }
     s_query_t q = {.op = op, .wf = wf, .wl = wl, .state = state, .sl = sl, .flag = flag,
                    .fl = fl, .want_open = want_open, .limit = (uint32_t)limit,
+                   .owner = owner, .ol = ol, .unowned = want_unowned,
                    .after = after ? start : NULL, .afterlen = startlen};
     msgpack_sbuffer_init(&q.list);
     msgpack_packer_init(&q.lp, &q.list, msgpack_sbuffer_write);
@@ -1166,8 +1264,10 @@ static const char *const k_send[] = {"claim", "event", "data", NULL};
 static const char *const k_attach[] = {"claim", "kind", "content_type", "body", NULL};
 static const char *const k_document[] = {"claim", "sha256", "offset", "length", NULL};
 static const char *const k_claim[] = {"claim", NULL};
+static const char *const k_assign[] = {"claim", "to", NULL};
 static const char *const k_history[] = {"claim", "after", "limit", NULL};
-static const char *const k_query[] = {"workflow", "state", "flag", "open", "limit", "after", NULL};
+static const char *const k_query[] = {"workflow", "state", "flag", "open", "owner", "unowned",
+                                      "limit", "after", NULL};
 static const char *const k_timers[] = {"due_before", "limit", NULL};
 static const char *const k_advance[] = {"seconds", NULL};
 static const char *const k_set[] = {"at", NULL};
@@ -1194,6 +1294,8 @@ static const cf_op_def_t s_ops[] = {
     {"create", s_create, EP_BOTH, R_WRITE, true, true, k_create, S_HANDLER, PH_OK, false},
     {"send", s_send, EP_BOTH, R_WRITE, true, true, k_send, S_HANDLER, PH_OK, false},
     {"attach", s_attach, EP_BOTH, R_WRITE, true, true, k_attach, CF_SCOPE_CLAIMS, 0, false},
+    {"assign", s_assign, CF_OPEP_OPERATOR, CF_ROLE_HANDLER | CF_ROLE_SUPERVISOR, true, false,
+     k_assign, 0, 0, false},
     {"document", s_document, EP_BOTH, R_READ, false, true, k_document, CF_SCOPE_READ, 0, false},
     {"consent.give", s_consent_give, EP_BOTH, CF_ROLE_MEMBER | R_CALL, true, true,
      k_consent_give, S_HANDLER, PH_ONLY, true},

@@ -262,6 +262,16 @@ static int64_t s_floordiv(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
+int64_t cf_cal_today(const cf_cal_t *cal, cf_time_t t)
+{
+    return s_floordiv(t + cf_tz_offset(cal->tz, t, NULL), 86400);
+}
+
+cf_time_t cf_cal_end_of_day(const cf_cal_t *cal, int64_t day)
+{
+    return cf_tz_local_to_utc(cal->tz, (day + 1) * 86400);
+}
+
 char *cf_cal_format_local(const cf_cal_t *cal, cf_time_t t, char *buf)
 {
     /* RFC 3339 offsets are whole minutes; a pre-1900 LMT offset with seconds
@@ -334,6 +344,12 @@ int cf_cal_add(const cf_cal_t *cal, cf_time_t start, cf_dur_t dur, cf_time_t *re
         if (d > cf_days_in_month(y, m))
             d = cf_days_in_month(y, m); /* 29 Feb -> 28 Feb */
         t = cf_tz_local_to_utc(cal->tz, cf_days_from_civil(y, m, d) * 86400 + tod);
+        break;
+    case CF_DUR_MONTHS:
+        day = cf_days_add_months(day, dur.n);
+        if (s_year_of_day(day) > CF_CAL_YEAR_MAX)
+            return CF_EBADREQ;
+        t = cf_tz_local_to_utc(cal->tz, day * 86400 + tod);
         break;
     case CF_DUR_BDAYS:
         if (!s_bday(cal, day)) {

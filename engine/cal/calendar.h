@@ -68,6 +68,14 @@ int cf_cal_add(const cf_cal_t *cal, cf_time_t start, cf_dur_t d, cf_time_t *ret)
 /* UTC offset in seconds of cal's zone at instant t. */
 int cf_cal_utc_offset(const cf_cal_t *cal, cf_time_t t);
 
+/* The local date (days since 1970) of instant t in cal's zone. */
+int64_t cf_cal_today(const cf_cal_t *cal, cf_time_t t);
+
+/* The end of local date day in cal's zone: the instant the next day
+ * begins (local midnight; a gap in the zone's clock moves it to the first
+ * instant of the next day). */
+cf_time_t cf_cal_end_of_day(const cf_cal_t *cal, int64_t day);
+
 /* t as local time, "2026-04-03T10:00:00+02:00", into buf (CF_TIME_BUFLEN). */
 char *cf_cal_format_local(const cf_cal_t *cal, cf_time_t t, char *buf);
 

@@ -36,7 +36,7 @@ enum {
  * supplied (no person id, no free text). */
 typedef struct {
     int code;
-    char message[320];
+    char message[640];   /* room for a state's list of events and a refusal text */
 } cf_error_t;
 
 /* The protocol code ("bad_request") of err, or "internal" for anything not in

@@ -174,6 +174,7 @@ int cf_dur_parse(const char *s, cf_dur_t *ret)
     static const struct { const char *suffix; cf_dur_unit_t unit; } units[] = {
         {"m", CF_DUR_MINUTES}, {"h", CF_DUR_HOURS}, {"d", CF_DUR_DAYS},
         {"w", CF_DUR_WEEKS},   {"y", CF_DUR_YEARS}, {"bd", CF_DUR_BDAYS},
+        {"mo", CF_DUR_MONTHS},
     };
     for (size_t k = 0; k < sizeof units / sizeof units[0]; k++) {
         if (strcmp(s + i, units[k].suffix) == 0) {
@@ -187,7 +188,7 @@ int cf_dur_parse(const char *s, cf_dur_t *ret)
 
 char *cf_dur_format(cf_dur_t d, char *buf, size_t len)
 {
-    static const char *const suffix[] = {"m", "h", "d", "w", "y", "bd"};
+    static const char *const suffix[] = {"m", "h", "d", "w", "y", "bd", "mo"};
     snprintf(buf, len, "%lld%s", (long long)d.n, suffix[d.unit]);
     return buf;
 }
@@ -197,6 +198,19 @@ cf_time_t cf_time_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (cf_time_t)ts.tv_sec;
+}
+
+int64_t cf_days_add_months(int64_t d, int64_t n)
+{
+    int y;
+    unsigned m, day;
+    cf_civil_from_days(d, &y, &m, &day);
+    int64_t months = (int64_t)y * 12 + (m - 1) + n;
+    int64_t ny = months >= 0 ? months / 12 : -((-months + 11) / 12);
+    unsigned nm = (unsigned)(months - ny * 12) + 1;
+    if (day > cf_days_in_month((int)ny, nm))
+        day = cf_days_in_month((int)ny, nm);
+    return cf_days_from_civil((int)ny, nm, day);
 }
 
 cf_time_t cf_add_year(cf_time_t t)

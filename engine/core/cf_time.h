@@ -24,6 +24,7 @@ typedef enum {
     CF_DUR_WEEKS,    /* "4w":  7N calendar days */
     CF_DUR_YEARS,    /* "1y":  same local date and time N years later (29 Feb -> 28 Feb) */
     CF_DUR_BDAYS,    /* "2bd": N business days of the claim's calendar */
+    CF_DUR_MONTHS,   /* "6mo": same local date and time N months later (31st -> month's last) */
 } cf_dur_unit_t;
 
 typedef struct {
@@ -33,7 +34,7 @@ typedef struct {
 
 #define CF_DUR_MAX 100000
 
-/* Parse "30m", "2h", "2d", "4w", "1y", "1bd".  0, or CF_EBADREQ for anything
+/* Parse "30m", "2h", "2d", "4w", "6mo", "1y", "1bd".  0, or CF_EBADREQ for anything
  * else (no sign, no spaces, no zero, no unit other than those). */
 int cf_dur_parse(const char *s, cf_dur_t *ret);
 
@@ -48,6 +49,10 @@ int cf_weekday(int64_t days);
 /* 28..31 */
 unsigned cf_days_in_month(int y, unsigned m);
 bool cf_is_leap(int y);
+
+/* The date (days since 1970) d plus n months (n may be negative), the day
+ * cut to the month's last (31 March + 1 month: 30 April). */
+int64_t cf_days_add_months(int64_t d, int64_t n);
 
 /* t plus one year in UTC civil time (29 February -> 28 February). */
 cf_time_t cf_add_year(cf_time_t t);

@@ -75,8 +75,103 @@ static bool s_is_none(const msgpack_object *data)
     return !data || data->type == MSGPACK_OBJECT_NIL;
 }
 
+static const msgpack_object *s_data_get(const msgpack_object *data, const char *name);
+
+/* The roles of a bound's except_by, for its message. */
+static const char *s_except_text(unsigned except, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned bit = 1; bit <= CF_ROLE_SYSTEM && except; bit <<= 1) {
+        if (!(except & bit))
+            continue;
+        int w = snprintf(buf + used, cap - used, "%s%s", used ? " or " : " (unless sent by a ",
+                         cf_role_name(bit));
+        if (w > 0 && (size_t)w < cap - used)
+            used += (size_t)w;
+    }
+    if (used && used + 1 < cap)
+        snprintf(buf + used, cap - used, ")");
+    return buf;
+}
+
+/* One integer bound of f: v (huge: beyond int64) against b. */
+static int s_check_bound(const cf_wf_field_t *f, const cf_wf_bound_t *b, bool is_max, int64_t v,
+                         bool huge, unsigned role, const cf_sm_ctx_t *ctx, cf_error_t *reterr)
+{
+    if (!b->set)
+        return 0;
+    int64_t bound = b->value;
+    if (b->claim_field >= 0) {
+        if (!ctx || (role & b->except))
+            return 0;
+        const msgpack_object *cv = s_data_get(ctx->claim_data, b->claim_name);
+        if (!cv)
+            return 0; /* the claim has no such value (yet): no bound */
+        if (cv->type == MSGPACK_OBJECT_POSITIVE_INTEGER && cv->via.u64 <= INT64_MAX)
+            bound = (int64_t)cv->via.u64;
+        else if (cv->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            bound = cv->via.i64;
+        else
+            return 0;
+    }
+    bool out = is_max ? (huge || v > bound) : (!huge && v < bound);
+    if (!out)
+        return 0;
+    if (b->claim_field >= 0) {
+        char ex[96];
+        return cf_error_set(reterr, CF_EBADREQ, "field '%s' must not be %s the claim's '%s'%s",
+                            f->name, is_max ? "above" : "below", b->claim_name,
+                            s_except_text(b->except, ex, sizeof ex));
+    }
+    return cf_error_set(reterr, CF_EBADREQ, "field '%s' must be at %s %lld", f->name,
+                        is_max ? "most" : "least", (long long)bound);
+}
+
+/* today + b, in days since 1970. */
+static int64_t s_date_bound_day(const cf_wf_date_bound_t *b, int64_t today)
+{
+    switch (b->unit) {
+    case CF_DUR_WEEKS:
+        return today + 7 * b->n;
+    case CF_DUR_MONTHS:
+        return cf_days_add_months(today, b->n);
+    case CF_DUR_YEARS:
+        return cf_days_add_months(today, 12 * b->n);
+    default:
+        return today + b->n;
+    }
+}
+
+/* not_before: day must be on or after the bound, else on or before it. */
+static int s_check_date_bound(const cf_wf_field_t *f, const cf_wf_date_bound_t *b,
+                              bool not_before, int64_t day, const cf_sm_ctx_t *ctx,
+                              cf_error_t *reterr)
+{
+    if (!b->set || !ctx)
+        return 0;
+    int64_t bound = s_date_bound_day(b, ctx->today);
+    if (not_before ? day >= bound : day <= bound)
+        return 0;
+    int y;
+    unsigned m, d;
+    cf_civil_from_days(bound, &y, &m, &d);
+    char rel[48] = "";
+    if (b->n) {
+        static const char *const unit[] = {[CF_DUR_DAYS] = "d", [CF_DUR_WEEKS] = "w",
+                                           [CF_DUR_MONTHS] = "mo", [CF_DUR_YEARS] = "y"};
+        snprintf(rel, sizeof rel, " %c %lld%s", b->n < 0 ? '-' : '+',
+                 (long long)(b->n < 0 ? -b->n : b->n),
+                 (size_t)b->unit < sizeof unit / sizeof unit[0] && unit[b->unit] ? unit[b->unit]
+                                                                                  : "d");
+    }
+    return cf_error_set(reterr, CF_EBADREQ, "field '%s' must not be %s today%s (%04d-%02u-%02u)",
+                        f->name, not_before ? "before" : "after", rel, y, m, d);
+}
+
 /* Check one value against its field. */
-static int s_check_value(const cf_wf_field_t *f, const msgpack_object *v, cf_error_t *reterr)
+static int s_check_value(const cf_wf_field_t *f, const msgpack_object *v, unsigned role,
+                         const cf_sm_ctx_t *ctx, cf_error_t *reterr)
 {
     const char *name = f->name;
     bool is_str = v->type == MSGPACK_OBJECT_STR;
@@ -93,18 +188,30 @@ static int s_check_value(const cf_wf_field_t *f, const msgpack_object *v, cf_err
         return 0;
     case CF_FT_INTEGER:
         if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            return 0;
+            v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            bool huge = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > INT64_MAX;
+            int64_t x = v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? v->via.i64
+                        : huge ? INT64_MAX : (int64_t)v->via.u64;
+            int rc = s_check_bound(f, &f->min, false, x, huge, role, ctx, reterr);
+            return rc ? rc : s_check_bound(f, &f->max, true, x, huge, role, ctx, reterr);
+        }
         if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
             return cf_error_set(reterr, CF_EBADREQ,
                                 "field '%s' must be an integer, not a float", name);
         return cf_error_set(reterr, CF_EBADREQ, "field '%s' must be an integer", name);
     case CF_FT_MONEY:
         /* minor units of the claim's currency: a whole number, never below 0 */
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
-            return 0;
-        if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX) {
+            int64_t x = (int64_t)v->via.u64;
+            int rc = s_check_bound(f, &f->min, false, x, false, role, ctx, reterr);
+            return rc ? rc : s_check_bound(f, &f->max, true, x, false, role, ctx, reterr);
+        }
+        if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            /* a plain lower bound says more than "negative" */
+            if (f->min.set && f->min.claim_field < 0 && f->min.value >= 0)
+                return s_check_bound(f, &f->min, false, v->via.i64, false, role, ctx, reterr);
             return cf_error_set(reterr, CF_EBADREQ, "field '%s' must not be negative", name);
+        }
         return cf_error_set(reterr, CF_EBADREQ, "field '%s' must be an integer amount in "
                             "minor units (øre)%s", name,
                             v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64
@@ -116,8 +223,11 @@ static int s_check_value(const cf_wf_field_t *f, const msgpack_object *v, cf_err
     case CF_FT_DATE: {
         int y;
         unsigned m, d;
-        if (is_str && cf_date_parse(s, len, &y, &m, &d) == 0)
-            return 0;
+        if (is_str && cf_date_parse(s, len, &y, &m, &d) == 0) {
+            int64_t day = cf_days_from_civil(y, m, d);
+            int rc = s_check_date_bound(f, &f->not_before, true, day, ctx, reterr);
+            return rc ? rc : s_check_date_bound(f, &f->not_after, false, day, ctx, reterr);
+        }
         return cf_error_set(reterr, CF_EBADREQ,
                             "field '%s' must be a real date written YYYY-MM-DD", name);
     }
@@ -144,7 +254,8 @@ static int s_check_value(const cf_wf_field_t *f, const msgpack_object *v, cf_err
 }
 
 int cf_sm_check_data(const cf_wf_field_t *fields, size_t nfields,
-                     const msgpack_object *data, cf_error_t *reterr)
+                     const msgpack_object *data, unsigned role, const cf_sm_ctx_t *ctx,
+                     cf_error_t *reterr)
 {
     static const msgpack_object_kv no_kv;
     const msgpack_object_kv *kv = &no_kv;
@@ -179,7 +290,7 @@ int cf_sm_check_data(const cf_wf_field_t *fields, size_t nfields,
                                     f->name);
         if (kv[i].val.type == MSGPACK_OBJECT_NIL)
             continue; /* nil is absent */
-        int rc = s_check_value(f, &kv[i].val, reterr);
+        int rc = s_check_value(f, &kv[i].val, role, ctx, reterr);
         if (rc)
             return rc;
     }
@@ -213,12 +324,28 @@ static const msgpack_object *s_data_get(const msgpack_object *data, const char *
     return NULL;
 }
 
-static bool s_auto_holds(const cf_wf_t *wf, const cf_wf_auto_t *a, const cf_sm_ctx_t *ctx)
+/* The claim's value of field fi as it is after ev (which may `record:` into
+ * it from its data), or NULL. */
+static const msgpack_object *s_field_value(const cf_wf_t *wf, int fi, const cf_sm_ctx_t *ctx,
+                                           const cf_wf_event_t *ev, const msgpack_object *evdata)
+{
+    for (size_t i = 0; ev && ev->record && i < ev->nfields; i++) {
+        if (ev->record[i] != fi)
+            continue;
+        const msgpack_object *v = s_data_get(evdata, ev->fields[i].name);
+        if (v && v->type != MSGPACK_OBJECT_NIL)
+            return v;
+    }
+    return s_data_get(ctx->claim_data, wf->fields[fi].name);
+}
+
+static bool s_auto_holds(const cf_wf_t *wf, const cf_wf_auto_t *a, const cf_sm_ctx_t *ctx,
+                         const cf_wf_event_t *ev, const msgpack_object *evdata)
 {
     if (a->when_field >= 0) {
         if ((size_t)a->when_field >= wf->nfields)
             return false;
-        const msgpack_object *v = s_data_get(ctx->claim_data, wf->fields[a->when_field].name);
+        const msgpack_object *v = s_field_value(wf, a->when_field, ctx, ev, evdata);
         bool in = false;
         for (size_t i = 0; v && v->type == MSGPACK_OBJECT_STR && i < a->nwhen_in && !in; i++)
             in = s_str_is(&v->via.str, a->when_in[i]);
@@ -229,13 +356,14 @@ static bool s_auto_holds(const cf_wf_t *wf, const cf_wf_auto_t *a, const cf_sm_c
 }
 
 /* Follow automatic moves from state; the state they end in. */
-static int s_follow_autos(const cf_wf_t *wf, int state, const cf_sm_ctx_t *ctx)
+static int s_follow_autos(const cf_wf_t *wf, int state, const cf_sm_ctx_t *ctx,
+                          const cf_wf_event_t *ev, const msgpack_object *evdata)
 {
     for (size_t step = 0; step < wf->nstates; step++) {
         const cf_wf_state_t *st = &wf->states[state];
         int next = -1;
         for (size_t i = 0; i < st->nautos && next < 0; i++)
-            if (s_auto_holds(wf, &st->autos[i], ctx))
+            if (s_auto_holds(wf, &st->autos[i], ctx, ev, evdata))
                 next = st->autos[i].to;
         if (next < 0 || (size_t)next >= wf->nstates)
             break;
@@ -292,9 +420,17 @@ int cf_sm_create(const cf_wf_t *wf, unsigned role, const msgpack_object *data,
         snprintf(what, sizeof what, "create a '%s' claim", wf->name);
         return s_forbidden(role, wf->created_by, what, reterr);
     }
-    int rc = cf_sm_check_data(wf->fields, wf->nfields, data, reterr);
+    int rc = cf_sm_check_data(wf->fields, wf->nfields, data, role, ctx, reterr);
     if (rc)
         return rc;
+    for (size_t i = 0; i < wf->nfields; i++) {
+        const msgpack_object *v = wf->fields[i].internal ? s_data_get(data, wf->fields[i].name)
+                                                         : NULL;
+        if (v && v->type != MSGPACK_OBJECT_NIL)
+            return cf_error_set(reterr, CF_EBADREQ, "field '%s' is recorded by the claim's "
+                                "events; it cannot be given when the claim is created",
+                                wf->fields[i].name);
+    }
     if (wf->initial < 0 || (size_t)wf->initial >= wf->nstates)
         return cf_error_set(reterr, CF_EINTERNAL, "workflow '%s' has no initial state",
                             wf->name);
@@ -302,10 +438,30 @@ int cf_sm_create(const cf_wf_t *wf, unsigned role, const msgpack_object *data,
     r.from = -1;
     r.next.prev = -1;
     r.next.flags = 0;
-    r.next.state = s_follow_autos(wf, wf->initial, ctx);
+    r.next.state = s_follow_autos(wf, wf->initial, ctx, NULL, NULL);
+    r.returned_to = -1;
     r.state_changed = true;
     s_set_timers(wf, &r);
     *ret = r;
+    return 0;
+}
+
+/* CF_EGUARD when cur's flags do not meet ev's `if_set`/`if_clear`: names
+ * the flag, and adds the refusal text for the event. */
+static int s_flags_hold(const cf_wf_t *wf, const cf_sm_claim_t *cur, const cf_wf_event_t *ev,
+                        cf_error_t *reterr)
+{
+    for (size_t i = 0; i < wf->nflags; i++) {
+        uint64_t bit = UINT64_C(1) << i;
+        bool want_set = (ev->if_set & bit) && !(cur->flags & bit);
+        bool want_clear = (ev->if_clear & bit) && (cur->flags & bit);
+        if (!want_set && !want_clear)
+            continue;
+        const char *why = cf_wf_refusal_in(wf, cur->state, ev->name, strlen(ev->name));
+        return cf_error_set(reterr, CF_EGUARD, "event '%s' needs flag '%s' %s%s%s", ev->name,
+                            wf->flags[i], want_set ? "set" : "clear", why ? ": " : "",
+                            why ? why : "");
+    }
     return 0;
 }
 
@@ -314,7 +470,7 @@ static int s_not_accepted(const cf_wf_t *wf, int state, const char *event, size_
                           cf_error_t *reterr)
 {
     const cf_wf_state_t *st = &wf->states[state];
-    char list[256] = "";
+    char list[400] = "";
     size_t used = 0;
     size_t total = st->nevents + (st->final ? 0 : wf->nany);
     for (size_t i = 0; i < total; i++) {
@@ -334,7 +490,7 @@ static int s_not_accepted(const cf_wf_t *wf, int state, const char *event, size_
     for (int j = 0; j < show; j++)
         if ((unsigned char)event[j] < 0x20)
             show = j;
-    const char *why = cf_wf_refusal(wf, event, len);
+    const char *why = cf_wf_refusal_in(wf, state, event, len);
     return cf_error_set(reterr, CF_EINVTRANS,
                         "event '%.*s' is not accepted in state '%s' (accepts: %s)%s%s", show,
                         event, st->name, used ? list : "none", why ? ": " : "",
@@ -356,11 +512,18 @@ int cf_sm_apply(const cf_wf_t *wf, const cf_sm_claim_t *cur, const char *event,
         snprintf(what, sizeof what, "send '%s'", ev->name);
         return s_forbidden(role, ev->roles, what, reterr);
     }
-    int rc = cf_sm_check_data(ev->fields, ev->nfields, data, reterr);
+    int rc = cf_sm_check_data(ev->fields, ev->nfields, data, role, ctx, reterr);
     if (rc)
         return rc;
     if ((rc = s_guards_hold(ev->guards, ctx, reterr)))
         return rc;
+    if ((rc = s_flags_hold(wf, cur, ev, reterr)))
+        return rc;
+    if (wf->states[cur->state].owner_required && !ctx->has_owner &&
+        !(role & (CF_ROLE_MEMBER | CF_ROLE_SYSTEM)))
+        return cf_error_set(reterr, CF_EGUARD, "state '%s' needs an owner before '%s' is "
+                            "accepted (assign the claim first: op assign)",
+                            wf->states[cur->state].name, ev->name);
 
     cf_sm_result_t r = {0};
     r.from = cur->state;
@@ -375,8 +538,9 @@ int cf_sm_apply(const cf_wf_t *wf, const cf_sm_claim_t *cur, const char *event,
                                 wf->states[cur->state].name);
         to = cur->prev;
     }
+    r.returned_to = ev->to == CF_WF_PREVIOUS ? to : -1;
     if (to != CF_WF_STAY)
-        r.next.state = s_follow_autos(wf, to, ctx);
+        r.next.state = s_follow_autos(wf, to, ctx, ev, data);
     r.state_changed = r.next.state != r.from;
     r.next.prev = r.state_changed ? r.from : cur->prev;
     s_set_timers(wf, &r);

@@ -434,7 +434,100 @@ static uint64_t s_flags_of(s_ctx_t *c, const cf_yt_node_t *seq, const char *what
     return bits;
 }
 
-static const char *const s_field_keys[] = {"type", "required", "max", "values", NULL};
+static const char *const s_field_keys[] = {"type", "required", "max", "min", "values",
+                                           "not_before", "not_after", "internal", NULL};
+static const char *const s_bound_keys[] = {"claim", "except_by", NULL};
+
+/* `min:`/`max:` of an integer or money field: an integer, or (event data
+ * only) {claim: FIELD, except_by: [roles]} naming an integer or money
+ * field of the claim's data. */
+static void s_bound(s_ctx_t *c, const cf_yt_node_t *n, const char *key, const cf_wf_field_t *f,
+                    bool claim_data, cf_wf_bound_t *b)
+{
+    b->claim_field = -1;
+    if (n->kind == CF_YT_MAP) {
+        char what[96];
+        snprintf(what, sizeof what, "'%s' of field '%s'", key, f->name);
+        s_dups(c, n, "key");
+        s_keys(c, n, s_bound_keys, what);
+        const cf_yt_node_t *fn = cf_yt_get(n, "claim"), *ex = cf_yt_get(n, "except_by");
+        if (claim_data) {
+            s_err(c, n, "field '%s': a bound naming a claim field is allowed only in an "
+                  "event's data", f->name);
+            return;
+        }
+        if (!fn) {
+            s_err(c, n, "%s has no 'claim' (the claim data field it is compared with)", what);
+            return;
+        }
+        if (!s_want_scalar(c, fn, "'claim'"))
+            return;
+        for (size_t i = 0; i < c->wf->pub.nfields; i++)
+            if (cf_yt_eq(fn, c->fields[i].name))
+                b->claim_field = (int)i;
+        if (b->claim_field < 0) {
+            s_err(c, fn, "%s: '%.*s' is not a field of the claim's data", what, S_Q(fn));
+            return;
+        }
+        cf_wf_ftype_t t = c->fields[b->claim_field].type;
+        if (t != CF_FT_INTEGER && t != CF_FT_MONEY) {
+            s_err(c, fn, "%s: claim field '%.*s' is not an integer or money field", what,
+                  S_Q(fn));
+            b->claim_field = -1;
+            return;
+        }
+        if (ex)
+            b->except = s_roles_of(c, ex, "'except_by'");
+        b->claim_name = c->fields[b->claim_field].name;
+        b->set = true;
+        return;
+    }
+    /* a plain integer, possibly negative */
+    bool neg = n->kind == CF_YT_SCALAR && n->len > 1 && n->s[0] == '-';
+    cf_yt_node_t tmp = *n;
+    if (neg) {
+        tmp.s++;
+        tmp.len--;
+    }
+    int64_t v;
+    char what[64];
+    snprintf(what, sizeof what, "'%s'", key);
+    if (s_want_int(c, &tmp, what, 0, S_INT_HUGE, &v)) {
+        b->value = neg ? -v : v;
+        b->set = true;
+    }
+}
+
+/* `not_before:`/`not_after:` of a date field: `today`, or today plus or
+ * minus a number of days, weeks, months or years (`+1y`, `-30d`, `+6mo`). */
+static void s_date_bound(s_ctx_t *c, const cf_yt_node_t *n, const char *key,
+                         cf_wf_date_bound_t *b)
+{
+    if (!s_want_scalar(c, n, key))
+        return;
+    if (cf_yt_eq(n, "today")) {
+        b->set = true;
+        return;
+    }
+    char buf[24];
+    cf_dur_t d;
+    bool ok = n->len >= 3 && n->len < sizeof buf && (n->s[0] == '+' || n->s[0] == '-');
+    if (ok) {
+        memcpy(buf, n->s + 1, n->len - 1);
+        buf[n->len - 1] = '\0';
+        ok = cf_dur_parse(buf, &d) == 0 &&
+             (d.unit == CF_DUR_DAYS || d.unit == CF_DUR_WEEKS || d.unit == CF_DUR_MONTHS ||
+              d.unit == CF_DUR_YEARS);
+    }
+    if (!ok) {
+        s_err(c, n, "bad date bound '%.*s' for '%s' (expected today, or today plus or minus "
+              "days, weeks, months or years: +1y, -30d, +6mo)", S_Q(n), key);
+        return;
+    }
+    b->set = true;
+    b->n = n->s[0] == '-' ? -d.n : d.n;
+    b->unit = d.unit;
+}
 
 static void s_field(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf_wf_field_t *f,
                     bool claim_data)
@@ -476,12 +569,46 @@ static void s_field(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf
     if (n)
         s_want_bool(c, n, "required", &f->required);
 
+    bool numeric = typed && (f->type == CF_FT_INTEGER || f->type == CF_FT_MONEY);
     if ((n = cf_yt_get(v, "max"))) {
         int64_t max;
-        if (typed && f->type != CF_FT_STRING)
-            s_err(c, cf_yt_key_of(v, n), "field '%s': max applies only to string fields", f->name);
+        if (numeric)
+            s_bound(c, n, "max", f, claim_data, &f->max);
+        else if (typed && f->type != CF_FT_STRING)
+            s_err(c, cf_yt_key_of(v, n), "field '%s': max applies only to string, integer "
+                  "and money fields", f->name);
         else if (s_want_int(c, n, "max", 1, CF_WF_STRING_LIMIT, &max))
             f->max_len = (uint32_t)max;
+    }
+    if ((n = cf_yt_get(v, "min"))) {
+        if (numeric)
+            s_bound(c, n, "min", f, claim_data, &f->min);
+        else if (typed)
+            s_err(c, cf_yt_key_of(v, n), "field '%s': min applies only to integer and money "
+                  "fields", f->name);
+    }
+    if (f->min.set && f->max.set && f->min.claim_field < 0 && f->max.claim_field < 0 &&
+        f->min.value > f->max.value)
+        s_err(c, cf_yt_get(v, "min"), "field '%s': min is above max", f->name);
+    static const char *const dkeys[] = {"not_before", "not_after"};
+    for (int i = 0; i < 2; i++) {
+        if (!(n = cf_yt_get(v, dkeys[i])))
+            continue;
+        if (typed && f->type != CF_FT_DATE)
+            s_err(c, cf_yt_key_of(v, n), "field '%s': %s applies only to date fields", f->name,
+                  dkeys[i]);
+        else if (typed)
+            s_date_bound(c, n, dkeys[i], i == 0 ? &f->not_before : &f->not_after);
+    }
+    if ((n = cf_yt_get(v, "internal"))) {
+        if (!claim_data)
+            s_err(c, cf_yt_key_of(v, n), "field '%s': internal applies only to the claim's "
+                  "data", f->name);
+        else
+            s_want_bool(c, n, "internal", &f->internal);
+        if (f->internal && f->required)
+            s_err(c, cf_yt_key_of(v, n), "field '%s': an internal field cannot be required "
+                  "(events record it later)", f->name);
     }
 
     n = cf_yt_get(v, "values");
@@ -533,9 +660,55 @@ static void s_fields(s_ctx_t *c, const cf_yt_node_t *map, const char *what, bool
 }
 
 static const char *const s_event_keys[] = {"to", "by", "requires", "data", "set", "clear",
-                                           "scope", NULL};
+                                           "scope", "if_set", "if_clear", "record", NULL};
 /* The scopes an event may need of a representative (`scope:`). */
 static const char *const s_event_scopes[] = {"claims", "complaints", "consent", NULL};
+
+/* `record: {event_field: claim_field}`: the event's value is written into
+ * the claim's data; the claim field must be internal and of the same type. */
+static void s_record(s_ctx_t *c, const cf_yt_node_t *map, cf_wf_event_t *ev)
+{
+    if (!s_want_map(c, map, "'record'"))
+        return;
+    s_dups(c, map, "key");
+    int *rec = s_alloc(&c->out, (ev->nfields + 1) * sizeof *rec);
+    int nrec = 0;
+    for (size_t i = 0; i < ev->nfields; i++)
+        rec[i] = -1;
+    CF_YT_EACH_PAIR(map, k, v) {
+        if (k->dup_of || !s_want_scalar(c, k, "a field"))
+            continue;
+        int ei = -1, ci = -1;
+        for (size_t i = 0; i < ev->nfields; i++)
+            if (cf_yt_eq(k, ev->fields[i].name))
+                ei = (int)i;
+        if (ei < 0) {
+            s_err(c, k, "event '%s' records '%.*s', which is not a field of its data",
+                  ev->name, S_Q(k));
+            continue;
+        }
+        if (!s_want_scalar(c, v, "a claim field"))
+            continue;
+        for (size_t i = 0; i < c->wf->pub.nfields; i++)
+            if (cf_yt_eq(v, c->fields[i].name))
+                ci = (int)i;
+        if (ci < 0) {
+            s_err(c, v, "event '%s' records into '%.*s', which is not a field of the claim's "
+                  "data", ev->name, S_Q(v));
+        } else if (!c->fields[ci].internal) {
+            s_err(c, v, "event '%s' records into claim field '%s', which is not internal "
+                  "(the member's data is never overwritten)", ev->name, c->fields[ci].name);
+        } else if (c->fields[ci].type != ev->fields[ei].type) {
+            s_err(c, v, "event '%s' records field '%s' into claim field '%s' of another type",
+                  ev->name, ev->fields[ei].name, c->fields[ci].name);
+        } else if (++nrec > CF_WF_MAX_RECORD) {
+            s_err(c, k, "event '%s' records more than %d fields", ev->name, CF_WF_MAX_RECORD);
+        } else {
+            rec[ei] = ci;
+        }
+    }
+    ev->record = rec;
+}
 
 static void s_event(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf_wf_event_t *ev)
 {
@@ -582,6 +755,12 @@ static void s_event(s_ctx_t *c, const cf_yt_node_t *k, const cf_yt_node_t *v, cf
         if (!ev->scope)
             s_err(c, n, "event '%s': 'scope' must be claims, complaints or consent", ev->name);
     }
+    if ((n = cf_yt_get(v, "if_set")))
+        ev->if_set = s_flags_of(c, n, "'if_set'");
+    if ((n = cf_yt_get(v, "if_clear")))
+        ev->if_clear = s_flags_of(c, n, "'if_clear'");
+    if ((n = cf_yt_get(v, "record")))
+        s_record(c, n, ev);
 }
 
 static void s_events(s_ctx_t *c, const cf_yt_node_t *map, const char *what,
@@ -668,7 +847,7 @@ static bool s_auto(s_ctx_t *c, const cf_yt_node_t *item, cf_wf_auto_t *a)
     return a->to >= 0;
 }
 
-static const char *const s_timer_keys[] = {"after", "send", NULL};
+static const char *const s_timer_keys[] = {"after", "at", "send", "on_pause", NULL};
 
 static void s_timers(s_ctx_t *c, const cf_yt_node_t *map, size_t si)
 {
@@ -691,15 +870,42 @@ static void s_timers(s_ctx_t *c, const cf_yt_node_t *map, size_t si)
         s_keys(c, v, s_timer_keys, what);
         bool ok = true;
         const cf_yt_node_t *after = cf_yt_get(v, "after"), *send = cf_yt_get(v, "send");
-        if (!after) {
-            s_err(c, k, "timer '%s' has no 'after'", x->name);
+        const cf_yt_node_t *at = cf_yt_get(v, "at"), *pause = cf_yt_get(v, "on_pause");
+        x->at_field = -1;
+        if (after && at) {
+            s_err(c, cf_yt_key_of(v, at), "timer '%s' has both 'after' and 'at'", x->name);
+            ok = false;
+        } else if (at) {
+            /* a date of the claim's data: due at the end of that day */
+            if (!s_want_scalar(c, at, "'at'")) {
+                ok = false;
+            } else {
+                for (size_t i = 0; i < c->wf->pub.nfields; i++)
+                    if (cf_yt_eq(at, c->fields[i].name))
+                        x->at_field = (int)i;
+                if (x->at_field < 0 || c->fields[x->at_field].type != CF_FT_DATE) {
+                    s_err(c, at, "timer '%s': 'at' must name a date field of the claim's "
+                          "data, not '%.*s'", x->name, S_Q(at));
+                    x->at_field = -1;
+                    ok = false;
+                }
+            }
+        } else if (!after) {
+            s_err(c, k, "timer '%s' has no 'after' (or 'at')", x->name);
             ok = false;
         } else if (!s_want_scalar(c, after, "'after'")) {
             ok = false;
         } else if (strlen(after->s) != after->len || cf_dur_parse(after->s, &x->after) != 0) {
             s_err(c, after, "bad duration '%.*s' for timer '%s' (expected a number and a "
-                  "unit: 30m, 2h, 2d, 4w, 1y, 1bd)", S_Q(after), x->name);
+                  "unit: 30m, 2h, 2d, 4w, 6mo, 1y, 1bd)", S_Q(after), x->name);
             ok = false;
+        }
+        if (pause && s_want_scalar(c, pause, "'on_pause'")) {
+            if (cf_yt_eq(pause, "keep"))
+                x->keep = true;
+            else if (!cf_yt_eq(pause, "restart"))
+                s_err(c, pause, "timer '%s': on_pause must be restart or keep, not '%.*s'",
+                      x->name, S_Q(pause));
         }
         if (!send) {
             s_err(c, k, "timer '%s' has no 'send'", x->name);
@@ -723,7 +929,10 @@ static void s_timers(s_ctx_t *c, const cf_yt_node_t *map, size_t si)
     st->ntimers = n;
 }
 
-static const char *const s_state_keys[] = {"initial", "final", "auto", "timers", "on", NULL};
+static const char *const s_state_keys[] = {"initial", "final", "auto", "timers", "on",
+                                           "owner", "refusals", NULL};
+static void s_refusal_map(s_ctx_t *c, const cf_yt_node_t *map, const cf_wf_refusal_t **ret,
+                          size_t *nret);
 
 static void s_state(s_ctx_t *c, size_t si, const cf_yt_node_t *v)
 {
@@ -740,8 +949,8 @@ static void s_state(s_ctx_t *c, size_t si, const cf_yt_node_t *v)
     if ((n = cf_yt_get(v, "final")))
         s_want_bool(c, n, "final", &st->final);
     if (st->final) {
-        static const char *const moving[] = {"on", "auto", "timers"};
-        for (size_t i = 0; i < 3; i++)
+        static const char *const moving[] = {"on", "auto", "timers", "owner", "refusals"};
+        for (size_t i = 0; i < 5; i++)
             if ((n = cf_yt_get(v, moving[i])))
                 s_err(c, cf_yt_key_of(v, n), "final state '%s' cannot have '%s'", st->name,
                       moving[i]);
@@ -760,6 +969,13 @@ static void s_state(s_ctx_t *c, size_t si, const cf_yt_node_t *v)
     }
     if ((n = cf_yt_get(v, "timers")))
         s_timers(c, n, si);
+    if ((n = cf_yt_get(v, "owner")) && s_want_scalar(c, n, "'owner'")) {
+        if (cf_yt_eq(n, "required"))
+            st->owner_required = true;
+        else if (!cf_yt_eq(n, "optional"))
+            s_err(c, n, "state '%s': owner must be required or optional, not '%.*s'",
+                  st->name, S_Q(n));
+    }
 }
 
 static bool s_event_declared(const s_ctx_t *c, const cf_yt_node_t *n)
@@ -776,6 +992,12 @@ static bool s_event_declared(const s_ctx_t *c, const cf_yt_node_t *n)
 }
 
 static void s_refusals(s_ctx_t *c, const cf_yt_node_t *map)
+{
+    s_refusal_map(c, map, &c->wf->pub.refusals, &c->wf->pub.nrefusals);
+}
+
+static void s_refusal_map(s_ctx_t *c, const cf_yt_node_t *map, const cf_wf_refusal_t **ret,
+                          size_t *nret)
 {
     if (!s_want_map(c, map, "'refusals'"))
         return;
@@ -795,8 +1017,8 @@ static void s_refusals(s_ctx_t *c, const cf_yt_node_t *map)
         r[n].message = s_strndup(&c->out, v->s, v->len);
         n++;
     }
-    c->wf->pub.refusals = r;
-    c->wf->pub.nrefusals = n;
+    *ret = r;
+    *nret = n;
 }
 
 /* ------------------------------------------- calendar and currency --- */
@@ -1036,6 +1258,11 @@ static void s_compile(s_ctx_t *c, const cf_yt_node_t *root)
 
     if ((n = cf_yt_get(root, "refusals")))
         s_refusals(c, n);
+    for (size_t i = 0; i < wf->nstates; i++) {
+        const cf_yt_node_t *sv = c->state_keys[i]->next;
+        if (sv->kind == CF_YT_MAP && !c->states[i].final && (n = cf_yt_get(sv, "refusals")))
+            s_refusal_map(c, n, &c->states[i].refusals, &c->states[i].nrefusals);
+    }
 
     wf->nflags = c->nflags;
     if (c->nflags) {
@@ -1274,6 +1501,19 @@ const cf_wf_event_t *cf_wf_event_find(const cf_wf_t *wf, int state,
         if (s_name_is(wf->any[i].name, name, len))
             return &wf->any[i];
     return NULL;
+}
+
+const char *cf_wf_refusal_in(const cf_wf_t *wf, int state, const char *event, size_t len)
+{
+    if (!event || memchr(event, '\0', len))
+        return NULL;
+    if (state >= 0 && (size_t)state < wf->nstates) {
+        const cf_wf_state_t *st = &wf->states[state];
+        for (size_t i = 0; i < st->nrefusals; i++)
+            if (s_name_is(st->refusals[i].event, event, len))
+                return st->refusals[i].message;
+    }
+    return cf_wf_refusal(wf, event, len);
 }
 
 const char *cf_wf_refusal(const cf_wf_t *wf, const char *event, size_t len)

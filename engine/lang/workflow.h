@@ -71,13 +71,37 @@ typedef enum {
 #define CF_WF_STRING_DEFAULT_MAX 4096
 #define CF_WF_STRING_LIMIT       65536
 
+/* A bound of an integer or money field (`min:`, `max:`): a number, or the
+ * value of a claim data field (`{claim: guarantee_amount}`), which the roles
+ * in `except` may exceed.  A bound on a claim field the claim does not have
+ * (yet) does not apply. */
+typedef struct {
+    bool set;
+    int64_t value;
+    int claim_field;             /* index into the workflow's fields, or -1 */
+    const char *claim_name;      /* its name, for checks and messages */
+    unsigned except;             /* CF_ROLE_* bits the bound does not bind */
+} cf_wf_bound_t;
+
+/* A date bound (`not_before:`, `not_after:`) relative to the engine's
+ * today in the claim's calendar: today + n units (`today`: n 0; `+1y`,
+ * `-30d`; units d, w, mo, y). */
+typedef struct {
+    bool set;
+    int64_t n;
+    cf_dur_unit_t unit;
+} cf_wf_date_bound_t;
+
 typedef struct {
     const char *name;
     cf_wf_ftype_t type;
     bool required;
+    bool internal;               /* claim data written only by events' `record:` */
     uint32_t max_len;            /* CF_FT_STRING: bytes */
     const char *const *values;   /* CF_FT_ENUM */
     size_t nvalues;
+    cf_wf_bound_t min, max;      /* CF_FT_INTEGER, CF_FT_MONEY */
+    cf_wf_date_bound_t not_before, not_after;  /* CF_FT_DATE */
 } cf_wf_field_t;
 
 /* --------------------------------------------------------------- events --- */
@@ -85,6 +109,7 @@ typedef struct {
 #define CF_WF_PREVIOUS (-2)   /* `to: $previous` */
 
 #define CF_WF_MAX_FLAGS 64
+#define CF_WF_MAX_RECORD 16   /* fields one event may `record:` */
 
 typedef struct {
     const char *name;            /* "decision.approved" */
@@ -99,12 +124,18 @@ typedef struct {
      * "claims", "complaints" or "consent"; NULL: the default (complaints for
      * a complaint.* event, claims for the rest; docs/workflows.md). */
     const char *scope;
+    uint64_t if_set, if_clear;   /* flags that must be set / clear (`if_set:`) */
+    /* `record:`: record[i] is the claim data field the event's field i is
+     * written to, or -1; NULL when the event records nothing. */
+    const int *record;
     uint32_t line, col;          /* where it was declared, for messages */
 } cf_wf_event_t;
 
 typedef struct {
     const char *name;            /* "decision_due" */
-    cf_dur_t after;
+    cf_dur_t after;              /* when at_field < 0 */
+    int at_field;                /* `at:`: a date field of the claim's data, or -1 */
+    bool keep;                   /* `on_pause: keep`: a return keeps the due time */
     const char *event;           /* sent, as actor system, when due */
 } cf_wf_timer_t;
 
@@ -118,10 +149,21 @@ typedef struct {
     size_t nwhen_in;
 } cf_wf_auto_t;
 
+/* An explanation given with invalid_transition (and failed flag
+ * conditions) for an event, from a `refusals:` map: the state's, then the
+ * workflow's. */
+typedef struct {
+    const char *event;
+    const char *message;
+} cf_wf_refusal_t;
+
 typedef struct {
     const char *name;
     bool initial;
     bool final;
+    bool owner_required;         /* `owner: required`: operators' events need an owner */
+    const cf_wf_refusal_t *refusals;
+    size_t nrefusals;
     const cf_wf_event_t *events;
     size_t nevents;
     const cf_wf_timer_t *timers;
@@ -130,12 +172,6 @@ typedef struct {
     size_t nautos;
 } cf_wf_state_t;
 
-/* An explanation given with invalid_transition for an event, from the
- * top-level `refusals:` map. */
-typedef struct {
-    const char *event;
-    const char *message;
-} cf_wf_refusal_t;
 
 /* A place in the workflow's file, for diagnostics made after loading. */
 typedef struct {
@@ -216,5 +252,8 @@ const cf_wf_event_t *cf_wf_event_find(const cf_wf_t *wf, int state,
                                       const char *name, size_t len);
 /* The refusal text for event, or NULL. */
 const char *cf_wf_refusal(const cf_wf_t *wf, const char *event, size_t len);
+/* The refusal text for event in state: the state's own, else the
+ * workflow's; NULL when neither has one. */
+const char *cf_wf_refusal_in(const cf_wf_t *wf, int state, const char *event, size_t len);
 
 #endif

@@ -56,6 +56,66 @@ static int s_state_index(const cf_wf_t *wf, const msgpack_object *o)
     return cf_wf_state_find(wf, name);
 }
 
+static bool s_timer_decode(const msgpack_object *tm, cf_claim_timer_t *ct)
+{
+    return tm->type == MSGPACK_OBJECT_ARRAY && tm->via.array.size == 3 &&
+           s_str(&tm->via.array.ptr[0], ct->name, sizeof ct->name) &&
+           s_int(&tm->via.array.ptr[1], &ct->due) &&
+           s_str(&tm->via.array.ptr[2], ct->event, sizeof ct->event);
+}
+
+/* Elements 14 (owner) and 15 (frames). */
+static int s_decode_owner_frames(cf_claim_t *c, const msgpack_object *o,
+                                 const msgpack_object *f)
+{
+    if (o->type != MSGPACK_OBJECT_NIL && !s_str(o, c->owner, sizeof c->owner))
+        return CF_EINTERNAL;
+    if (f->type != MSGPACK_OBJECT_ARRAY || f->via.array.size > CF_CLAIM_MAX_FRAMES)
+        return CF_EINTERNAL;
+    for (uint32_t i = 0; i < f->via.array.size; i++) {
+        const msgpack_object *fr = &f->via.array.ptr[i];
+        cf_claim_frame_t *cf = &c->frames[c->nframes++];
+        if (fr->type != MSGPACK_OBJECT_ARRAY || fr->via.array.size != 3)
+            return CF_EINTERNAL;
+        const msgpack_object *x = fr->via.array.ptr;
+        if ((cf->state = s_state_index(c->wf, &x[0])) < 0)
+            return CF_EINTERNAL;
+        cf->prev = x[1].type == MSGPACK_OBJECT_NIL ? -1 : s_state_index(c->wf, &x[1]);
+        if (x[2].type != MSGPACK_OBJECT_ARRAY || x[2].via.array.size > CF_FRAME_MAX_TIMERS)
+            return CF_EINTERNAL;
+        cf->ntimers = 0;
+        for (uint32_t j = 0; j < x[2].via.array.size; j++)
+            if (!s_timer_decode(&x[2].via.array.ptr[j], &cf->timers[cf->ntimers++]))
+                return CF_EINTERNAL;
+    }
+    return 0;
+}
+
+int cf_claim_set_data(cf_claim_t *c, const void *bytes, size_t len)
+{
+    char *raw = malloc(len ? len : 1);
+    if (!raw)
+        return CF_EINTERNAL;
+    memcpy(raw, bytes, len);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    if (msgpack_unpack_next(&up, raw, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&up);
+        free(raw);
+        return CF_EINTERNAL;
+    }
+    if (c->has_data_up)
+        msgpack_unpacked_destroy(&c->data_up);
+    free(c->data_raw);
+    c->data_raw = raw;
+    c->data_up = up;
+    c->has_data_up = true;
+    c->data = c->data_up.data;
+    return 0;
+}
+
 int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
                     void *ctx, cf_claim_t *c)
 {
@@ -74,7 +134,11 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
     c->created = c->updated = 0;
     c->seq = 0;
     c->country = (cf_country_t)0;
+    c->owner[0] = '\0';
+    c->nframes = 0;
     c->has_up = false;
+    c->data_raw = NULL;
+    c->has_data_up = false;
     c->raw = malloc(len ? len : 1);
     if (!c->raw)
         return CF_EINTERNAL;
@@ -86,9 +150,10 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
         msgpack_unpack_next(&c->up, c->raw, len, &off) != MSGPACK_UNPACK_SUCCESS)
         goto corrupt;
     const msgpack_object *r = &c->up.data;
-    /* 13 elements: a record from before the country (schema.h) */
+    /* 13 elements: a record from before the country, 14: before the owner
+     * (schema.h) */
     if (r->type != MSGPACK_OBJECT_ARRAY ||
-        (r->via.array.size != 13 && r->via.array.size != 14))
+        (r->via.array.size != 13 && r->via.array.size != 14 && r->via.array.size != 16))
         goto corrupt;
     const msgpack_object *a = r->via.array.ptr;
     int64_t version, t;
@@ -97,7 +162,7 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
     c->wf = resolve(ctx, a[0].via.str.ptr, a[0].via.str.size, version, &c->country);
     if (!c->wf)
         goto corrupt;
-    if (r->via.array.size == 14) {
+    if (r->via.array.size >= 14) {
         int country = a[13].type == MSGPACK_OBJECT_STR
                           ? cf_country_parse(a[13].via.str.ptr, a[13].via.str.size) : -1;
         if (country < 0)
@@ -124,11 +189,7 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
         goto corrupt;
     for (uint32_t i = 0; i < a[6].via.array.size; i++) {
         const msgpack_object *tm = &a[6].via.array.ptr[i];
-        cf_claim_timer_t *ct = &c->timers[c->ntimers++];
-        if (tm->type != MSGPACK_OBJECT_ARRAY || tm->via.array.size != 3 ||
-            !s_str(&tm->via.array.ptr[0], ct->name, sizeof ct->name) ||
-            !s_int(&tm->via.array.ptr[1], &ct->due) ||
-            !s_str(&tm->via.array.ptr[2], ct->event, sizeof ct->event))
+        if (!s_timer_decode(tm, &c->timers[c->ntimers++]))
             goto corrupt;
     }
     if (a[7].type != MSGPACK_OBJECT_ARRAY || a[7].via.array.size > CF_CLAIM_MAX_DOCS)
@@ -156,6 +217,8 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
     if (!s_int(&a[10], &c->created) || !s_int(&a[11], &c->updated) || !s_int(&a[12], &t))
         goto corrupt;
     c->seq = (uint32_t)t;
+    if (r->via.array.size == 16 && s_decode_owner_frames(c, &a[14], &a[15]) != 0)
+        goto corrupt;
     return 0;
 corrupt:
     cf_claim_fini(c);
@@ -169,6 +232,19 @@ void cf_claim_fini(cf_claim_t *c)
     c->has_up = false;
     free(c->raw);
     c->raw = NULL;
+    if (c->has_data_up)
+        msgpack_unpacked_destroy(&c->data_up);
+    c->has_data_up = false;
+    free(c->data_raw);
+    c->data_raw = NULL;
+}
+
+static void s_pack_timer(msgpack_packer *pk, const cf_claim_timer_t *t)
+{
+    msgpack_pack_array(pk, 3);
+    cf_pack_str(pk, t->name);
+    msgpack_pack_int64(pk, t->due);
+    cf_pack_str(pk, t->event);
 }
 
 static void s_pack_flags(msgpack_packer *pk, const cf_claim_t *c)
@@ -187,7 +263,7 @@ int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb)
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 14);
+    msgpack_pack_array(&pk, 16);
     cf_pack_str(&pk, c->wf->name);
     msgpack_pack_int64(&pk, c->wf->version);
     cf_pack_str(&pk, c->wf->states[c->state].name);
@@ -198,12 +274,8 @@ int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb)
     msgpack_pack_object(&pk, c->data);
     s_pack_flags(&pk, c);
     msgpack_pack_array(&pk, (uint32_t)c->ntimers);
-    for (size_t i = 0; i < c->ntimers; i++) {
-        msgpack_pack_array(&pk, 3);
-        cf_pack_str(&pk, c->timers[i].name);
-        msgpack_pack_int64(&pk, c->timers[i].due);
-        cf_pack_str(&pk, c->timers[i].event);
-    }
+    for (size_t i = 0; i < c->ntimers; i++)
+        s_pack_timer(&pk, &c->timers[i]);
     msgpack_pack_array(&pk, (uint32_t)c->ndocs);
     for (size_t i = 0; i < c->ndocs; i++) {
         msgpack_pack_array(&pk, 3);
@@ -226,12 +298,29 @@ int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb)
     msgpack_pack_int64(&pk, c->updated);
     msgpack_pack_uint32(&pk, c->seq);
     cf_pack_str(&pk, cf_country_code(c->country));
+    if (c->owner[0])
+        cf_pack_str(&pk, c->owner);
+    else
+        msgpack_pack_nil(&pk);
+    msgpack_pack_array(&pk, (uint32_t)c->nframes);
+    for (size_t i = 0; i < c->nframes; i++) {
+        const cf_claim_frame_t *f = &c->frames[i];
+        msgpack_pack_array(&pk, 3);
+        cf_pack_str(&pk, c->wf->states[f->state].name);
+        if (f->prev >= 0)
+            cf_pack_str(&pk, c->wf->states[f->prev].name);
+        else
+            msgpack_pack_nil(&pk);
+        msgpack_pack_array(&pk, (uint32_t)f->ntimers);
+        for (size_t j = 0; j < f->ntimers; j++)
+            s_pack_timer(&pk, &f->timers[j]);
+    }
     return sb->data ? 0 : CF_EINTERNAL;
 }
 
 void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c)
 {
-    msgpack_pack_map(pk, c->parent[0] ? 13 : 12);
+    msgpack_pack_map(pk, c->parent[0] ? 14 : 13);
     cf_pack_str(pk, "id");
     cf_pack_str(pk, c->id);
     cf_pack_str(pk, "workflow");
@@ -244,6 +333,11 @@ void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c)
     cf_pack_str(pk, cf_country_code(c->country));
     cf_pack_str(pk, "currency");
     cf_pack_str(pk, cf_currency_code(c->wf->currency[c->country]));
+    cf_pack_str(pk, "owner");
+    if (c->owner[0])
+        cf_pack_str(pk, c->owner);
+    else
+        msgpack_pack_nil(pk);
     cf_pack_str(pk, "data");
     msgpack_pack_object(pk, c->data);
     cf_pack_str(pk, "flags");

@@ -8,11 +8,12 @@
  *   [0 workflow, 1 version, 2 state, 3 prev|nil, 4 data map, 5 [flag...],
  *    6 [[timer, due, event]...], 7 [[kind, sha256 bin, size]...],
  *    8 parent|nil, 9 member hash bin|nil, 10 created, 11 updated, 12 seq,
- *    13 country]
+ *    13 country, 14 owner|nil, 15 [[state, prev|nil, [[timer, due, event]...]]...]]
  * States and flags are kept by name, so a definition may reorder them; the
  * country by its code ("dk", "no").  Records written before the country
  * have 13 elements and read with the country of their workflow version's
- * default (cf_wf_resolve_fn).
+ * default (cf_wf_resolve_fn); records written before the owner have 14 and
+ * read with no owner and no frames.
  * History events: [seq, at, event, from|nil, to, actor, data|nil].
  */
 #ifndef CF_SCHEMA_H
@@ -32,6 +33,10 @@
 #define CF_CLAIM_MAX_TIMERS 16
 #define CF_CLAIM_MAX_DOCS 64
 #define CF_MEMBER_HASH_LEN 16
+/* The return stack: states a claim left, newest last, so `$previous` can
+ * go back more than one step and restore what a pause kept. */
+#define CF_CLAIM_MAX_FRAMES 8
+#define CF_FRAME_MAX_TIMERS 4
 
 typedef struct {
     char name[CF_NAME_MAX + 1];
@@ -44,6 +49,15 @@ typedef struct {
     unsigned char sha[32];
     uint64_t size;
 } cf_claim_doc_t;
+
+/* A state the claim left (by a move that was not `$previous`): the state,
+ * its own previous state, and its `on_pause: keep` timers as they were
+ * (name, due, event), restored when `$previous` returns to it. */
+typedef struct {
+    int state, prev;             /* prev -1: none */
+    size_t ntimers;
+    cf_claim_timer_t timers[CF_FRAME_MAX_TIMERS];
+} cf_claim_frame_t;
 
 typedef struct {
     char id[CF_ID_LEN + 1];
@@ -61,11 +75,23 @@ typedef struct {
     cf_time_t created, updated;
     uint32_t seq;                /* last history seq */
     cf_country_t country;        /* fixed at creation: its calendar, currency */
+    char owner[CF_NAME_MAX + 1]; /* the operator who owns it; "" when none */
+    size_t nframes;
+    cf_claim_frame_t frames[CF_CLAIM_MAX_FRAMES];
     /* owned: the decoded record's bytes and msgpack zone */
     char *raw;
     msgpack_unpacked up;
     bool has_up;
+    /* owned: data rewritten by an event's `record:` (cf_claim_set_data) */
+    char *data_raw;
+    msgpack_unpacked data_up;
+    bool has_data_up;
 } cf_claim_t;
+
+/* Replace c's data with the msgpack map in bytes[0..len) (copied).  0, or
+ * CF_EINTERNAL (not one msgpack object, out of memory); c->data is
+ * unchanged on failure. */
+int cf_claim_set_data(cf_claim_t *c, const void *bytes, size_t len);
 
 /* Resolves a workflow name + version to its definition (the engine's
  * registry), or NULL; *ret_country: the version's default country (its
@@ -85,7 +111,7 @@ void cf_claim_fini(cf_claim_t *c);
 int cf_claim_encode(const cf_claim_t *c, msgpack_sbuffer *sb);
 
 /* The protocol's claim map, with the claim's `country` and `currency`
- * (its workflow's currency for that country). */
+ * (its workflow's currency for that country) and `owner` (nil: none). */
 void cf_claim_pack_reply(msgpack_packer *pk, const cf_claim_t *c);
 
 /* The protocol's event map from a stored history record; with_workflow adds

@@ -135,7 +135,7 @@ def test_inquiry_takes_its_parents_country():
 
 def ctl(d, *args, actor="hanne"):
     env = dict(os.environ)
-    for k in ("CLAIMFLOW_ENDPOINT", "CLAIMFLOW_OPERATOR", "CLAIMFLOW_CALENDAR"):
+    for k in ("CLAIMFLOW_ENDPOINT", "CLAIMFLOW_OPERATOR", "CLAIMFLOW_CALENDAR", "COLUMNS"):
         env.pop(k, None)
     env["CLAIMFLOW_WORKFLOWS"] = WORKFLOWS_DIR
     p = subprocess.run([CLAIMCTL] + list(args) + ["--endpoint", d.operator, "--as", actor],
@@ -159,12 +159,14 @@ def test_claimctl_shows_amounts_in_the_claims_currency():
             check("\ncountry    %s\ncurrency   %s\n" % (country, currency) in out, out)
             line = [ln for ln in out.splitlines() if "guarantee.issued" in ln]
             eq(len(line), 1, out)
-            check(line[0].endswith("hanne   -   operator  amount: %s" % shown), line[0])
+            check(line[0].endswith("hanne   -   operator  amount: %s, provider: Fysio Nord, "
+                                   "valid_until: 2027-02-01" % shown), line[0])
             hist = ctl(d, "history", cid).splitlines()
             eq(hist[0].split()[-1], "DETAIL", hist)
             g = [ln for ln in hist if "guarantee.issued" in ln]
             eq(len(g), 1, hist)
-            check(g[0].endswith("hanne   -   operator  amount: %s" % shown), g[0])
+            check(g[0].endswith("hanne   -   operator  amount: %s, provider: Fysio Nord, "
+                                "valid_until: 2027-02-01" % shown), g[0])
             # --json stays the protocol's raw values.
             import json
             doc = json.loads(ctl(d, "history", cid, "--json"))

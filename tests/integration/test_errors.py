@@ -124,9 +124,9 @@ def test_invalid_transition():
         check("decision.approved" in msg, msg)      # names what it accepts
         msg = err(send(h, c["id"], "no.such.event"), "invalid_transition")
         check("in_review" in msg, msg)
-        # attach in a state that takes no document: nothing is stored.
+        # attach a kind the state takes no document of: nothing is stored.
         r = p.call({"op": "attach", "id": new_id(), "member": m, "claim": c["id"],
-                    "kind": "referral", "content_type": "application/pdf",
+                    "kind": "invoice", "content_type": "application/pdf",
                     "body": PDF + b"2"})
         err(r, "invalid_transition")
         got = ok(h.call({"op": "get", "claim": c["id"]}))["claim"]
@@ -135,6 +135,7 @@ def test_invalid_transition():
         ok(send(h, c["id"], "decision.approved"))
         ok(send(h, c["id"], "network.referred", {"provider": "Klinik"}))
         ok(send(p, c["id"], "treatment.started", member=m))
+        ok(send(op(d, "sofie"), c["id"], "claim.closed", {"reason": "no invoice"}))
         err(send(p, c["id"], "claim.withdrawn", member=m), "invalid_transition")
 
 

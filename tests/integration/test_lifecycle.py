@@ -74,7 +74,8 @@ def test_health_claim_to_treatment():
         m = cpr(1, 1, 1990, 1234)
         c = create(p, m, "physiotherapy", description="knee")
         eq(c["workflow"], "health_claim")
-        eq(c["version"], 3)
+        eq(c["version"], 4)
+        check(c["owner"] is None, c)
         eq((c["country"], c["currency"]), ("dk", "DKK"), c)   # a CPR number
         eq(c["state"], "awaiting_referral", c)
         eq(len(c["id"]), 26, c)
@@ -151,11 +152,20 @@ def test_denial_and_complaint():
         r = ok(send(h, c["id"], "decision.denied", {"reason": "not covered"}))
         eq(r["claim"]["state"], "denied", r)
         eq(list(timers_of(r["claim"])), ["complaint_window"], r)
-        eq(timers_of(r["claim"])["complaint_window"], "2026-12-22T09:00:00Z", r)
+        # 6 months from the decision (Danish winter time both ends)
+        eq(timers_of(r["claim"])["complaint_window"], "2027-05-24T08:00:00Z", r)
 
+        # The department that decided looks again first.
+        r = ok(send(p, c["id"], "reconsideration.requested", {"text": "please"}, member=m))
+        eq(r["claim"]["state"], "reconsideration", r)
+        r = ok(send(h, c["id"], "decision.upheld", {"reason": "still not covered"}))
+        eq(r["claim"]["state"], "denied", r)
+        eq(timers_of(r["claim"])["complaint_window"], "2027-05-24T08:00:00Z", r)
         r = ok(send(p, c["id"], "complaint.filed", {"text": "please"}, member=m))
         eq(r["claim"]["state"], "complaint_review", r)
-        eq(r["claim"]["timers"], [], r)
+        eq(list(timers_of(r["claim"])), ["complaint_warning", "complaint_due"], r)
+        ok(s.call({"op": "assign", "id": new_id(), "actor": "sofie", "claim": c["id"],
+                   "to": "sofie"}))
 
         # A handler may not decide a complaint; a supervisor may.
         msg = err(send(h, c["id"], "complaint.upheld"), "forbidden")
@@ -165,8 +175,9 @@ def test_denial_and_complaint():
 
         ev = history(h, c["id"])
         check_gap_free(ev)
-        eq([e["event"] for e in ev][-3:],
-           ["decision.denied", "complaint.filed", "complaint.upheld"], ev)
+        eq([e["event"] for e in ev][-6:],
+           ["decision.denied", "reconsideration.requested", "decision.upheld",
+            "complaint.filed", "claim.assigned", "complaint.upheld"], ev)
         eq(ev[-1]["actor"], "sofie")
 
 
@@ -182,8 +193,9 @@ def test_consent_withdrawn_and_given_across_claims():
         for cid in (a["id"], b["id"]):
             got = ok(p.call({"op": "get", "member": m, "claim": cid}))["claim"]
             eq(got["state"], "consent_withdrawn", got)
-            # Leaving in_review stops its SLA timers.
-            eq(got["timers"], [], got)
+            # Leaving in_review stops its SLA timers; the pause's reminder
+            # and expiry run.
+            eq([t["name"] for t in got["timers"]], ["reminder", "expiry"], got)
         r = give_consent(p, m)
         eq(sorted(r["moved"]), sorted([a["id"], b["id"]]), r)
         for cid in (a["id"], b["id"]):

@@ -97,13 +97,13 @@ def test_consent_expiring_30_days_before():
     with Daemon(clock=T0) as d:
         p, h = portal(d), op(d, "hanne")
         m, other = cpr(3, 3, 1970, 2222), cpr(4, 4, 1971, 3333)
-        a = create(p, m)                               # awaiting_referral
+        a = create(p, m, "chiropractic")   # in review once consent is given
         w = create(p, m)
         ok(p.call({"op": "send", "id": new_id(), "member": m, "claim": w["id"],
                    "event": "claim.withdrawn"}))       # final: no reminder
         q = ok(p.call({"op": "create", "id": new_id(), "workflow": "inquiry",
                        "member": m, "data": {"claim": a["id"], "text": "when?"}}))["claim"]
-        o = create(p, other)
+        o = create(p, other, "chiropractic")
         give_consent(p, m)
         give_consent(p, other)
         # The other member renews 10 days later: their first reminder is stale.
@@ -117,7 +117,8 @@ def test_consent_expiring_30_days_before():
         # Exactly 30 days before: the reminder, in each open claim's history.
         r = ok(h.call({"op": "clock.advance", "id": new_id(), "seconds": 1}))
         eq((r["now"], r["fired"]), (REMINDER, 1), r)
-        for c, state, flags in ((a, "awaiting_referral", []), (q, "open", ["sla.warning", "sla.breached"])):
+        for c, state, flags in ((a, "in_review", ["sla.warning", "sla.breached"]),
+                                (q, "open", ["sla.warning", "sla.breached"])):
             ev = history(h, c["id"])[-1]
             eq({k: ev[k] for k in ("event", "at", "from", "to", "actor", "data")},
                {"event": "consent.expiring", "at": REMINDER, "from": state, "to": state,
@@ -155,8 +156,10 @@ def test_withdrawn_consent_sends_no_reminder():
         ok(p.call({"op": "consent.withdraw", "id": new_id(), "member": m}))
         n = len(history(h, a["id"]))
         r = ok(h.call({"op": "clock.set", "id": new_id(), "at": VALID_UNTIL}))
-        eq(r["fired"], 0, r)
-        eq(len(history(h, a["id"])), n)
+        # Only the pause's own timers: the reminder at 30 days, the closing
+        # at 90 (health_claim 4); no consent reminder.
+        eq(r["fired"], 2, r)
+        eq([e["event"] for e in history(h, a["id"])[n:]], ["claim.reminder", "claim.expired"])
 
 
 

@@ -507,7 +507,12 @@ def test_roles_through_the_daemon():
         ok_run(ctl(d, keys, "aud", "show", c))
         eq(ok_run(ctl(d, keys, "hanne", "deny", c, "--reason", "not covered")).out,
            "%s: denied\n" % c)
+        member_send(p, m, c, "reconsideration.requested", {"text": "please look again"})
+        eq(ok_run(ctl(d, keys, "hanne", "reconsider", c, "--upheld", "--reason", "still not")).out,
+           "%s: denied\n" % c)
         member_send(p, m, c, "complaint.filed", {"text": "please look again"})
+        eq(ok_run(ctl(d, keys, "sofie", "assign", c, "--to", "sofie")).out,
+           "%s: owner sofie\n" % c)
         # A handler cannot decide a complaint; a supervisor can.
         refused(ctl(d, keys, "hanne", "uphold", c), "forbidden",
                 "role 'handler' may not send 'complaint.upheld' (allowed: supervisor)")
@@ -599,14 +604,20 @@ def test_purge_leaves_no_person_id_or_document_in_the_store_file():
         # B: denied, complaint rejected: closed.
         b = in_review(p, mb, description="DESC-MARK-B back")
         ok_run(ctl(d, keys, "hanne", "deny", b, "--reason", "REASON-MARK-B"))
+        member_send(p, mb, b, "reconsideration.requested", {"text": "COMPLAINT-MARK-B"})
+        ok_run(ctl(d, keys, "hanne", "reconsider", b, "--upheld", "--reason", "UPHELD-MARK-B"))
         member_send(p, mb, b, "complaint.filed", {"text": "COMPLAINT-MARK-B"})
+        ok_run(ctl(d, keys, "sofie", "take", b))
         eq(ok_run(ctl(d, keys, "sofie", "reject", b, "--reason", "REJECT-MARK-B")).out,
+           "%s: complaint_rejected\n" % b)
+        eq(ok_run(ctl(d, keys, "sofie", "close", b, "--reason", "CLOSE-MARK-B")).out,
            "%s: closed\n" % b)
         # C: still open; its member's data must stay.
         c = in_review(p, mc, description="DESC-MARK-C")
 
         given = [ma.encode(), mb.encode(), PDF_MARK, b"DESC-MARK-A", b"DESC-MARK-B",
-                 b"REASON-MARK-B", b"COMPLAINT-MARK-B", b"REJECT-MARK-B"]
+                 b"REASON-MARK-B", b"COMPLAINT-MARK-B", b"UPHELD-MARK-B", b"REJECT-MARK-B",
+                 b"CLOSE-MARK-B"]
         # Every way a person id could be written: as given, without the
         # dash, in UTF-16 (a CPR is ASCII digits: one NUL between each).
         gone = given + [ma.replace("-", "").encode(), ma.encode("utf-16-le"),

@@ -85,7 +85,7 @@ def main():
         step("A business day passes without a decision (the test clock); "
              "the warning timer fires:", h,
              {"op": "clock.advance", "id": "hanne-clock-1", "actor": "hanne", "seconds": 86400}, "O")
-        step("The handler approves (the warning flag stays on the record):", h,
+        step("The handler approves (the decision clears the deadline's flags):", h,
              {"op": "send", "id": "hanne-0001", "actor": "hanne", "claim": cid,
               "event": "decision.approved"}, "O")
         step("and issues a payment guarantee (1,500.00 kr, in øre):", h,
@@ -93,13 +93,25 @@ def main():
               "event": "guarantee.issued",
               "data": {"amount": 150000, "provider": "Fysioterapi Nord",
                        "valid_until": "2027-05-24"}}, "O")
-        step("The member starts treatment; `in_treatment` is final:", p,
+        step("The member starts treatment; the claim waits for the provider's "
+             "invoice:", p,
              {"op": "send", "id": "portal-7f3a-0005", "member": m, "claim": cid,
               "event": "treatment.started"}, "P")
         step("A retry of the same request (same `id`, same bytes) gets the "
              "same reply and changes nothing:", p,
              {"op": "send", "id": "portal-7f3a-0005", "member": m, "claim": cid,
               "event": "treatment.started"}, "P")
+        step("The member attaches the provider's invoice (a PDF); the "
+             "settlement's deadline starts (10 and 15 calendar days):", p,
+             {"op": "attach", "id": "portal-7f3a-0006", "member": m, "claim": cid,
+              "kind": "invoice", "content_type": "application/pdf", "body": PDF}, "P")
+        step("The handler records the payment to the provider (not above the "
+             "guarantee: a handler's larger amount is refused); `settled` is "
+             "final:", h,
+             {"op": "send", "id": "hanne-0003", "actor": "hanne", "claim": cid,
+              "event": "settlement.paid",
+              "data": {"amount": 150000, "paid_to": "provider",
+                       "reference": "PAY-2026-0042"}}, "O")
         step("The whole history, gap-free by `seq`:", h,
              {"op": "history", "actor": "hanne", "claim": cid}, "O")
     print("\n".join(out))

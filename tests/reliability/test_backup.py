@@ -56,7 +56,9 @@ PATH = [                                  # a claim's life after create
                                "valid_until": "2027-05-24"}, "guarantee_issued"),
     ("p", "treatment.started", None, "in_treatment"),
 ]
-TIMERS_IN = {"in_review": {"decision_warning", "decision_due"}}
+TIMERS_IN = {"in_review": {"decision_warning", "decision_due"},
+             "awaiting_info": {"reminder", "expiry"},
+             "guarantee_issued": {"guarantee_expiry", "complaint_window"}}
 
 
 class Worker(threading.Thread):

@@ -13,7 +13,7 @@ is answered, as docs/protocol.md tells clients to.  At the end:
   order (so no request was applied twice and none was lost), seq 1..n
   without gaps, ending in the claim's state; as many claims as creates;
 - pending timers are intact (the two SLA timers of every claim in
-  in_review, the complaint window of every denied claim);
+  in_review, the complaint window of every denied claim, ...);
 - the clock is advanced past every timer and the daemon killed while it
   fires them; after the restart each timer has fired exactly once.
 
@@ -41,7 +41,10 @@ KILLS = 200 if LONG else 10
 THREADS = 4
 MEMBERS_PER_THREAD = 3
 REPLY_TIMEOUT = 60.0 * SLOW     # one request, not counting daemon restarts
-T_LATER = "2026-12-31T09:00:00Z"   # past every timer (4 weeks + holidays)
+# Past every timer the scripts leave pending (the 6-month complaint window,
+# a guarantee's last day), before the members' consent reminders.
+T_LATER = "2027-06-01T09:00:00Z"
+T_AFTER = "2027-07-01T09:00:00Z"   # the second restart's clock
 
 # The scripts: a claim's life from in_review (chiropractic with consent
 # already given skips the referral), cut at a random length.
@@ -57,15 +60,27 @@ DENY_PATH = [
     ("o", "decision.denied", {"reason": "not covered"}, "denied"),
 ]
 
-# What each end state's pending timers are, and what firing them appends.
+# What each end state's pending timers are (health_claim 4, everything
+# decided at T0), what firing them appends, and what is pending after.
 TIMERS_IN = {
     "in_review": {"decision_warning": "2026-11-25T09:00:00Z",
                   "decision_due": "2026-11-26T09:00:00Z"},
-    "denied": {"complaint_window": "2026-12-22T09:00:00Z"},
+    "awaiting_info": {"reminder": "2026-12-24T09:00:00Z", "expiry": "2027-02-22T09:00:00Z"},
+    "denied": {"complaint_window": "2027-05-24T08:00:00Z"},
+    "guarantee_issued": {"guarantee_expiry": "2027-05-24T22:00:00Z",
+                         "complaint_window": "2027-05-24T08:00:00Z"},
 }
 FIRED_IN = {
     "in_review": [("sla.warning", "in_review"), ("sla.breached", "in_review")],
+    "awaiting_info": [("claim.reminder", "awaiting_info"), ("claim.expired", "closed")],
     "denied": [("complaint.expired", "closed")],
+    "guarantee_issued": [("complaint.window_closed", "guarantee_issued"),
+                         ("guarantee.expired", "guarantee_expired")],
+}
+# (its due time is 90 days after guarantee.expired fired: at its own due
+# time, or at the clock's time when a kill made it fire late at restart)
+TIMERS_AFTER = {
+    "guarantee_expired": {"expiry"},
 }
 
 
@@ -225,7 +240,10 @@ def check_store(d, workers, fired=False):
         eq([(e["event"], e["actor"], e["to"]) for e in history], evs, cid)
         eq(claim["state"], state, cid)
         timers = {t["name"]: t["due_at"] for t in claim["timers"]}
-        eq(timers, {} if fired else TIMERS_IN.get(state, {}), cid, claim)
+        if fired:
+            eq(set(timers), TIMERS_AFTER.get(state, set()), cid, claim)
+        else:
+            eq(timers, TIMERS_IN.get(state, {}), cid, claim)
         ntimers += len(timers)
     # Every claim timer, and two consent timers per member (the expiry and
     # its reminder 30 days before).
@@ -301,7 +319,7 @@ def test_crash_under_load():
         check_store(d, workers, fired=True)
         # And never again: another restart, the clock further on.
         d.stop()
-        d.clock = "2027-01-30T09:00:00Z"
+        d.clock = T_AFTER
         d.start()
         check_store(d, workers, fired=True)
         bad = d.started_with_errors()

@@ -158,13 +158,13 @@ class Writer(Load):
                 if self.send("o", cid, "decision.approved", want="approved"):
                     if self.send("o", cid, "guarantee.issued",
                                  {"amount": 150000, "provider": "Fysio Nord",
-                                  "valid_until": "2027-12-31"}, "guarantee_issued"):
+                                  "valid_until": "2027-05-31"}, "guarantee_issued"):
                         self.send("p", cid, "treatment.started", want="in_treatment")
             elif path < 0.6:
                 if self.send("o", cid, "decision.denied", {"reason": "not covered"}, "denied"):
                     if self.rng.random() < 0.5:
-                        self.send("p", cid, "complaint.filed", {"text": "unfair"},
-                                  "complaint_review")
+                        self.send("p", cid, "reconsideration.requested", {"text": "unfair"},
+                                  "reconsideration")
             elif path < 0.7:
                 self.send("p", cid, "claim.withdrawn", want="withdrawn")
             # else: left in review, for the SLA timers
