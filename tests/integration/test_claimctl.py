@@ -606,12 +606,12 @@ def test_after_the_decision_commands_and_event_data():
         lines = h.out.splitlines()
         denied = [ln for ln in lines if " decision.denied " in ln]
         eq(len(denied), 1, h)
-        check(denied[0].endswith("hanne   reason: " + reason.strip()), denied[0])
+        check(denied[0].endswith("hanne   -   operator  reason: " + reason.strip()), denied[0])
         paid = [ln for ln in lines if " settlement.paid " in ln][0]
         check(paid.endswith("amount: 1.500,00 kr., paid_to: provider, "
                             "reference: PAY-2026-0042"), paid)
         req = [ln for ln in lines if " reconsideration.requested " in ln][0]
-        check(req.endswith("member  text: it is not that old"), req)
+        check(req.endswith("member  -   portal    text: it is not that old"), req)
         # Cut at the terminal's width (here $COLUMNS), with …; --wide whole.
         cut = ok_run(ctl(d, "history", a, columns=140)).out.splitlines()
         check(all(len(ln) <= 140 for ln in cut), cut)

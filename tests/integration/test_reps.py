@@ -264,6 +264,11 @@ def test_complaints_scope_follows_the_workflow():
                    "valid_until": "2027-06-30"}))
         ok(h.call({"op": "send", "id": new_id(), "claim": c["id"], "event": "decision.denied",
                    "data": {"reason": "not covered"}}))
+        # A complaint follows a reconsideration the department upheld (issue 16).
+        ok(p.call({"op": "send", "id": new_id(), "member": ADULT, "claim": c["id"],
+                   "event": "reconsideration.requested", "data": {"text": "please"}}))
+        ok(h.call({"op": "send", "id": new_id(), "claim": c["id"], "event": "decision.upheld",
+                   "data": {"reason": "still not covered"}}))
         # complaint.filed needs `complaints` (the default for complaint.*)...
         r = ok(p.call({"op": "send", "id": new_id(), "member": ADULT, "claim": c["id"],
                        "by": FRIEND, "event": "complaint.filed",
@@ -372,6 +377,10 @@ def test_claimctl_records_calls():
         eq(out.splitlines(), ["consent given: 1 claim moved on", "  " + cid], out)
         ok(h.call({"op": "send", "id": new_id(), "claim": cid, "event": "decision.denied",
                    "data": {"reason": "not covered"}}))
+        claimctl(d, "send", cid, "reconsideration.requested", "text=again", "--by", ADULT,
+                 "--reference", "rec-10")
+        ok(h.call({"op": "send", "id": new_id(), "claim": cid, "event": "decision.upheld",
+                   "data": {"reason": "still not covered"}}))
         out = claimctl(d, "send", cid, "complaint.filed", "text=please", "--by", ADULT,
                        "--reference", "rec-9")
         eq(out.strip(), cid + ": complaint_review", out)
@@ -379,6 +388,8 @@ def test_claimctl_records_calls():
            [("claim.created", "hanne", "phone", "rec-7"),
             ("consent.given", "system", "phone", "rec-8"),
             ("decision.denied", "hanne", "operator", None),
+            ("reconsideration.requested", "hanne", "phone", "rec-10"),
+            ("decision.upheld", "hanne", "operator", None),
             ("complaint.filed", "hanne", "phone", "rec-9")])
         # Without the call's fields: a usage error, nothing sent.
         r = subprocess.run([CLAIMCTL, "consent", "give", ADULT, "--endpoint", d.operator,
@@ -460,6 +471,11 @@ def test_health_team_by_phone():
         ok(h.call({"op": "send", "id": new_id(), "claim": c["id"], "event": "decision.denied",
                    "data": {"reason": "not covered"}}))
         ok(h.call(dict({"op": "send", "id": new_id(), "claim": c["id"],
+                        "event": "reconsideration.requested", "data": {"text": "again"}},
+                       **dict(call, reference="rec-4"))))
+        ok(h.call({"op": "send", "id": new_id(), "claim": c["id"], "event": "decision.upheld",
+                   "data": {"reason": "still not covered"}}))
+        ok(h.call(dict({"op": "send", "id": new_id(), "claim": c["id"],
                         "event": "complaint.filed", "data": {"text": "please reconsider"}},
                        **dict(call, reference="rec-3"))))
         ev = history(h, c["id"])
@@ -467,12 +483,14 @@ def test_health_team_by_phone():
             ("claim.created", "hanne", None, "phone", "rec-2026-11-24-0001"),
             ("consent.given", "system", None, "phone", "rec-2026-11-24-0001"),
             ("decision.denied", "hanne", None, "operator", None),
+            ("reconsideration.requested", "hanne", None, "phone", "rec-4"),
+            ("decision.upheld", "hanne", None, "operator", None),
             ("complaint.filed", "hanne", None, "phone", "rec-3"),
         ]
         eq([(e["event"], e["actor"], e["by"], e["channel"], e.get("reference")) for e in ev],
            want)
         # Published events carry the same.
-        seen = [sub.next()[1] for _ in range(4)]
+        seen = [sub.next()[1] for _ in range(len(want))]
         eq([(e["event"], e["actor"], e["by"], e["channel"], e.get("reference")) for e in seen],
            want)
         # The access log says it was a call (its reference; no person id).
