@@ -267,6 +267,30 @@ static int s_return_frame(const cf_claim_t *c, const cf_sm_result_t *r)
     return -1;
 }
 
+/* The counts `stats` reports, kept as claims move: walking every index
+ * entry for them, inside the batch loop, grew with the store (issue 19). */
+int cf_claims_count(cf_txn_t *t, char kind, const unsigned char *group, size_t glen, int delta)
+{
+    unsigned char k[CF_KEY_MAX];
+    if (glen + 1 > sizeof k)
+        return CF_EINTERNAL;
+    k[0] = (unsigned char)kind;
+    memcpy(k + 1, group, glen);
+    cf_bytes_t v;
+    uint64_t n = 0;
+    int rc = cf_txn_get(t, CF_DB_COUNTS, k, glen + 1, &v);
+    if (rc == 0 && v.len == 8)
+        n = cf_be64_get(v.data);
+    else if (rc != 0 && rc != CF_ENOTFOUND)
+        return rc;
+    n = delta < 0 ? (n ? n - 1 : 0) : n + 1;
+    if (n == 0)
+        return cf_txn_del(t, CF_DB_COUNTS, k, glen + 1);
+    unsigned char b[8];
+    cf_be64_put(b, n);
+    return cf_txn_put(t, CF_DB_COUNTS, k, glen + 1, b, 8);
+}
+
 /* Due times of r's timers to start, computed before any write: a kept due
  * time from the frame returned to (fr, may be NULL), the end of an `at:`
  * date in the claim's data (c->data, with the event's `record:` applied),
@@ -435,11 +459,13 @@ static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const 
         }
         if (!created) {
             kl = cf_key_state(k, wf->name, wf->states[c->state].name, c->id);
-            if ((rc = cf_txn_del(t, CF_DB_IDX_STATE, k, kl)) != 0)
+            if ((rc = cf_txn_del(t, CF_DB_IDX_STATE, k, kl)) != 0 ||
+                (rc = cf_claims_count(t, 's', k, kl - CF_ID_LEN, -1)) != 0)
                 return rc;
         }
         kl = cf_key_state(k, wf->name, wf->states[r->next.state].name, c->id);
-        if ((rc = cf_txn_put(t, CF_DB_IDX_STATE, k, kl, "", 0)) != 0)
+        if ((rc = cf_txn_put(t, CF_DB_IDX_STATE, k, kl, "", 0)) != 0 ||
+            (rc = cf_claims_count(t, 's', k, kl - CF_ID_LEN, +1)) != 0)
             return rc;
         /* Entering a final state of the claim's own version: the purge's
          * index, by the time it closed.  (Leaving one cannot happen.) */
@@ -454,8 +480,11 @@ static int s_write(cf_batch_t *b, cf_claim_t *c, const cf_sm_result_t *r, const 
         if (!((changed >> i) & 1))
             continue;
         kl = cf_key_flag(k, wf->flags[i], c->id);
-        rc = (r->next.flags >> i) & 1 ? cf_txn_put(t, CF_DB_IDX_FLAG, k, kl, "", 0)
-                                      : cf_txn_del(t, CF_DB_IDX_FLAG, k, kl);
+        bool on = (r->next.flags >> i) & 1;
+        rc = on ? cf_txn_put(t, CF_DB_IDX_FLAG, k, kl, "", 0)
+                : cf_txn_del(t, CF_DB_IDX_FLAG, k, kl);
+        if (rc == 0)
+            rc = cf_claims_count(t, 'f', k, kl - CF_ID_LEN, on ? +1 : -1);
         if (rc != 0)
             return rc;
     }

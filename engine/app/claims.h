@@ -115,6 +115,11 @@ static inline bool cf_batch_failed(const cf_batch_t *b) { return cf_txn_failed(b
 /* ------------------------------------------------------------ helpers --- */
 /* A new claim id: ULID-like, monotonic within a millisecond. */
 void cf_claims_new_id(cf_batch_t *b, char out[CF_ID_LEN + 1]);
+/* Add delta (+1 or -1) to the count `stats` reports for an index group:
+ * kind 's' and an idx_state key's workflow\0state\0, or 'f' and an
+ * idx_flag key's flag\0 (group, glen: the key without its claim id). */
+int cf_claims_count(cf_txn_t *t, char kind, const unsigned char *group, size_t glen, int delta);
+
 /* The member-id hash of a canonical person id (keyed, store's hashkey). */
 void cf_claims_member_hash(const cf_batch_t *b, const char *canon,
                            unsigned char out[CF_MEMBER_HASH_LEN]);

@@ -273,6 +273,7 @@ static int s_compact(cf_engine_t *e);
 typedef struct {
     cf_engine_t *e;
     cf_batch_t *b;
+    char kind;                  /* s_count_one: 's' or 'f' */
 } s_mig_t;
 
 static int s_mig_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
@@ -312,7 +313,7 @@ static int s_migrate_closed(cf_engine_t *e)
     }
     cf_batch_t b;
     s_batch_begin(e, &b, txn);
-    s_mig_t x = {e, &b};
+    s_mig_t x = {e, &b, 0};
     for (size_t w = 0; w < e->reg.n && rc == 0; w++) {
         const cf_wf_t *wf = e->reg.v[w].wf;
         for (size_t st = 0; st < wf->nstates && rc == 0; st++) {
@@ -326,6 +327,44 @@ static int s_migrate_closed(cf_engine_t *e)
     cf_batch_fini(&b);
     if (rc == 0)
         rc = cf_txn_put(txn, CF_DB_META, "idx_closed", 10, "", 0);
+    if (rc == 0)
+        return cf_txn_commit(&txn, NULL);
+    cf_txn_abort(&txn);
+    return rc;
+}
+
+/* Stores written before the counts (db `counts`): count every index entry
+ * once, in one batch, and leave meta "counts". */
+static int s_count_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+{
+    (void)v;
+    s_mig_t *x = ctx;
+    if (k.len <= CF_ID_LEN)
+        return CF_SCAN_NEXT;
+    return cf_claims_count(x->b->txn, x->kind, k.data, k.len - CF_ID_LEN, +1);
+}
+
+static int s_migrate_counts(cf_engine_t *e)
+{
+    cf_txn_t *txn;
+    int rc = cf_store_begin(e->store, false, &txn);
+    if (rc != 0)
+        return rc;
+    cf_bytes_t v;
+    if (cf_txn_get(txn, CF_DB_META, "counts", 6, &v) == 0) {
+        cf_txn_abort(&txn);
+        return 0;
+    }
+    cf_batch_t b;
+    s_batch_begin(e, &b, txn);
+    s_mig_t x = {e, &b, 's'};
+    rc = cf_txn_scan(txn, CF_DB_IDX_STATE, NULL, 0, 0, s_count_one, &x);
+    x.kind = 'f';
+    if (rc == 0)
+        rc = cf_txn_scan(txn, CF_DB_IDX_FLAG, NULL, 0, 0, s_count_one, &x);
+    cf_batch_fini(&b);
+    if (rc == 0)
+        rc = cf_txn_put(txn, CF_DB_META, "counts", 6, "", 0);
     if (rc == 0)
         return cf_txn_commit(&txn, NULL);
     cf_txn_abort(&txn);
@@ -377,6 +416,10 @@ int cf_engine_open(const cf_engine_opts_t *opts, cf_engine_t **ret, cf_diags_t *
     if ((rc = s_load_workflows(e, opts->workflows_dir ? opts->workflows_dir : "./workflows",
                                reterr)) != 0)
         goto fail;
+    if ((rc = s_migrate_counts(e)) != 0) {
+        cf_diag_add(reterr, e->data_dir, 0, 0, "cannot count the claims by state and flag");
+        goto fail;
+    }
     if ((rc = s_migrate_closed(e)) != 0) {
         cf_diag_add(reterr, e->data_dir, 0, 0, "cannot index the closed claims");
         goto fail;

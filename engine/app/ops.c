@@ -1102,34 +1102,29 @@ static void s_group_flush(s_groups_t *g)
     g->groups++;
 }
 
-static int s_group_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
+/* One kept count (db `counts`): a group and its number. */
+static int s_count_one(void *ctx, cf_bytes_t k, cf_bytes_t v)
 {
-    (void)v;
     s_groups_t *g = ctx;
-    if (k.len <= CF_ID_LEN)
+    if (k.len < 2 || k.len - 1 >= sizeof g->group || v.len != 8)
         return CF_SCAN_NEXT;
-    size_t kl = k.len - CF_ID_LEN;
-    if (kl != g->glen || memcmp(k.data, g->group, g->glen) != 0) {
-        s_group_flush(g);
-        if (kl >= sizeof g->group)
-            return CF_SCAN_STOP;
-        memcpy(g->group, k.data, kl);
-        g->group[kl] = 0;
-        g->glen = kl;
-        g->n = 0;
-    }
-    g->n++;
+    memcpy(g->group, (const char *)k.data + 1, k.len - 1);
+    g->group[k.len - 1] = 0;
+    g->glen = k.len - 1;
+    g->n = cf_be64_get(v.data);
+    s_group_flush(g);
+    g->glen = 0;
     return CF_SCAN_NEXT;
 }
 
-static int s_count_groups(cf_op_t *op, cf_db_t db, const char *key, bool by_state)
+static int s_count_groups(cf_op_t *op, char kind, const char *key, bool by_state)
 {
     msgpack_sbuffer list;
     msgpack_sbuffer_init(&list);
     msgpack_packer lp;
     msgpack_packer_init(&lp, &list, msgpack_sbuffer_write);
     s_groups_t g = {.by_state = by_state, .lp = &lp};
-    int rc = cf_txn_scan(op->b->txn, db, NULL, 0, 0, s_group_one, &g);
+    int rc = cf_txn_scan(op->b->txn, CF_DB_COUNTS, &kind, 1, 1, s_count_one, &g);
     if (rc == 0) {
         s_group_flush(&g);
         cf_op_key(op, key);
@@ -1160,8 +1155,8 @@ static int s_stats(cf_op_t *op)
 {
     cf_batch_t *b = op->b;
     int rc;
-    if ((rc = s_count_groups(op, CF_DB_IDX_STATE, "states", true)) != 0 ||
-        (rc = s_count_groups(op, CF_DB_IDX_FLAG, "flags", false)) != 0)
+    if ((rc = s_count_groups(op, 's', "states", true)) != 0 ||
+        (rc = s_count_groups(op, 'f', "flags", false)) != 0)
         return cf_op_fail(op, rc, "the indexes cannot be read");
 
     /* Timers: pending, and overdue (a walk that stops at the first not due). */

@@ -60,7 +60,8 @@
     XX(UNDO,       "undo")       /* batch(be64) -> sha256(write set) + undo set; \
                                     a node's own, never in a write set */ \
     XX(REPS,       "reps")       /* member hash + representative hash -> representation */ \
-    XX(REPS_BY,    "reps_by")    /* representative hash + member hash -> "" */
+    XX(REPS_BY,    "reps_by")    /* representative hash + member hash -> "" */ \
+    XX(COUNTS,     "counts")     /* 's' + workflow\0state\0 | 'f' + flag\0 -> count (be64) */
 
 typedef enum {
 #define CF_XX(s, name) CF_DB_##s,

@@ -26,7 +26,8 @@ from harness import Daemon, T0, check, cpr, eq, new_id, ok, op, portal, run_test
 PDF = b"%PDF-1.4\n% writesets\ntrailer\n%%EOF\n"
 DBS = ["meta", "claims", "history", "idx_state", "idx_member", "idx_flag", "timers", "idem",
        "idem_age", "members", "docs", "workflows", "doc_refs", "audit", "audit_claim",
-       "audit_actor", "idx_closed", "changes", "undo", "reps", "reps_by"]
+       "audit_actor", "idx_closed", "changes", "undo", "reps", "reps_by",
+       "counts"]
 
 
 def read_log(path):
