@@ -696,7 +696,7 @@ static void s_release(s_daemon_t *d)
     uint64_t seq = s_seq(d);
     if (d->cluster && cf_cluster_is_leader(d->cluster)) {
         /* A leader's batch is acknowledged when the log holds it: the
-         * appender says so (s_cluster_acked). */
+         * appender says so (s_cluster_release). */
     } else if (!d->syncer) {
         cf_stage_ack(d->stage, seq);          /* every commit synced itself */
     } else if (seq > d->kicked_seq) {
@@ -1346,22 +1346,20 @@ static int s_check_workflows(const cf_engine_opts_t *eo, cf_diags_t *d)
 
 /* Batches the log holds now: their replies and events may go, their undo
  * records may go. */
-static uint64_t s_cluster_acked(s_daemon_t *d)
+static void s_cluster_release(s_daemon_t *d, uint64_t acked)
 {
-    uint64_t acked = cf_cluster_acked(d->cluster);
     if (d->engine && cf_cluster_is_leader(d->cluster)) {
         cf_store_undo_acked(cf_engine_store(d->engine), acked);
         cf_stage_ack(d->stage, acked);
         cf_stage_release(d->stage, s_mono_us());
     }
-    return acked;
 }
 
 /* The cluster's duties of this iteration, and a change of role. */
 static int s_cluster_step(s_daemon_t *d)
 {
     cf_error_t err = {0};
-    s_cluster_acked(d);
+    s_cluster_release(d, cf_cluster_acked(d->cluster));
     int r = cf_cluster_tick(d->cluster, s_mono_us(), &err);
     if (r == CF_CLUSTER_FATAL) {
         fprintf(stderr, "claimflowd: error: %s\n", err.message);
@@ -1766,11 +1764,7 @@ int main(int argc, char **argv)
     /* A leader answers what its log took; the rest gets no answer. */
     if (d.cluster) {
         uint64_t acked = cf_cluster_drain(d.cluster);
-        if (d.engine && cf_cluster_is_leader(d.cluster)) {
-            cf_store_undo_acked(cf_engine_store(d.engine), acked);
-            cf_stage_ack(d.stage, acked);
-            cf_stage_release(d.stage, s_mono_us());
-        }
+        s_cluster_release(&d, acked);
         cf_stage_drop(d.stage, acked);
     }
 

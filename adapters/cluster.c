@@ -474,6 +474,16 @@ static void *s_appender_main(void *arg)
     return NULL;
 }
 
+/* Empty the wake-up pipe; whether anything was in it. */
+static bool s_drain(int fd)
+{
+    char buf[64];
+    bool any = false;
+    while (read(fd, buf, sizeof buf) > 0)
+        any = true;
+    return any;
+}
+
 static int s_appender_start(cf_cluster_t *c, cf_error_t *reterr)
 {
     s_appender_t *ap = &c->ap;
@@ -515,9 +525,7 @@ static uint64_t s_appender_stop(cf_cluster_t *c, bool drain)
     if (ap->acked > c->acked)
         c->acked = ap->acked;
     pthread_mutex_unlock(&ap->mu);
-    char drainbuf[64];
-    while (read(ap->pipe[0], drainbuf, sizeof drainbuf) > 0)
-        ;
+    (void)s_drain(ap->pipe[0]);
     return c->acked;
 }
 
@@ -526,10 +534,7 @@ int cf_cluster_fd(const cf_cluster_t *c) { return c->ap.pipe[0]; }
 uint64_t cf_cluster_acked(cf_cluster_t *c)
 {
     s_appender_t *ap = &c->ap;
-    char buf[64];
-    bool woken = false;
-    while (read(ap->pipe[0], buf, sizeof buf) > 0)
-        woken = true;
+    bool woken = s_drain(ap->pipe[0]);
     /* The watch's wake-ups come through the same pipe: read the log now. */
     if (woken && !c->leader)
         c->next_poll_us = c->next_check_us = 0;

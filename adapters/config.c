@@ -209,6 +209,27 @@ static int s_map(s_ctx_t *c, const cf_yt_node_t *n, const char *what,
     return 0;
 }
 
+/* A file name, relative to the config file's directory when it is not
+ * absolute, so a config and its files can move together. */
+static int s_path(s_ctx_t *c, const cf_yt_node_t *f, const char *what, char **ret)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "'%s' must be a file name", what);
+    if (!s_is_scalar(f) || f->len == 0 || f->len >= PATH_MAX || memchr(f->s, '\0', f->len))
+        return s_fail(c, f, msg);
+    const char *slash = strrchr(c->path, '/');
+    int dirlen = f->s[0] != '/' && slash ? (int)(slash - c->path + 1) : 0;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%.*s%.*s", dirlen, c->path, (int)f->len, f->s) >=
+        (int)sizeof path) {
+        snprintf(msg, sizeof msg, "'%s' is too long", what);
+        return s_fail(c, f, msg);
+    }
+    if (!(*ret = strdup(path)))
+        return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
+    return 0;
+}
+
 static int s_curve(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
 {
     static const char *const names[] = {"secret_key_file", NULL};
@@ -219,18 +240,8 @@ static int s_curve(s_ctx_t *c, const cf_yt_node_t *n, cf_config_t *cfg)
     const cf_yt_node_t *f = vals[0];
     if (!f)
         return s_fail(c, n, "'curve' without 'secret_key_file'");
-    if (!s_is_scalar(f) || f->len == 0 || f->len >= PATH_MAX || memchr(f->s, '\0', f->len))
-        return s_fail(c, f, "'secret_key_file' must be a file name");
-    /* Relative to the config file, so the two can move together. */
-    const char *slash = strrchr(c->path, '/');
-    int dirlen = f->s[0] != '/' && slash ? (int)(slash - c->path + 1) : 0;
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%.*s%.*s", dirlen, c->path,
-                 (int)f->len, f->s) >=
-        (int)sizeof path)
-        return s_fail(c, f, "'secret_key_file' is too long");
-    if (!(cfg->curve_secret_file = strdup(path)))
-        return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
+    if ((rc = s_path(c, f, "secret_key_file", &cfg->curve_secret_file)) < 0)
+        return rc;
     cfg->curve = true;
     return 0;
 }
@@ -383,24 +394,6 @@ static int s_keys_disjoint(s_ctx_t *c, const cf_config_t *cfg)
 }
 
 /* ------------------------------------------------------------- cluster --- */
-/* A path relative to the config file's directory (as secret_key_file). */
-static int s_path(s_ctx_t *c, const cf_yt_node_t *f, const char *what, char **ret)
-{
-    char msg[96];
-    snprintf(msg, sizeof msg, "'%s' must be a file name", what);
-    if (!s_is_scalar(f) || f->len == 0 || f->len >= PATH_MAX || memchr(f->s, '\0', f->len))
-        return s_fail(c, f, msg);
-    const char *slash = strrchr(c->path, '/');
-    int dirlen = f->s[0] != '/' && slash ? (int)(slash - c->path + 1) : 0;
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%.*s%.*s", dirlen, c->path, (int)f->len, f->s) >=
-        (int)sizeof path)
-        return s_fail(c, f, msg);
-    if (!(*ret = strdup(path)))
-        return cf_error_set(c->reterr, CF_EINTERNAL, "out of memory");
-    return 0;
-}
-
 /* A scalar copied if it is 1..max bytes of the allowed characters. */
 static int s_word(s_ctx_t *c, const cf_yt_node_t *n, size_t max, const char *allowed,
                   const char *msg, char **ret)
