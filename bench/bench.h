@@ -67,6 +67,8 @@ typedef struct {
     long scale;               /* finished claims for scale mode (0: skip) */
     long scale_timers;        /* pending timers for scale mode */
     long scale_fire;          /* timers to fire in scale mode */
+    double scale_rate;        /* scale mode: the fixed rate on the big and the small store (0: skip) */
+    long scale_small;         /* scale mode: finished claims of the small store */
     double ceil_seconds;      /* per ceiling measurement */
     bool cluster;             /* --cluster: replicas beside a single node, only that */
     bool rate_set;            /* --rate given (else --cluster uses its own default) */
@@ -322,6 +324,12 @@ typedef struct {
     uint64_t fire_asked, fire_fired;
     double fire_ms;
     long daemon_hwm_kib;
+    /* The same open loop at --scale-rate on this store and on a store of
+     * --scale-small claims built the same way: per-request cost must not
+     * depend on the store's size (issue 19). */
+    bench_build_t small;
+    bench_load_t fixed_big, fixed_small;
+    bool ran_fixed;
     bool ran, ok;
     char first_error[512];
 } bench_scale_t;

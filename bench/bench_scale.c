@@ -11,7 +11,11 @@
  *   - firing the first N due timers: the manual clock is set (clock.set) to
  *     the due time of the N-th pending timer, read from the store, and the
  *     reply comes once every timer due by then has fired, in that request's
- *     transaction.
+ *     transaction;
+ *   - latency at a fixed rate (--scale-rate): the load's open loop on this
+ *     store, then on a store of --scale-small claims built the same way, on
+ *     a daemon of its own.  The ratio of their p99s says whether a
+ *     request's cost grows with the store (goal <= 1.5).
  * Operator reads write the access log, so the queue page includes a commit.
  */
 #include "bench.h"
@@ -98,6 +102,49 @@ static void s_fail(bench_scale_t *r, const char *what)
     r->ok = false;
     if (!r->first_error[0])
         snprintf(r->first_error, sizeof r->first_error, "scale: %.480s", what);
+}
+
+/* The open loop at --scale-rate against d, into l. */
+static void s_fixed(const bench_opts_t *o, const bench_daemon_t *d, long claims, bench_load_t *l,
+                    bench_scale_t *r)
+{
+    fprintf(stderr, "claimflow-bench: scale: open loop at %.0f transitions/s on %ld claims, "
+                    "%.1f s\n", o->scale_rate, claims, o->duration);
+    if (bench_load_run(o, d, o->scale_rate, o->duration, o->warmup, 0, l) != 0) {
+        char what[600];
+        snprintf(what, sizeof what, "open loop on %ld claims: %s", claims,
+                 l->first_error[0] ? l->first_error : "did not complete");
+        s_fail(r, what);
+    }
+}
+
+/* The small store: built as the big one, with as many timers per claim,
+ * and the same open loop on a daemon of its own. */
+static void s_fixed_small(const bench_opts_t *o, bench_scale_t *r)
+{
+    char dir[512], data[600];
+    if (bench_mkdtemp(o, "small", dir, sizeof dir) != 0) {
+        s_fail(r, "no temp directory for the small store");
+        return;
+    }
+    snprintf(data, sizeof data, "%s/data", dir);
+    long timers = o->scale ? (long)((double)o->scale_timers * (double)o->scale_small /
+                                    (double)o->scale) : 0;
+    if (bench_scale_build(o, dir, o->scale_small, timers, &r->small) != 0) {
+        s_fail(r, r->small.first_error[0] ? r->small.first_error : "the small store's build failed");
+        bench_rmrf(dir);
+        return;
+    }
+    bench_daemon_t d;
+    if (bench_daemon_start(o, dir, data, r->small.clock_end, &d) != 0) {
+        s_fail(r, "the daemon did not start on the small store");
+        bench_rmrf(dir);
+        return;
+    }
+    s_fixed(o, &d, r->small.finished, &r->fixed_small, r);
+    if (bench_daemon_stop(&d) != 0)
+        s_fail(r, "the daemon on the small store did not stop cleanly");
+    bench_rmrf(dir);
 }
 
 int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
@@ -211,6 +258,10 @@ int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
     }
     r->member_p50_ms = s_median(v, 20);
 
+    /* The fixed rate, before the timers fire: the store as built. */
+    if (o->scale_rate > 0)
+        s_fixed(o, &d, r->build.finished, &r->fixed_big, r);
+
     /* Fire the first N due timers. */
     cf_time_t due = 0;
     r->fire_asked = (uint64_t)o->scale_fire;
@@ -249,5 +300,10 @@ int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
     if (bench_daemon_stop(&d) != 0)
         s_fail(r, "the daemon did not stop cleanly");
     bench_rmrf(dir);
+    /* One store at a time on the disk and in the page cache. */
+    if (o->scale_rate > 0) {
+        s_fixed_small(o, r);
+        r->ran_fixed = true;
+    }
     return r->ok ? 0 : -1;
 }
