@@ -739,15 +739,23 @@ static void s_store_health(s_daemon_t *d, bool failed, bool wrote, const char *w
 }
 
 /* The loop's profile, one line: cumulative µs per stage since start; `run`
- * includes `commit` (LMDB's commits, their fsyncs). */
+ * includes `commit` (LMDB's commits, their fsyncs); then the commits by
+ * duration, the non-empty buckets of store.h's histogram as bucket:count. */
 static void s_profile_log(const s_daemon_t *d)
 {
+    char hist[CF_STORE_HIST * 24] = "";
+    size_t n = 0;
+    const uint64_t *h = d->engine ? cf_engine_commit_hist(d->engine) : NULL;
+    for (int b = 0; h && b < CF_STORE_HIST; b++)
+        if (h[b])
+            n += (size_t)snprintf(hist + n, sizeof hist - n, "%s%d:%" PRIu64, n ? "," : "", b,
+                                  h[b]);
     fprintf(stderr, "claimflowd: loop us: poll=%" PRId64 " recv=%" PRId64 " run=%" PRId64
                     " commit=%" PRIu64 " stage=%" PRId64 " fire=%" PRId64 " other=%" PRId64
-                    " batches=%" PRIu64 "\n",
+                    " batches=%" PRIu64 " commits=%s\n",
             d->prof.poll, d->prof.recv, d->prof.run,
             d->engine ? cf_engine_commit_us(d->engine) : 0,
-            d->prof.stage, d->prof.fire, d->prof.other, d->prof.batches);
+            d->prof.stage, d->prof.fire, d->prof.other, d->prof.batches, hist);
 }
 
 /* A compaction after a purge that failed leaves the erased bytes in

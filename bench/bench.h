@@ -31,6 +31,7 @@
 #include <msgpack.h>
 
 #include "mp.h"
+#include "store.h"   /* CF_STORE_HIST: the daemon's commits by duration */
 
 #define BENCH_T0 "2026-11-24T06:00:00Z"   /* manual clocks start here (a Tuesday) */
 
@@ -69,6 +70,7 @@ typedef struct {
     long scale_fire;          /* timers to fire in scale mode */
     double scale_rate;        /* scale mode: the fixed rate on the big and the small store (0: skip) */
     long scale_small;         /* scale mode: finished claims of the small store */
+    double scale_seconds;     /* scale mode: measured seconds of each fixed-rate loop */
     double ceil_seconds;      /* per ceiling measurement */
     bool cluster;             /* --cluster: replicas beside a single node, only that */
     bool rate_set;            /* --rate given (else --cluster uses its own default) */
@@ -205,6 +207,7 @@ typedef struct {
      * sending), fire (timers), other; batches. */
     double loop_us[7];
     uint64_t loop_batches;
+    uint64_t commit_hist[CF_STORE_HIST];   /* the window's commits by duration */
     bool has_loop;
 } bench_load_t;
 
@@ -217,9 +220,14 @@ int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
 void bench_load_free(bench_load_t *r);
 
 /* Ask the daemon for its loop profile (SIGUSR1) and read it from its log:
- * out[7] as in bench_load_t.loop_us, *batches.  0, or -1 when no new line
+ * out[7] as in bench_load_t.loop_us, *batches, hist its commits by duration
+ * since start.  0, or -1 when no new line
  * came within 2 s. */
-int bench_daemon_profile(const bench_daemon_t *d, double out[7], uint64_t *batches);
+int bench_daemon_profile(const bench_daemon_t *d, double out[7], uint64_t *batches,
+                         uint64_t hist[CF_STORE_HIST]);
+/* The q-quantile (0..1) of a commit histogram in µs: the upper bound of
+ * the bucket it falls in (0 when empty). */
+double bench_hist_q_us(const uint64_t hist[CF_STORE_HIST], double q);
 
 /* ------------------------------------------------------------ recorder --- */
 /* bench_rec.c interposes mdb_put/mdb_del/mdb_cursor_del: while recording,

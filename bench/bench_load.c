@@ -674,7 +674,7 @@ int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
     }
     bench_proc_t p0 = {0}, p1 = {0};
     double c0 = 0, loop0[7] = {0};
-    uint64_t lb0 = 0;
+    uint64_t lb0 = 0, hist0[CF_STORE_HIST], hist1[CF_STORE_HIST];
     uint64_t tx0 = 0, tx1 = 0;
     bool measuring = false, measured = false;
     uint64_t drain_deadline = L.limit ? t0 + 600000000000ull : L.t_end + 30000000000ull;
@@ -682,7 +682,7 @@ int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
         uint64_t now = bench_now_ns();
         if (!measuring && now >= L.t_meas) {
             measuring = true;
-            r->has_loop = bench_daemon_profile(d, loop0, &lb0) == 0;
+            r->has_loop = bench_daemon_profile(d, loop0, &lb0, hist0) == 0;
             bench_proc_read(d->pid, &p0);
             c0 = bench_self_cpu();
             bench_store_txnid(d->data, &tx0);
@@ -692,10 +692,12 @@ int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
             L.stopping = true;
             double loop1[7];
             uint64_t lb1;
-            if (r->has_loop && bench_daemon_profile(d, loop1, &lb1) == 0) {
+            if (r->has_loop && bench_daemon_profile(d, loop1, &lb1, hist1) == 0) {
                 for (int k = 0; k < 7; k++)
                     r->loop_us[k] = loop1[k] - loop0[k];
                 r->loop_batches = lb1 - lb0;
+                for (int b = 0; b < CF_STORE_HIST; b++)
+                    r->commit_hist[b] = hist1[b] - hist0[b];
             } else {
                 r->has_loop = false;
             }

@@ -34,6 +34,8 @@ typedef struct {
     double open_p99_ms;
     double r_open_p99_commit_p99;   /* open-loop p99 / one durable commit's p99 */
     double r_closed_inproc;         /* daemon closed loop / engine in-process */
+    double open_commit_p99_us;      /* the daemon's own commits in the open loop, p99 */
+    double r_open_p99_own_commit;   /* open-loop p99 / that */
     double r_hook;                  /* in-process with a no-op hook / without */
     double fixed_big_p50_ms, fixed_big_p99_ms, fixed_small_p50_ms, fixed_small_p99_ms;
     double r_fixed_p99;             /* p99 at a fixed rate, big store / small store */
@@ -75,6 +77,10 @@ static void s_derive(bench_result_t *R, s_derived_t *x)
         x->r_inproc_batch = s_div(R->calib.tps, R->ceil.lmdb_batch_tps);
     if (R->ran_open && R->ran_ceil)
         x->r_open_p99_commit_p99 = s_div(x->open_p99_ms * 1e3, R->ceil.lmdb_sync1_commit_p99_us);
+    if (R->ran_open) {
+        x->open_commit_p99_us = bench_hist_q_us(o->commit_hist, 0.99);
+        x->r_open_p99_own_commit = s_div(x->open_p99_ms * 1e3, x->open_commit_p99_us);
+    }
     if (R->ran_closed && R->ran_calib)
         x->r_closed_inproc = s_div(x->closed_tps, R->calib.tps);
     if (R->ran_calib && R->ran_calib_hook)
@@ -110,6 +116,13 @@ static void s_table_loop(FILE *f, const bench_load_t *l)
                 l->loop_batches ? us / (double)l->loop_batches : 0);
     }
     fprintf(f, "    %-32s %9s %12" PRIu64 "\n", "batches", "", l->loop_batches);
+    uint64_t n = 0;
+    for (int b = 0; b < CF_STORE_HIST; b++)
+        n += l->commit_hist[b];
+    if (n)
+        fprintf(f, "  %-34s %12.0f %8.0f %8.0f   (%" PRIu64 " commits; bucket bounds)\n",
+                "daemon commit us p50 p99 max", bench_hist_q_us(l->commit_hist, 0.5),
+                bench_hist_q_us(l->commit_hist, 0.99), bench_hist_q_us(l->commit_hist, 1.0), n);
 }
 
 static void s_table_load(FILE *f, bench_load_t *l, const char *title)
@@ -313,6 +326,11 @@ void bench_report_table(bench_result_t *R, FILE *f)
         if (R->ran_open)
             fprintf(f, "  %-44s %8.1f  (goal <= 4)\n", "open-loop p99 / one durable commit's p99",
                     x.r_open_p99_commit_p99);
+        if (R->ran_open && x.open_commit_p99_us > 0)
+            fprintf(f, "  %-44s %8.1f  (the daemon's batch commit p99 %.0f us = %.1f x one "
+                       "transition's)\n", "open-loop p99 / the daemon's own commit p99",
+                    x.r_open_p99_own_commit, x.open_commit_p99_us,
+                    s_div(x.open_commit_p99_us, R->ceil.lmdb_sync1_commit_p99_us));
     }
     if (R->ran_closed && R->ran_calib)
         fprintf(f, "  %-44s %8.2f  (goal >= 0.7)\n", "daemon closed loop / engine in-process",
@@ -340,8 +358,9 @@ void bench_report_table(bench_result_t *R, FILE *f)
         fprintf(f, "  %-34s %12.1f MiB\n", "daemon peak memory (VmHWM)",
                 (double)s->daemon_hwm_kib / 1024);
         if (s->ran_fixed) {
-            snprintf(t, sizeof t, "open loop at %.0f transitions/s on %ld claims; latency from "
-                     "the intended send time", o->scale_rate, s->build.finished);
+            snprintf(t, sizeof t, "open loop at %.0f transitions/s on %ld claims, %.1f s; latency "
+                     "from the intended send time", o->scale_rate, s->build.finished,
+                     o->scale_seconds);
             s_table_load(f, &s->fixed_big, t);
             s_table_loop(f, &s->fixed_big);
             snprintf(t, sizeof t, "the same on %ld claims (%" PRIu64 " pending timers)",
@@ -507,9 +526,11 @@ int bench_report_json(bench_result_t *R, const char *path)
                    "%.3f, \"daemon_to_lmdb_sync1\": %.3f, \"inproc_to_lmdb_batch\": %.3f, "
                    "\"daemon_rps_to_zmq_pipelined\": %.3f, \"open_p50_to_zmq_rtt\": %.2f, "
                    "\"open_p99_to_commit_p99\": %.2f, \"daemon_to_inproc\": %.3f, "
-                   "\"noop_hook_to_none\": %.3f},\n",
+                   "\"noop_hook_to_none\": %.3f, \"open_commit_p99_us\": %.0f, "
+                   "\"open_p99_to_own_commit_p99\": %.2f},\n",
                 x.r_lmdb_batch, x.r_lmdb_256, x.r_lmdb_sync1, x.r_inproc_batch, x.r_zmq_rps,
-                x.r_open_rtt, x.r_open_p99_commit_p99, x.r_closed_inproc, x.r_hook);
+                x.r_open_rtt, x.r_open_p99_commit_p99, x.r_closed_inproc, x.r_hook,
+                x.open_commit_p99_us, x.r_open_p99_own_commit);
     }
     if (R->cluster.ran) {
         bench_cluster_res_t *C = &R->cluster;

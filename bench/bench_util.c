@@ -318,7 +318,7 @@ static int s_last_profile(const char *log, char *line, size_t len)
     FILE *f = fopen(log, "r");
     if (!f)
         return 0;
-    char buf[1024];
+    char buf[4096];
     int n = 0;
     while (fgets(buf, sizeof buf, f))
         if (strstr(buf, "claimflowd: loop us: ")) {
@@ -329,9 +329,28 @@ static int s_last_profile(const char *log, char *line, size_t len)
     return n;
 }
 
-int bench_daemon_profile(const bench_daemon_t *d, double out[7], uint64_t *batches)
+double bench_hist_q_us(const uint64_t hist[CF_STORE_HIST], double q)
 {
-    char line[1024];
+    uint64_t n = 0;
+    for (int b = 0; b < CF_STORE_HIST; b++)
+        n += hist[b];
+    if (n == 0)
+        return 0;
+    uint64_t rank = (uint64_t)(q * (double)n + 0.999999), seen = 0;
+    if (rank < 1)
+        rank = 1;
+    for (int b = 0; b < CF_STORE_HIST; b++) {
+        seen += hist[b];
+        if (seen >= rank)
+            return (double)cf_store_hist_lower_us(b + 1);
+    }
+    return (double)cf_store_hist_lower_us(CF_STORE_HIST);
+}
+
+int bench_daemon_profile(const bench_daemon_t *d, double out[7], uint64_t *batches,
+                         uint64_t hist[CF_STORE_HIST])
+{
+    char line[4096];
     int before = s_last_profile(d->log, line, sizeof line);
     if (d->pid <= 0 || kill(d->pid, SIGUSR1) != 0)
         return -1;
@@ -347,6 +366,18 @@ int bench_daemon_profile(const bench_daemon_t *d, double out[7], uint64_t *batch
             for (int k = 0; k < 7; k++)
                 out[k] = (double)v[k];
             *batches = b;
+            memset(hist, 0, CF_STORE_HIST * sizeof hist[0]);
+            const char *c = strstr(line, " commits=");
+            for (c = c ? c + 9 : NULL; c && *c >= '0' && *c <= '9';) {
+                char *e;
+                long bucket = strtol(c, &e, 10);
+                if (*e != ':')
+                    break;
+                unsigned long long count = strtoull(e + 1, &e, 10);
+                if (bucket >= 0 && bucket < CF_STORE_HIST)
+                    hist[bucket] = count;
+                c = *e == ',' ? e + 1 : NULL;
+            }
             return 0;
         }
         const struct timespec tick = {0, 10 * 1000 * 1000};

@@ -60,6 +60,7 @@ static const char s_usage[] =
     "  --scale-rate TPS   scale mode: an open loop at TPS transitions/s on the scale store\n"
     "                     and on a small one, latency compared (1000; 0: skip)\n"
     "  --scale-small N    finished claims of that small store (1000)\n"
+    "  --scale-seconds S  measured seconds of each of those loops (20)\n"
     "  --ceil-seconds S   per ceiling measurement (3)\n"
     "  --no-load          skip the load phases; --no-ceilings skip the ceilings\n"
     "  --cluster          only the replicas' comparison: a single node, then 3\n"
@@ -73,7 +74,7 @@ static const char s_usage[] =
 enum {
     OPT_DAEMON = 256, OPT_WORKFLOWS, OPT_JSON, OPT_CLIENTS, OPT_INFLIGHT, OPT_DURATION,
     OPT_WARMUP, OPT_RATE, OPT_MIX, OPT_DOC, OPT_STORE, OPT_CALIB, OPT_SCALE, OPT_STIMERS,
-    OPT_SFIRE, OPT_SRATE, OPT_SSMALL, OPT_CEIL, OPT_NOLOAD, OPT_NOCEIL, OPT_TMP, OPT_SEED, OPT_QUICK, OPT_HELP,
+    OPT_SFIRE, OPT_SRATE, OPT_SSMALL, OPT_SSECS, OPT_CEIL, OPT_NOLOAD, OPT_NOCEIL, OPT_TMP, OPT_SEED, OPT_QUICK, OPT_HELP,
     OPT_DAEMON_ARG, OPT_CLUSTER, OPT_LEASE, OPT_FAILOVERS,
 };
 
@@ -96,6 +97,7 @@ static const struct option s_longopts[] = {
     {"scale-fire", required_argument, NULL, OPT_SFIRE},
     {"scale-rate", required_argument, NULL, OPT_SRATE},
     {"scale-small", required_argument, NULL, OPT_SSMALL},
+    {"scale-seconds", required_argument, NULL, OPT_SSECS},
     {"ceil-seconds", required_argument, NULL, OPT_CEIL},
     {"no-load", no_argument, NULL, OPT_NOLOAD},
     {"no-ceilings", no_argument, NULL, OPT_NOCEIL},
@@ -164,7 +166,8 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
     *o = (bench_opts_t){
         .clients = 64, .inflight = 4, .duration = 10, .warmup = 2, .rate = 5000,
         .mix = {8, 1, 1}, .doc_bytes = 4096, .store_claims = 20000, .calib_claims = 20000,
-        .scale_fire = 10000, .scale_rate = 1000, .scale_small = 1000, .ceil_seconds = 3, .seed = 1, .lease = 5, .failovers = 3,
+        .scale_fire = 10000, .scale_rate = 1000, .scale_small = 1000, .scale_seconds = 20,
+        .ceil_seconds = 3, .seed = 1, .lease = 5, .failovers = 3,
     };
     s_defaults(o);
     /* --quick first, so explicit flags still win over its sizes. */
@@ -182,6 +185,7 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
             o->scale_fire = 200;
             o->scale_rate = 200;
             o->scale_small = 500;
+            o->scale_seconds = 1.5;
             o->ceil_seconds = 0.5;
             o->lease = 2;
             o->failovers = 1;
@@ -222,6 +226,7 @@ static void s_parse(int argc, char **argv, bench_opts_t *o)
         case OPT_SFIRE: o->scale_fire = s_long(optarg, 0, 100000000); break;
         case OPT_SRATE: o->scale_rate = s_double(optarg, 0); break;
         case OPT_SSMALL: o->scale_small = s_long(optarg, 1, 100000000); break;
+        case OPT_SSECS: o->scale_seconds = s_double(optarg, 0.1); break;
         case OPT_CEIL: o->ceil_seconds = s_double(optarg, 0.1); break;
         case OPT_NOLOAD: o->no_load = true; break;
         case OPT_NOCEIL: o->no_ceilings = true; break;

@@ -148,6 +148,46 @@ static void test_open_commit_seq(void)
     s_rmrf(s_tmp);
 }
 
+static uint64_t s_hist_sum(const cf_store_t *s)
+{
+    const uint64_t *h = cf_store_commit_hist(s);
+    uint64_t n = 0;
+    for (int b = 0; b < CF_STORE_HIST; b++)
+        n += h[b];
+    return n;
+}
+
+/* The commit histogram the daemon's profile logs: quarter-octave buckets
+ * with the bounds store.h gives, one count per commit that wrote. */
+static void test_commit_histogram(void)
+{
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(0), 0);
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(3), 3);
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(4), 4);
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(7), 7);
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(8), 8);
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(11), 14);
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(12), 16);
+    CF_ASSERT_INT_EQ(cf_store_hist_lower_us(CF_STORE_HIST - 1), 114688);
+    for (int b = 4; b < CF_STORE_HIST; b++) {
+        uint64_t lo = cf_store_hist_lower_us(b), hi = cf_store_hist_lower_us(b + 1);
+        CF_ASSERT(lo < hi);
+        CF_ASSERT(hi * 4 <= lo * 5);   /* at most 25 % wide */
+    }
+    s_mktemp();
+    cf_store_t *s = s_store("h", NULL);
+    uint64_t n0 = s_hist_sum(s);
+    cf_txn_t *t;
+    for (int i = 0; i < 3; i++) {
+        CF_ASSERT_INT_EQ(cf_store_begin(s, false, &t), 0);
+        CF_ASSERT_INT_EQ(cf_txn_put(t, CF_DB_CLAIMS, "k", 1, "v", 1), 0);
+        CF_ASSERT_INT_EQ(cf_txn_commit(&t, NULL), 0);
+        CF_ASSERT_INT_EQ(s_hist_sum(s), n0 + (uint64_t)i + 1);
+    }
+    cf_store_destroy(&s);
+    s_rmrf(s_tmp);
+}
+
 typedef struct {
     char seen[16][8];
     int n, stop_at, del_odd;
@@ -899,6 +939,7 @@ static void test_claim_ids_in_binary(void)
 int main(void)
 {
     CF_RUN(test_open_commit_seq);
+    CF_RUN(test_commit_histogram);
     CF_RUN(test_scan_prefix_stop_delete);
     CF_RUN(test_write_sets_replay_exactly);
     CF_RUN(test_write_set_entries);

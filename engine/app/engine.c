@@ -477,6 +477,7 @@ const char *cf_engine_data_dir(const cf_engine_t *e) { return e->data_dir; }
 bool cf_engine_clock_is_manual(const cf_engine_t *e) { return e->clock.manual; }
 uint64_t cf_engine_seq(const cf_engine_t *e) { return cf_store_seq(e->store); }
 uint64_t cf_engine_commit_us(const cf_engine_t *e) { return cf_store_commit_ns(e->store) / 1000; }
+const uint64_t *cf_engine_commit_hist(const cf_engine_t *e) { return cf_store_commit_hist(e->store); }
 
 int cf_engine_sync(cf_engine_t *e, uint64_t *ret_seq)
 {

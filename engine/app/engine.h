@@ -115,6 +115,8 @@ int cf_engine_fire_due(cf_engine_t *e, size_t max, size_t *fired);
 uint64_t cf_engine_seq(const cf_engine_t *e);
 /* Microseconds spent in the store's commits since open (their fsyncs). */
 uint64_t cf_engine_commit_us(const cf_engine_t *e);
+/* The store's commits by duration (store.h, CF_STORE_HIST buckets). */
+const uint64_t *cf_engine_commit_hist(const cf_engine_t *e);
 
 /* With opts.defer_sync: make every batch committed so far durable; *ret_seq
  * is the last one covered.  Safe on one thread other than the engine's,

@@ -136,6 +136,14 @@ bool cf_store_defers_sync(const cf_store_t *s);
 /* Nanoseconds spent in LMDB's commits (their fsyncs), summed since open:
  * what the daemon's profile subtracts from a batch's run. */
 uint64_t cf_store_commit_ns(const cf_store_t *s);
+/* Every commit's duration, counted since open in CF_STORE_HIST buckets of a
+ * quarter octave each (bucket b holds [cf_store_hist_lower_us(b),
+ * cf_store_hist_lower_us(b + 1)) µs; the last one everything above 115 ms):
+ * the daemon's profile logs it, so a benchmark sees the commits' tail, not
+ * only their sum. */
+#define CF_STORE_HIST 64
+const uint64_t *cf_store_commit_hist(const cf_store_t *s);
+uint64_t cf_store_hist_lower_us(int bucket);
 /* Replace the commit hook (NULL: none). */
 void cf_store_set_hook(cf_store_t *s, cf_commit_hook_fn hook, void *ctx);
 

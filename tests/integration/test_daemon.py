@@ -371,5 +371,29 @@ def test_real_clock_timer_fires_in_the_loop():
         d.cleanup()
 
 
+def test_sigusr1_logs_the_loop_profile_and_commits():
+    """SIGUSR1: one line of the loop's stages and every commit counted in
+    the duration histogram (claimflow-bench reads it around each window)."""
+    d = Daemon(clock=T0)
+    try:
+        d.start()
+        p = portal(d)
+        m = cpr()
+        in_review(p, m)          # consent, create, attach: three commits at least
+        d.proc.send_signal(signal.SIGUSR1)
+        lines = d.log_lines("claimflowd: loop us: ")
+        eq(len(lines), 1, lines)
+        fields = dict(f.split("=", 1) for f in lines[0].split("loop us: ")[1].split())
+        eq(sorted(fields), ["batches", "commit", "commits", "fire", "other", "poll", "recv",
+                            "run", "stage"], lines[0])
+        check(int(fields["batches"]) >= 3, lines[0])
+        buckets = [b.split(":") for b in fields["commits"].split(",")]
+        check(all(0 <= int(b) < 64 for b, _ in buckets), lines[0])
+        check(sum(int(n) for _, n in buckets) >= 3, lines[0])
+        check(m not in lines[0], "a person id in the profile line")
+    finally:
+        d.cleanup()
+
+
 if __name__ == "__main__":
     run_tests(globals())
