@@ -13,9 +13,9 @@
  *     reply comes once every timer due by then has fired, in that request's
  *     transaction;
  *   - latency at a fixed rate (--scale-rate): the load's open loop on this
- *     store, then on a store of --scale-small claims built the same way, on
- *     a daemon of its own.  The ratio of their p99s says whether a
- *     request's cost grows with the store (goal <= 1.5).
+ *     store and on a store of --scale-small claims built the same way (a
+ *     daemon of its own), in alternating rounds.  The ratio of their p99s
+ *     says whether a request's cost grows with the store (goal <= 1.5).
  * Operator reads write the access log, so the queue page includes a commit.
  */
 #include "bench.h"
@@ -116,28 +116,79 @@ static void s_settle(double built_seconds)
             bench_now() - t0, built_seconds);
 }
 
-/* The open loop at --scale-rate against d, into l. */
-static void s_fixed(const bench_opts_t *o, const bench_daemon_t *d, long claims, bench_load_t *l,
-                    bench_scale_t *r)
+/* Add one round's figures to the phase's. */
+static void s_merge(bench_load_t *into, bench_load_t *from)
 {
+    for (size_t i = 0; i < from->lat.n; i++)
+        bench_lat_add(&into->lat, from->lat.v[i]);
+    for (int k = 0; k < BENCH_K__COUNT; k++)
+        for (size_t i = 0; i < from->lat_kind[k].n; i++)
+            bench_lat_add(&into->lat_kind[k], from->lat_kind[k].v[i]);
+    into->name = from->name;
+    into->clients = from->clients;
+    into->inflight = from->inflight;
+    into->rate = from->rate;
+    into->req_rate = from->req_rate;
+    into->seconds += from->seconds;
+    into->requests += from->requests;
+    into->replies_ok += from->replies_ok;
+    into->replies_err += from->replies_err;
+    into->transitions += from->transitions;
+    into->claims_done += from->claims_done;
+    into->inquiries_done += from->inquiries_done;
+    into->all_requests += from->all_requests;
+    into->all_ok += from->all_ok;
+    into->all_err += from->all_err;
+    into->all_transitions += from->all_transitions;
+    into->all_claims_done += from->all_claims_done;
+    into->all_inquiries_done += from->all_inquiries_done;
+    into->bytes_sent += from->bytes_sent;
+    into->bytes_recv += from->bytes_recv;
+    into->late_sends += from->late_sends;
+    into->commits += from->commits;
+    into->daemon_cpu += from->daemon_cpu;
+    into->bench_cpu += from->bench_cpu;
+    if (from->daemon_hwm_kib > into->daemon_hwm_kib)
+        into->daemon_hwm_kib = from->daemon_hwm_kib;
+    bool first = into->loop_batches == 0 && !into->has_loop;
+    into->has_loop = (first || into->has_loop) && from->has_loop;
+    for (int k = 0; k < 7; k++)
+        into->loop_us[k] += from->loop_us[k];
+    into->loop_batches += from->loop_batches;
+    for (int b = 0; b < CF_STORE_HIST; b++)
+        into->commit_hist[b] += from->commit_hist[b];
+    if (!into->first_error[0] && from->first_error[0])
+        memcpy(into->first_error, from->first_error, sizeof into->first_error);
+    into->completed = (first || into->completed) && from->completed;
+    bench_load_free(from);
+}
+
+/* One round of the open loop at --scale-rate against d, added to l. */
+static void s_fixed_round(const bench_opts_t *o, const bench_daemon_t *d, long claims,
+                          double seconds, double warmup, bench_load_t *l, bench_scale_t *r)
+{
+    bench_load_t one;
+    memset(&one, 0, sizeof one);
     fprintf(stderr, "claimflow-bench: scale: open loop at %.0f transitions/s on %ld claims, "
-                    "%.1f s\n", o->scale_rate, claims, o->scale_seconds);
-    if (bench_load_run(o, d, o->scale_rate, o->scale_seconds, o->warmup, 0, l) != 0) {
+                    "%.1f s\n", o->scale_rate, claims, seconds);
+    if (bench_load_run(o, d, o->scale_rate, seconds, warmup, 0, &one) != 0) {
         char what[600];
         snprintf(what, sizeof what, "open loop on %ld claims: %s", claims,
-                 l->first_error[0] ? l->first_error : "did not complete");
+                 one.first_error[0] ? one.first_error : "did not complete");
         s_fail(r, what);
     }
+    s_merge(l, &one);
 }
 
 /* The small store: built as the big one, with as many timers per claim,
- * and the same open loop on a daemon of its own. */
-static void s_fixed_small(const bench_opts_t *o, bench_scale_t *r)
+ * in dir, and a daemon of its own started on it.  0 or -1. */
+static int s_small_start(const bench_opts_t *o, bench_scale_t *r, char *dir, size_t dirlen,
+                         bench_daemon_t *d)
 {
-    char dir[512], data[600];
-    if (bench_mkdtemp(o, "small", dir, sizeof dir) != 0) {
+    char data[600];
+    if (bench_mkdtemp(o, "small", dir, dirlen) != 0) {
         s_fail(r, "no temp directory for the small store");
-        return;
+        return -1;
     }
     snprintf(data, sizeof data, "%s/data", dir);
     long timers = o->scale ? (long)((double)o->scale_timers * (double)o->scale_small /
@@ -145,17 +196,36 @@ static void s_fixed_small(const bench_opts_t *o, bench_scale_t *r)
     if (bench_scale_build(o, dir, o->scale_small, timers, &r->small) != 0) {
         s_fail(r, r->small.first_error[0] ? r->small.first_error : "the small store's build failed");
         bench_rmrf(dir);
-        return;
+        return -1;
     }
     s_settle(r->small.build_seconds);
-    bench_daemon_t d;
-    if (bench_daemon_start(o, dir, data, r->small.clock_end, &d) != 0) {
+    if (bench_daemon_start(o, dir, data, r->small.clock_end, d) != 0) {
         s_fail(r, "the daemon did not start on the small store");
         bench_rmrf(dir);
-        return;
+        return -1;
     }
-    s_fixed(o, &d, r->small.finished, &r->fixed_small, r);
-    if (bench_daemon_stop(&d) != 0)
+    return 0;
+}
+
+/* Latency at a fixed rate on the big store (its daemon: big) and on a
+ * small one, in alternating rounds: the virtual disk's speed drifts over
+ * minutes, and alternating gives both stores the same share of that
+ * drift, so their ratio is about the stores, not about when each ran. */
+#define SCALE_ROUNDS 4
+static void s_fixed_both(const bench_opts_t *o, const bench_daemon_t *big, bench_scale_t *r)
+{
+    char dir[512];
+    bench_daemon_t small;
+    if (s_small_start(o, r, dir, sizeof dir, &small) != 0)
+        return;
+    double each = o->scale_seconds / SCALE_ROUNDS;
+    for (int k = 0; k < SCALE_ROUNDS && r->ok; k++) {
+        double warm = k == 0 ? o->warmup : o->warmup / 4;
+        s_fixed_round(o, big, r->build.finished, each, warm, &r->fixed_big, r);
+        s_fixed_round(o, &small, r->small.finished, each, warm, &r->fixed_small, r);
+    }
+    r->ran_fixed = true;
+    if (bench_daemon_stop(&small) != 0)
         s_fail(r, "the daemon on the small store did not stop cleanly");
     bench_rmrf(dir);
 }
@@ -274,7 +344,7 @@ int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
 
     /* The fixed rate, before the timers fire: the store as built. */
     if (o->scale_rate > 0)
-        s_fixed(o, &d, r->build.finished, &r->fixed_big, r);
+        s_fixed_both(o, &d, r);
 
     /* Fire the first N due timers. */
     cf_time_t due = 0;
@@ -314,10 +384,5 @@ int bench_scale_run(const bench_opts_t *o, bench_scale_t *r)
     if (bench_daemon_stop(&d) != 0)
         s_fail(r, "the daemon did not stop cleanly");
     bench_rmrf(dir);
-    /* One store at a time on the disk and in the page cache. */
-    if (o->scale_rate > 0) {
-        s_fixed_small(o, r);
-        r->ran_fixed = true;
-    }
     return r->ok ? 0 : -1;
 }
