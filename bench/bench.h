@@ -130,6 +130,9 @@ typedef struct {
     long hwm_kib, rss_kib;  /* VmHWM, VmRSS */
 } bench_proc_t;
 int bench_proc_read(pid_t pid, bench_proc_t *p);
+/* The machine's CPU time from /proc/stat's "cpu" line, in ticks: all of it
+ * and the part the hypervisor gave to others (steal).  0 or -1. */
+int bench_cpu_read(uint64_t *total, uint64_t *steal);
 
 /* -------------------------------------------------------- store figures --- */
 #define BENCH_MAX_DBS 24
@@ -208,6 +211,8 @@ typedef struct {
     double loop_us[7];
     uint64_t loop_batches;
     uint64_t commit_hist[CF_STORE_HIST];   /* the window's commits by duration */
+    double steal_pct;        /* CPU time the VM's host took in the window (/proc/stat) */
+    int rounds;              /* windows merged into this one (scale mode's rounds) */
     bool has_loop;
 } bench_load_t;
 

@@ -676,6 +676,7 @@ int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
     double c0 = 0, loop0[7] = {0};
     uint64_t lb0 = 0, hist0[CF_STORE_HIST], hist1[CF_STORE_HIST];
     uint64_t tx0 = 0, tx1 = 0;
+    uint64_t cpu0 = 0, steal0 = 0, cpu1 = 0, steal1 = 0;
     bool measuring = false, measured = false;
     uint64_t drain_deadline = L.limit ? t0 + 600000000000ull : L.t_end + 30000000000ull;
     for (;;) {
@@ -684,6 +685,7 @@ int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
             measuring = true;
             r->has_loop = bench_daemon_profile(d, loop0, &lb0, hist0) == 0;
             bench_proc_read(d->pid, &p0);
+            bench_cpu_read(&cpu0, &steal0);
             c0 = bench_self_cpu();
             bench_store_txnid(d->data, &tx0);
         }
@@ -704,6 +706,8 @@ int bench_load_run(const bench_opts_t *o, const bench_daemon_t *d, double rate,
             bench_proc_read(d->pid, &p1);
             r->bench_cpu = bench_self_cpu() - c0;
             bench_store_txnid(d->data, &tx1);
+            if (bench_cpu_read(&cpu1, &steal1) == 0 && cpu1 > cpu0)
+                r->steal_pct = 100.0 * (double)(steal1 - steal0) / (double)(cpu1 - cpu0);
         }
         if (L.limit && L.started >= L.limit && L.outstanding == 0 && !measured) {
             /* The store phase: every lifecycle is done. */

@@ -143,6 +143,10 @@ static void s_table_load(FILE *f, bench_load_t *l, const char *title)
             s_div((double)l->commits, l->seconds), s_div((double)l->requests, (double)l->commits));
     fprintf(f, "  %-34s %11.0f%%  of one core (bench itself: %.0f%%)\n", "daemon CPU",
             s_div(100 * l->daemon_cpu, l->seconds), s_div(100 * l->bench_cpu, l->seconds));
+    /* A VM's host may give our vCPUs' time to others: a window with much
+     * of it measured the neighbours, not the daemon. */
+    fprintf(f, "  %-34s %11.1f%%  of the machine's CPU time\n", "CPU steal (hypervisor)",
+            l->steal_pct);
     fprintf(f, "  %-34s %12.1f MiB\n", "daemon peak memory (VmHWM)", (double)l->daemon_hwm_kib / 1024);
     fprintf(f, "  %-34s %12" PRIu64 " ok, %" PRIu64 " not ok\n", "replies (whole phase)", l->all_ok,
             l->all_err);
@@ -450,9 +454,11 @@ static void s_jload(FILE *f, const char *name, bench_load_t *l, bool last)
     }
     fprintf(f, "},\n");
     fprintf(f, "    \"commits\": %" PRIu64 ", \"requests_per_commit\": %.2f, \"daemon_cpu_s\": %.3f, "
-               "\"bench_cpu_s\": %.3f, \"daemon_hwm_kib\": %ld,\n", l->commits,
+               "\"bench_cpu_s\": %.3f, \"daemon_hwm_kib\": %ld, \"steal_pct\": %.2f, "
+               "\"commit_p50_us\": %.0f, \"commit_p99_us\": %.0f,\n", l->commits,
             s_div((double)l->requests, (double)l->commits), l->daemon_cpu, l->bench_cpu,
-            l->daemon_hwm_kib);
+            l->daemon_hwm_kib, l->steal_pct, bench_hist_q_us(l->commit_hist, 0.5),
+            bench_hist_q_us(l->commit_hist, 0.99));
     fprintf(f, "    \"all_requests\": %" PRIu64 ", \"all_ok\": %" PRIu64 ", \"all_err\": %" PRIu64
                ", \"late_sends\": %" PRIu64 ", \"completed\": %s, \"first_error\": ",
             l->all_requests, l->all_ok, l->all_err, l->late_sends, l->completed ? "true" : "false");

@@ -146,6 +146,10 @@ static void s_merge(bench_load_t *into, bench_load_t *from)
     into->bytes_recv += from->bytes_recv;
     into->late_sends += from->late_sends;
     into->commits += from->commits;
+    /* Rounds are of equal length: the mean of their shares. */
+    into->steal_pct = (into->steal_pct * (double)into->rounds + from->steal_pct) /
+                      (double)(into->rounds + 1);
+    into->rounds++;
     into->daemon_cpu += from->daemon_cpu;
     into->bench_cpu += from->bench_cpu;
     if (from->daemon_hwm_kib > into->daemon_hwm_kib)

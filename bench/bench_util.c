@@ -405,6 +405,24 @@ int bench_daemon_stop(bench_daemon_t *d)
     return -1;
 }
 
+int bench_cpu_read(uint64_t *total, uint64_t *steal)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8)
+        return -1;
+    *total = 0;
+    for (int i = 0; i < 8; i++)
+        *total += v[i];
+    *steal = v[7];
+    return 0;
+}
+
 int bench_proc_read(pid_t pid, bench_proc_t *p)
 {
     memset(p, 0, sizeof *p);
