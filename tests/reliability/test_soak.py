@@ -223,6 +223,14 @@ class Clock(Load):
             self.stats.add("fired", r.get("fired", 0))
 
 
+def cpu_ticks():
+    """(all, steal) CPU ticks of the machine, from /proc/stat: a minute in
+    which the VM's host took much of the CPU measured the neighbours."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return sum(v), v[7]
+
+
 def test_soak():
     asan = os.environ.get("ASAN_OPTIONS", "")
     os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=16"
@@ -244,6 +252,7 @@ def test_soak():
         for t in threads:
             t.start()
         rows = []
+        ticks = cpu_ticks()
         start = time.monotonic()
         for minute in range(MINUTES):
             end = start + (minute + 1) * MINUTE
@@ -259,13 +268,16 @@ def test_soak():
                 stats.minute = minute + 1
                 lat = {k: v for (m, k), v in stats.lat.items() if m == minute}
             mem = memory(d.pid)
+            now_ticks = cpu_ticks()
+            steal = round(100.0 * (now_ticks[1] - ticks[1]) / max(1, now_ticks[0] - ticks[0]), 1)
+            ticks = now_ticks
             row = {"minute": minute + 1, "rss_mib": round(mib(mem["VmRSS"]), 1),
                    "hwm_mib": round(mib(mem["VmHWM"]), 1),
                    "anon_mib": round(mib(mem["RssAnon"]), 1),
                    "file_mib": round(mib(mem["RssFile"]), 1),
                    "store_mib": round(os.path.getsize(os.path.join(d.data_dir, "data.mdb"))
                                       / 1048576.0, 1),
-                   "fds": nfds(d.pid), "events": events[0]}
+                   "fds": nfds(d.pid), "events": events[0], "steal_pct": steal}
             for kind in ("write", "read"):
                 xs = lat.get(kind, [])
                 row[kind] = {"n": len(xs), "p50_ms": round(percentile(xs, 50) * 1000, 2),
@@ -280,13 +292,13 @@ def test_soak():
             rows.append(row)
             log("minute %2d: RSS %6.1f MiB (anon %6.1f, file %6.1f), HWM %6.1f, store "
                 "%6.1f MiB, %d fds, %d events | writes %d p50 %.1f p99 %.1f max %.1f ms "
-                "| reads %d p50 %.1f p99 %.1f max %.1f ms | clock max %.1f ms, %d fired",
+                "| reads %d p50 %.1f p99 %.1f max %.1f ms | clock max %.1f ms, %d fired | steal %.1f%%",
                 row["minute"], row["rss_mib"],
                 row["anon_mib"], row["file_mib"], row["hwm_mib"], row["store_mib"],
                 row["fds"], row["events"], row["write"]["n"], row["write"]["p50_ms"],
                 row["write"]["p99_ms"], row["write"]["max_ms"], row["read"]["n"],
                 row["read"]["p50_ms"], row["read"]["p99_ms"], row["read"]["max_ms"],
-                row["clock"]["max_ms"], row["clock"]["fired"])
+                row["clock"]["max_ms"], row["clock"]["fired"], row["steal_pct"])
         for t in threads:
             t.stop = True
         for t in threads:
