@@ -273,6 +273,8 @@ typedef struct {
     double seconds;
     double tps;               /* transitions per second, engine alone */
     double cpu;               /* process CPU seconds in the timed part */
+    double commit_us;         /* of which in LMDB's commits (their fsyncs) */
+    uint64_t commit_hist[CF_STORE_HIST];   /* those commits by duration */
     char first_error[512];
 } bench_calib_t;
 

@@ -173,6 +173,8 @@ int bench_calibrate(const bench_opts_t *o, long lifecycles, int batch, bench_rec
     if (rec)
         bench_rec_start(rec);
     double t0 = bench_now(), cpu0 = bench_self_cpu();
+    uint64_t commit0 = cf_engine_commit_us(e), hist0[CF_STORE_HIST];
+    memcpy(hist0, cf_engine_commit_hist(e), sizeof hist0);
     uint64_t seq = 0, member = 90000000;
     for (long done = 0; done < lifecycles && !c->errors; done += batch) {
         int n = (int)(lifecycles - done < batch ? lifecycles - done : batch);
@@ -217,6 +219,9 @@ int bench_calibrate(const bench_opts_t *o, long lifecycles, int batch, bench_rec
     }
     c->seconds = bench_now() - t0;
     c->cpu = bench_self_cpu() - cpu0;
+    c->commit_us = (double)(cf_engine_commit_us(e) - commit0);
+    for (int k = 0; k < CF_STORE_HIST; k++)
+        c->commit_hist[k] = cf_engine_commit_hist(e)[k] - hist0[k];
     if (rec) {
         bench_rec_stop();
         rec->transitions = c->transitions;
