@@ -153,6 +153,16 @@ static void test_age_cpr(void)
     CF_ASSERT_INT_EQ(S_AGE(id, S_DAY(2014, 1, 15)), 0);
     CF_ASSERT_INT_EQ(S_AGE("3201145123", S_DAY(2026, 1, 1)), -1);
     CF_ASSERT_INT_EQ(cf_pid_birthday("3201145123", 10, 15, &t), CF_EBADREQ);
+    /* The date forms the engine uses with the member's calendar (local
+     * dates; reps.c turns them into local midnight). */
+    int64_t day;
+    CF_ASSERT_INT_EQ(cf_pid_birthday_day(id, 10, 18, &day), 0);
+    CF_ASSERT_INT_EQ(day, S_DAY(2032, 1, 15) / 86400);
+    CF_ASSERT_INT_EQ(cf_pid_age_on(id, 10, day - 1), 17);
+    CF_ASSERT_INT_EQ(cf_pid_age_on(id, 10, day), 18);
+    CF_ASSERT_INT_EQ(cf_pid_age_on(id, 10, S_DAY(2014, 1, 14) / 86400), -1);
+    CF_ASSERT_INT_EQ(cf_pid_birthday_day(id, 10, 201, &day), CF_EBADREQ);
+    CF_ASSERT_INT_EQ(cf_pid_age_on("3201145123", 10, day), -1);
 }
 
 static void test_age_leap(void)

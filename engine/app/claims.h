@@ -89,6 +89,10 @@ typedef struct {
     cf_txn_t *txn;                  /* the batch's write transaction */
     cf_time_t now;                  /* the batch's clock reading */
     const cf_registry_t *reg;
+    /* By country (cf_pid_country), the calendar in whose zone a person of
+     * that country turns a year older (reps.c); NULL entries read dates in
+     * UTC.  Borrowed from the engine. */
+    const cf_cal_t *const *person_cal;
     const cf_limits_t *lim;
     cf_clock_t *clock;
     cf_idgen_t *ids;

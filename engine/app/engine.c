@@ -53,6 +53,7 @@
 struct cf_engine {
     cf_store_t *store;
     cf_cal_set_t *cals;
+    const cf_cal_t *person_cal[CF_COUNTRY_N];   /* the first calendar of each country */
     cf_registry_t reg;
     cf_operator_t *operators;   /* owned copies */
     cf_limits_t lim;
@@ -151,6 +152,14 @@ static int s_load_workflows(cf_engine_t *e, const char *dir, cf_diags_t *d)
     int rc = cf_cal_set_load_file(e->cal_path, &e->cals, d);
     if (rc != 0)
         return rc;
+    /* A person's birthday begins at midnight in their country's zone: the
+     * first calendar the file gives for that country says which zone. */
+    for (size_t i = 0; i < cf_cal_count(e->cals); i++) {
+        const cf_cal_t *cal = cf_cal_at(e->cals, i);
+        cf_country_t c = cf_cal_country(cal);
+        if ((unsigned)c < CF_COUNTRY_N && !e->person_cal[c])
+            e->person_cal[c] = cal;
+    }
 
     DIR *dh = opendir(dir);
     if (!dh) {
@@ -581,6 +590,7 @@ static void s_batch_begin(cf_engine_t *e, cf_batch_t *b, cf_txn_t *txn)
     b->txn = txn;
     b->now = cf_engine_now(e);
     b->reg = &e->reg;
+    b->person_cal = e->person_cal;
     b->lim = &e->lim;
     b->clock = &e->clock;
     b->ids = &e->ids;

@@ -81,6 +81,41 @@ static int s_put(cf_batch_t *b, const unsigned char *member, const unsigned char
     return cf_txn_put(b->txn, CF_DB_REPS_BY, k, sizeof k, "", 0);
 }
 
+/* ============================================================= ages === */
+
+/* A person turns a year older at midnight where they live: in the zone of
+ * their country's calendar (a Danish 18th birthday begins at 23:00 or 22:00
+ * UTC the day before).  Without a calendar for the country, dates are read
+ * in UTC. */
+static const cf_cal_t *s_person_cal(const cf_batch_t *b, const char *pid)
+{
+    int c = cf_pid_country(cf_pid_check(pid, strlen(pid)));
+    return b->person_cal && c >= 0 && c < CF_COUNTRY_N ? b->person_cal[c] : NULL;
+}
+
+/* Whole years of age at the batch's clock, or -1 (not born). */
+static int s_age(const cf_batch_t *b, const char *pid)
+{
+    const cf_cal_t *cal = s_person_cal(b, pid);
+    if (!cal)
+        return cf_pid_age(pid, strlen(pid), b->now);
+    return cf_pid_age_on(pid, strlen(pid), cf_cal_today(cal, b->now));
+}
+
+/* *ret: the instant the person turns `years`: local midnight.  0 or
+ * CF_EBADREQ. */
+static int s_birthday(const cf_batch_t *b, const char *pid, int years, cf_time_t *ret)
+{
+    const cf_cal_t *cal = s_person_cal(b, pid);
+    if (!cal)
+        return cf_pid_birthday(pid, strlen(pid), years, ret);
+    int64_t day;
+    int rc = cf_pid_birthday_day(pid, strlen(pid), years, &day);
+    if (rc == 0)
+        *ret = cf_cal_end_of_day(cal, day - 1);   /* the end of the day before */
+    return rc;
+}
+
 static bool s_same(const unsigned char *a, const unsigned char *b)
 {
     return memcmp(a, b, CF_MEMBER_HASH_LEN) == 0;
@@ -151,7 +186,7 @@ int cf_reps_consent_rule(cf_op_t *op, const char *member, const unsigned char *h
 {
     cf_batch_t *b = op->b;
     *ret_lapses = 0;
-    int age = cf_pid_age(member, strlen(member), b->now);
+    int age = s_age(b, member);
     if (age < 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'member' names a person not born at the "
                           "engine's clock");
@@ -189,7 +224,7 @@ int cf_reps_consent_rule(cf_op_t *op, const char *member, const unsigned char *h
         return cf_op_fail(op, CF_EFORBIDDEN, "the representation of the member does not cover "
                           "'consent' (its scope: %s)", have);
     }
-    if (age < 15 && cf_pid_birthday(member, strlen(member), 15, ret_lapses) != 0)
+    if (age < 15 && s_birthday(b, member, 15, ret_lapses) != 0)
         return cf_op_fail(op, CF_EINTERNAL, "the member's 15th birthday cannot be computed");
     return 0;
 }
@@ -523,8 +558,8 @@ int cf_op_rep_add(cf_op_t *op)
         return cf_op_fail(op, CF_EBADREQ, "field 'representative' names the member");
     if ((rc = s_evidence(op, &r, &ctype, &clen, &body)) != 0)
         return rc;
-    int age = cf_pid_age(r.member, strlen(r.member), b->now);
-    int rage = cf_pid_age(r.rep, strlen(r.rep), b->now);
+    int age = s_age(b, r.member);
+    int rage = s_age(b, r.rep);
     if (age < 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'member' names a person not born at the "
                           "engine's clock");
@@ -532,7 +567,7 @@ int cf_op_rep_add(cf_op_t *op)
         return cf_op_fail(op, CF_EFORBIDDEN, "a representative must be 18 or over");
     bool adult = age >= 18;
     cf_time_t at18 = 0;
-    if (!adult && cf_pid_birthday(r.member, strlen(r.member), 18, &at18) != 0)
+    if (!adult && s_birthday(b, r.member, 18, &at18) != 0)
         return cf_op_fail(op, CF_EINTERNAL, "the member's 18th birthday cannot be computed");
     switch (r.kind) {
     case CF_REP_PARENT:
@@ -580,11 +615,11 @@ int cf_op_rep_grant(cf_op_t *op)
     snprintf(r.member, sizeof r.member, "%s", op->member_pid);
     if (s_same(op->member_hash, rh))
         return cf_op_fail(op, CF_EBADREQ, "field 'representative' names the member");
-    int age = cf_pid_age(r.member, strlen(r.member), b->now);
+    int age = s_age(b, r.member);
     if (age < 18)
         return cf_op_fail(op, CF_EFORBIDDEN, "a member under 18 cannot authorise a third party; "
                           "a parent or guardian acts for them");
-    if (cf_pid_age(r.rep, strlen(r.rep), b->now) < 18)
+    if (s_age(b, r.rep) < 18)
         return cf_op_fail(op, CF_EFORBIDDEN, "a representative must be 18 or over");
     r.kind = CF_REP_THIRD_PARTY;
     r.valid_from = b->now;
@@ -621,7 +656,7 @@ int cf_op_rep_revoke(cf_op_t *op)
                                 "representation");
     } else if ((r.kind == CF_REP_GUARDIAN || r.kind == CF_REP_NEXT_OF_KIN) &&
                op->role != CF_ROLE_SUPERVISOR &&
-               cf_pid_age(member, strlen(member), b->now) >= 18) {
+               s_age(b, member) >= 18) {
         return cf_op_fail(op, CF_EFORBIDDEN, "a next_of_kin or guardian representation of an "
                           "adult must be revoked by a supervisor");
     }

@@ -193,23 +193,36 @@ static int64_t s_birthday(int y, unsigned m, unsigned d, int years)
     return cf_days_from_civil(ty, m, d);
 }
 
-int cf_pid_birthday(const char *s, size_t len, int years, cf_time_t *ret)
+int cf_pid_birthday_day(const char *s, size_t len, int years, int64_t *ret)
 {
     int y;
     unsigned m, d;
     if (years < 0 || years > 200 || cf_pid_birth(s, len, &y, &m, &d) != 0)
         return CF_EBADREQ;
-    *ret = s_birthday(y, m, d, years) * 86400;
+    *ret = s_birthday(y, m, d, years);
     return 0;
 }
 
+int cf_pid_birthday(const char *s, size_t len, int years, cf_time_t *ret)
+{
+    int64_t day;
+    int rc = cf_pid_birthday_day(s, len, years, &day);
+    if (rc == 0)
+        *ret = day * 86400;
+    return rc;
+}
+
 int cf_pid_age(const char *s, size_t len, cf_time_t at)
+{
+    return cf_pid_age_on(s, len, at >= 0 ? at / 86400 : (at - 86399) / 86400);
+}
+
+int cf_pid_age_on(const char *s, size_t len, int64_t today)
 {
     int y;
     unsigned m, d;
     if (cf_pid_birth(s, len, &y, &m, &d) != 0)
         return -1;
-    int64_t today = at >= 0 ? at / 86400 : (at - 86399) / 86400;
     if (today < cf_days_from_civil(y, m, d))
         return -1;      /* not born yet: no age */
     int cy;

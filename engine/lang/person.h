@@ -34,19 +34,27 @@ int cf_pid_country(cf_pid_kind_t kind);
  * CF_EBADREQ. */
 int cf_pid_canonical(const char *s, size_t len, char out[12]);
 
-/* Ages.  A person's birthday begins at 00:00 UTC of the date (the engine's
- * clock is UTC; the Nordic local midnight is an hour or two earlier, a
- * difference the rules built on ages accept).  Born on 29 February, one
- * turns a year older on 1 March in a common year (the Danish and Norwegian
- * practice).  Nothing here reads the system clock: the caller passes the
- * engine's. */
+/* Ages.  A person turns a year older when their birthday begins where they
+ * live: at local midnight.  This module knows dates, not zones, so its
+ * primary functions take and give local dates (days since 1970); the
+ * engine turns them into instants with the calendar of the person's country
+ * (engine/app/reps.c).  The instant forms below read the date in UTC, for
+ * callers with no calendar.  Born on 29 February, one turns a year older on
+ * 1 March in a common year (the Danish and Norwegian practice).  Nothing
+ * here reads the system clock. */
+
+/* Whole years of age on local date day, or -1 (not a valid id, or day is
+ * before the birth date). */
+int cf_pid_age_on(const char *s, size_t len, int64_t day);
+/* *ret: the local date (days since 1970) the person turns `years`
+ * (0..200).  0 or CF_EBADREQ. */
+int cf_pid_birthday_day(const char *s, size_t len, int years, int64_t *ret);
 
 /* The birth date of a valid id into *y, *m, *d.  0 or CF_EBADREQ. */
 int cf_pid_birth(const char *s, size_t len, int *y, unsigned *m, unsigned *d);
-/* Whole years of age at instant at, or -1 (not a valid id, or at is before
- * the birth date). */
+/* Whole years of age at instant at, its date read in UTC, or -1. */
 int cf_pid_age(const char *s, size_t len, cf_time_t at);
-/* *ret: the instant (00:00 UTC) the person turns `years` (0..200).  0 or
+/* *ret: 00:00 UTC of the date the person turns `years` (0..200).  0 or
  * CF_EBADREQ. */
 int cf_pid_birthday(const char *s, size_t len, int years, cf_time_t *ret);
 

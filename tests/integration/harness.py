@@ -127,12 +127,15 @@ def _fnr_controls(nine):
 
 def fnr(day=15, month=6, year=1985, start=400, dnumber=False):
     """A valid Norwegian fødselsnummer (or D-number) with both mod-11
-    control digits right.  Individual numbers 000-499 are 1900-1999.
-    The first individual number from `start` whose controls exist is used."""
-    assert 1900 <= year <= 1999
+    control digits right.  Individual numbers 000-499 are 1900-1999,
+    500-999 2000-2039.  The first individual number from `start` (at
+    least 500 for the 2000s) whose controls exist is used."""
+    assert 1900 <= year <= 2039
     datetime.date(year, month, day)
     dd = day + 40 if dnumber else day
-    for ind in range(start, 500):
+    if year >= 2000:
+        start = max(start, 500)
+    for ind in range(start, 500 if year < 2000 else 1000):
         nine = "%02d%02d%02d%03d" % (dd, month, year % 100, ind)
         k = _fnr_controls(nine)
         if k is not None:

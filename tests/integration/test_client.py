@@ -126,7 +126,7 @@ def test_representations_and_a_session_acting_for_a_child():
         h = op_client(d)
         r = h.representation_add(child, mother, "parent", ["consent", "claims", "read"],
                                  b"%PDF-1.4 custody")
-        eq((r["kind"], r["active"], r["valid_until"]), ("parent", True, "2032-01-15T00:00:00Z"))
+        eq((r["kind"], r["active"], r["valid_until"]), ("parent", True, "2032-01-14T23:00:00Z"))
         # The mother's portal session acts for her son: member and by.
         p = portal_client(d, child, by=mother)
         c = p.create("health_claim", {"member": child, "treatment": "chiropractic"})

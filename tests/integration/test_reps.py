@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CLAIMCTL, WORKFLOWS_DIR, Daemon, Subscriber, T0, check, cpr, eq, err, new_id, ok, op,  # noqa: E402
+from harness import (CLAIMCTL, WORKFLOWS_DIR, Daemon, Subscriber, T0, check, cpr, eq, err, fnr, new_id, ok, op,  # noqa: E402
                      portal, run_tests)
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
@@ -113,7 +113,7 @@ def test_child_under_15_refused_and_parent_consents():
         eq((r["member"], r["representative"], r["kind"], r["scope"], r["registered_by"]),
            (CHILD_12, MOTHER, "parent", ["consent", "claims", "read"], "hanne"))
         # A parent's representation ends by itself on the 18th birthday.
-        eq((r["valid_from"], r["valid_until"], r["active"]), (T0, "2032-01-15T00:00:00Z", True))
+        eq((r["valid_from"], r["valid_until"], r["active"]), (T0, "2032-01-14T23:00:00Z", True))
         eq(sorted(r["evidence"]), ["kind", "sha256", "size"])
         eq(r["evidence"]["size"], len(CUSTODY))
         g = ok(consent(p, CHILD_12, by=MOTHER))
@@ -156,22 +156,23 @@ def test_parent_consent_lapses_on_15th_birthday_and_the_young_person_consents():
         c = create(p, CHILD_14, by=MOTHER)
         attach(p, CHILD_14, c["id"], by=MOTHER)
         g = ok(consent(p, CHILD_14, by=MOTHER))
-        # The portal sees it coming: it lapses on the 15th birthday.
+        # The portal sees it coming: it lapses on the 15th birthday, at
+        # midnight in Copenhagen (23:00 UTC the day before, in winter).
         eq((g["consent"]["valid_until"], g["consent"]["lapses_at"]),
-           ("2026-12-20T00:00:00Z", "2026-12-20T00:00:00Z"))
+           ("2026-12-19T23:00:00Z", "2026-12-19T23:00:00Z"))
         eq(ok(p.call({"op": "consent.get", "member": CHILD_14}))["consent"]["lapses_at"],
-           "2026-12-20T00:00:00Z")
+           "2026-12-19T23:00:00Z")
         eq(state(h, c["id"]), "in_review")
         ok(h.call({"op": "send", "id": new_id(), "claim": c["id"], "event": "decision.approved"}))
-        set_clock(h, "2026-12-19T23:59:59Z")
+        set_clock(h, "2026-12-19T22:59:59Z")
         eq(state(h, c["id"]), "approved")
-        set_clock(h, "2026-12-20T00:00:00Z")
+        set_clock(h, "2026-12-19T23:00:00Z")
         # The claim pauses; the event says why.
         eq(state(h, c["id"]), "consent_withdrawn")
         ev = history(h, c["id"])[-1]
         eq((ev["event"], ev["actor"], ev["by"], ev["channel"], ev["data"]),
            ("consent.expired", "system", None, "system",
-            {"reason": "age_15", "lapses_at": "2026-12-20T00:00:00Z"}))
+            {"reason": "age_15", "lapses_at": "2026-12-19T23:00:00Z"}))
         # Now 15: the mother can no longer consent for her...
         msg = err(consent(p, CHILD_14, by=MOTHER), "forbidden")
         eq(msg, "a member aged 15 to 17 must give consent themselves; a parent or guardian "
@@ -318,20 +319,21 @@ def test_representation_ends_on_the_18th_birthday():
         c = create(p, CHILD_17, treatment="chiropractic")
         r = ok(add(h, CHILD_17, MOTHER, "parent", ["claims", "read"],
                    valid_until="2030-01-01"))["representation"]
-        # Asked for longer: a parent's authority ends at 18 all the same.
-        eq(r["valid_until"], "2026-12-10T00:00:00Z")
+        # Asked for longer: a parent's authority ends at 18 all the same, at
+        # the birthday's local midnight (Copenhagen: 23:00 UTC in winter).
+        eq(r["valid_until"], "2026-12-09T23:00:00Z")
         ok(get(p, CHILD_17, c["id"], by=MOTHER))
         before = ok(h.call({"op": "stats"}))["timers"]["pending"]
-        set_clock(h, "2026-12-09T23:59:59Z")
+        set_clock(h, "2026-12-09T22:59:59Z")
         ok(get(p, CHILD_17, c["id"], by=MOTHER))
-        r = set_clock(h, "2026-12-10T00:00:00Z")
+        r = set_clock(h, "2026-12-09T23:00:00Z")
         check(r["fired"] >= 1, r)
         eq(ok(h.call({"op": "stats"}))["timers"]["pending"], before - 1)
         msg = err(get(p, CHILD_17, c["id"], by=MOTHER), "forbidden")
         check("no representation" in msg, msg)
         lst = ok(p.call({"op": "representation.list", "member": CHILD_17}))["representations"]
         eq([(x["active"], x["ended_at"], x["revoked_at"]) for x in lst],
-           [(False, "2026-12-10T00:00:00Z", None)])
+           [(False, "2026-12-09T23:00:00Z", None)])
         # An adult guardianship registered with its own end outlives the 18th.
         r = ok(add(op(d, "sofie"), CHILD_14, KIN, "guardian", ["read"],
                    valid_until="2031-01-01"))["representation"]
@@ -342,6 +344,34 @@ def test_representation_ends_on_the_18th_birthday():
         # Nor a child representing someone.
         msg = err(add(h, ADULT, CHILD_16, "attorney", ["read"]), "forbidden")
         eq(msg, "a representative must be 18 or over")
+
+
+def test_birthdays_begin_at_local_midnight():
+    """A member turns 18 at midnight where they live, not at 00:00 UTC: in
+    summer (CEST) that is 22:00 UTC the day before, for a Danish CPR in
+    Copenhagen and a Norwegian fødselsnummer in Oslo alike. Until then only
+    a parent may act; from then the member authorises a third party."""
+    dk = "1006094123"                                   # 10 June 2009
+    no = fnr(day=10, month=6, year=2009)
+
+    def grant(p, m):
+        return p.call({"op": "representation.grant", "id": new_id(), "member": m,
+                       "representative": FRIEND, "scope": ["read"], "valid_until": "2027-12-31"})
+
+    with Daemon(clock="2027-06-09T21:59:59Z") as d:
+        p, h = portal(d), op(d)
+        for m in (dk, no):
+            msg = err(grant(p, m), "forbidden")
+            eq(msg, "a member under 18 cannot authorise a third party; a parent or guardian "
+                    "acts for them")
+            r = ok(add(h, m, MOTHER, "parent", ["read"]))["representation"]
+            eq(r["valid_until"], "2027-06-09T22:00:00Z")
+        set_clock(h, "2027-06-09T22:00:00Z")
+        for m in (dk, no):
+            eq(ok(grant(p, m))["representation"]["kind"], "third_party")
+            lst = ok(p.call({"op": "representation.list", "member": m}))["representations"]
+            eq(sorted((x["kind"], x["active"]) for x in lst),
+               [("parent", False), ("third_party", True)])
 
 
 def test_claimctl_representation():
@@ -355,7 +385,7 @@ def test_claimctl_representation():
         eq(lines[0].split(), ["MEMBER", "REPRESENTATIVE", "KIND", "SCOPE", "VALID", "UNTIL",
                               "STATE"], out)
         eq(lines[1].split(), [CHILD_12[:6] + "XXXX", MOTHER[:6] + "XXXX", "parent",
-                              "consent,claims,read", "2032-01-15", "01:00", "active"], out)
+                              "consent,claims,read", "2032-01-15", "00:00", "active"], out)
         out = claimctl(d, "representation", "list", CHILD_12, "--json", "--reveal")
         got = json.loads(out)["representations"]
         eq([(x["member"], x["representative"], x["evidence"]["size"]) for x in got],

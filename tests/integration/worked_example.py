@@ -161,9 +161,10 @@ def reps():
              "coming (`lapses_at`):", p,
              {"op": "consent.give", "id": "portal-9c1e-0004", "member": girl,
                      "by": mother}, "P")
-        step("Her 15th birthday: the consent lapses and the claim pauses:", h,
+        step("Her 15th birthday begins (midnight in Copenhagen, 23:00 UTC): "
+             "the consent lapses and the claim pauses:", h,
              {"op": "clock.set", "id": "hanne-clock-3", "actor": "hanne",
-              "at": "2029-01-15T00:00:00Z"}, "O")
+              "at": "2029-01-14T23:00:00Z"}, "O")
         step("Her mother can no longer consent for her:", p,
              {"op": "consent.give", "id": "portal-9c1e-0005", "member": girl, "by": mother},
              "P")
