@@ -328,7 +328,9 @@ static int s_pid_field(cf_op_t *op, const char *key, char out[CF_PID_LEN],
 
 /* `valid_until`: a date (valid through that day, UTC) or an RFC 3339 time,
  * in the future.  *ret 0 when absent and not required. */
-static int s_until(cf_op_t *op, bool required, cf_time_t *ret)
+/* valid_until of member's representation: a date is the end of that day
+ * where the member lives (as their birthdays, above); a time is itself. */
+static int s_until(cf_op_t *op, const char *member, bool required, cf_time_t *ret)
 {
     const char *s;
     size_t n;
@@ -338,11 +340,14 @@ static int s_until(cf_op_t *op, bool required, cf_time_t *ret)
         return rc;
     int y;
     unsigned m, d;
-    if (cf_date_parse(s, n, &y, &m, &d) == 0)
-        *ret = (cf_days_from_civil(y, m, d) + 1) * 86400;
-    else if (cf_time_parse(s, n, ret) != 0)
+    if (cf_date_parse(s, n, &y, &m, &d) == 0) {
+        const cf_cal_t *cal = s_person_cal(op->b, member);
+        int64_t day = cf_days_from_civil(y, m, d);
+        *ret = cal ? cf_cal_end_of_day(cal, day) : (day + 1) * 86400;
+    } else if (cf_time_parse(s, n, ret) != 0) {
         return cf_op_fail(op, CF_EBADREQ, "field 'valid_until' must be a date (YYYY-MM-DD) or "
                           "an RFC 3339 time");
+    }
     if (*ret <= op->b->now)
         return cf_op_fail(op, CF_EBADREQ, "field 'valid_until' is not in the future");
     return 0;
@@ -549,7 +554,7 @@ int cf_op_rep_add(cf_op_t *op)
     if ((rc = s_pid_field(op, "member", r.member, mh)) != 0 ||
         (rc = s_pid_field(op, "representative", r.rep, rh)) != 0 ||
         (rc = cf_op_str(op, "kind", true, 32, &kind, &klen)) != 0 ||
-        (rc = s_scope_field(op, &r.scope)) != 0 || (rc = s_until(op, false, &r.valid_until)) != 0)
+        (rc = s_scope_field(op, &r.scope)) != 0 || (rc = s_until(op, r.member, false, &r.valid_until)) != 0)
         return rc;
     if ((r.kind = cf_rep_kind_find(kind, klen)) == CF_REP_NONE)
         return cf_op_fail(op, CF_EBADREQ, "field 'kind' must be one of parent, guardian, "
@@ -607,7 +612,7 @@ int cf_op_rep_grant(cf_op_t *op)
     unsigned char rh[CF_MEMBER_HASH_LEN];
     int rc;
     if ((rc = s_pid_field(op, "representative", r.rep, rh)) != 0 ||
-        (rc = s_scope_field(op, &r.scope)) != 0 || (rc = s_until(op, true, &r.valid_until)) != 0)
+        (rc = s_scope_field(op, &r.scope)) != 0 || (rc = s_until(op, op->member_pid, true, &r.valid_until)) != 0)
         return rc;
     if (op->has_by && !s_same(op->by_hash, op->member_hash))
         return cf_op_fail(op, CF_EFORBIDDEN, "only the member may authorise a third party; a "

@@ -223,7 +223,7 @@ def test_third_party_grant_scope_and_revoke():
                        "representative": FRIEND, "scope": ["read"],
                        "valid_until": "2027-06-30"}))["representation"]
         eq((r["kind"], r["registered_by"], r["valid_until"], r["evidence"]),
-           ("third_party", "member", "2027-07-01T00:00:00Z", None))
+           ("third_party", "member", "2027-06-30T22:00:00Z", None))
         # Used for get, and the member sees that read in the access log
         # (as a representative's, without the person id)...
         eq(ok(get(p, ADULT, c["id"], by=FRIEND))["claim"]["id"], c["id"])
@@ -337,7 +337,7 @@ def test_representation_ends_on_the_18th_birthday():
         # An adult guardianship registered with its own end outlives the 18th.
         r = ok(add(op(d, "sofie"), CHILD_14, KIN, "guardian", ["read"],
                    valid_until="2031-01-01"))["representation"]
-        eq(r["valid_until"], "2031-01-02T00:00:00Z")
+        eq(r["valid_until"], "2031-01-01T23:00:00Z")
         # Parents of adults, and third parties of children, are not a thing.
         err(add(h, ADULT, MOTHER, "parent", ["read"]), "forbidden")
         err(add(h, CHILD_14, FRIEND, "third_party", ["read"]), "forbidden")
