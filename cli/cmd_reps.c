@@ -59,6 +59,17 @@ static int s_scope(const char *s, char *buf, size_t cap, msgpack_object *items, 
     return n ? 0 : -1;
 }
 
+/* The kind, and "+decides" for a parent or guardian who decides for an
+ * assessed young person. */
+static const char *s_kind(const msgpack_object *r, char *out, size_t cap)
+{
+    char k[24];
+    const msgpack_object *d = cf_mp_get(r, "decides");
+    snprintf(out, cap, "%s%s", cf_cli_text(cf_mp_get(r, "kind"), k, sizeof k),
+             d && d->type == MSGPACK_OBJECT_BOOLEAN && d->via.boolean ? "+decides" : "");
+    return out;
+}
+
 static void s_row(const cf_cli_t *cli, cf_table_t *t, const msgpack_object *r)
 {
     char m[32], rep[32], kind[32], until[CF_CLI_TIMELEN], state[16], scope[96] = "";
@@ -77,7 +88,7 @@ static void s_row(const cf_cli_t *cli, cf_table_t *t, const msgpack_object *r)
     const char *cells[] = {
         cf_cli_text(cf_mp_get(r, "member"), m, sizeof m),
         cf_cli_text(cf_mp_get(r, "representative"), rep, sizeof rep),
-        cf_cli_text(cf_mp_get(r, "kind"), kind, sizeof kind),
+        s_kind(r, kind, sizeof kind),
         scope,
         cf_cli_time(cli, cf_mp_get(r, "valid_until"), until),
         state,
@@ -106,7 +117,9 @@ int cf_cmd_representation(int argc, char **argv)
         "Who may act for a member: register (add), end (revoke) or list representations.",
         "add registers REPRESENTATIVE for MEMBER with --kind, --scope and the\n"
         "--evidence document; a next_of_kin or guardian of an adult needs a\n"
-        "supervisor.  A parent's ends by itself on the member's 18th birthday.\n\n"
+        "supervisor.  A parent's ends by itself on the member's 18th birthday.\n"
+        "--decides registers a parent or guardian who decides for a member of\n"
+        "15-17 assessed unable to appreciate the decision (KIND shows +decides).\n\n"
         "examples:\n"
         "  claimctl representation add 1501145123 0103801234 --kind parent \\\n"
         "      --scope consent,claims,read --evidence custody.pdf --as hanne\n"
@@ -115,6 +128,7 @@ int cf_cmd_representation(int argc, char **argv)
         CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID | CF_CO_LOCAL, 2, 3};
     const char *kind = NULL, *scope = NULL, *evidence = NULL, *until = NULL;
     const char *ctype = "application/pdf", *evkind = NULL;
+    bool decides = false;
     const cf_opt_t opts[] = {
         {"kind", "K", "add: parent, guardian, next_of_kin, attorney or third_party", CF_OPT_STR, &kind, false},
         {"scope", "LIST", "add: what they may do, comma-separated: consent, claims, complaints, read", CF_OPT_STR, &scope, false},
@@ -122,6 +136,7 @@ int cf_cmd_representation(int argc, char **argv)
         {"content-type", "TYPE", "add: the evidence's content type (default application/pdf)", CF_OPT_STR, &ctype, false},
         {"evidence-kind", "NAME", "add: the evidence's kind (default evidence)", CF_OPT_STR, &evkind, false},
         {"valid-until", "DATE", "add: the last day it holds (YYYY-MM-DD); default until revoked, or the 18th birthday", CF_OPT_STR, &until, false},
+        {"decides", NULL, "add: a parent or guardian who decides for a member of 15-17 assessed unable to appreciate the decision (the assessment is the evidence)", CF_OPT_FLAG, &decides, false},
     };
     cf_cli_t cli;
     int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
@@ -183,6 +198,8 @@ int cf_cmd_representation(int argc, char **argv)
         cf_req_obj(&req, "evidence", ev);
         if (until)
             cf_req_str(&req, "valid_until", until);
+        if (decides)
+            cf_req_bool(&req, "decides", true);
     }
     if ((rc = cf_cli_call(&cli, &req, &rep)) != 0)
         goto out;

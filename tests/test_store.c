@@ -792,6 +792,19 @@ static void test_codecs_round_trip_and_hostile_bytes(void)
         CF_ASSERT(back.has_evidence && back.ev_size == 99 && back.ev_sha[31] == 0xab);
         CF_ASSERT_STR_EQ(back.ev_kind, "custody");
         CF_ASSERT_STR_EQ(back.registered_by, "hanne");
+        CF_ASSERT(!back.decides);
+        /* decides: an 11th element; a record without it is 10 long, as
+         * before, and the element must be a boolean. */
+        CF_ASSERT_INT_EQ((unsigned char)sb.data[0], 0x9a);
+        r.decides = true;
+        CF_ASSERT_INT_EQ(cf_rep_encode(&r, &sb), 0);
+        CF_ASSERT_INT_EQ((unsigned char)sb.data[0], 0x9b);
+        CF_ASSERT_INT_EQ(cf_rep_decode(sb.data, sb.size, &back), 0);
+        CF_ASSERT(back.decides);
+        sb.data[sb.size - 1] = (char)0x01;        /* true -> 1: not a boolean */
+        CF_ASSERT_INT_EQ(cf_rep_decode(sb.data, sb.size, &back), CF_EINTERNAL);
+        r.decides = false;
+        CF_ASSERT_INT_EQ(cf_rep_encode(&r, &sb), 0);
         CF_ASSERT_INT_EQ(cf_rep_decode(sb.data, sb.size - 1, &back), CF_EINTERNAL);
         CF_ASSERT_INT_EQ(cf_rep_decode("\x93\x01\x02\x03", 4, &back), CF_EINTERNAL);
         CF_ASSERT_STR_EQ(cf_rep_kind_name(CF_REP_THIRD_PARTY), "third_party");

@@ -437,7 +437,9 @@ class Client:
         """Operator: register a representation (kind parent, guardian,
         next_of_kin, attorney, third_party; scope a list of consent,
         claims, complaints, read) with its evidence document (bytes);
-        returns the representation map."""
+        decides=True for a parent or guardian who decides for a member of
+        15-17 assessed unable (the assessment as the evidence); returns the
+        representation map."""
         return self.call("representation.add", member=member, representative=representative,
                          kind=kind, scope=list(scope),
                          evidence={"content_type": content_type, "body": bytes(evidence)},

@@ -1272,7 +1272,7 @@ static const char *const k_page[] = {"after", "limit", NULL};
 static const char *const k_export[] = {"after", NULL};
 static const char *const k_consent_give[] = {"involved", NULL};
 static const char *const k_rep_add[] = {"representative", "kind", "scope", "valid_until",
-                                        "evidence", NULL};
+                                        "evidence", "decides", NULL};
 static const char *const k_rep_grant[] = {"representative", "scope", "valid_until", NULL};
 static const char *const k_rep_revoke[] = {"representative", NULL};
 

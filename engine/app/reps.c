@@ -181,6 +181,8 @@ cf_event_who_t cf_reps_who(const cf_op_t *op, const unsigned char *member)
     return w;
 }
 
+static int s_decider(cf_batch_t *b, const unsigned char *member, cf_rep_t *r);
+
 int cf_reps_consent_rule(cf_op_t *op, const char *member, const unsigned char *hash, bool give,
                          bool involved, cf_time_t *ret_lapses)
 {
@@ -196,10 +198,24 @@ int cf_reps_consent_rule(cf_op_t *op, const char *member, const unsigned char *h
         return cf_op_fail(op, CF_EBADREQ, "field 'involved' is for a member aged 15 to 17 "
                           "giving their own consent");
     if (age >= 15 && age < 18) {
-        if (!self)
+        /* Unless assessed unable (a representation that decides): then
+         * that parent or guardian consents, and the member does not. */
+        cf_rep_t r;
+        int rc = self ? s_decider(b, hash, &r) : cf_reps_get(b, hash, op->by_hash, &r);
+        bool decides = rc == 0 && r.decides && cf_reps_active(&r, b->now) &&
+                       (r.scope & CF_SCOPE_CONSENT);
+        if (rc != 0 && rc != CF_ENOTFOUND)
+            return cf_op_fail(op, rc, "the member's representations cannot be read");
+        if (self && decides)
+            return cf_op_fail(op, CF_EFORBIDDEN, "the member was assessed unable to appreciate "
+                              "the decision; their custodial parent or guardian must %s "
+                              "consent for them", verb);
+        if (!self && !decides)
             return cf_op_fail(op, CF_EFORBIDDEN, "a member aged 15 to 17 must %s consent "
                               "themselves; a parent or guardian cannot do it for them "
                               "(record the parents involved in 'involved')", verb);
+        /* The consent a deciding parent gives runs its year like any
+         * other; the parent's authority itself ends at 18 (rep_end). */
         return 0;
     }
     if (age < 15 && self)
@@ -260,6 +276,25 @@ static int s_keys(cf_batch_t *b, cf_db_t db, const unsigned char *prefix, s_keys
     memset(x, 0, sizeof *x);
     return cf_txn_scan(b->txn, db, prefix, CF_MEMBER_HASH_LEN, CF_MEMBER_HASH_LEN, s_collect, x);
 }
+
+/* The member's representation in force that decides for them (r), 0; or
+ * CF_ENOTFOUND when none does; or a store error. */
+static int s_decider(cf_batch_t *b, const unsigned char *member, cf_rep_t *r)
+{
+    s_keys_t x;
+    int rc = s_keys(b, CF_DB_REPS, member, &x);
+    int found = CF_ENOTFOUND;
+    for (size_t i = 0; rc == 0 && i < x.n && found != 0; i++) {
+        rc = cf_reps_get(b, member, x.keys[i] + CF_MEMBER_HASH_LEN, r);
+        if (rc == 0 && r->decides && cf_reps_active(r, b->now))
+            found = 0;
+        else if (rc == CF_ENOTFOUND)
+            rc = 0;
+    }
+    free(x.keys);
+    return rc != 0 ? rc : found;
+}
+
 
 int cf_reps_erase_member(cf_batch_t *b, const unsigned char *member)
 {
@@ -436,7 +471,7 @@ static void s_pack_time_or_nil(msgpack_packer *pk, cf_time_t t)
 
 static void s_pack_rep(msgpack_packer *pk, const cf_rep_t *r, cf_time_t now)
 {
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     cf_pack_str(pk, "member");
     cf_pack_str(pk, r->member);
     cf_pack_str(pk, "representative");
@@ -480,6 +515,11 @@ static void s_pack_rep(msgpack_packer *pk, const cf_rep_t *r, cf_time_t now)
                                ? r->valid_until : 0);
     cf_pack_str(pk, "active");
     if (cf_reps_active(r, now))
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    cf_pack_str(pk, "decides");
+    if (r->decides)
         msgpack_pack_true(pk);
     else
         msgpack_pack_false(pk);
@@ -563,6 +603,10 @@ int cf_op_rep_add(cf_op_t *op)
         return cf_op_fail(op, CF_EBADREQ, "field 'representative' names the member");
     if ((rc = s_evidence(op, &r, &ctype, &clen, &body)) != 0)
         return rc;
+    const msgpack_object *dec = cf_mp_get(op->req, "decides");
+    if (dec && dec->type != MSGPACK_OBJECT_BOOLEAN && dec->type != MSGPACK_OBJECT_NIL)
+        return cf_op_fail(op, CF_EBADREQ, "field 'decides' must be a boolean");
+    r.decides = dec && dec->type == MSGPACK_OBJECT_BOOLEAN && dec->via.boolean;
     int age = s_age(b, r.member);
     int rage = s_age(b, r.rep);
     if (age < 0)
@@ -598,6 +642,19 @@ int cf_op_rep_add(cf_op_t *op)
             return cf_op_fail(op, CF_EFORBIDDEN, "a member under 18 cannot be represented by "
                               "an attorney or third party; a parent or guardian acts for them");
         break;
+    }
+    /* Seed 001: a young person of 15-17 decides for themselves unless the
+     * healthcare professional assessed them unable to appreciate the
+     * decision; then the custodial parent decides.  The assessment is the
+     * evidence this registration rests on. */
+    if (r.decides) {
+        if (r.kind != CF_REP_PARENT && r.kind != CF_REP_GUARDIAN)
+            return cf_op_fail(op, CF_EBADREQ, "field 'decides' is for a parent or guardian");
+        if (age < 15 || adult)
+            return cf_op_fail(op, CF_EBADREQ, "field 'decides' is for a member aged 15 to 17 "
+                              "(under 15 a parent or guardian decides anyway)");
+        if (!(r.scope & CF_SCOPE_CONSENT))
+            return cf_op_fail(op, CF_EBADREQ, "field 'decides' needs 'consent' in 'scope'");
     }
     r.valid_from = b->now;
     snprintf(r.registered_by, sizeof r.registered_by, "%s", op->actor);

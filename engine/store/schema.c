@@ -825,7 +825,7 @@ int cf_rep_encode(const cf_rep_t *r, msgpack_sbuffer *sb)
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 10);
+    msgpack_pack_array(&pk, r->decides ? 11 : 10);
     cf_pack_str(&pk, r->member);
     cf_pack_str(&pk, r->rep);
     const char *kind = cf_rep_kind_name(r->kind);
@@ -853,6 +853,8 @@ int cf_rep_encode(const cf_rep_t *r, msgpack_sbuffer *sb)
     cf_pack_str(&pk, r->registered_by);
     s_pack_time_or_nil(&pk, r->revoked_at);
     s_pack_time_or_nil(&pk, r->ended_at);
+    if (r->decides)
+        msgpack_pack_true(&pk);
     return sb->data ? 0 : CF_EINTERNAL;
 }
 
@@ -898,6 +900,11 @@ int cf_rep_decode(const void *rec, size_t len, cf_rep_t *r)
         r->has_evidence = true;
     } else if (a[6].type != MSGPACK_OBJECT_NIL) {
         goto out;
+    }
+    if (up.data.via.array.size > 10) {
+        if (a[10].type != MSGPACK_OBJECT_BOOLEAN)
+            goto out;
+        r->decides = a[10].via.boolean;
     }
     rc = 0;
 out:

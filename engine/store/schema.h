@@ -301,6 +301,10 @@ typedef struct {
     unsigned char ev_sha[32];
     uint64_t ev_size;
     char registered_by[CF_NAME_MAX + 1];        /* an operator id, or "member" */
+    /* A member of 15-17 assessed unable to appreciate a decision (seed
+     * 001): this custodial parent or guardian decides, consent included,
+     * and the member does not.  Element 11 of the record (older: false). */
+    bool decides;
 } cf_rep_t;
 size_t cf_key_rep(unsigned char *k, const unsigned char *first, const unsigned char *second);
 /* 0 or CF_EINTERNAL. */

@@ -210,6 +210,51 @@ def test_16_year_old_consents_with_involved_parent_alone_refused():
         check("15 to 17" in msg, msg)
 
 
+def test_a_16_year_old_assessed_unable_the_parent_decides():
+    """Seed 001: a young person of 15-17 consents themselves unless the
+    healthcare professional assessed them unable to appreciate the
+    decision; then the custodial parent decides. The Health Team registers
+    the parent with `decides` and the assessment as evidence."""
+    with Daemon(clock=T0) as d:
+        p, h = portal(d), op(d)
+        # `decides` is for a parent or guardian of a member aged 15 to 17,
+        # with consent in scope, and must be a boolean.
+        eq(err(add(h, CHILD_14, MOTHER, "parent", ["consent"], decides=True), "bad_request"),
+           "field 'decides' is for a member aged 15 to 17 (under 15 a parent or guardian "
+           "decides anyway)")
+        eq(err(add(h, CHILD_16, MOTHER, "parent", ["claims"], decides=True), "bad_request"),
+           "field 'decides' needs 'consent' in 'scope'")
+        eq(err(add(op(d, "sofie"), CHILD_16, KIN, "next_of_kin", ["consent"], decides=True),
+               "bad_request"), "field 'decides' is for a parent or guardian")
+        eq(err(add(h, CHILD_16, MOTHER, "parent", ["consent"], decides="yes"), "bad_request"),
+           "field 'decides' must be a boolean")
+        r = ok(add(h, CHILD_16, MOTHER, "parent", ["consent", "claims", "read"], decides=True,
+                   evidence={"content_type": "application/pdf", "kind": "assessment",
+                             "body": b"%PDF-1.4 the doctor's assessment\n%%EOF\n"}))
+        eq((r["representation"]["decides"], r["representation"]["evidence"]["kind"]),
+           (True, "assessment"))
+        c = create(p, CHILD_16, treatment="chiropractic")
+        # The young person's own consent is refused, with the reason...
+        eq(err(consent(p, CHILD_16), "forbidden"),
+           "the member was assessed unable to appreciate the decision; their custodial parent "
+           "or guardian must give consent for them")
+        # ...and the deciding parent's is taken; the claim moves.
+        g = ok(consent(p, CHILD_16, by=MOTHER))
+        eq((g["consent"]["given_by"], g["moved"]), (MOTHER, [c["id"]]))
+        # The other parent, registered without `decides`, still may not.
+        ok(add(h, CHILD_16, FATHER, "parent", ["consent", "read"]))
+        check("15 to 17" in err(consent(p, CHILD_16, by=FATHER), "forbidden"))
+        lst = ok(p.call({"op": "representation.list", "member": CHILD_16}))["representations"]
+        eq(sorted((x["representative"], x["decides"]) for x in lst),
+           sorted([(MOTHER, True), (FATHER, False)]))
+        # Once the assessment's registration is revoked, she decides again.
+        ok(h.call({"op": "representation.revoke", "id": new_id(), "member": CHILD_16,
+                   "representative": MOTHER}))
+        check("15 to 17" in err(p.call({"op": "consent.withdraw", "id": new_id(),
+                                        "member": CHILD_16, "by": MOTHER}), "forbidden"))
+        ok(p.call({"op": "consent.withdraw", "id": new_id(), "member": CHILD_16}))
+
+
 def test_third_party_grant_scope_and_revoke():
     with Daemon(clock=T0) as d:
         p, h = portal(d), op(d)
@@ -394,6 +439,12 @@ def test_claimctl_representation():
         eq(out.splitlines()[1].split()[-1], "revoked", out)
         # The mother no longer acts for him.
         err(consent(portal(d), CHILD_12, by=MOTHER), "forbidden")
+        # --decides: the parent who decides for an assessed 16-year-old.
+        out = claimctl(d, "representation", "add", CHILD_16, FATHER, "--kind", "parent",
+                       "--scope", "consent,read", "--evidence", ev, "--evidence-kind",
+                       "assessment", "--decides")
+        eq(out.splitlines()[1].split()[2], "parent+decides", out)
+        ok(consent(portal(d), CHILD_16, by=FATHER))
 
 
 def test_claimctl_records_calls():
