@@ -170,6 +170,14 @@ int cf_cli_report(const cf_cli_t *cli, const cf_cli_failure_t *f);
  *                    node of the list led within the timeout. */
 int cf_cli_call(cf_cli_t *cli, const cf_req_t *req, msgpack_unpacked *reply);
 
+/* cmd_document.c: fetch the document base names (its op and identifying
+ * keys; offset and length are added per range) in ranges into out (NULL
+ * or "-": stdout; else out.partial renamed when complete), checked against
+ * sha (NULL: the SHA-256 the daemon's first reply names).  what names the
+ * command in messages.  An exit code. */
+int cf_cli_fetch_document(cf_cli_t *cli, const char *what, const cf_req_t *base,
+                          const char *sha, const char *out);
+
 /* The client side of CURVE for a socket, from --key/--server-key, or NULL
  * when CURVE is not asked for.  Borrowed from cli. */
 const cf_client_curve_t *cf_cli_curve(const cf_cli_t *cli, cf_client_curve_t *buf);

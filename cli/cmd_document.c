@@ -65,18 +65,35 @@ int cf_cmd_document(int argc, char **argv)
     if (rc >= 0)
         return rc;
     const char *claim = cli.args[0], *sha = cli.args[1];
-    FILE *f = NULL;
-    char *partial = NULL;
-    msgpack_unpacked rep;
-    msgpack_unpacked_init(&rep);
     if (!s_hex64(sha)) {
         rc = cf_cli_usage_error(&cli, "SHA256 must be 64 lower-case hex digits");
-        goto out;
+        cf_cli_fini(&cli);
+        return rc;
     }
+    cf_req_t base;
+    cf_req_init(&base, "document");
+    cf_req_str(&base, "claim", claim);
+    cf_req_str(&base, "sha256", sha);
+    rc = cf_cli_fetch_document(&cli, "document", &base, sha, out);
+    cf_cli_fini(&cli);
+    return rc;
+}
+
+int cf_cli_fetch_document(cf_cli_t *cli, const char *what, const cf_req_t *base,
+                          const char *sha, const char *out)
+{
+    int rc;
+    FILE *f = NULL;
+    char *partial = NULL;
+    char want[65] = "";
+    if (sha)
+        snprintf(want, sizeof want, "%s", sha);
+    msgpack_unpacked rep;
+    msgpack_unpacked_init(&rep);
     bool to_stdout = !out || strcmp(out, "-") == 0;
     if (!out && isatty(STDOUT_FILENO)) {
-        rc = cf_cli_usage_error(&cli, "stdout is a terminal: give -o FILE (or -o - to "
-                                      "write the bytes there anyway)");
+        rc = cf_cli_usage_error(cli, "stdout is a terminal: give -o FILE (or -o - to "
+                                     "write the bytes there anyway)");
         goto out;
     }
     if (to_stdout) {
@@ -84,52 +101,56 @@ int cf_cmd_document(int argc, char **argv)
     } else {
         if (asprintf(&partial, "%s.partial", out) < 0) {
             partial = NULL;
-            rc = cf_cli_fail(CF_EXIT_REFUSED, "document: out of memory");
+            rc = cf_cli_fail(CF_EXIT_REFUSED, "%s: out of memory", what);
             goto out;
         }
         if (!(f = fopen(partial, "wb"))) {
-            rc = cf_cli_fail(CF_EXIT_REFUSED, "document: cannot write %s: %s", partial,
+            rc = cf_cli_fail(CF_EXIT_REFUSED, "%s: cannot write %s: %s", what, partial,
                              strerror(errno));
             goto out;
         }
     }
     if (sodium_init() < 0) {
-        rc = cf_cli_fail(CF_EXIT_REFUSED, "document: libsodium cannot start");
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "%s: libsodium cannot start", what);
         goto out_partial;
     }
     crypto_hash_sha256_state h;
     crypto_hash_sha256_init(&h);
     uint64_t offset = 0, size = 0;
     for (;;) {
-        cf_req_t req;
-        cf_req_init(&req, "document");
-        cf_req_str(&req, "claim", claim);
-        cf_req_str(&req, "sha256", sha);
+        cf_req_t req = *base;
         cf_req_int(&req, "offset", (int64_t)offset);
         cf_req_int(&req, "length", S_RANGE);
         msgpack_unpacked_destroy(&rep);
         msgpack_unpacked_init(&rep);
-        if ((rc = cf_cli_call(&cli, &req, &rep)) != CF_EXIT_OK)
+        if ((rc = cf_cli_call(cli, &req, &rep)) != CF_EXIT_OK)
             goto out_partial;
         const msgpack_object *d = cf_mp_get(&rep.data, "document");
         const msgpack_object *body = d ? cf_mp_get(d, "body") : NULL;
         const msgpack_object *sz = d ? cf_mp_get(d, "size") : NULL;
+        const msgpack_object *dsha = d ? cf_mp_get(d, "sha256") : NULL;
         if (!body || body->type != MSGPACK_OBJECT_BIN || !sz ||
             sz->type != MSGPACK_OBJECT_POSITIVE_INTEGER || body->via.bin.size > S_RANGE) {
-            rc = cf_cli_fail(CF_EXIT_CONNECT, "document: claimflowd's reply holds no range "
-                                              "of the document");
+            rc = cf_cli_fail(CF_EXIT_CONNECT, "%s: claimflowd's reply holds no range of the "
+                                              "document", what);
             goto out_partial;
         }
-        if (offset == 0)
+        if (offset == 0) {
             size = sz->via.u64;
+            /* Without a SHA-256 to ask for, the one the daemon names is
+             * what the bytes must have. */
+            if (!want[0] && dsha && dsha->type == MSGPACK_OBJECT_STR &&
+                dsha->via.str.size == 64)
+                snprintf(want, sizeof want, "%.64s", dsha->via.str.ptr);
+        }
         if (sz->via.u64 != size || offset + body->via.bin.size > size) {
-            rc = cf_cli_fail(CF_EXIT_CONNECT, "document: claimflowd's ranges do not add up "
-                                              "to one document");
+            rc = cf_cli_fail(CF_EXIT_CONNECT, "%s: claimflowd's ranges do not add up to one "
+                                              "document", what);
             goto out_partial;
         }
         uint32_t n = body->via.bin.size;
         if (n && fwrite(body->via.bin.ptr, 1, n, f) != n) {
-            rc = cf_cli_fail(CF_EXIT_REFUSED, "document: cannot write %s: %s",
+            rc = cf_cli_fail(CF_EXIT_REFUSED, "%s: cannot write %s: %s", what,
                              to_stdout ? "stdout" : partial, strerror(errno));
             goto out_partial;
         }
@@ -138,8 +159,8 @@ int cf_cmd_document(int argc, char **argv)
         if (offset == size)
             break;
         if (n == 0) {
-            rc = cf_cli_fail(CF_EXIT_CONNECT, "document: claimflowd's range is empty before "
-                                              "the document's end");
+            rc = cf_cli_fail(CF_EXIT_CONNECT, "%s: claimflowd's range is empty before the "
+                                              "document's end", what);
             goto out_partial;
         }
     }
@@ -147,13 +168,13 @@ int cf_cmd_document(int argc, char **argv)
     char hex[2 * sizeof dig + 1];
     crypto_hash_sha256_final(&h, dig);
     sodium_bin2hex(hex, sizeof hex, dig, sizeof dig);
-    if (strcmp(hex, sha) != 0) {
-        rc = cf_cli_fail(CF_EXIT_CONNECT, "document: the bytes received have SHA-256 %s, not "
-                                          "the one asked for", hex);
+    if (strcmp(hex, want) != 0) {
+        rc = cf_cli_fail(CF_EXIT_CONNECT, "%s: the bytes received have SHA-256 %s, not the "
+                                          "document's", what, hex);
         goto out_partial;
     }
     if (fflush(f) != 0 || (!to_stdout && fsync(fileno(f)) != 0)) {
-        rc = cf_cli_fail(CF_EXIT_REFUSED, "document: cannot write %s: %s",
+        rc = cf_cli_fail(CF_EXIT_REFUSED, "%s: cannot write %s: %s", what,
                          to_stdout ? "stdout" : partial, strerror(errno));
         goto out_partial;
     }
@@ -161,11 +182,11 @@ int cf_cmd_document(int argc, char **argv)
         int cl = fclose(f);
         f = NULL;
         if (cl != 0 || rename(partial, out) != 0) {
-            rc = cf_cli_fail(CF_EXIT_REFUSED, "document: cannot write %s: %s", out,
+            rc = cf_cli_fail(CF_EXIT_REFUSED, "%s: cannot write %s: %s", what, out,
                              strerror(errno));
             goto out_partial;
         }
-        fprintf(stderr, "claimctl: document: %llu bytes written to %s, SHA-256 checked\n",
+        fprintf(stderr, "claimctl: %s: %llu bytes written to %s, SHA-256 checked\n", what,
                 (unsigned long long)size, out);
     }
     rc = CF_EXIT_OK;
@@ -178,6 +199,5 @@ out:
         fclose(f);
     free(partial);
     msgpack_unpacked_destroy(&rep);
-    cf_cli_fini(&cli);
     return rc;
 }

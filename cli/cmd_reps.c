@@ -113,8 +113,9 @@ static void s_print(const cf_cli_t *cli, const msgpack_object *list, uint32_t n)
 int cf_cmd_representation(int argc, char **argv)
 {
     static const cf_cmd_spec_t spec = {
-        "representation", "add|revoke|list MEMBER [REPRESENTATIVE]",
-        "Who may act for a member: register (add), end (revoke) or list representations.",
+        "representation", "add|revoke|list|evidence MEMBER [REPRESENTATIVE]",
+        "Who may act for a member: register (add), end (revoke), list representations, or "
+        "fetch the evidence one rests on.",
         "add registers REPRESENTATIVE for MEMBER with --kind, --scope and the\n"
         "--evidence document; a next_of_kin or guardian of an adult needs a\n"
         "supervisor.  A parent's ends by itself on the member's 18th birthday.\n"
@@ -124,11 +125,13 @@ int cf_cmd_representation(int argc, char **argv)
         "  claimctl representation add 1501145123 0103801234 --kind parent \\\n"
         "      --scope consent,claims,read --evidence custody.pdf --as hanne\n"
         "  claimctl representation list 1501145123 --as hanne\n"
-        "  claimctl representation revoke 1501145123 0103801234 --as hanne\n",
+        "  claimctl representation revoke 1501145123 0103801234 --as hanne\n"
+        "  claimctl representation evidence 1501145123 0103801234 -o custody.pdf --as aud\n",
         CF_CO_DAEMON | CF_CO_JSON | CF_CO_ID | CF_CO_LOCAL, 2, 3};
     const char *kind = NULL, *scope = NULL, *evidence = NULL, *until = NULL;
     const char *ctype = "application/pdf", *evkind = NULL;
     bool decides = false;
+    const char *out = NULL;
     const cf_opt_t opts[] = {
         {"kind", "K", "add: parent, guardian, next_of_kin, attorney or third_party", CF_OPT_STR, &kind, false},
         {"scope", "LIST", "add: what they may do, comma-separated: consent, claims, complaints, read", CF_OPT_STR, &scope, false},
@@ -137,22 +140,38 @@ int cf_cmd_representation(int argc, char **argv)
         {"evidence-kind", "NAME", "add: the evidence's kind (default evidence)", CF_OPT_STR, &evkind, false},
         {"valid-until", "DATE", "add: the last day it holds (YYYY-MM-DD); default until revoked, or the 18th birthday", CF_OPT_STR, &until, false},
         {"decides", NULL, "add: a parent or guardian who decides for a member of 15-17 assessed unable to appreciate the decision (the assessment is the evidence)", CF_OPT_FLAG, &decides, false},
+        {"output", "FILE", "evidence: write it to FILE (- for stdout); also -o FILE", CF_OPT_STR, &out, false},
     };
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "-o") == 0)
+            argv[i] = (char *)"--output";   /* as `claimctl document` */
     cf_cli_t cli;
     int rc = cf_cli_parse(&cli, &spec, opts, sizeof opts / sizeof opts[0], argc, argv);
     if (rc >= 0)
         return rc;
     const char *action = cli.args[0];
     bool add = strcmp(action, "add") == 0, revoke = strcmp(action, "revoke") == 0,
-         list = strcmp(action, "list") == 0;
+         list = strcmp(action, "list") == 0, evid = strcmp(action, "evidence") == 0;
     char *body = NULL, idbuf[40], sbuf[128];
     size_t blen = 0;
     msgpack_object items[8], sc, ev;
     msgpack_object_kv evkv[3];
     msgpack_unpacked rep;
     msgpack_unpacked_init(&rep);
-    if (!add && !revoke && !list) {
-        rc = cf_cli_usage_error(&cli, "'%s' is not add, revoke or list", action);
+    if (!add && !revoke && !list && !evid) {
+        rc = cf_cli_usage_error(&cli, "'%s' is not add, revoke, list or evidence", action);
+        goto out;
+    }
+    if (evid) {
+        if (cli.nargs != 3) {
+            rc = cf_cli_usage_error(&cli, "evidence takes MEMBER and REPRESENTATIVE");
+            goto out;
+        }
+        cf_req_t base;
+        cf_req_init(&base, "representation.evidence");
+        cf_req_str(&base, "member", cli.args[1]);
+        cf_req_str(&base, "representative", cli.args[2]);
+        rc = cf_cli_fetch_document(&cli, "representation evidence", &base, NULL, out);
         goto out;
     }
     if ((list && cli.nargs != 2) || (!list && cli.nargs != 3)) {

@@ -427,18 +427,87 @@ static int s_attach(cf_op_t *op)
  * most this per reply it asked for (docs/SECURITY.md). */
 #define CF_RANGE_MAX ((int64_t)256 << 10)
 
+/* The reply's "document" for the stored body of sha: kind, content_type,
+ * sha256, size and the body - whole up to a page, or the range 'offset'
+ * and 'length' of the request asked for.  One reader for a claim's
+ * documents and a representation's evidence.  0 or an error recorded. */
+static int s_document_reply(cf_op_t *op, const unsigned char sha[32], const char *kind,
+                            uint64_t size)
+{
+    int64_t offset, length;
+    bool ranged = cf_mp_get(op->req, "offset") || cf_mp_get(op->req, "length");
+    int rc;
+    if ((rc = cf_op_int(op, "offset", 0, INT64_MAX, 0, &offset)) != 0 ||
+        (rc = cf_op_int(op, "length", 1, CF_RANGE_MAX, CF_RANGE_MAX, &length)) != 0)
+        return rc;
+    cf_bytes_t v;
+    rc = cf_txn_get(op->b->txn, CF_DB_DOCS, sha, 32, &v);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    if (rc != 0 || cf_mpcheck(v.data, v.len, NULL) != 0 ||
+        msgpack_unpack_next(&up, v.data, v.len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 2) {
+        msgpack_unpacked_destroy(&up);
+        return cf_op_fail(op, rc == CF_ENOTFOUND ? CF_ENOTFOUND : CF_EINTERNAL,
+                          "the document cannot be read");
+    }
+    const msgpack_object *body = &up.data.via.array.ptr[1];
+    if (body->type != MSGPACK_OBJECT_BIN) {
+        msgpack_unpacked_destroy(&up);
+        return cf_op_fail(op, CF_EINTERNAL, "the document cannot be read");
+    }
+    /* A whole body in one reply only up to a page's size: a client that
+     * asks for 10 MiB documents and does not read would make the daemon
+     * queue 10 MiB a reply (docs/RELIABILITY.md, "Bounds"); ranges exist. */
+    if (!ranged && body->via.bin.size > CF_PAGE_BYTES) {
+        uint32_t n = body->via.bin.size;
+        msgpack_unpacked_destroy(&up);
+        return cf_op_fail(op, CF_ETOOLARGE, "the document is %u bytes, more than a reply "
+                          "holds (%zu): read it in ranges ('offset', 'length' up to %lld)",
+                          n, CF_PAGE_BYTES, (long long)CF_RANGE_MAX);
+    }
+    if (ranged && (uint64_t)offset > body->via.bin.size) {
+        uint32_t n = body->via.bin.size;     /* (up's zone goes first) */
+        msgpack_unpacked_destroy(&up);
+        return cf_op_fail(op, CF_EBADREQ, "field 'offset' is past the document's end (%u bytes)",
+                          n);
+    }
+    char hex[65];
+    cf_hex(sha, 32, hex);
+    cf_op_key(op, "document");
+    msgpack_pack_map(&op->pk, ranged ? 6 : 5);
+    cf_pack_str(&op->pk, "kind");
+    cf_pack_str(&op->pk, kind);
+    cf_pack_str(&op->pk, "content_type");
+    msgpack_pack_object(&op->pk, up.data.via.array.ptr[0]);
+    cf_pack_str(&op->pk, "sha256");
+    cf_pack_str(&op->pk, hex);
+    cf_pack_str(&op->pk, "size");
+    msgpack_pack_uint64(&op->pk, size);
+    cf_pack_str(&op->pk, "body");
+    if (ranged) {
+        /* [offset, offset + length) of the body, cut at its end. */
+        size_t left = body->via.bin.size - (size_t)offset;
+        size_t n = left < (size_t)length ? left : (size_t)length;
+        msgpack_pack_bin(&op->pk, n);
+        msgpack_pack_bin_body(&op->pk, body->via.bin.ptr + offset, n);
+        cf_pack_str(&op->pk, "offset");
+        msgpack_pack_uint64(&op->pk, (uint64_t)offset);
+    } else {
+        msgpack_pack_object(&op->pk, *body);
+    }
+    msgpack_unpacked_destroy(&up);
+    return 0;
+}
+
 static int s_document(cf_op_t *op)
 {
     const char *hex;
     size_t hlen;
     unsigned char sha[32];
-    int64_t offset, length;
     int rc = cf_op_str(op, "sha256", true, 64, &hex, &hlen);
     if (rc != 0)
-        return rc;
-    bool ranged = cf_mp_get(op->req, "offset") || cf_mp_get(op->req, "length");
-    if ((rc = cf_op_int(op, "offset", 0, INT64_MAX, 0, &offset)) != 0 ||
-        (rc = cf_op_int(op, "length", 1, CF_RANGE_MAX, CF_RANGE_MAX, &length)) != 0)
         return rc;
     if (cf_unhex(hex, hlen, sha, 32) != 0)
         return cf_op_fail(op, CF_EBADREQ, "field 'sha256' must be 64 lower-case hex digits");
@@ -453,74 +522,48 @@ static int s_document(cf_op_t *op)
         cf_claim_fini(&c);
         return cf_op_fail(op, CF_ENOTFOUND, "the claim holds no document with that sha256");
     }
-    /* The access-log entry first: the body below is borrowed from the
-     * store, valid only until the transaction's next write (store.h). */
+    /* The access-log entry first: the body the reply copies is borrowed
+     * from the store, valid only until the transaction's next write
+     * (store.h). */
     if ((rc = cf_op_audit_one(op, "document", &c)) != 0) {
         cf_claim_fini(&c);
         return rc;
     }
-    cf_bytes_t v;
-    rc = cf_txn_get(op->b->txn, CF_DB_DOCS, sha, 32, &v);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    if (rc != 0 || cf_mpcheck(v.data, v.len, NULL) != 0 ||
-        msgpack_unpack_next(&up, v.data, v.len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 2) {
-        msgpack_unpacked_destroy(&up);
-        cf_claim_fini(&c);
-        return cf_op_fail(op, rc == CF_ENOTFOUND ? CF_ENOTFOUND : CF_EINTERNAL,
-                          "the document cannot be read");
-    }
-    const msgpack_object *body = &up.data.via.array.ptr[1];
-    if (body->type != MSGPACK_OBJECT_BIN) {
-        msgpack_unpacked_destroy(&up);
-        cf_claim_fini(&c);
-        return cf_op_fail(op, CF_EINTERNAL, "the document cannot be read");
-    }
-    /* A whole body in one reply only up to a page's size: a client that
-     * asks for 10 MiB documents and does not read would make the daemon
-     * queue 10 MiB a reply (docs/RELIABILITY.md, "Bounds"); ranges exist. */
-    if (!ranged && body->via.bin.size > CF_PAGE_BYTES) {
-        uint32_t size = body->via.bin.size;
-        msgpack_unpacked_destroy(&up);
-        cf_claim_fini(&c);
-        return cf_op_fail(op, CF_ETOOLARGE, "the document is %u bytes, more than a reply "
-                          "holds (%zu): read it in ranges ('offset', 'length' up to %lld)",
-                          size, CF_PAGE_BYTES, (long long)CF_RANGE_MAX);
-    }
-    if (ranged && (uint64_t)offset > body->via.bin.size) {
-        uint32_t size = body->via.bin.size;     /* (up's zone goes first) */
-        msgpack_unpacked_destroy(&up);
-        cf_claim_fini(&c);
-        return cf_op_fail(op, CF_EBADREQ, "field 'offset' is past the document's end (%u bytes)",
-                          size);
-    }
-    cf_op_key(op, "document");
-    msgpack_pack_map(&op->pk, ranged ? 6 : 5);
-    cf_pack_str(&op->pk, "kind");
-    cf_pack_str(&op->pk, d->kind);
-    cf_pack_str(&op->pk, "content_type");
-    msgpack_pack_object(&op->pk, up.data.via.array.ptr[0]);
-    cf_pack_str(&op->pk, "sha256");
-    cf_pack_strn(&op->pk, hex, hlen);
-    cf_pack_str(&op->pk, "size");
-    msgpack_pack_uint64(&op->pk, d->size);
-    cf_pack_str(&op->pk, "body");
-    if (ranged) {
-        /* [offset, offset + length) of the body, cut at its end. */
-        size_t left = body->via.bin.size - (size_t)offset;
-        size_t n = left < (size_t)length ? left : (size_t)length;
-        msgpack_pack_bin(&op->pk, n);
-        msgpack_pack_bin_body(&op->pk, body->via.bin.ptr + offset, n);
-        cf_pack_str(&op->pk, "offset");
-        msgpack_pack_uint64(&op->pk, (uint64_t)offset);
-    } else {
-        msgpack_pack_object(&op->pk, *body);
-    }
-    msgpack_unpacked_destroy(&up);
+    char kind[sizeof d->kind];
+    memcpy(kind, d->kind, sizeof kind);
+    uint64_t size = d->size;
     cf_claim_fini(&c);
-    return 0;
+    return s_document_reply(op, sha, kind, size);
+}
+
+/* representation.evidence: the document a representation rests on (the
+ * custody papers, a power of attorney, an assessment), for the operators
+ * who check it.  The dispatcher's access-log entry names the member. */
+static int s_rep_evidence(cf_op_t *op)
+{
+    const char *names[2] = {"member", "representative"};
+    unsigned char hash[2][CF_MEMBER_HASH_LEN];
+    for (int i = 0; i < 2; i++) {
+        const char *s;
+        size_t n;
+        char canon[12];
+        int rc = cf_op_str(op, names[i], true, 32, &s, &n);
+        if (rc != 0)
+            return rc;
+        if (cf_pid_canonical(s, n, canon) != 0)
+            return cf_op_fail(op, CF_EBADREQ, "field '%s' is not a valid person id", names[i]);
+        cf_claims_member_hash(op->b, canon, hash[i]);
+    }
+    cf_rep_t r;
+    int rc = cf_reps_get(op->b, hash[0], hash[1], &r);
+    if (rc == CF_ENOTFOUND)
+        return cf_op_fail(op, CF_ENOTFOUND, "no representation of the member by that person");
+    if (rc != 0)
+        return cf_op_fail(op, rc, "the member's representations cannot be read");
+    if (!r.has_evidence)
+        return cf_op_fail(op, CF_ENOTFOUND, "the representation has no evidence document (a "
+                          "member's own grant)");
+    return s_document_reply(op, r.ev_sha, r.ev_kind, r.ev_size);
 }
 
 /* =========================================================== consent === */
@@ -1275,6 +1318,7 @@ static const char *const k_rep_add[] = {"representative", "kind", "scope", "vali
                                         "evidence", "decides", NULL};
 static const char *const k_rep_grant[] = {"representative", "scope", "valid_until", NULL};
 static const char *const k_rep_revoke[] = {"representative", NULL};
+static const char *const k_rep_evidence[] = {"representative", "offset", "length", NULL};
 
 #define R_CALL (CF_ROLE_HANDLER | CF_ROLE_SUPERVISOR)
 #define S_HANDLER CF_OPSCOPE_HANDLER
@@ -1325,6 +1369,8 @@ static const cf_op_def_t s_ops[] = {
      k_rep_revoke, S_HANDLER, 0, true},
     {"representation.list", cf_op_rep_list, EP_BOTH, R_READ, false, true, NULL, S_HANDLER, 0,
      true},
+    {"representation.evidence", s_rep_evidence, CF_OPEP_OPERATOR, R_ANY_OP, false, false,
+     k_rep_evidence, 0, 0, true},
 };
 
 const cf_op_def_t *cf_op_find(const char *name, size_t len)

@@ -331,6 +331,40 @@ def test_complaints_scope_follows_the_workflow():
                 "complaints, read)")
 
 
+def test_operators_read_the_evidence():
+    """representation.evidence: the document a representation rests on, for
+    the operators who check it (handler, supervisor, auditor), whole or in
+    ranges, each read in the access log."""
+    with Daemon(clock=T0) as d:
+        p, h, a = portal(d), op(d), op(d, "aud")
+        ok(add(h, CHILD_12, MOTHER, "parent", ["consent", "read"]))
+        got = ok(a.call({"op": "representation.evidence", "member": CHILD_12,
+                         "representative": MOTHER}))["document"]
+        eq((got["kind"], got["content_type"], got["size"], got["body"]),
+           ("evidence", "application/pdf", len(CUSTODY), CUSTODY))
+        part = ok(h.call({"op": "representation.evidence", "member": CHILD_12,
+                          "representative": MOTHER, "offset": 4, "length": 6}))["document"]
+        eq((part["body"], part["offset"]), (CUSTODY[4:10], 4))
+        # A member's own grant has none; an unknown pair is not found.
+        ok(p.call({"op": "representation.grant", "id": new_id(), "member": ADULT,
+                   "representative": FRIEND, "scope": ["read"], "valid_until": "2027-06-30"}))
+        eq(err(h.call({"op": "representation.evidence", "member": ADULT,
+                       "representative": FRIEND}), "not_found"),
+           "the representation has no evidence document (a member's own grant)")
+        eq(err(h.call({"op": "representation.evidence", "member": ADULT,
+                       "representative": MOTHER}), "not_found"),
+           "no representation of the member by that person")
+        eq(err(h.call({"op": "representation.evidence", "member": "not-an-id",
+                       "representative": MOTHER}), "bad_request"),
+           "field 'member' is not a valid person id")
+        # Operators only.
+        eq(err(p.call({"op": "representation.evidence", "member": CHILD_12,
+                       "representative": MOTHER}), "forbidden"),
+           "op 'representation.evidence' is not served on the portal endpoint")
+        log = ok(a.call({"op": "audit", "operator": "aud"}))["entries"]
+        check(any(x["op"] == "representation.evidence" for x in log), log)
+
+
 def test_next_of_kin_needs_a_supervisor():
     with Daemon(clock=T0) as d:
         p, h, s = portal(d), op(d), op(d, "sofie")
@@ -435,6 +469,12 @@ def test_claimctl_representation():
         got = json.loads(out)["representations"]
         eq([(x["member"], x["representative"], x["evidence"]["size"]) for x in got],
            [(CHILD_12, MOTHER, len(CUSTODY))])
+        # The evidence back, in ranges, SHA-256 checked, into a file.
+        got = os.path.join(d.tmp, "back.pdf")
+        claimctl(d, "representation", "evidence", CHILD_12, MOTHER, "-o", got)
+        with open(got, "rb") as f:
+            eq(f.read(), CUSTODY)
+        check(not os.path.exists(got + ".partial"))
         out = claimctl(d, "representation", "revoke", CHILD_12, MOTHER)
         eq(out.splitlines()[1].split()[-1], "revoked", out)
         # The mother no longer acts for him.
