@@ -119,6 +119,7 @@ static void s_settle(double built_seconds)
 /* Add one round's figures to the phase's. */
 static void s_merge(bench_load_t *into, bench_load_t *from)
 {
+    bool first = into->rounds == 0;
     for (size_t i = 0; i < from->lat.n; i++)
         bench_lat_add(&into->lat, from->lat.v[i]);
     for (int k = 0; k < BENCH_K__COUNT; k++)
@@ -154,7 +155,6 @@ static void s_merge(bench_load_t *into, bench_load_t *from)
     into->bench_cpu += from->bench_cpu;
     if (from->daemon_hwm_kib > into->daemon_hwm_kib)
         into->daemon_hwm_kib = from->daemon_hwm_kib;
-    bool first = into->loop_batches == 0 && !into->has_loop;
     into->has_loop = (first || into->has_loop) && from->has_loop;
     for (int k = 0; k < 7; k++)
         into->loop_us[k] += from->loop_us[k];

@@ -700,16 +700,27 @@ int cf_claims_notify(cf_batch_t *b, const unsigned char *hash, const char *event
 
 /* ========================================================== documents === */
 
+/* *refs: the references to document sha (0: none).  0 or an error. */
+static int s_doc_refs(cf_batch_t *b, const unsigned char sha[32], uint32_t *refs)
+{
+    cf_bytes_t v;
+    *refs = 0;
+    int rc = cf_txn_get(b->txn, CF_DB_DOC_REFS, sha, 32, &v);
+    if (rc == 0 && v.len == CF_DOCREFS_LEN)
+        *refs = cf_be32_get(v.data);
+    else if (rc != CF_ENOTFOUND)
+        return rc ? rc : CF_EINTERNAL;
+    return 0;
+}
+
 int cf_claims_doc_ref(cf_batch_t *b, const unsigned char sha[32], const char *ctype,
                       size_t clen, const void *body, size_t blen)
 {
+    uint32_t refs;
+    int rc = s_doc_refs(b, sha, &refs);
+    if (rc != 0)
+        return rc;
     cf_bytes_t v;
-    uint32_t refs = 0;
-    int rc = cf_txn_get(b->txn, CF_DB_DOC_REFS, sha, 32, &v);
-    if (rc == 0 && v.len == CF_DOCREFS_LEN)
-        refs = cf_be32_get(v.data);
-    else if (rc != CF_ENOTFOUND)
-        return rc ? rc : CF_EINTERNAL;
     unsigned char rb[CF_DOCREFS_LEN];
     cf_be32_put(rb, refs + 1);
     if ((rc = cf_txn_put(b->txn, CF_DB_DOC_REFS, sha, 32, rb, sizeof rb)) != 0)
@@ -728,13 +739,10 @@ int cf_claims_doc_ref(cf_batch_t *b, const unsigned char sha[32], const char *ct
 
 int cf_claims_doc_unref(cf_batch_t *b, const unsigned char sha[32])
 {
-    cf_bytes_t v;
-    uint32_t refs = 0;
-    int rc = cf_txn_get(b->txn, CF_DB_DOC_REFS, sha, 32, &v);
-    if (rc == 0 && v.len == CF_DOCREFS_LEN)
-        refs = cf_be32_get(v.data);
-    else if (rc != CF_ENOTFOUND)
-        return rc ? rc : CF_EINTERNAL;
+    uint32_t refs;
+    int rc = s_doc_refs(b, sha, &refs);
+    if (rc != 0)
+        return rc;
     if (refs > 1) {
         unsigned char rb[CF_DOCREFS_LEN];
         cf_be32_put(rb, refs - 1);

@@ -295,7 +295,6 @@ static int s_decider(cf_batch_t *b, const unsigned char *member, cf_rep_t *r)
     return rc != 0 ? rc : found;
 }
 
-
 int cf_reps_erase_member(cf_batch_t *b, const unsigned char *member)
 {
     s_keys_t x;
@@ -361,10 +360,9 @@ static int s_pid_field(cf_op_t *op, const char *key, char out[CF_PID_LEN],
     return 0;
 }
 
-/* `valid_until`: a date (valid through that day, UTC) or an RFC 3339 time,
- * in the future.  *ret 0 when absent and not required. */
-/* valid_until of member's representation: a date is the end of that day
- * where the member lives (as their birthdays, above); a time is itself. */
+/* `valid_until` of member's representation: a date (valid through that
+ * day where the member lives, as their birthdays above) or an RFC 3339
+ * time, in the future.  *ret 0 when absent and not required. */
 static int s_until(cf_op_t *op, const char *member, bool required, cf_time_t *ret)
 {
     const char *s;

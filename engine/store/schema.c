@@ -16,6 +16,15 @@
 #include "cf_err.h"
 #include "mpcheck.h"
 
+/* One stored record into up (initialised by the caller): checked first, so
+ * no count the bytes claim is believed before it is bounded. */
+static bool s_unpack(msgpack_unpacked *up, const void *rec, size_t len)
+{
+    size_t off = 0;
+    return cf_mpcheck(rec, len, NULL) == 0 &&
+           msgpack_unpack_next(up, rec, len, &off) == MSGPACK_UNPACK_SUCCESS;
+}
+
 static bool s_str(const msgpack_object *o, char *out, size_t cap)
 {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap)
@@ -145,9 +154,7 @@ int cf_claim_decode(const void *bytes, size_t len, cf_wf_resolve_fn resolve,
     memcpy(c->raw, bytes, len);
     msgpack_unpacked_init(&c->up);
     c->has_up = true;
-    size_t off = 0;
-    if (cf_mpcheck(c->raw, len, NULL) != 0 ||
-        msgpack_unpack_next(&c->up, c->raw, len, &off) != MSGPACK_UNPACK_SUCCESS)
+    if (!s_unpack(&c->up, c->raw, len))
         goto corrupt;
     const msgpack_object *r = &c->up.data;
     /* 13 elements: a record from before the country, 14: before the owner
@@ -379,10 +386,8 @@ int cf_event_pack_reply(msgpack_packer *pk, const char *claim_id, const char *wo
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    size_t off = 0;
     int err = CF_EINTERNAL;
-    if (cf_mpcheck(rec, len, NULL) != 0 ||
-        msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS)
+    if (!s_unpack(&up, rec, len))
         goto out;
     const msgpack_object *r = &up.data;
     if (r->type != MSGPACK_OBJECT_ARRAY ||
@@ -735,12 +740,11 @@ int cf_consent_decode(const void *rec, size_t len, cf_consent_t *c)
         return 0;
     /* Who gave it (since issue 15). */
     const char *t = (const char *)rec + CF_CONSENT_REC_LEN;
-    size_t tl = len - CF_CONSENT_REC_LEN, off = 0;
+    size_t tl = len - CF_CONSENT_REC_LEN;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     int rc = CF_EINTERNAL;
-    if (cf_mpcheck(t, tl, NULL) != 0 ||
-        msgpack_unpack_next(&up, t, tl, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (!s_unpack(&up, t, tl) ||
         up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size < 5)
         goto out;
     const msgpack_object *a = up.data.via.array.ptr;
@@ -869,10 +873,8 @@ int cf_rep_decode(const void *rec, size_t len, cf_rep_t *r)
     memset(r, 0, sizeof *r);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    size_t off = 0;
     int rc = CF_EINTERNAL;
-    if (cf_mpcheck(rec, len, NULL) != 0 ||
-        msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (!s_unpack(&up, rec, len) ||
         up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size < 10)
         goto out;
     const msgpack_object *a = up.data.via.array.ptr;
@@ -979,10 +981,8 @@ int cf_audit_decode(const void *rec, size_t len, cf_audit_rec_t *r)
 {
     memset(r, 0, sizeof *r);
     msgpack_unpacked_init(&r->up);
-    size_t off = 0;
     int64_t at;
-    if (cf_mpcheck(rec, len, NULL) != 0 ||
-        msgpack_unpack_next(&r->up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (!s_unpack(&r->up, rec, len) ||
         r->up.data.type != MSGPACK_OBJECT_ARRAY || r->up.data.via.array.size < 4)
         return CF_EINTERNAL;
     const msgpack_object *a = r->up.data.via.array.ptr;
@@ -1061,10 +1061,8 @@ int cf_event_strip(const void *rec, size_t len, msgpack_sbuffer *sb, bool *chang
     *changed = false;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    size_t off = 0;
     int rc = CF_EINTERNAL;
-    if (cf_mpcheck(rec, len, NULL) != 0 ||
-        msgpack_unpack_next(&up, rec, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (!s_unpack(&up, rec, len) ||
         up.data.type != MSGPACK_OBJECT_ARRAY ||
         (up.data.via.array.size != 7 && up.data.via.array.size != 10))
         goto out;
